@@ -1,0 +1,47 @@
+"""Session-memoised generated videos and the shared-fixture locator for the codec tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vidsel.synth import SynthInfo, make_video
+
+W, H, N = 320, 240, 90
+
+
+def shared_dir() -> Path:
+    env = os.environ.get("VIDSEL_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
+
+
+def fixture_path(rel: str) -> Path:
+    """A file under ../shared/fixtures, skipping the test when it is absent."""
+    p = shared_dir() / "fixtures" / rel
+    if not p.exists():
+        pytest.skip(f"shared fixture {rel} not available")
+    return p
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SynthInfo]:
+    """Small generated clips with known content (generated once per session)."""
+    d = tmp_path_factory.mktemp("codec_videos")
+    specs = {
+        "box": dict(scene="moving_box", codec="libx264"),
+        "cut": dict(scene="scene_cut", codec="libx264"),
+        "pan": dict(scene="pan", codec="libx264", pan_px=3),
+        "multi": dict(scene="multi_scene", codec="libx264", n_scenes=3, num_frames=120),
+        "mpeg4": dict(scene="moving_box", codec="mpeg4"),
+        "hevc": dict(scene="moving_box", codec="libx265"),
+        "vp9": dict(scene="moving_box", codec="libvpx-vp9"),
+    }
+    out = {}
+    for name, kw in specs.items():
+        suffix = {"mpeg4": ".avi", "vp9": ".webm"}.get(name, ".mp4")
+        args: dict = dict(num_frames=N, width=W, height=H)
+        args.update(kw)
+        out[name] = make_video(d / f"{name}{suffix}", **args)
+    return out

@@ -1,0 +1,89 @@
+"""Packet index and motion-vector extraction on generated videos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidsel.codec import MotionFields, PacketIndex, motion_vectors, packet_index
+from vidsel.errors import InvalidArgumentError, UnsupportedCodecError
+from vidsel.io import VideoReader
+from vidsel.synth import box_position
+
+
+def test_packet_index_matches_reader(videos):
+    info = videos["box"]
+    idx = packet_index(info.path)
+    assert isinstance(idx, PacketIndex)
+    assert idx.num_frames == info.num_frames
+    assert idx.pict_type_source == "bitstream"
+    counts = idx.type_counts()
+    assert counts["I"] == 3 and counts["B"] > 0  # gop 30 over 90 frames, B-frames on
+    assert idx.gop_starts.tolist() == [0, 30, 60]
+    assert np.all(np.diff(idx.seconds) > 0)
+    # I-frames cost the most bits
+    assert idx.size[idx.pict_type == "I"].min() > np.median(idx.size[idx.pict_type != "I"])
+    assert set(np.unique(idx.gop_index).tolist()) == {0, 1, 2}
+    with VideoReader(info.path) as r:
+        np.testing.assert_allclose(idx.seconds, r.metadata.timestamps_s)
+        assert idx.gop_starts.tolist() == r.metadata.keyframe_indices.tolist()
+    assert "PacketIndex(" in repr(idx) and "int64[90]" in repr(idx)
+    assert idx.to_dict()["num_frames"] == 90
+
+
+@pytest.mark.parametrize("name", ["hevc", "vp9", "mpeg4"])
+def test_packet_index_other_codecs(videos, name):
+    idx = packet_index(videos[name].path)
+    assert idx.num_frames == videos[name].num_frames
+    assert idx.pict_type[0] == "I"
+    expected = "bitstream" if name == "mpeg4" else "inferred"
+    assert idx.pict_type_source == expected
+
+
+def test_motion_vectors_point_along_motion(videos):
+    info = videos["box"]
+    mf = motion_vectors(info.path)
+    assert isinstance(mf, MotionFields)
+    assert mf.grid == (15, 20) and mf.block == 16
+    assert set(mf.pict_type.tolist()) <= {"I", "P"}  # I+P decode by default
+    y0, _ = box_position(0, info.num_frames, info.width, info.height, info.box_size)
+    rows = slice(y0 // 16 + 1, (y0 + info.box_size) // 16 - 1)
+    p_frames = np.flatnonzero(mf.pict_type == "P")
+    mag = mf.magnitude()
+    for t in p_frames[1:]:
+        f = int(mf.frame_indices[t])
+        _, x = box_position(f, info.num_frames, info.width, info.height, info.box_size)
+        cols = slice(x // 16 + 1, (x + info.box_size) // 16)
+        box_flow = mf.flow[t, rows, cols]
+        moving = np.hypot(box_flow[..., 0], box_flow[..., 1]) > 1
+        if moving.any():
+            assert np.median(box_flow[moving][:, 0]) > 1.0  # rightwards
+            assert abs(np.median(box_flow[moving][:, 1])) < 1.0
+        # the static background barely moves
+        assert np.median(mag[t]) < 0.5
+    assert mf.intra_share[mf.pict_type == "I"].min() == 1.0
+
+
+def test_pan_vectors_follow_the_camera(videos):
+    mf = motion_vectors(videos["pan"].path)
+    p = mf.pict_type == "P"
+    mean = mf.mean_flow()[p][1:]
+    # the background moves left (content shifts by -pan_px per frame)
+    assert np.median(mean[:, 0]) < -1.0
+
+
+def test_cut_shows_as_intra(videos):
+    info = videos["cut"]
+    mf = motion_vectors(info.path, frames="ip")
+    cut = info.cut_frames[0]
+    # the first P-frame at or after the cut predicts from the old scene: mostly intra
+    t = int(np.flatnonzero((mf.frame_indices >= cut) & (mf.pict_type == "P"))[0])
+    others = np.delete(mf.intra_share, [t, *np.flatnonzero(mf.pict_type == "I")])
+    assert mf.intra_share[t] > max(0.3, 5 * float(np.median(others)))
+
+
+def test_motion_vectors_errors(videos):
+    with pytest.raises(UnsupportedCodecError, match="hevc"):
+        motion_vectors(videos["hevc"].path)
+    with pytest.raises(InvalidArgumentError, match="frames="):
+        motion_vectors(videos["box"].path, frames="bogus")  # type: ignore[arg-type]

@@ -1,0 +1,177 @@
+"""Patch selection on generated videos: budgets, concentration, pan compensation, pixels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vidsel.codec import PatchConfig, PatchSelection, select_patches, uniform_patches
+from vidsel.errors import InvalidArgumentError, UnsupportedCodecError
+from vidsel.io import VideoReader
+from vidsel.synth import box_position
+
+FS = 224  # 16 x 16 patches of 14 px, 8 x 8 = 64 tokens per frame: fast tests
+
+
+def _crops_match(sel: PatchSelection) -> None:
+    p = sel.patch_size
+    with VideoReader(sel.path) as r:
+        frames = sel.source_frames
+        imgs = r.get_frames(frames, size=sel.frame_size)
+        ts = r.metadata.timestamps_s
+    assert sel.pixels is not None
+    j = np.searchsorted(frames, sel.positions[:, 0])
+    for i, (f, row, col) in enumerate(sel.positions):
+        crop = imgs[j[i], row * p:(row + 1) * p, col * p:(col + 1) * p]
+        np.testing.assert_array_equal(crop, sel.pixels[i], err_msg=f"patch {i} frame {f}")
+    np.testing.assert_allclose(sel.timestamps, ts[sel.positions[:, 0]])
+
+
+@pytest.mark.parametrize("budget", [1, 2, 4, 8])
+def test_budget_is_exact(videos, budget):
+    sel = select_patches(videos["box"].path, budget_frames=budget, frame_size=FS,
+                         pixels="none")
+    tpf = 64
+    assert sel.num_tokens == budget * tpf == sel.budget_tokens
+    assert sel.num_patches == budget * tpf * 4
+    assert sel.num_anchor_patches + sel.num_motion_patches == sel.num_patches
+    assert sel.num_anchor_patches == len(sel.anchor_frames) * tpf * 4
+    assert len(sel.source_frames) > 2 * budget
+    # merged tokens never mix frames, positions in range
+    tok = sel.positions.reshape(-1, 4, 3)
+    assert np.all(tok[:, :, 0] == tok[:, :1, 0])
+    assert not np.unique(sel.positions, axis=0).shape[0] < sel.num_patches  # no duplicates
+
+
+def test_budget_in_tokens_and_short_video(videos):
+    sel = select_patches(videos["box"].path, budget_tokens=101, frame_size=FS, pixels="none")
+    assert sel.num_tokens == 101
+    # a budget larger than the whole video keeps every frame dense
+    big = select_patches(videos["box"].path, budget_frames=100, frame_size=FS, pixels="none")
+    assert big.num_tokens == 90 * 64 < big.budget_tokens
+    assert big.num_motion_patches == 0 and len(big.source_frames) == 90
+
+
+def test_motion_patches_concentrate_on_the_box(videos):
+    info = videos["box"]
+    sel = select_patches(info.path, budget_frames=4, frame_size=FS, pixels="none")
+    mot = sel.positions[~sel.is_anchor]
+    scale = FS / info.height
+    hits = 0
+    for f, r, c in mot[::4]:
+        y, x = box_position(int(f), info.num_frames, info.width, info.height, info.box_size)
+        # token (2x2 patches, 28 px) centre in source pixels
+        cy = (r // 2 * 28 + 14) / scale
+        cx = (c // 2 * 28 + 14) * info.width / FS
+        margin = 40
+        hits += (y - margin <= cy <= y + info.box_size + margin
+                 and x - margin <= cx <= x + info.box_size + margin)
+    assert hits / len(mot[::4]) > 0.8
+
+
+def test_pan_compensation_keeps_background_out(videos):
+    info = videos["pan"]
+    share = {}
+    for camera in ("affine", "median", "none"):
+        sel = select_patches(info.path, budget_frames=4, frame_size=FS, camera=camera,
+                             pixels="none")
+        mot = sel.positions[~sel.is_anchor][::4]
+        rows = mot[:, 1] // 2  # token rows 0..7; the box sits in rows 3-4
+        share[camera] = float(np.mean((rows >= 2) & (rows <= 5)))
+    assert share["affine"] > 0.8
+    assert share["median"] > 0.6
+    assert share["none"] < 0.6 < share["affine"]
+
+
+def test_pixels_equal_reader_crops(videos):
+    sel = select_patches(videos["box"].path, budget_frames=2, frame_size=(168, 224))
+    assert sel.frame_size == (168, 224) and sel.pixels is not None
+    assert sel.pixels.shape == (sel.num_patches, 14, 14, 3) and sel.pixels.dtype == np.uint8
+    _crops_match(sel)
+    ref = select_patches(videos["box"].path, budget_frames=2, frame_size=(168, 224),
+                         pixels="reader")
+    np.testing.assert_array_equal(ref.positions, sel.positions)
+    np.testing.assert_array_equal(ref.pixels, sel.pixels)
+
+
+def test_mpeg4_and_ovis_geometry(videos):
+    sel = select_patches(videos["mpeg4"].path, budget_frames=1, patch_size=16, merge=2,
+                         frame_size=128)
+    assert sel.signal == "motion_vectors" and not sel.fallback
+    assert sel.num_tokens == 16 and sel.pixels is not None and sel.pixels.shape[1:] == (16, 16, 3)
+    _crops_match(sel)
+
+
+@pytest.mark.parametrize("name", ["hevc", "vp9"])
+def test_fallback_for_codecs_without_vectors(videos, name):
+    info = videos[name]
+    sel = select_patches(info.path, budget_frames=2, frame_size=FS)
+    assert sel.fallback and sel.signal == "pixel_diff"
+    assert sel.num_tokens == 128
+    _crops_match(sel)
+    rows = sel.positions[~sel.is_anchor][::4, 1] // 2
+    assert np.mean((rows >= 2) & (rows <= 5)) > 0.7  # still finds the box
+    with pytest.raises(UnsupportedCodecError):
+        select_patches(info.path, signal="motion_vectors")
+
+
+def test_adaptive_anchor_after_cut(videos):
+    info = videos["multi"]
+    sel = select_patches(info.path, budget_frames=8, frame_size=FS, pixels="none")
+    for cut in info.cut_frames:
+        assert np.min(np.abs(sel.anchor_frames - cut)) <= 3, (sel.anchor_frames, cut)
+    uni = select_patches(info.path, budget_frames=8, frame_size=FS, anchors="uniform",
+                         pixels="none")
+    assert len(uni.anchor_frames) == 2 and len(uni.cut_frames) == 0
+    none = select_patches(videos["box"].path, budget_frames=8, frame_size=FS, pixels="none")
+    assert len(none.cut_frames) == 0
+
+
+def test_uniform_baseline(videos):
+    u = uniform_patches(videos["box"].path, budget_frames=3, frame_size=FS)
+    assert u.method == "uniform" and u.num_tokens == 192
+    assert u.source_frames.tolist() == [15, 45, 75]
+    _crops_match(u)
+
+
+def test_canvases_and_export(videos):
+    sel = select_patches(videos["box"].path, budget_frames=2, frame_size=FS)
+    cv = sel.canvases()
+    assert cv.images.shape[1:] == (FS, FS, 3)
+    assert int(cv.valid.sum()) == sel.num_patches
+    # anchor frame kept whole in its own canvas with its own layout
+    a = int(sel.anchor_frames[0])
+    first = cv.positions[0]
+    assert np.all(first[..., 0] == a) and np.all(first[..., 1] == np.arange(16)[:, None])
+    np.testing.assert_array_equal(cv.images[0, :14, :14], sel.pixels[0])
+    assert np.all(cv.positions[~cv.valid] == -1)
+    bigger = sel.canvases(side=448)
+    assert int(bigger.valid.sum()) == sel.num_patches and bigger.num_padding > 0
+    d = json.loads(sel.to_json(per_patch=True))
+    assert d["num_tokens"] == 128 and len(d["positions"]) == sel.num_patches
+    assert "pixels" not in d
+    assert "PatchSelection(" in repr(sel) and "uint8[" in repr(sel)
+
+
+def test_images(videos, tmp_path):
+    sel = select_patches(videos["box"].path, budget_frames=2, frame_size=FS)
+    assert sel.save_contact_sheet(tmp_path / "sheet.png").stat().st_size > 0
+    assert sel.save_heatmap(tmp_path / "heat.png").stat().st_size > 0
+
+
+def test_argument_errors(videos):
+    path = videos["box"].path
+    with pytest.raises(InvalidArgumentError, match="frame_size"):
+        select_patches(path, frame_size=300)
+    with pytest.raises(InvalidArgumentError, match="anchors"):
+        select_patches(path, anchors="every_iframe")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="camera"):
+        select_patches(path, camera="homography")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="budget_frames"):
+        select_patches(path, budget_frames=0)
+    with pytest.raises(InvalidArgumentError, match="preset"):
+        PatchConfig.preset("gpt")
+    assert PatchConfig.preset("ovis2.5").tokens_per_frame == 196
+    assert PatchConfig.preset("llava-ov-2").tokens_per_frame == 196

@@ -1,0 +1,183 @@
+"""select_frames end to end on synthetic videos, the Selection type, cache and adapters."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vidsel.errors import InvalidArgumentError
+from vidsel.selection import FrameSelector, Selection, candidate_indices, select_frames
+from vidsel.synth import decode_counter, make_video
+
+
+@pytest.fixture(scope="module")
+def counter_video(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("videos") / "counter.mp4"
+    make_video(path, scene="counter", num_frames=90, fps=30, width=160, height=120, gop=15)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def siglip(tiny_siglip_dir):
+    from vidsel.embed import load_embedder
+
+    return load_embedder(f"hf:{tiny_siglip_dir}")
+
+
+def test_uniform_needs_no_model_and_returns_real_indices(counter_video) -> None:
+    sel = select_frames(counter_video, k=8, method="uniform")
+    from vidsel.io import VideoReader
+
+    with VideoReader(counter_video) as r:
+        assert sel.indices.tolist() == r.uniform_indices(8).tolist()
+        np.testing.assert_allclose(sel.timestamps_s, r.metadata.timestamps_s[sel.indices])
+    assert sel.scores is None and sel.source_fps == pytest.approx(30.0)
+    assert sel.num_frames == 90 and sel.num_candidates == 90
+    frames = sel.load_frames()
+    assert frames.shape == (8, 120, 160, 3)
+    assert [decode_counter(f) for f in frames] == sel.indices.tolist()
+    d = sel.to_dict()
+    assert json.loads(json.dumps(d)) == d and d["scores"] is None
+    assert Selection.from_dict(d).indices.tolist() == sel.indices.tolist()
+    assert "k=8" in repr(sel) and "uniform" in repr(sel) and "[" not in repr(sel)
+
+
+def test_methods_need_an_embedder_and_a_question(counter_video) -> None:
+    with pytest.raises(InvalidArgumentError, match="needs an embedder"):
+        select_frames(counter_video, "what?", k=4, method="mdp3")
+    with pytest.raises(InvalidArgumentError, match=r"method='magic' is not allowed"):
+        select_frames(counter_video, "what?", k=4, method="magic")
+
+
+@pytest.mark.parametrize("method", ["mdp3", "mdp3-reference", "dpp", "topk", "bolt", "aks"])
+def test_every_method_end_to_end(counter_video, siglip, method) -> None:
+    params = {"segment_size": 16} if method == "mdp3-reference" else {}
+    sel = select_frames(counter_video, "what is in the video", k=6, method=method,
+                        embedder=siglip, candidates=32, params=params)
+    assert len(sel) == 6 and np.all(np.diff(sel.indices) > 0)
+    assert sel.scores is not None and sel.scores.shape == (6,)
+    assert sel.num_candidates == 32
+    assert sel.params["embedder"] == siglip.name
+    assert set(sel.timings_s) >= {"decode", "embed_images", "embed_text", "select"}
+    assert json.dumps(sel.to_dict())
+
+
+def test_cache_hit_avoids_decoding_and_image_encoding(counter_video, siglip, tmp_path,
+                                                      monkeypatch) -> None:
+    first = select_frames(counter_video, "a red box", k=5, embedder=siglip, candidates=24,
+                          cache_dir=tmp_path)
+    assert not first.cache_hit
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 1
+    assert not list(tmp_path.rglob("*.pkl"))
+
+    from vidsel.io import VideoReader
+
+    def no_decode(*a, **k):
+        raise AssertionError("decoded on a cache hit")
+
+    monkeypatch.setattr(VideoReader, "decode", no_decode)
+    monkeypatch.setattr(VideoReader, "get_frames", no_decode)
+    monkeypatch.setattr(type(siglip), "embed_images", no_decode)
+    again = select_frames(counter_video, "a red box", k=5, embedder=siglip, candidates=24,
+                          cache_dir=tmp_path)
+    assert again.cache_hit
+    assert again.indices.tolist() == first.indices.tolist()
+    other = select_frames(counter_video, "where does the dog go", k=5, embedder=siglip,
+                          candidates=24, cache_dir=tmp_path, method="topk")
+    assert other.cache_hit and "decode" not in other.timings_s
+    monkeypatch.undo()
+    # a different candidate pool is a different entry
+    third = select_frames(counter_video, "a red box", k=5, embedder=siglip, candidates=16,
+                          cache_dir=tmp_path)
+    assert not third.cache_hit
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 2
+
+
+def test_cache_key_is_content_not_path(counter_video, siglip, tmp_path) -> None:
+    import shutil
+
+    from vidsel.embed import content_id
+
+    copy = tmp_path / "copy.mp4"
+    shutil.copy(counter_video, copy)
+    assert content_id(copy) == content_id(counter_video)
+    select_frames(counter_video, "a", k=3, embedder=siglip, candidates=12, cache_dir=tmp_path)
+    assert select_frames(copy, "a", k=3, embedder=siglip, candidates=12,
+                         cache_dir=tmp_path).cache_hit
+
+
+def test_candidates(counter_video) -> None:
+    from vidsel.io import VideoReader
+
+    with VideoReader(counter_video) as r:
+        assert len(candidate_indices(r, 16)) == 16
+        assert candidate_indices(r, "uniform:16").tolist() == candidate_indices(r, 16).tolist()
+        assert candidate_indices(r, "fps:1").tolist() == [0, 30, 60]
+        assert len(candidate_indices(r, "all")) == 90
+        for bad in ("fps:0", "every", 0, "uniform:x"):
+            with pytest.raises(InvalidArgumentError, match="candidates"):
+                candidate_indices(r, bad)
+
+
+def test_keyframe_candidates(counter_video, siglip) -> None:
+    sel = select_frames(counter_video, "a box", k=3, embedder=siglip, candidates=30,
+                        candidate_mode="keyframe")
+    assert set(sel.indices.tolist()) <= {0, 15, 30, 45, 60, 75}  # gop = 15
+    assert sel.num_candidates <= 6
+
+
+def test_selection_validates_itself() -> None:
+    ok = dict(timestamps_s=[0.0, 1.0], scores=None, method="x", source_fps=30.0)
+    Selection(indices=np.array([1, 5]), **ok)
+    with pytest.raises(InvalidArgumentError, match="ascending"):
+        Selection(indices=np.array([5, 1]), **ok)
+    with pytest.raises(InvalidArgumentError, match="ascending"):
+        Selection(indices=np.array([1, 1]), **ok)
+    with pytest.raises(InvalidArgumentError, match="lengths differ"):
+        Selection(indices=np.array([1, 2, 3]), **ok)
+    with pytest.raises(InvalidArgumentError, match="source_fps"):
+        Selection(indices=np.array([1, 2]), timestamps_s=[0.0, 1.0], scores=None, method="x",
+                  source_fps=0.0)
+    with pytest.raises(InvalidArgumentError, match="outside"):
+        Selection(indices=np.array([1, 9]), num_frames=5, **ok)
+    sel = Selection(indices=np.array([1, 5]), **ok)
+    with pytest.raises(ValueError):
+        sel.indices[0] = 3  # read-only
+
+
+def test_qwen_and_transformers_adapters(counter_video) -> None:
+    sel = select_frames(counter_video, k=5, method="uniform")
+    md = sel.video_metadata(pad_to_multiple=2)
+    assert md["fps"] == pytest.approx(30.0) and md["total_num_frames"] == 90
+    assert md["frames_indices"] == [*sel.indices.tolist(), int(sel.indices[-1])]  # even count
+    frames, vmd = sel.to_qwen(size=64)
+    assert frames.shape[0] == 6 and frames.shape[1] == 64
+    assert vmd.frames_indices == md["frames_indices"] and vmd.fps == pytest.approx(30.0)
+    assert vmd.timestamps[1] == pytest.approx(sel.timestamps_s[1])
+    fn = sel.sample_indices_fn()
+    from transformers.video_utils import VideoMetadata
+
+    assert fn(VideoMetadata(total_num_frames=90, fps=30.0)).tolist() == sel.indices.tolist()
+    mapped = fn(VideoMetadata(total_num_frames=45, fps=15.0))  # a decoder seeing half the frames
+    assert mapped.tolist() == np.round(sel.timestamps_s * 15).astype(int).tolist()
+
+
+def test_ovis_style_frame_selector(siglip) -> None:
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (32, 40, 3), dtype=np.uint8) for _ in range(10)]
+    convs = [{"from": "human", "value": "<image>\n" * 10 + "What moves?"},
+             {"from": "gpt", "value": "A box."}]
+    sel = FrameSelector(4, embedder=siglip, return_indices=True)
+    new_convs, kept, idx = sel(convs, frames)
+    assert len(kept) == 4 and len(idx) == 4
+    assert new_convs[0]["value"].count("<image>") == 4
+    assert new_convs[0]["value"].endswith("What moves?")
+    assert new_convs[1] == convs[1]
+    assert all(kept[j] is frames[int(i)] for j, i in enumerate(idx))
+    small = FrameSelector(16, embedder=siglip)
+    assert small(convs, frames) == (convs, frames)  # nothing to drop
+    uni = FrameSelector(5, method="uniform")
+    c2, f2 = uni(convs, frames)
+    assert c2[0]["value"] == "<image>\n" * 5 + "What moves?" and len(f2) == 5

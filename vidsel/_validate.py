@@ -1,0 +1,50 @@
+"""Argument validation with one message shape: name the argument, the bad value, the allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import InvalidArgumentError
+
+
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> None:
+    """Raise :class:`InvalidArgumentError` unless ``value`` is one of ``allowed``."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise InvalidArgumentError(
+            f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}"
+        )
+
+
+def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    """Return ``value`` as int if it is a (strictly) positive integer, else raise."""
+    if isinstance(value, bool) or (not isinstance(value, (int,)) and not _is_np_int(value)):
+        raise InvalidArgumentError(f"{name}={value!r} must be an integer")
+    v = int(value)
+    if v < 0 or (v == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else ">= 1"
+        raise InvalidArgumentError(f"{name}={value!r} must be {bound}")
+    return v
+
+
+def check_positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as float if it is a finite (strictly) positive number, else raise."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name}={value!r} must be a number") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise InvalidArgumentError(f"{name}={value!r} must be finite")
+    if v < 0 or (v == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidArgumentError(f"{name}={value!r} must be {bound}")
+    return v
+
+
+def _is_np_int(value: Any) -> bool:
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(value, np.integer)

@@ -1,0 +1,281 @@
+"""Uniform vs codec sampling at equal token budgets, with a model-free fidelity proxy.
+
+The proxy re-renders evaluation frames from the selected pixels the way a codec would without
+residuals: every patch position shows the most recent selected pixels at that position
+("hold last"; positions never selected before the first sample show the first selected pixels).
+PSNR of that re-rendering against the true frames says how much of the video's *appearance over
+time* the tokens carry. It does not say which tokens a model needs: semantics, small but
+important objects and text are not weighted (see docs/codec.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validate import check_positive_int
+from ..errors import InvalidArgumentError, MissingDependencyError
+from ._packets import packet_index
+from ._result import PatchConfig, PatchSelection
+from ._select import select_patches, uniform_patches
+
+__all__ = ["Comparison", "ComparisonRow", "compare", "hold_last_psnr"]
+
+logger = logging.getLogger(__name__)
+
+#: A token counts as "on moving content" when its mean absolute change (0-255) between the
+#: evaluation frames around it exceeds this.
+MOVING_DIFF = 6.0
+PSNR_CAP_DB = 100.0
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One (method, budget) measurement.
+
+    Attributes:
+        method: ``"uniform"`` or ``"codec"``.
+        budget_frames: budget in frame-equivalents.
+        num_tokens: tokens spent.
+        span_s: time between the first and last contributing frame.
+        span_fraction: ``span_s`` / video duration.
+        frames_touched: distinct source frames contributing tokens.
+        moving_share: share of tokens on content that changes (see MOVING_DIFF).
+        psnr_db: mean hold-last re-rendering PSNR over the evaluation frames.
+        seconds: wall time of the selection (pixels included).
+        anchor_tokens, motion_tokens: how the tokens were spent.
+    """
+
+    method: str
+    budget_frames: int
+    num_tokens: int
+    span_s: float
+    span_fraction: float
+    frames_touched: int
+    moving_share: float
+    psnr_db: float
+    seconds: float
+    anchor_tokens: int
+    motion_tokens: int
+
+
+@dataclass(frozen=True, repr=False)
+class Comparison:
+    """Uniform vs codec sampling of one video at several budgets."""
+
+    path: str
+    num_frames: int
+    duration_s: float
+    signal: str
+    eval_frames: int
+    config: PatchConfig
+    rows: tuple[ComparisonRow, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "num_frames": self.num_frames,
+                "duration_s": self.duration_s, "signal": self.signal,
+                "eval_frames": self.eval_frames, "patch_size": self.config.patch_size,
+                "merge": self.config.merge, "frame_size": list(self.config.frame_size),
+                "rows": [asdict(r) for r in self.rows]}
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def table(self) -> str:
+        """Markdown table, one line per (budget, method)."""
+        lines = ["| budget (frames) | method | tokens | span s (%) | frames touched | "
+                 "moving share | proxy PSNR dB | time s |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for r in sorted(self.rows, key=lambda r: (r.budget_frames, r.method != "uniform")):
+            lines.append(
+                f"| {r.budget_frames} | {r.method} | {r.num_tokens} | {r.span_s:.1f} "
+                f"({100 * r.span_fraction:.0f}%) | {r.frames_touched} | {r.moving_share:.2f} | "
+                f"{r.psnr_db:.2f} | {r.seconds:.2f} |")
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path) -> Path:
+        """Save PSNR / frames touched / moving share vs budget (needs matplotlib)."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as e:
+            raise MissingDependencyError(
+                "Comparison.plot needs matplotlib: pip install vidsel[plot]") from e
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+        for method in sorted({r.method for r in self.rows}):
+            rs = sorted((r for r in self.rows if r.method == method),
+                        key=lambda r: r.budget_frames)
+            b = [r.budget_frames for r in rs]
+            axes[0].plot(b, [r.psnr_db for r in rs], marker="o", label=method)
+            axes[1].plot(b, [r.frames_touched for r in rs], marker="o", label=method)
+            axes[2].plot(b, [r.moving_share for r in rs], marker="o", label=method)
+        for ax, title in zip(axes, ("hold-last PSNR (dB)", "source frames touched",
+                                    "share of tokens on moving content")):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("budget (frame-equivalents)")
+            ax.set_title(title, fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[0].legend()
+        fig.suptitle(Path(self.path).name, fontsize=9)
+        fig.tight_layout()
+        out = Path(path)
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+        return out
+
+    def __repr__(self) -> str:
+        return (f"Comparison(path={self.path!r}, rows={len(self.rows)}, signal={self.signal!r}, "
+                f"eval_frames={self.eval_frames})")
+
+
+def _downscale(img: np.ndarray, s: int) -> np.ndarray:
+    """Block-average the two axes before the channel axis by ``s`` (float32)."""
+    if s == 1:
+        return img.astype(np.float32)
+    *lead, h, w, c = img.shape
+    x = img.reshape(*lead, h // s, s, w // s, s, c).astype(np.float32)
+    return x.mean(axis=(-4, -2))  # type: ignore[no-any-return]
+
+
+def hold_last_psnr(sel: PatchSelection, eval_idx: np.ndarray, refs: np.ndarray,
+                   scale: int = 2) -> float:
+    """Mean PSNR of hold-last re-renderings of ``eval_idx`` frames against ``refs``.
+
+    Args:
+        sel: a selection with pixels.
+        eval_idx: (E,) sorted frame indices.
+        refs: (E, H/scale, W/scale, 3) float32 true frames at the selection's frame size,
+            downscaled by ``scale``.
+    """
+    if sel.pixels is None:
+        raise InvalidArgumentError("hold_last_psnr needs a selection with pixels")
+    cfg = sel.config
+    p = cfg.patch_size // scale
+    gh, gw = cfg.grid
+    pix = _downscale(sel.pixels, scale)  # (N, p, p, 3)
+    order = np.argsort(sel.positions[:, 0], kind="stable")
+    pos = sel.positions[order]
+    pix = pix[order]
+    state = np.zeros((gh, gw, p, p, 3), np.float32)
+    seen = np.zeros((gh, gw), bool)
+    # initial state: the first selected pixels at each position (nothing earlier exists)
+    for i in range(len(pos)):
+        r, c = pos[i, 1], pos[i, 2]
+        if not seen[r, c]:
+            state[r, c] = pix[i]
+            seen[r, c] = True
+    ptr = 0
+    psnrs = []
+    for e, ref in zip(eval_idx.tolist(), refs):
+        while ptr < len(pos) and pos[ptr, 0] <= e:
+            j = ptr
+            f = pos[ptr, 0]
+            while j < len(pos) and pos[j, 0] == f:
+                j += 1
+            state[pos[ptr:j, 1], pos[ptr:j, 2]] = pix[ptr:j]
+            ptr = j
+        img = state.transpose(0, 2, 1, 3, 4).reshape(gh * p, gw * p, 3)
+        mse = float(np.mean((img - ref) ** 2))
+        psnrs.append(PSNR_CAP_DB if mse <= 0 else min(PSNR_CAP_DB, 10 * np.log10(255.0**2 / mse)))
+    return float(np.mean(psnrs)) if psnrs else float("nan")
+
+
+def _moving_share(sel: PatchSelection, eval_idx: np.ndarray, moving: np.ndarray) -> float:
+    """Share of tokens whose nearest evaluation frame marks their token as changing."""
+    m2 = sel.config.merge ** 2
+    tok = sel.positions[::m2]
+    j = np.clip(np.searchsorted(eval_idx, tok[:, 0]), 0, len(eval_idx) - 1)
+    m = sel.config.merge
+    return float(moving[j, tok[:, 1] // m, tok[:, 2] // m].mean()) if len(tok) else 0.0
+
+
+def compare(
+    path: str | os.PathLike[str],
+    *,
+    budgets: Sequence[int] = (4, 8, 16, 32),
+    patch_size: int = 14,
+    merge: int = 2,
+    frame_size: int | Sequence[int] = 392,
+    eval_frames: int | None = 240,
+    stream: int | None = None,
+    **codec_options: Any,
+) -> Comparison:
+    """Run uniform and codec sampling at each budget and measure what the tokens buy.
+
+    Args:
+        path: the video file.
+        budgets: budgets in frame-equivalents.
+        patch_size, merge, frame_size: patch geometry (see :func:`select_patches`).
+        eval_frames: frames the fidelity proxy re-renders, spread uniformly (None: every frame;
+            slow on long videos).
+        stream: video stream.
+        **codec_options: passed to :func:`select_patches` (anchors, camera, signal, ...).
+
+    Returns:
+        :class:`Comparison` with one row per (budget, method).
+    """
+    from vidsel.io import VideoReader
+
+    budgets = [check_positive_int("budgets", b) for b in budgets]
+    if not budgets:
+        raise InvalidArgumentError("budgets=() must name at least one budget")
+    cfg = PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
+    index = packet_index(path, stream=stream)
+    F = index.num_frames
+    n_eval = F if eval_frames is None else min(check_positive_int("eval_frames", eval_frames), F)
+    eval_idx = np.unique(np.linspace(0, F - 1, n_eval).round().astype(np.int64))
+    scale = 2 if cfg.patch_size % 2 == 0 else 1
+    refs_l = []
+    with VideoReader(index.path, stream=stream) as reader:
+        for s in range(0, len(eval_idx), 32):
+            chunk = reader.get_frames(eval_idx[s:s + 32], size=cfg.frame_size)
+            refs_l.append(_downscale(chunk, scale))
+    refs = np.concatenate(refs_l)  # (E, H/s, W/s, 3) float32
+    # changing content between consecutive evaluation frames, per token
+    th, tw = cfg.token_grid
+    u = cfg.patch_size * cfg.merge // scale
+    diff = np.abs(np.diff(refs, axis=0, prepend=refs[:1])).mean(axis=-1)  # (E, H/s, W/s)
+    moving = diff.reshape(len(refs), th, u, tw, u).mean(axis=(2, 4)) > MOVING_DIFF
+    if len(refs) > 1:
+        moving[0] = moving[1]
+    rows: list[ComparisonRow] = []
+    signal = "none"
+    dur = max(index.duration_s, 1e-9)
+    for b in budgets:
+        for method in ("uniform", "codec"):
+            t0 = time.perf_counter()
+            if method == "uniform":
+                sel = uniform_patches(index.path, budget_frames=b, patch_size=cfg.patch_size,
+                                      merge=cfg.merge, frame_size=cfg.frame_size,
+                                      stream=stream, index=index)
+            else:
+                sel = select_patches(index.path, budget_frames=b, patch_size=cfg.patch_size,
+                                     merge=cfg.merge, frame_size=cfg.frame_size, stream=stream,
+                                     index=index, **codec_options)
+                signal = sel.signal
+            secs = time.perf_counter() - t0
+            m2 = cfg.merge ** 2
+            rows.append(ComparisonRow(
+                method=method, budget_frames=b, num_tokens=sel.num_tokens, span_s=sel.span_s,
+                span_fraction=min(1.0, sel.span_s / dur),
+                frames_touched=len(sel.source_frames),
+                moving_share=_moving_share(sel, eval_idx, moving),
+                psnr_db=hold_last_psnr(sel, eval_idx, refs, scale), seconds=secs,
+                anchor_tokens=sel.num_anchor_patches // m2,
+                motion_tokens=sel.num_motion_patches // m2))
+            logger.info("%s: %s @%d: %s", index.path, method, b, rows[-1])
+    return Comparison(path=index.path, num_frames=F, duration_s=index.duration_s, signal=signal,
+                      eval_frames=len(eval_idx), config=cfg, rows=tuple(rows))

@@ -1,0 +1,41 @@
+"""Frame and text embedders (CLIP / SigLIP / SigLIP2) and the on-disk frame-embedding cache.
+
+- :class:`Embedder` — the interface: ``embed_images((N, H, W, 3) uint8) -> (N, d) float32``
+  and ``embed_text(str) -> (d,) float32``, L2-normalised, batched, device and dtype aware;
+  long text handled as MDP3 does (:func:`head_tail_chunks`), optional prompt cleaning
+  (:func:`make_prompt_cleaner`).
+- :class:`HFEmbedder` (transformers, ``hf:`` specs) and :class:`OpenClipEmbedder` (open_clip,
+  ``open_clip:`` specs; ``pip install 'vidsel[clip]'``).
+- :func:`load_embedder` resolves spec strings; :func:`available_embedders` lists the kinds.
+- :class:`EmbeddingCache` and :func:`content_id` — cached frame embeddings keyed by video
+  content, model and candidate frames (safetensors, no pickle).
+
+Weights come from a hub id or a local path; offline with no local copy the loaders raise
+:class:`~vidsel.errors.ModelNotAvailableError` saying how to provide them; random weights are
+only ever built on explicit request (``random_init=True`` / ``open_clip:NAME@random``).
+"""
+
+from ._base import DTYPES, Embedder
+from ._cache import CachedEmbeddings, EmbeddingCache, content_id
+from ._hf import DEFAULT_HF_MODEL, HF_MODEL_TYPES, HFEmbedder
+from ._openclip import OpenClipEmbedder
+from ._registry import available_embedders, load_embedder, register_embedder
+from ._text import PromptCleaner, head_tail_chunks, make_prompt_cleaner
+
+__all__ = [
+    "DEFAULT_HF_MODEL",
+    "DTYPES",
+    "HF_MODEL_TYPES",
+    "CachedEmbeddings",
+    "Embedder",
+    "EmbeddingCache",
+    "HFEmbedder",
+    "OpenClipEmbedder",
+    "PromptCleaner",
+    "available_embedders",
+    "content_id",
+    "head_tail_chunks",
+    "load_embedder",
+    "make_prompt_cleaner",
+    "register_embedder",
+]

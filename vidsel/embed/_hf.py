@@ -1,0 +1,161 @@
+"""transformers SigLIP / SigLIP2 / CLIP embedders (``hf:`` specs)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidArgumentError, ModelNotAvailableError
+from ._base import Embedder, unwrap_features
+from ._text import PromptCleaner, head_tail_chunks
+
+__all__ = ["DEFAULT_HF_MODEL", "HF_MODEL_TYPES", "HFEmbedder"]
+
+logger = logging.getLogger(__name__)
+
+#: MDP3's embedder.
+DEFAULT_HF_MODEL = "google/siglip-so400m-patch14-384"
+#: model types this embedder understands; siglip-style text is padded to max length and chunked
+#: on raw ids exactly as MDP3 does, clip-style chunks are re-wrapped with BOS/EOS.
+HF_MODEL_TYPES: tuple[str, ...] = ("siglip", "siglip2", "clip")
+
+
+def _looks_like_path(s: str) -> bool:
+    return s.startswith(("/", "./", "../", "~")) or Path(s).expanduser().exists()
+
+
+def offline_hint(source: str) -> str:
+    return (
+        f"To use it offline, download it where the hub is reachable "
+        f"(`hf download {source} --local-dir DIR`, or `huggingface-cli download ...`) and pass "
+        f"the directory (embedder='hf:DIR'); or unset HF_HUB_OFFLINE to allow downloads."
+    )
+
+
+class HFEmbedder(Embedder):
+    """A transformers ``SiglipModel`` / ``Siglip2Model`` / ``CLIPModel`` with its tokenizer and
+    image processor. Build with :meth:`from_pretrained`.
+    """
+
+    kind = "hf"
+
+    def __init__(self, model: Any, tokenizer: Any, image_processor: Any, *, source: str,
+                 fingerprint: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model.to(device=self.device, dtype=self.torch_dtype).eval()
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.source = source
+        self.model_type = str(model.config.model_type)
+        self._fingerprint = fingerprint
+        tcfg = model.config.text_config
+        self._max_positions = int(getattr(tcfg, "max_position_embeddings", 64))
+        self._dim = int(getattr(model.config, "projection_dim", 0) or
+                        getattr(tcfg, "projection_size", 0) or tcfg.hidden_size)
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str = DEFAULT_HF_MODEL, *, device: str = "cpu", dtype: str = "auto",
+        batch_size: int = 32, max_text_tokens: int = 64,
+        prompt_cleaner: PromptCleaner | None = None, revision: str | None = None,
+    ) -> HFEmbedder:
+        """Load from a local directory or a hub id.
+
+        Raises:
+            ModelNotAvailableError: the weights are neither local nor downloadable (offline);
+                the message says how to provide them.
+            InvalidArgumentError: the checkpoint is not a SigLIP / SigLIP2 / CLIP model.
+        """
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+
+        src = str(name_or_path)
+        local = Path(src).expanduser()
+        if local.is_dir():
+            src = str(local.resolve())
+        elif _looks_like_path(src):
+            raise ModelNotAvailableError(f"no model directory at {src!r}")
+        try:
+            config = AutoConfig.from_pretrained(src, revision=revision)
+        except (OSError, ValueError) as e:
+            raise ModelNotAvailableError(
+                f"cannot load model {src!r}: {e}. {offline_hint(src)}"
+            ) from e
+        if config.model_type not in HF_MODEL_TYPES:
+            raise InvalidArgumentError(
+                f"model_type={config.model_type!r} of {src!r} is not supported; choose one of "
+                f"{', '.join(map(repr, HF_MODEL_TYPES))}"
+            )
+        probe = Embedder.__new__(cls)
+        Embedder.__init__(probe, device=device, dtype=dtype)
+        try:
+            model = AutoModel.from_pretrained(src, revision=revision, dtype=probe.torch_dtype)
+            tokenizer = AutoTokenizer.from_pretrained(src, revision=revision)
+            image_processor = AutoImageProcessor.from_pretrained(src, revision=revision)
+        except (OSError, ValueError) as e:
+            raise ModelNotAvailableError(
+                f"cannot load model {src!r}: {e}. {offline_hint(src)}"
+            ) from e
+        logger.info("loaded %s (%s) on %s/%s", src, config.model_type, probe.device, probe.dtype)
+        return cls(model, tokenizer, image_processor, source=src,
+                   fingerprint=_fingerprint(src, revision), device=device, dtype=dtype,
+                   batch_size=batch_size, max_text_tokens=max_text_tokens,
+                   prompt_cleaner=prompt_cleaner)
+
+    @property
+    def name(self) -> str:
+        return f"hf:{self.source}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _weights_fingerprint(self) -> str:
+        return self._fingerprint
+
+    def _encode_pixels(self, frames: list[Any]) -> Any:
+        inputs = self.image_processor(images=frames, return_tensors="pt")
+        kw = {k: v.to(self.device) for k, v in inputs.items()}
+        kw["pixel_values"] = kw["pixel_values"].to(self.torch_dtype)
+        return unwrap_features(self.model.get_image_features(**kw))
+
+    def _encode_text(self, text: str) -> Any:
+        import torch
+
+        limit = min(self.max_text_tokens, self._max_positions)
+        if self.model_type in ("siglip", "siglip2"):
+            # MDP3: pad to max length, no truncation; chunk the raw ids (EOS in the last chunk)
+            ids = self.tokenizer(text, padding="max_length", max_length=limit,
+                                 truncation=False)["input_ids"]
+            chunks = head_tail_chunks(ids, limit)
+            input_ids = torch.tensor(chunks, dtype=torch.long, device=self.device)  # (c, s)
+            return unwrap_features(self.model.get_text_features(input_ids=input_ids))
+        # clip-style: every chunk gets its own BOS/EOS (the text tower pools at EOS)
+        tok = self.tokenizer
+        content = tok(text, add_special_tokens=False)["input_ids"]
+        bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
+        room = max(1, limit - len(bos) - len(eos))
+        rows = [bos + c + eos for c in head_tail_chunks(content, room)]
+        width = max(len(r) for r in rows)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else (eos[0] if eos else 0)
+        input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=self.device)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows],
+                            device=self.device)
+        return unwrap_features(self.model.get_text_features(input_ids=input_ids,
+                                                            attention_mask=mask))
+
+
+def _fingerprint(src: str, revision: str | None) -> str:
+    """Weights identity: file names and sizes of a local checkpoint, or the hub revision."""
+    p = Path(src)
+    if not p.is_dir():
+        return f"rev={revision or 'main'}"
+    h = hashlib.sha256()
+    for f in sorted(p.iterdir()):
+        if f.is_file() and f.suffix in (".safetensors", ".bin", ".json"):
+            h.update(f"{f.name}:{f.stat().st_size};".encode())
+            if f.suffix == ".json":
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]

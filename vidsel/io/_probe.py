@@ -1,0 +1,307 @@
+"""Open containers with clear errors, pick the video stream and index its packets."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import struct
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    CorruptVideoError,
+    NotAVideoError,
+    NoVideoStreamError,
+    UnsupportedCodecError,
+    VideoNotFoundError,
+)
+from ._types import PacketTable
+
+__all__ = ["check_path", "open_container", "packet_table", "pick_video_stream"]
+
+logger = logging.getLogger(__name__)
+
+#: Leading bytes of container formats we know to be video; used to tell "damaged video" from
+#: "not a video at all" when FFmpeg refuses to open a file.
+_VIDEO_MAGIC: tuple[tuple[int, bytes], ...] = (
+    (4, b"ftyp"), (4, b"moov"), (4, b"mdat"), (4, b"free"), (4, b"wide"), (4, b"skip"),
+    (0, b"\x1a\x45\xdf\xa3"),  # Matroska / WebM (EBML)
+    (0, b"RIFF"),  # AVI
+    (0, b"FLV"), (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"), (0, b"G"),  # FLV, MPEG-PS, TS
+    (0, b"OggS"),
+)
+_VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts", ".mts",
+                   ".m2ts", ".mpg", ".mpeg", ".wmv", ".3gp", ".ogv", ".mxf", ".h264", ".hevc"}
+
+
+def check_path(path: str | os.PathLike[str]) -> str:
+    """Return ``path`` as a string after checking it names a readable, non-empty file."""
+    p = Path(path)
+    if not p.exists():
+        raise VideoNotFoundError(f"{p}: no such file")
+    if not p.is_file():
+        raise VideoNotFoundError(f"{p}: not a regular file")
+    if p.stat().st_size == 0:
+        raise NotAVideoError(f"{p}: the file is empty (0 bytes)")
+    return str(p)
+
+
+def _looks_like_video(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    if Path(path).suffix.lower() in _VIDEO_SUFFIXES:
+        return True
+    return any(head[off:off + len(magic)] == magic for off, magic in _VIDEO_MAGIC)
+
+
+def open_container(path: str) -> Any:
+    """``av.open`` with vidsel's errors: missing, empty, damaged or non-video files."""
+    import av
+
+    path = check_path(path)
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except av.error.FileNotFoundError as e:  # pragma: no cover - raced with check_path
+        raise VideoNotFoundError(f"{path}: no such file") from e
+    except av.error.PermissionError as e:
+        raise VideoNotFoundError(f"{path}: permission denied") from e
+    except (av.error.InvalidDataError, av.error.EOFError) as e:
+        if _looks_like_video(path):
+            raise CorruptVideoError(
+                f"{path}: the container header is damaged or truncated and cannot be read "
+                f"({e.__class__.__name__}: {getattr(e, 'strerror', e)})", path=path) from e
+        raise NotAVideoError(f"{path}: not a video file (no known container format)") from e
+    except av.error.FFmpegError as e:
+        raise CorruptVideoError(f"{path}: cannot be opened: {e}", path=path) from e
+
+
+def pick_video_stream(container: Any, path: str, stream: int | None) -> Any:
+    """Return the requested video stream, or the container's default one.
+
+    Args:
+        stream: None for the default (the stream FFmpeg marks as default, else the first
+            decodable one), or an index into ``container.streams.video`` (0-based, counting video
+            streams only).
+    """
+    videos = [s for s in container.streams.video
+              if not (s.disposition and "attached_pic" in str(s.disposition).lower())]
+    if not videos:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise NoVideoStreamError(
+            f"{path}: no video stream (streams found: {', '.join(kinds)})")
+    if stream is not None:
+        if not 0 <= stream < len(videos):
+            raise NoVideoStreamError(
+                f"{path}: video stream {stream} requested but the file has {len(videos)}")
+        chosen = videos[stream]
+    else:
+        defaults = [s for s in videos if "default" in str(s.disposition).lower()]
+        chosen = (defaults or videos)[0]
+    try:
+        ctx = chosen.codec_context
+        name = ctx.name
+    except Exception as e:  # no decoder for this codec id
+        raise UnsupportedCodecError(
+            f"{path}: video stream {chosen.index} uses a codec this FFmpeg build cannot decode "
+            f"({e})") from e
+    if ctx is None or not name:
+        raise UnsupportedCodecError(f"{path}: video stream {chosen.index} has no decoder")
+    return chosen
+
+
+# -- VP8 / VP9: which packets produce a picture --------------------------------------------------
+
+def _vp9_frame_shown(buf: bytes) -> bool:
+    """Whether one VP9 frame (not a superframe) outputs a picture."""
+    if not buf:
+        return False
+    b = buf[0]
+    if (b >> 6) != 0b10:  # frame_marker
+        return True
+    profile = ((b >> 5) & 1) | (((b >> 4) & 1) << 1)
+    pos = 4
+    if profile == 3:
+        pos += 1
+    bit = lambda k: (int.from_bytes(buf[:2].ljust(2, b"\0"), "big") >> (15 - k)) & 1  # noqa: E731
+    if bit(pos):  # show_existing_frame
+        return True
+    return bool(bit(pos + 2))  # skip frame_type, read show_frame
+
+
+def _vp9_packet_shown(data: bytes) -> bool:
+    """Whether a VP9 packet (possibly a superframe) outputs a picture."""
+    if not data:
+        return False
+    last = data[-1]
+    if (last & 0xE0) == 0xC0:
+        frames = (last & 0x7) + 1
+        mag = ((last >> 3) & 0x3) + 1
+        index_size = 2 + mag * frames
+        if len(data) >= index_size and data[-index_size] == last:
+            sizes = []
+            idx = data[-index_size + 1:-1]
+            for f in range(frames):
+                sizes.append(int.from_bytes(idx[f * mag:(f + 1) * mag], "little"))
+            off = 0
+            shown = False
+            for sz in sizes:
+                shown |= _vp9_frame_shown(data[off:off + sz])
+                off += sz
+            return shown
+    return _vp9_frame_shown(data)
+
+
+def _vp8_packet_shown(data: bytes) -> bool:
+    return bool(data) and bool((data[0] >> 4) & 1)
+
+
+_SHOWN_CHECK = {"vp9": _vp9_packet_shown, "libvpx-vp9": _vp9_packet_shown,
+                "vp8": _vp8_packet_shown, "libvpx": _vp8_packet_shown}
+
+
+def packet_table(path: str | os.PathLike[str], stream: int | None = None) -> PacketTable:
+    """Index the frames of a video stream from its packets, without decoding.
+
+    Costs milliseconds per minute of video (demuxing only). Frames are returned in presentation
+    order. Handles edit lists (discarded packets are skipped), VP8/VP9 hidden frames (packets
+    that show no picture are skipped), truncated files (the table stops where the data ends and
+    ``truncated`` is set) and containers without presentation timestamps (``pts_reliable`` is
+    False; the reader then decodes sequentially).
+
+    Args:
+        path: the video file.
+        stream: which video stream (see :func:`pick_video_stream`).
+
+    Raises:
+        VideoNotFoundError, NotAVideoError, NoVideoStreamError, UnsupportedCodecError,
+        CorruptVideoError: as their names say; a stream with no frame at all is corrupt.
+    """
+    import av
+
+    spath = check_path(path)
+    container = open_container(spath)
+    try:
+        vs = pick_video_stream(container, spath, stream)
+        return _index_stream(container, vs, spath, av)
+    finally:
+        container.close()
+
+
+def _index_stream(container: Any, vs: Any, path: str, av: Any) -> PacketTable:
+    codec = vs.codec_context.name
+    shown_check = _SHOWN_CHECK.get(codec)
+    pts_l: list[int] = []
+    dts_l: list[int] = []
+    size_l: list[int] = []
+    key_l: list[bool] = []
+    missing_pts = 0
+    truncated = False
+    try:
+        for pkt in container.demux(vs):
+            size = pkt.size
+            if not size or pkt.is_discard:
+                continue
+            if shown_check is not None and not shown_check(bytes(pkt)):
+                continue
+            pts = pkt.pts
+            if pts is None:
+                missing_pts += 1
+                pts = pkt.dts if pkt.dts is not None else (pts_l[-1] + 1 if pts_l else 0)
+            pts_l.append(int(pts))
+            dts_l.append(int(pkt.dts) if pkt.dts is not None else len(dts_l))
+            size_l.append(int(size))
+            key_l.append(bool(pkt.is_keyframe))
+    except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
+        truncated = True
+        logger.warning("%s: demuxing stopped after %d packets: %s", path, len(pts_l), e)
+    if not pts_l:
+        raise CorruptVideoError(f"{path}: video stream {vs.index} ({codec}) holds no frames",
+                                path=path)
+    pts = np.asarray(pts_l, np.int64)
+    order = np.argsort(pts, kind="stable")
+    pts_sorted = pts[order]
+    reliable = missing_pts == 0 and bool(np.all(np.diff(pts_sorted) > 0))
+    if not reliable:
+        logger.info("%s: presentation timestamps are missing or repeated; frames are indexed in "
+                    "decode order and decoded sequentially", path)
+    if key_l and not key_l[0]:
+        logger.debug("%s: the first packet is not flagged as a keyframe", path)
+    tb = vs.time_base or Fraction(1, 1)
+    seconds = pts_sorted.astype(np.float64) * float(tb)
+    return PacketTable(
+        path=path, stream_index=int(vs.index), codec=codec, time_base=Fraction(tb),
+        pts=pts_sorted, seconds=seconds, size=np.asarray(size_l, np.int64)[order],
+        is_keyframe=np.asarray(key_l, bool)[order], decode_order=order.astype(np.int64),
+        truncated=truncated, pts_reliable=reliable)
+
+
+# -- display matrix ---------------------------------------------------------------------------
+
+def display_transform(matrix: bytes | None) -> tuple[int, bool, str]:
+    """Interpret an FFmpeg display matrix the way ``ffmpeg``'s autorotate does.
+
+    Returns:
+        (rotation, mirrored, op): counter-clockwise display rotation in degrees (0/90/180/270),
+        whether a flip is involved, and the operation name applied to pixels: one of ``""``,
+        ``"clock"``, ``"cclock"``, ``"clock_flip"``, ``"cclock_flip"``, ``"hflip"``, ``"vflip"``,
+        ``"rot180"``.
+    """
+    if not matrix or len(matrix) < 36:
+        return 0, False, ""
+    m = struct.unpack("<9i", matrix[:36])
+    # av_display_rotation_get: angle of the matrix, in degrees, counter-clockwise.
+    sx = math.hypot(m[0], m[3])
+    sy = math.hypot(m[1], m[4])
+    if sx == 0 or sy == 0:
+        return 0, False, ""
+    angle = -math.degrees(math.atan2(m[1] / sy, m[0] / sx))
+    theta = (-round(angle)) % 360  # ffmpeg's get_rotation: clockwise angle to apply
+    det = m[0] * m[4] - m[1] * m[3]
+    if abs(theta - 90) < 1:
+        op = "cclock_flip" if m[3] > 0 else "clock"
+    elif abs(theta - 180) < 1:
+        h, v = m[0] < 0, m[4] < 0
+        op = "rot180" if (h and v) else ("hflip" if h else ("vflip" if v else ""))
+    elif abs(theta - 270) < 1:
+        op = "clock_flip" if m[3] < 0 else "cclock"
+    else:
+        op = "vflip" if m[4] < 0 else ""
+    rotation = {0: 0, 90: 270, 180: 180, 270: 90}.get(int(theta) % 360, 0)
+    mirrored = det < 0
+    return rotation, mirrored, op
+
+
+def apply_display_op(frames: np.ndarray, op: str) -> np.ndarray:
+    """Apply a display operation from :func:`display_transform` to (..., H, W, C) arrays."""
+    if not op:
+        return frames
+    h_ax, w_ax = frames.ndim - 3, frames.ndim - 2
+    if op == "clock":
+        out = np.rot90(frames, k=-1, axes=(h_ax, w_ax))
+    elif op == "cclock":
+        out = np.rot90(frames, k=1, axes=(h_ax, w_ax))
+    elif op == "cclock_flip":  # transpose
+        out = np.swapaxes(frames, h_ax, w_ax)
+    elif op == "clock_flip":  # anti-transpose
+        out = np.flip(np.swapaxes(frames, h_ax, w_ax), axis=(h_ax, w_ax))
+    elif op == "rot180":
+        out = np.flip(frames, axis=(h_ax, w_ax))
+    elif op == "hflip":
+        out = np.flip(frames, axis=w_ax)
+    elif op == "vflip":
+        out = np.flip(frames, axis=h_ax)
+    else:  # pragma: no cover - guarded by display_transform
+        raise ValueError(op)
+    return np.ascontiguousarray(out)
+
+
+def swaps_axes(op: str) -> bool:
+    """Whether the display operation exchanges width and height."""
+    return op in ("clock", "cclock", "clock_flip", "cclock_flip")

@@ -1,0 +1,303 @@
+"""The public :class:`VideoReader` and its registry of decode backends."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from .._validate import check_choice, check_positive_float, check_positive_int
+from ..errors import CorruptVideoError, FrameIndexError, InvalidArgumentError
+from ._convert import Size, output_size
+from ._probe import check_path
+from ._types import FrameBatch, PacketTable, VideoMetadata
+
+__all__ = ["VideoReader", "available_backends", "register_backend"]
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["exact", "keyframe"]
+OnMissing = Literal["raise", "skip"]
+
+_BACKENDS: dict[str, Callable[..., Any]] = {}
+
+
+def register_backend(name: str, factory: Callable[..., Any]) -> None:
+    """Register a decode backend ``factory(path, *, stream, threads, interpolation)``.
+
+    The object it returns must offer the attributes and methods of
+    :class:`vidsel.io._pyav.PyAVBackend` (``table``, ``decode_exact``, ``decode_keyframes``...).
+    """
+    _BACKENDS[name] = factory
+
+
+def available_backends() -> tuple[str, ...]:
+    """Names of the registered backends (whether or not their optional package is installed)."""
+    return tuple(_BACKENDS)
+
+
+def _pyav_factory(path: str, **kw: Any) -> Any:
+    from ._pyav import PyAVBackend
+
+    return PyAVBackend(path, **kw)
+
+
+def _decord_factory(path: str, **kw: Any) -> Any:
+    from ._decord import DecordBackend
+
+    return DecordBackend(path, **kw)
+
+
+register_backend("pyav", _pyav_factory)
+register_backend("decord", _decord_factory)
+
+
+class VideoReader:
+    """Exact, fast frame access to one video stream.
+
+    Frame ``i`` always means the i-th frame in presentation order, exactly what a full
+    sequential decode yields; rotation metadata is applied; frames are uint8 RGB.
+
+    Args:
+        path: the video file.
+        backend: ``"pyav"`` (default) or ``"decord"`` (optional extra), or any registered name.
+        stream: video stream to read, counting video streams only (None: the default stream).
+        threads: decoder threads (0: let FFmpeg choose).
+        interpolation: swscale interpolation for resizing (``"BILINEAR"``, ``"AREA"``,
+            ``"BICUBIC"``...).
+
+    Raises:
+        VideoNotFoundError: the file does not exist.
+        NotAVideoError: the file is empty or not a video container.
+        NoVideoStreamError: no video stream (e.g. an audio-only file) or no such stream.
+        UnsupportedCodecError: no decoder for the stream's codec.
+        CorruptVideoError: the header is damaged or no frame at all can be decoded.
+
+    Example:
+        >>> with VideoReader("clip.mp4") as r:                          # doctest: +SKIP
+        ...     frames = r.get_frames([0, 10, 10, 5], size=224)  # (4, 224, W, 3), order kept
+        ...     batch = r.sample_uniform(8)                      # FrameBatch with timestamps
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, backend: str = "pyav",
+                 stream: int | None = None, threads: int = 0,
+                 interpolation: str = "BILINEAR") -> None:
+        check_choice("backend", backend, available_backends())
+        threads = check_positive_int("threads", threads, allow_zero=True)
+        self.path = check_path(path)
+        self._backend = _BACKENDS[backend](self.path, stream=stream, threads=threads,
+                                           interpolation=interpolation)
+        self.backend = backend
+        self._metadata = self._build_metadata()
+
+    # -- metadata ------------------------------------------------------------------------------
+    def _build_metadata(self) -> VideoMetadata:
+        b = self._backend
+        table: PacketTable = b.table
+        ts = table.seconds
+        n = len(ts)
+        diffs = np.diff(ts)
+        if n > 1 and ts[-1] > ts[0]:
+            fps = (n - 1) / float(ts[-1] - ts[0])
+            last_dur = float(np.median(diffs))
+        else:
+            rate = b._stream.average_rate or b._stream.guessed_rate
+            fps = float(rate) if rate else 0.0
+            last_dur = 1.0 / fps if fps else 0.0
+        vfr = bool(n > 2 and np.ptp(diffs) > 0.01 * float(np.median(diffs)))
+        h, w = b.display_size
+        if table.truncated:
+            logger.warning("%s: the file is truncated; %d frames are readable (header: %d)",
+                           self.path, n, b.header_num_frames)
+        return VideoMetadata(
+            path=self.path, backend=self.backend, stream_index=table.stream_index,
+            codec=table.codec, pix_fmt=b.pix_fmt, width=w, height=h,
+            coded_width=b.coded_width, coded_height=b.coded_height, rotation=b.rotation,
+            mirrored=b.mirrored, num_frames=n, fps=fps,
+            duration_s=float(ts[-1] - ts[0]) + last_dur, start_time_s=float(ts[0]),
+            keyframe_indices=table.keyframe_indices, timestamps_s=ts.copy(),
+            header_num_frames=b.header_num_frames, truncated=table.truncated,
+            variable_frame_rate=vfr)
+
+    @property
+    def metadata(self) -> VideoMetadata:
+        """:class:`VideoMetadata` of the stream (computed once, from packets)."""
+        return self._metadata
+
+    @property
+    def packet_table(self) -> PacketTable:
+        """The per-frame :class:`PacketTable` (sizes, keyframe flags, decode order)."""
+        return self._backend.table  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return self._metadata.num_frames
+
+    # -- validation ----------------------------------------------------------------------------
+    def _indices(self, indices: Sequence[int] | np.ndarray | int) -> np.ndarray:
+        arr = np.asarray(indices)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if arr.ndim != 1:
+            raise InvalidArgumentError(f"indices must be 1-D, got shape {arr.shape}")
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            if np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0):
+                arr = arr.astype(np.int64)
+            else:
+                raise InvalidArgumentError(f"indices must be integers, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        n = self._metadata.num_frames
+        bad = arr[(arr < -n) | (arr >= n)]
+        if bad.size:
+            raise FrameIndexError(
+                f"{self.path}: frame index {int(bad[0])} out of range for a video of {n} frames "
+                f"(valid: 0..{n - 1}, or negative from the end)")
+        return np.where(arr < 0, arr + n, arr)
+
+    # -- decoding ------------------------------------------------------------------------------
+    def decode(self, indices: Sequence[int] | np.ndarray | int, *, size: Size = None,
+               mode: Mode = "exact", on_missing: OnMissing = "raise") -> FrameBatch:
+        """Decode frames by presentation index.
+
+        Args:
+            indices: frame indices in any order, duplicates allowed, negative from the end.
+            size: None (native), short side (int) or (height, width) of the output.
+            mode: ``"exact"`` returns exactly the frames asked for. ``"keyframe"`` snaps each
+                request to the nearest keyframe and decodes keyframes only (~30x cheaper); the
+                batch's ``indices``/``timestamps_s`` report what was really returned.
+            on_missing: frames that cannot be decoded (damaged data) raise
+                :class:`CorruptVideoError` (``"raise"``, default; its ``missing`` lists them) or
+                are left out of the batch and listed in ``batch.missing`` (``"skip"``).
+
+        Returns:
+            :class:`FrameBatch` with frames (N, H, W, 3) uint8 in the requested order.
+        """
+        check_choice("mode", mode, ("exact", "keyframe"))
+        check_choice("on_missing", on_missing, ("raise", "skip"))
+        req = self._indices(indices)
+        md = self._metadata
+        out_hw = output_size(size, md.height, md.width)
+        if mode == "keyframe":
+            keys = md.keyframe_indices if len(md.keyframe_indices) else np.zeros(1, np.int64)
+            pos = np.searchsorted(keys, req)
+            lo = keys[np.clip(pos - 1, 0, len(keys) - 1)]
+            hi = keys[np.clip(pos, 0, len(keys) - 1)]
+            actual = np.where(np.abs(req - lo) <= np.abs(hi - req), lo, hi).astype(np.int64)
+        else:
+            actual = req
+        unique = np.unique(actual)
+        store: dict[int, np.ndarray] = {}
+
+        def sink(i: int, arr: np.ndarray) -> None:
+            store[i] = arr
+
+        if mode == "keyframe":
+            missing = self._backend.decode_keyframes(unique, out_hw, sink)
+        else:
+            missing = self._backend.decode_exact(unique, out_hw, sink)
+        missing = sorted(set(int(m) for m in missing) | (set(unique.tolist()) - set(store)))
+        if missing and on_missing == "raise":
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise CorruptVideoError(
+                f"{self.path}: {len(missing)} frame(s) of video stream {md.stream_index} "
+                f"({md.codec}) could not be decoded (damaged data): {shown}",
+                path=self.path, missing=tuple(missing))
+        keep = np.array([int(a) in store for a in actual], bool)
+        kept = actual[keep]
+        if len(kept):
+            frames = np.stack([store[int(a)] for a in kept])
+        else:
+            frames = np.zeros((0, out_hw[0], out_hw[1], 3), np.uint8)
+        return FrameBatch(frames=frames, indices=kept,
+                          timestamps_s=md.timestamps_s[kept] if len(kept) else np.zeros(0),
+                          missing=tuple(missing), requested=req[keep])
+
+    def get_frames(self, indices: Sequence[int] | np.ndarray | int, *, size: Size = None,
+                   mode: Mode = "exact") -> np.ndarray:
+        """Frames by index as a (N, H, W, 3) uint8 RGB array, in the order asked.
+
+        See :meth:`decode` for the arguments; damaged frames raise :class:`CorruptVideoError`.
+        """
+        return self.decode(indices, size=size, mode=mode).frames
+
+    def index_at(self, seconds: Sequence[float] | np.ndarray | float) -> np.ndarray:
+        """Index of the frame displayed at each time (stream timeline, seconds).
+
+        A frame is displayed from its timestamp until the next frame's. Times before the first
+        frame or after the end of the last frame raise :class:`FrameIndexError`.
+        """
+        t = np.atleast_1d(np.asarray(seconds, dtype=np.float64))
+        md = self._metadata
+        if not np.all(np.isfinite(t)):
+            raise InvalidArgumentError(f"seconds must be finite, got {t[~np.isfinite(t)][:3]}")
+        eps = 1e-6
+        end = md.start_time_s + md.duration_s
+        bad = t[(t < md.start_time_s - eps) | (t >= end + eps)]
+        if bad.size:
+            raise FrameIndexError(
+                f"{self.path}: time {float(bad[0]):.6g} s is outside the video "
+                f"[{md.start_time_s:.6g}, {end:.6g}) s")
+        idx = np.searchsorted(md.timestamps_s, t + eps, side="right") - 1
+        return np.clip(idx, 0, md.num_frames - 1).astype(np.int64)
+
+    def get_frames_at(self, seconds: Sequence[float] | np.ndarray | float, *,
+                      size: Size = None) -> FrameBatch:
+        """The frames displayed at the given times, with their exact timestamps."""
+        return self.decode(self.index_at(seconds), size=size)
+
+    def uniform_indices(self, n: int) -> np.ndarray:
+        """``n`` indices spread evenly from the first to the last frame (at most one per frame)."""
+        n = check_positive_int("n", n)
+        total = self._metadata.num_frames
+        if n > total:
+            logger.warning("%s: %d frames requested from a %d-frame video; returning all",
+                           self.path, n, total)
+            n = total
+        return np.unique(np.round(np.linspace(0, total - 1, n)).astype(np.int64))
+
+    def sample_uniform(self, n: int, *, size: Size = None, mode: Mode = "exact") -> FrameBatch:
+        """Decode ``n`` frames spread evenly over the video (first and last included)."""
+        return self.decode(self.uniform_indices(n), size=size, mode=mode)
+
+    def fps_indices(self, fps: float) -> np.ndarray:
+        """Indices of the frames displayed at times ``start + k / fps`` (unique, sorted)."""
+        fps = check_positive_float("fps", fps)
+        md = self._metadata
+        grid = md.start_time_s + np.arange(0.0, md.duration_s, 1.0 / fps)
+        if len(grid) > 10_000_000:
+            raise InvalidArgumentError(f"fps={fps!r} asks for {len(grid)} frames")
+        return np.unique(self.index_at(grid[grid < md.start_time_s + md.duration_s]))
+
+    def iter_frames(self, *, fps: float | None = None, size: Size = None,
+                    batch_size: int = 32, on_missing: OnMissing = "raise") -> Iterator[FrameBatch]:
+        """Stream frames in order, ``batch_size`` at a time (memory stays bounded).
+
+        Args:
+            fps: sample the frames displayed at ``start + k / fps``; None yields every frame.
+            size: output size (see :meth:`decode`).
+            batch_size: frames per yielded :class:`FrameBatch`.
+            on_missing: see :meth:`decode`.
+        """
+        batch_size = check_positive_int("batch_size", batch_size)
+        idx = (np.arange(self._metadata.num_frames, dtype=np.int64) if fps is None
+               else self.fps_indices(fps))
+        for start in range(0, len(idx), batch_size):
+            yield self.decode(idx[start:start + batch_size], size=size, on_missing=on_missing)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the decoder and the file."""
+        self._backend.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        md = self._metadata
+        return (f"VideoReader({self.path!r}, backend={self.backend!r}, {md.codec} "
+                f"{md.width}x{md.height}, {md.num_frames} frames)")

@@ -1,0 +1,225 @@
+"""Registry of selectors: one calling convention, names the CLI lists.
+
+Every selector is registered with what it needs:
+
+- ``"none"``: only the number of candidates (``uniform``);
+- ``"scores"``: a relevance per candidate (``topk``, ``bolt``, ``aks``); when only embeddings
+  are given the scores are their cosine similarities;
+- ``"embeddings"``: frame embeddings (n, d) and a text embedding (d,) (``dpp``, ``mdp3``).
+
+:func:`run_selector` dispatches by name. New selectors plug in with :func:`register_selector`::
+
+    def every_other(n, k):
+        return np.arange(0, n, 2)[:k]
+
+    register_selector("every_other", lambda inp, k: every_other(inp.n, k), needs="none")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+
+from .._validate import check_choice, check_positive_int
+from ..errors import InvalidArgumentError
+from ._baselines import aks, bolt, cosine_scores, topk, uniform
+from ._dpp import dpp
+from ._mdp3 import OVIS_DEFAULTS, mdp3
+
+__all__ = [
+    "SelectorInfo",
+    "SelectorInputs",
+    "available_selectors",
+    "get_selector",
+    "register_selector",
+    "run_selector",
+]
+
+Needs = Literal["none", "scores", "embeddings"]
+NEEDS: tuple[str, ...] = ("none", "scores", "embeddings")
+
+
+@dataclass(frozen=True)
+class SelectorInputs:
+    """What a selector may use. ``n`` is the number of candidates.
+
+    Attributes:
+        n: number of candidates.
+        frame_embeds: (n, d) float array or None.
+        text_embed: (d,) float array or None.
+        scores: (n,) relevance or None (derived from the embeddings on demand).
+    """
+
+    n: int
+    frame_embeds: Any = field(default=None, repr=False)
+    text_embed: Any = field(default=None, repr=False)
+    scores: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        check_positive_int("n", self.n)
+        if self.frame_embeds is not None and int(self.frame_embeds.shape[0]) != self.n:
+            raise InvalidArgumentError(
+                f"frame_embeds has {self.frame_embeds.shape[0]} rows, expected n={self.n}"
+            )
+        if self.scores is not None and np.asarray(self.scores).reshape(-1).size != self.n:
+            raise InvalidArgumentError(
+                f"scores has {np.asarray(self.scores).size} values, expected n={self.n}"
+            )
+
+    def relevance(self) -> np.ndarray:
+        """Per-candidate scores: the given ones, else cosine similarity of the embeddings."""
+        if self.scores is not None:
+            return np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        if self.frame_embeds is None or self.text_embed is None:
+            raise InvalidArgumentError("this selector needs scores or frame and text embeddings")
+        return cosine_scores(self.frame_embeds, self.text_embed)
+
+
+@dataclass(frozen=True)
+class SelectorInfo:
+    """A registered selector.
+
+    Attributes:
+        name: registry key.
+        fn: ``fn(inputs: SelectorInputs, k: int, **params) -> (<= k,) int64 ascending indices``.
+        needs: ``"none"``, ``"scores"`` or ``"embeddings"``.
+        description: one line for listings.
+        defaults: default parameters (shown in listings, recorded in selections).
+    """
+
+    name: str
+    fn: Callable[..., np.ndarray] = field(repr=False)
+    needs: str = "embeddings"
+    description: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise InvalidArgumentError(f"selector name={self.name!r} must be a non-empty string")
+        check_choice("needs", self.needs, NEEDS)
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+
+
+_REGISTRY: dict[str, SelectorInfo] = {}
+
+
+def register_selector(
+    name: str,
+    fn: Callable[..., np.ndarray],
+    *,
+    needs: Needs,
+    description: str = "",
+    defaults: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> SelectorInfo:
+    """Add a selector under ``name`` (``overwrite=True`` to replace an existing one)."""
+    if name in _REGISTRY and not overwrite:
+        raise InvalidArgumentError(
+            f"selector {name!r} is already registered; pass overwrite=True to replace it"
+        )
+    info = SelectorInfo(name, fn, needs, description, defaults or {})
+    _REGISTRY[name] = info
+    return info
+
+
+def available_selectors() -> tuple[str, ...]:
+    """Names of the registered selectors, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def get_selector(name: str) -> SelectorInfo:
+    """The registered selector ``name``; unknown names raise with the list of known ones."""
+    check_choice("method", name, available_selectors())
+    return _REGISTRY[name]
+
+
+def run_selector(
+    name: str,
+    k: int,
+    *,
+    n: int | None = None,
+    frame_embeds: Any = None,
+    text_embed: Any = None,
+    scores: Any = None,
+    **params: Any,
+) -> np.ndarray:
+    """Run selector ``name`` on whatever inputs it needs.
+
+    Args:
+        name: a registered selector (see :func:`available_selectors`).
+        k: frames to select.
+        n: number of candidates (inferred from the embeddings or scores when omitted).
+        frame_embeds: (n, d) float array (numpy or torch).
+        text_embed: (d,) float array.
+        scores: (n,) per-candidate relevance for score-based selectors.
+        **params: selector parameters (e.g. ``lam``, ``segment_size``, ``power``).
+
+    Returns:
+        (min(k, n),) int64 ascending candidate indices.
+    """
+    info = get_selector(name)
+    k = check_positive_int("k", k)
+    if n is None:
+        if frame_embeds is not None:
+            n = int(frame_embeds.shape[0])
+        elif scores is not None:
+            n = int(np.asarray(scores).reshape(-1).size)
+        else:
+            raise InvalidArgumentError(f"selector {name!r}: pass n, frame_embeds or scores")
+    if info.needs == "embeddings" and (frame_embeds is None or text_embed is None):
+        raise InvalidArgumentError(
+            f"selector {name!r} needs frame_embeds and text_embed (an embedder)"
+        )
+    if info.needs == "scores" and scores is None and (frame_embeds is None or text_embed is None):
+        raise InvalidArgumentError(
+            f"selector {name!r} needs scores or frame_embeds and text_embed (an embedder)"
+        )
+    inputs = SelectorInputs(n, frame_embeds, text_embed,
+                            None if scores is None else np.asarray(scores, dtype=np.float64))
+    out = np.asarray(info.fn(inputs, k, **{**info.defaults, **params}), dtype=np.int64)
+    return out
+
+
+# --- built-in selectors -------------------------------------------------------------------------
+
+register_selector(
+    "uniform", lambda inp, k: uniform(inp.n, k), needs="none",
+    description="evenly spaced candidates (first and last included); needs no model",
+)
+register_selector(
+    "topk", lambda inp, k: topk(inp.relevance(), k), needs="scores",
+    description="the k most relevant candidates",
+)
+register_selector(
+    "bolt", lambda inp, k, **p: bolt(inp.relevance(), k, **p), needs="scores",
+    description="BOLT inverse-transform sampling of relevance^power",
+    defaults={"power": 3.0},
+)
+register_selector(
+    "aks", lambda inp, k, **p: aks(inp.relevance(), k, **p), needs="scores",
+    description="AKS adaptive judge-and-split over the timeline",
+    defaults={"t1": 0.8, "t2": -100.0, "max_depth": 5},
+)
+register_selector(
+    "dpp", lambda inp, k, **p: dpp(inp.frame_embeds, inp.text_embed, k, **p),
+    needs="embeddings",
+    description="greedy MAP of the relevance-conditioned DPP (no segments)",
+    defaults={"lam": 0.2},
+)
+register_selector(
+    "mdp3", lambda inp, k, **p: mdp3(inp.frame_embeds, inp.text_embed, k, **p),
+    needs="embeddings",
+    description="MDP3: conditional DPP + segment DP with conditional gains (vidsel default)",
+    defaults={"lam": 0.2, "segment_size": 32, "condition_size": 1, "mode": "conditional"},
+)
+register_selector(
+    "mdp3-reference", lambda inp, k, **p: mdp3(inp.frame_embeds, inp.text_embed, k, **p),
+    needs="embeddings",
+    description="MDP3 exactly as the Ovis plugin ships it (one segment, absolute rewards)",
+    defaults={"lam": OVIS_DEFAULTS["lam"], "segment_size": OVIS_DEFAULTS["segment_size"],
+              "condition_size": OVIS_DEFAULTS["condition_size"], "mode": "reference"},
+)

@@ -1,0 +1,579 @@
+"""Keyframe selection for a video and a question: :func:`select_frames` -> :class:`Selection`.
+
+Pipeline: candidate frames (n uniform, fps-based or all) are decoded with the reader's fast
+paths, embedded once per video and model (cached on disk when ``cache_dir`` is given), the
+question is embedded, and an array-level selector from :mod:`vidsel.select` picks k of them.
+A :class:`Selection` always carries frame indices *and* seconds *and* the source fps, and hands
+itself to consumers: Qwen-VL-style video metadata, transformers' ``sample_indices_fn`` hook, and
+an Ovis-style ``frame_selector(conversations, frames)`` callable (:class:`FrameSelector`).
+
+Example:
+    >>> sel = select_frames("talk.mp4", "When is the whiteboard shown?", k=8,
+    ...                     embedder="hf:/models/siglip-so400m", cache_dir="~/.cache/vidsel")
+    ...                                                                 # doctest: +SKIP
+    >>> sel.indices, sel.timestamps_s, sel.source_fps                   # doctest: +SKIP
+    >>> frames = sel.load_frames(size=448)                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+
+from ._validate import check_choice, check_positive_int
+from .errors import InvalidArgumentError
+
+__all__ = [
+    "DEFAULT_NUM_CANDIDATES",
+    "FrameSelector",
+    "Selection",
+    "candidate_indices",
+    "select_frames",
+]
+
+logger = logging.getLogger(__name__)
+
+#: MDP3's candidate pool: 128 frames sampled uniformly.
+DEFAULT_NUM_CANDIDATES = 128
+#: Short side of decoded candidates (embedders resize to their own input size anyway).
+DEFAULT_EMBED_SIZE = 384
+#: Candidates decoded and embedded per chunk (bounds memory on long videos).
+_DECODE_CHUNK = 64
+
+CandidateMode = Literal["exact", "keyframe"]
+_FPS_SPEC = re.compile(r"^fps:(\d+(\.\d*)?|\.\d+)$")
+_UNIFORM_SPEC = re.compile(r"^uniform:(\d+)$")
+
+
+# ------------------------------------------------------------------------------------------------
+# Selection
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class Selection:
+    """The frames chosen for a question, in the source video's terms.
+
+    Attributes:
+        indices: (k,) int64 frame indices in the source video (presentation order), ascending,
+            unique.
+        timestamps_s: (k,) float64 presentation time of each frame in seconds (stream timeline).
+        scores: (k,) float64 relevance of each frame to the question (cosine similarity of the
+            embeddings), or None when no embedder was used (e.g. ``uniform``).
+        method: selector name (see :func:`vidsel.select.available_selectors`).
+        params: the selector's parameters, as used.
+        source_fps: average frame rate of the source video.
+        video: path of the video (needed by :meth:`load_frames`).
+        num_frames: frames in the source video.
+        num_candidates: size of the candidate pool the selector chose from.
+        question: the question the frames were selected for.
+        cache_hit: frame embeddings came from the on-disk cache.
+        timings_s: seconds spent in ``decode``, ``embed_images``, ``embed_text``, ``select``.
+    """
+
+    indices: np.ndarray
+    timestamps_s: np.ndarray
+    scores: np.ndarray | None
+    method: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    source_fps: float = 0.0
+    video: str | None = None
+    num_frames: int | None = None
+    num_candidates: int | None = None
+    question: str | None = None
+    cache_hit: bool = False
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        idx = np.asarray(self.indices)
+        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+            raise InvalidArgumentError(f"indices must be a 1-D integer array, got {idx.dtype} "
+                                       f"of shape {idx.shape}")
+        idx = idx.astype(np.int64)
+        ts = np.asarray(self.timestamps_s, dtype=np.float64)
+        if ts.shape != idx.shape:
+            raise InvalidArgumentError(
+                f"timestamps_s has shape {ts.shape}, indices {idx.shape}: lengths differ"
+            )
+        if idx.size and (np.any(np.diff(idx) <= 0) or idx[0] < 0):
+            raise InvalidArgumentError(
+                f"indices must be unique, non-negative and ascending, got {idx.tolist()}"
+            )
+        if self.num_frames is not None and idx.size and idx[-1] >= self.num_frames:
+            raise InvalidArgumentError(
+                f"index {int(idx[-1])} is outside the video's {self.num_frames} frames"
+            )
+        if not np.all(np.isfinite(ts)):
+            raise InvalidArgumentError("timestamps_s contain NaN or inf")
+        scores = None
+        if self.scores is not None:
+            scores = np.asarray(self.scores, dtype=np.float64)
+            if scores.shape != idx.shape:
+                raise InvalidArgumentError(
+                    f"scores has shape {scores.shape}, indices {idx.shape}: lengths differ"
+                )
+        fps = float(self.source_fps)
+        if not (math.isfinite(fps) and fps > 0):
+            raise InvalidArgumentError(f"source_fps={self.source_fps!r} must be a positive number")
+        for name, arr in (("indices", idx), ("timestamps_s", ts), ("scores", scores)):
+            if arr is not None:
+                arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+        object.__setattr__(self, "source_fps", fps)
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "timings_s", MappingProxyType(dict(self.timings_s)))
+
+    def __len__(self) -> int:
+        return int(self.indices.shape[0])
+
+    def __repr__(self) -> str:
+        span = (f", span={self.timestamps_s[0]:.2f}-{self.timestamps_s[-1]:.2f}s"
+                if len(self) else "")
+        video = f", video={os.path.basename(self.video)!r}" if self.video else ""
+        return (f"Selection(k={len(self)}, method={self.method!r}, "
+                f"source_fps={self.source_fps:.3f}{span}{video})")
+
+    # --- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (no pixels): lists of ints and floats; NaN scores become None."""
+        scores = None if self.scores is None else [
+            float(s) if math.isfinite(s) else None for s in self.scores.tolist()
+        ]
+        return {
+            "indices": [int(i) for i in self.indices.tolist()],
+            "timestamps_s": [float(t) for t in self.timestamps_s.tolist()],
+            "scores": scores,
+            "method": self.method,
+            "params": _json_safe(dict(self.params)),
+            "source_fps": self.source_fps,
+            "video": self.video,
+            "num_frames": self.num_frames,
+            "num_candidates": self.num_candidates,
+            "question": self.question,
+            "cache_hit": self.cache_hit,
+            "timings_s": {k: float(v) for k, v in self.timings_s.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Selection:
+        """Inverse of :meth:`to_dict`."""
+        scores = d.get("scores")
+        return cls(
+            indices=np.asarray(d["indices"], dtype=np.int64),
+            timestamps_s=np.asarray(d["timestamps_s"], dtype=np.float64),
+            scores=None if scores is None else np.asarray(
+                [np.nan if s is None else s for s in scores], dtype=np.float64),
+            method=str(d["method"]), params=dict(d.get("params") or {}),
+            source_fps=float(d["source_fps"]), video=d.get("video"),
+            num_frames=d.get("num_frames"), num_candidates=d.get("num_candidates"),
+            question=d.get("question"), cache_hit=bool(d.get("cache_hit", False)),
+            timings_s=dict(d.get("timings_s") or {}),
+        )
+
+    # --- pixels ----------------------------------------------------------------------------------
+    def load_frames(self, size: int | tuple[int, int] | None = None, *,
+                    backend: str = "pyav") -> np.ndarray:
+        """Decode the selected frames: (k, H, W, 3) uint8 RGB.
+
+        Args:
+            size: None (native), short side, or (height, width).
+            backend: reader backend.
+        """
+        if self.video is None:
+            raise InvalidArgumentError("this Selection has no video path to decode frames from")
+        from .io import VideoReader
+
+        with VideoReader(self.video, backend=backend) as reader:
+            return reader.get_frames(self.indices, size=size)
+
+    def frames(self, size: int | tuple[int, int] | None = None) -> np.ndarray:
+        """Alias of :meth:`load_frames`."""
+        return self.load_frames(size)
+
+    # --- adapters --------------------------------------------------------------------------------
+    def padded_indices(self, multiple: int = 2) -> np.ndarray:
+        """Indices with the last one repeated until the count is a multiple of ``multiple``
+        (Qwen-VL merges frames in temporal pairs and pads the same way itself)."""
+        multiple = check_positive_int("multiple", multiple)
+        if not len(self):
+            return self.indices.copy()
+        pad = -len(self) % multiple
+        return np.concatenate([self.indices, np.repeat(self.indices[-1:], pad)])
+
+    def video_metadata(self, *, pad_to_multiple: int = 1) -> dict[str, Any]:
+        """Qwen-VL-style video metadata: real frame indices and the source fps.
+
+        The keys are those of ``transformers.video_utils.VideoMetadata`` (``total_num_frames``,
+        ``fps``, ``duration``, ``frames_indices``, ``video_backend``): Qwen3-VL's processor turns
+        ``frames_indices / fps`` into the ``<t seconds>`` markers, so passing this (with
+        ``do_sample_frames=False``) gives the model real timestamps instead of fake ones.
+
+        Args:
+            pad_to_multiple: repeat the last frame until the count divides by this (2 for
+                Qwen-VL's temporal patches when you also pad the frames, see :meth:`to_qwen`).
+        """
+        idx = self.padded_indices(pad_to_multiple)
+        total = self.num_frames
+        return {
+            "total_num_frames": int(total) if total is not None else int(idx[-1]) + 1,
+            "fps": self.source_fps,
+            "duration": (float(total) / self.source_fps) if total else None,
+            "frames_indices": [int(i) for i in idx.tolist()],
+            "video_backend": "vidsel",
+        }
+
+    def to_qwen(self, *, size: int | tuple[int, int] | None = None,
+                temporal_patch_size: int = 2) -> tuple[np.ndarray, Any]:
+        """Frames and metadata for a transformers Qwen-VL processor.
+
+        Returns ``(frames, metadata)``: frames (k', H, W, 3) uint8 with ``k'`` padded to a
+        multiple of ``temporal_patch_size`` by repeating the last frame, and a
+        ``transformers.video_utils.VideoMetadata`` with the matching real indices and source fps.
+        Use as ``processor(text=..., videos=[frames], video_metadata=[metadata],
+        do_sample_frames=False)``.
+        """
+        from transformers.video_utils import VideoMetadata
+
+        frames = self.load_frames(size)
+        pad = -len(frames) % check_positive_int("temporal_patch_size", temporal_patch_size)
+        if pad and len(frames):
+            frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])
+        md = self.video_metadata(pad_to_multiple=temporal_patch_size)
+        h, w = (int(frames.shape[1]), int(frames.shape[2])) if len(frames) else (None, None)
+        return frames, VideoMetadata(width=w, height=h, **md)
+
+    def sample_indices_fn(self) -> Callable[..., np.ndarray]:
+        """A transformers ``sample_indices_fn(metadata, **kwargs) -> indices`` returning this
+        selection, e.g. ``processor(videos=path, sample_indices_fn=sel.sample_indices_fn())``.
+
+        When the decoder in use counts a different number of frames than vidsel did, the
+        selection is mapped through its timestamps (``round(t * fps)``) and a warning logged.
+        """
+        indices = self.indices.copy()
+        ts = self.timestamps_s - (self.timestamps_s[0] - indices[0] / self.source_fps
+                                  if len(self) else 0.0)
+        own_total = self.num_frames
+
+        def sample_indices_fn(metadata: Any = None, **kwargs: Any) -> np.ndarray:
+            total = getattr(metadata, "total_num_frames", None) if metadata is not None else None
+            if total is None or own_total is None or int(total) == int(own_total):
+                return indices.copy()
+            fps = float(getattr(metadata, "fps", None) or self.source_fps)
+            mapped = np.unique(np.clip(np.round(ts * fps), 0, int(total) - 1).astype(np.int64))
+            logger.warning("decoder reports %s frames, vidsel counted %s: mapped the selection "
+                           "by timestamp", total, own_total)
+            return mapped
+
+        return sample_indices_fn
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return repr(obj)
+
+
+# ------------------------------------------------------------------------------------------------
+# candidates
+# ------------------------------------------------------------------------------------------------
+
+
+def candidate_indices(reader: Any, candidates: int | str) -> np.ndarray:
+    """Candidate frame indices (ascending, unique) for a reader.
+
+    Args:
+        reader: a :class:`vidsel.VideoReader`.
+        candidates: ``n`` (int) or ``"uniform:n"`` — n frames evenly spread, first and last
+            included (MDP3: 128); ``"fps:f"`` — the frames displayed every ``1/f`` seconds (1 fps
+            for long videos); ``"all"`` — every frame.
+    """
+    if isinstance(candidates, (int, np.integer)) and not isinstance(candidates, bool):
+        return np.asarray(reader.uniform_indices(check_positive_int("candidates", candidates)))
+    if isinstance(candidates, str):
+        spec = candidates.strip().lower()
+        if spec == "all":
+            return np.arange(reader.metadata.num_frames, dtype=np.int64)
+        m = _UNIFORM_SPEC.match(spec)
+        if m:
+            return np.asarray(reader.uniform_indices(check_positive_int("candidates",
+                                                                         int(m.group(1)))))
+        m = _FPS_SPEC.match(spec)
+        if m and float(m.group(1)) > 0:
+            return np.asarray(reader.fps_indices(float(m.group(1))))
+    raise InvalidArgumentError(
+        f"candidates={candidates!r} is not allowed; use an int n, 'uniform:<n>', 'fps:<f>' "
+        f"or 'all'"
+    )
+
+
+def _embed_candidates(reader: Any, cand: np.ndarray, embedder: Any, *, size: int | None,
+                      mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Decode and embed candidates chunk by chunk. Returns (embeds (n, d), indices (n,),
+    timestamps (n,), decode seconds, embed seconds); undecodable candidates are dropped and
+    keyframe-mode duplicates merged."""
+    embeds, idx, ts = [], [], []
+    t_dec = t_emb = 0.0
+    for start in range(0, len(cand), _DECODE_CHUNK):
+        t0 = time.perf_counter()
+        batch = reader.decode(cand[start:start + _DECODE_CHUNK], size=size, mode=mode,
+                              on_missing="skip")
+        t1 = time.perf_counter()
+        if batch.missing:
+            logger.warning("%s: %d candidate frames could not be decoded and are skipped",
+                           reader.path, len(batch.missing))
+        if len(batch):
+            embeds.append(embedder.embed_images(batch.frames))
+            idx.append(np.asarray(batch.indices, dtype=np.int64))
+            ts.append(np.asarray(batch.timestamps_s, dtype=np.float64))
+        t_dec += t1 - t0
+        t_emb += time.perf_counter() - t1
+    if not idx:
+        raise InvalidArgumentError(f"{reader.path}: none of the candidate frames could be decoded")
+    e, i, t = np.concatenate(embeds), np.concatenate(idx), np.concatenate(ts)
+    _, first = np.unique(i, return_index=True)  # keyframe mode can return a frame twice
+    keep = np.sort(first)
+    return e[keep], i[keep], t[keep], t_dec, t_emb
+
+
+# ------------------------------------------------------------------------------------------------
+# select_frames
+# ------------------------------------------------------------------------------------------------
+
+
+def select_frames(
+    video: str | os.PathLike[str] | Any,
+    question: str | None = None,
+    k: int = 8,
+    *,
+    method: str = "mdp3",
+    embedder: Any = None,
+    candidates: int | str | None = None,
+    candidate_mode: CandidateMode = "exact",
+    cache_dir: str | os.PathLike[str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    embed_size: int | None = DEFAULT_EMBED_SIZE,
+    embedder_options: Mapping[str, Any] | None = None,
+    backend: str = "pyav",
+) -> Selection:
+    """Select the ``k`` frames of ``video`` a video-LLM should see for ``question``.
+
+    Args:
+        video: a video path or an open :class:`vidsel.VideoReader`.
+        question: the question / prompt (required by every method but ``uniform``).
+        k: frames to select.
+        method: a selector name (:func:`vidsel.select.available_selectors`): ``mdp3``
+            (default), ``mdp3-reference``, ``dpp``, ``topk``, ``bolt``, ``aks``, ``uniform``.
+        embedder: an :class:`vidsel.embed.Embedder`, a spec string (``"hf:/models/siglip"``,
+            ``"open_clip:ViT-B-32@/ckpt.safetensors"``, a local model directory, ``"siglip"``),
+            or None (only for methods that need no relevance, i.e. ``uniform``).
+        candidates: the pool to select from: ``n`` / ``"uniform:n"``, ``"fps:f"`` or ``"all"``
+            (see :func:`candidate_indices`). Default: 128 uniform (MDP3); ``uniform`` selects
+            from all frames.
+        candidate_mode: ``"exact"`` decodes exactly the candidate frames, ``"keyframe"`` snaps
+            them to nearby keyframes (much cheaper to decode; duplicates merged).
+        cache_dir: directory of the frame-embedding cache (None: no cache). A second question
+            on the same video, model and candidates then costs no decoding and no image
+            encoding.
+        params: selector parameters (e.g. ``{"lam": 0.2, "segment_size": 32}``).
+        embed_size: short side candidates are decoded at before embedding (None: native).
+        embedder_options: options for :func:`vidsel.embed.load_embedder` when ``embedder`` is
+            a spec (``device``, ``dtype``, ``batch_size``, ``prompt_cleaner``).
+        backend: reader backend when ``video`` is a path.
+
+    Returns:
+        A :class:`Selection`.
+    """
+    from .select import get_selector, run_selector
+
+    info = get_selector(method)
+    k = check_positive_int("k", k)
+    check_choice("candidate_mode", candidate_mode, ("exact", "keyframe"))
+    params = dict(params or {})
+    needs_model = info.needs != "none"
+    if needs_model and embedder is None:
+        raise InvalidArgumentError(
+            f"method={method!r} needs an embedder (e.g. embedder='hf:/path/to/siglip'); only "
+            f"methods needing no relevance (uniform) run without one"
+        )
+    if needs_model and not isinstance(question, str):
+        raise InvalidArgumentError(f"method={method!r} needs a question (str)")
+    if candidates is None:
+        candidates = DEFAULT_NUM_CANDIDATES if needs_model else "all"
+
+    from .io import VideoReader
+
+    own = not isinstance(video, VideoReader)
+    reader: Any = VideoReader(video, backend=backend) if own else video
+    try:
+        md = reader.metadata
+        cand = candidate_indices(reader, candidates)
+        timings: dict[str, float] = {}
+        cache_hit = False
+        if not needs_model:
+            cand_ts = np.asarray(md.timestamps_s, dtype=np.float64)[cand]
+            t0 = time.perf_counter()
+            pos = run_selector(method, k, n=len(cand), **params)
+            timings["select"] = time.perf_counter() - t0
+            scores = None
+        else:
+            from .embed import EmbeddingCache, content_id, load_embedder
+
+            emb = load_embedder(embedder, **dict(embedder_options or {}))
+
+            def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                e, i, t, t_dec, t_emb = _embed_candidates(reader, cand, emb, size=embed_size,
+                                                           mode=candidate_mode)
+                timings["decode"] = t_dec
+                timings["embed_images"] = t_emb
+                return e, i, t
+
+            if cache_dir is not None:
+                cache = EmbeddingCache(cache_dir)
+                meta = cache.key_material(
+                    video_id=f"{content_id(reader.path)}|stream={md.stream_index}|"
+                             f"n={md.num_frames}",
+                    model=emb.cache_key,
+                    indices=cand, timestamps_s=np.asarray(md.timestamps_s)[cand],
+                    decode=f"{candidate_mode}@{embed_size}",
+                )
+                entry, cache_hit = cache.get_or_compute(meta, compute)
+                frame_embeds, cand, cand_ts = entry.embeds, entry.indices, entry.timestamps_s
+            else:
+                frame_embeds, cand, cand_ts = compute()
+            t0 = time.perf_counter()
+            text_embed = emb.embed_text(question or "")
+            timings["embed_text"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            pos = run_selector(method, k, frame_embeds=frame_embeds, text_embed=text_embed,
+                               **params)
+            timings["select"] = time.perf_counter() - t0
+            from .select import cosine_scores
+
+            scores = cosine_scores(frame_embeds[pos], text_embed)
+            params = {**dict(info.defaults), **params, "embedder": emb.name}
+        if not needs_model:
+            params = {**dict(info.defaults), **params}
+        logger.debug("selected %d of %d candidates with %s in %.1f ms", len(pos), len(cand),
+                     method, 1e3 * timings["select"])
+        return Selection(
+            indices=cand[pos], timestamps_s=cand_ts[pos], scores=scores, method=method,
+            params=params, source_fps=float(md.fps), video=str(reader.path),
+            num_frames=int(md.num_frames), num_candidates=len(cand), question=question,
+            cache_hit=cache_hit, timings_s=timings,
+        )
+    finally:
+        if own:
+            reader.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Ovis-style frame selector
+# ------------------------------------------------------------------------------------------------
+
+
+class FrameSelector:
+    """Ovis-style ``frame_selector(conversations, frames) -> (conversations, frames)``.
+
+    Drop-in for the MDP3 plugin: the human turns are joined into the prompt, every frame and
+    the prompt are embedded, ``k`` frames are selected, and the ``<image>`` placeholders of the
+    frames that were not selected are removed from the conversation.
+
+    Args:
+        k: frames to keep (the plugin ships 16); with ``len(frames) <= k`` nothing changes.
+        method: selector name (default ``mdp3``).
+        embedder: an Embedder or spec (see :func:`select_frames`).
+        params: selector parameters.
+        image_token: the placeholder of one frame in the conversation.
+        embedder_options: options for :func:`vidsel.embed.load_embedder`.
+        return_indices: also return the selected indices (3-tuple).
+
+    Example:
+        >>> selector = FrameSelector(16, embedder="hf:/models/siglip")    # doctest: +SKIP
+        >>> conversations, frames = selector(conversations, frames)       # doctest: +SKIP
+    """
+
+    def __init__(self, k: int = 16, *, method: str = "mdp3", embedder: Any = None,
+                 params: Mapping[str, Any] | None = None, image_token: str = "<image>",
+                 embedder_options: Mapping[str, Any] | None = None,
+                 return_indices: bool = False) -> None:
+        from .select import get_selector
+
+        self.k = check_positive_int("k", k)
+        self.info = get_selector(method)
+        self.method = method
+        self.params = dict(params or {})
+        self.image_token = image_token
+        self.return_indices = return_indices
+        self._embedder_spec = embedder
+        self._embedder_options = dict(embedder_options or {})
+        self._embedder: Any = None
+        if self.info.needs != "none" and embedder is None:
+            raise InvalidArgumentError(f"method={method!r} needs an embedder")
+
+    def __repr__(self) -> str:
+        return f"FrameSelector(k={self.k}, method={self.method!r})"
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None and self._embedder_spec is not None:
+            from .embed import load_embedder
+
+            self._embedder = load_embedder(self._embedder_spec, **self._embedder_options)
+        return self._embedder
+
+    def select(self, prompt: str, frames: Sequence[Any]) -> np.ndarray:
+        """Indices (ascending) of the frames to keep for ``prompt``."""
+        from .select import run_selector
+
+        n = len(frames)
+        if n <= self.k:
+            return np.arange(n, dtype=np.int64)
+        if self.info.needs == "none":
+            return run_selector(self.method, self.k, n=n, **self.params)
+        emb = self.embedder
+        frame_embeds = emb.embed_images([np.asarray(f.convert("RGB")) if hasattr(f, "convert")
+                                         else np.asarray(f) for f in frames])
+        return run_selector(self.method, self.k, frame_embeds=frame_embeds,
+                            text_embed=emb.embed_text(prompt), **self.params)
+
+    def __call__(self, conversations: Sequence[Mapping[str, str]],
+                 frames: Sequence[Any]) -> tuple[Any, ...]:
+        prompt = "\n".join(c["value"] for c in conversations if c.get("from") == "human")
+        keep = self.select(prompt, frames)
+        keep_set = set(int(i) for i in keep)
+        out_convs = []
+        g = 0  # global image counter across turns
+        for conv in conversations:
+            parts = conv["value"].split(self.image_token)
+            pieces: list[str] = []
+            for j, clip in enumerate(parts):
+                if clip != "\n":
+                    pieces.append(clip)
+                if j < len(parts) - 1:
+                    if g in keep_set:
+                        if clip == "\n":
+                            pieces.append(clip)
+                        pieces.append(self.image_token)
+                    g += 1
+            out_convs.append({**conv, "value": "".join(pieces)})
+        kept = [frames[int(i)] for i in keep]
+        if self.return_indices:
+            return out_convs, kept, keep
+        return out_convs, kept
