@@ -51,7 +51,7 @@ def make_synth(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
     def make(suffix: str = ".mp4", **kwargs: Any) -> Any:
         key = (suffix, *sorted(kwargs.items()))
         if key not in cache:
-            name = "v%03d%s" % (len(cache), suffix)
+            name = f"v{len(cache):03d}{suffix}"
             cache[key] = make_video(root / name, **kwargs)
         return cache[key]
 

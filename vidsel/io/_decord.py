@@ -5,7 +5,8 @@ Differences from the PyAV backend, all handled or documented:
 - decord indexes frames itself; vidsel checks its count against the packet index and refuses
   to run (``DecodeError``) if they disagree rather than return shifted frames.
 - decord resizes when the reader is created, so one decord reader is kept per output size.
-- decord ignores rotation metadata; vidsel applies the display matrix itself.
+- decord applies rotation metadata itself (resizing in display orientation); display matrices
+  with a mirror flip and 10/12-bit sources (which decord converts wrongly) are refused.
 - decord has no keyframe-only mode here; ``mode="keyframe"`` decodes the keyframes exactly.
 - decord cannot decode VP9 / AV1 in its wheels and is unmaintained upstream; use PyAV there.
 """
@@ -46,12 +47,18 @@ class DecordBackend(PyAVBackend):
         self._decord = _import_decord()
         super().__init__(path, stream=stream, threads=threads, interpolation=interpolation)
         self._readers: dict[tuple[int, int], Any] = {}
+        if self.mirrored:
+            raise DecodeError(f"{path}: decord cannot apply this mirrored display matrix; "
+                              "use backend='pyav'")
+        if any(tag in self.pix_fmt for tag in ("p10", "p12", "p14", "p16")):
+            raise DecodeError(f"{path}: decord converts high-bit-depth video ({self.pix_fmt}) "
+                              "incorrectly; use backend='pyav'")
 
-    def _reader(self, coded_hw: tuple[int, int]) -> Any:
-        if coded_hw not in self._readers:
-            h, w = coded_hw
+    def _reader(self, out_hw: tuple[int, int]) -> Any:
+        if out_hw not in self._readers:
+            h, w = out_hw
             kw: dict[str, Any] = {"num_threads": self._threads}
-            if (h, w) != (self.coded_height, self.coded_width):
+            if (h, w) != self.display_size:
                 kw.update(width=w, height=h)
             try:
                 r = self._decord.VideoReader(self.path, ctx=self._decord.cpu(0), **kw)
@@ -61,28 +68,30 @@ class DecordBackend(PyAVBackend):
                 raise DecodeError(
                     f"{self.path}: decord counts {len(r)} frames but the stream has "
                     f"{len(self.table)}; use backend='pyav' for this file")
-            self._readers[coded_hw] = r
-        return self._readers[coded_hw]
-
-    def _coded_hw(self, out_hw: tuple[int, int]) -> tuple[int, int]:
-        from ._probe import swaps_axes
-
-        oh, ow = out_hw
-        return (ow, oh) if swaps_axes(self._display_op) else (oh, ow)
+            self._readers[out_hw] = r
+        return self._readers[out_hw]
 
     def decode_exact(self, targets: np.ndarray, out_hw: tuple[int, int],
                      sink: Callable[[int, np.ndarray], None]) -> list[int]:
-        from ._probe import apply_display_op
-
         targets = np.asarray(targets, np.int64)
         if len(targets) == 0:
             return []
-        reader = self._reader(self._coded_hw(out_hw))
+        reader = self._reader(out_hw)
+        try:
+            ts = np.asarray(reader.get_frame_timestamp(targets.tolist()))[:, 0]
+        except Exception as e:
+            raise DecodeError(f"{self.path}: decord cannot index frames: {e}") from e
+        ours = self.table.seconds[targets] - self.table.seconds[0]
+        tol = 0.5 * float(np.median(np.diff(self.table.seconds))) if len(self.table) > 1 else 1e-3
+        if np.any(np.abs(ts - ours) > tol):
+            bad = int(targets[np.argmax(np.abs(ts - ours))])
+            raise DecodeError(
+                f"{self.path}: decord's frame {bad} is not the stream's frame {bad} (timestamps "
+                f"disagree); use backend='pyav' for this file")
         try:
             batch = reader.get_batch(targets.tolist()).asnumpy()
         except Exception as e:
             raise DecodeError(f"{self.path}: decord failed to decode frames: {e}") from e
-        batch = apply_display_op(batch, self._display_op)
         for i, t in enumerate(targets):
             sink(int(t), batch[i])
         return []

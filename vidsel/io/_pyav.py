@@ -82,10 +82,8 @@ class PyAVBackend:
 
     def _probe_first_frame(self) -> None:
         """Decode the first picture: pixel format, coded size and display matrix."""
-        self._seek_to(int(self.table.pts[0]))
-        frame = None
-        for frame in self._frames_after_seek(max_errors=64):
-            break
+        self._seek_start()
+        frame = next(self._frames_after_seek(max_errors=64), None)
         if frame is None:
             raise CorruptVideoError(
                 f"{self.path}: no frame of video stream {self._stream.index} "
@@ -116,14 +114,14 @@ class PyAVBackend:
 
     # -- low-level decode ---------------------------------------------------------------------
     def _reset(self) -> None:
-        self._seek_to(int(self.table.pts[0]))
+        self._seek_start()
 
     def _seek_to(self, pts: int) -> None:
         self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
 
     def _seek_start(self) -> None:
-        """Go to the very beginning of the file (used by sequential decoding)."""
-        self._container.seek(0, backward=True, any_frame=True)
+        """Go to the first keyframe of the file, discarded edit-list packets included."""
+        self._container.seek(0, backward=True, any_frame=False)
 
     def _frames_after_seek(self, *, max_errors: int = 1_000_000) -> Iterator[Any]:
         """Yield decoded frames from the current position, surviving damaged packets."""

@@ -1,0 +1,231 @@
+"""Checkpoint loading and saving: config.json + safetensors, official Ovis2.5 key names.
+
+* Reads a single ``model.safetensors`` or a sharded ``model.safetensors.index.json``; never pickle
+  (``*.bin`` / ``*.pt`` are refused) and never remote code.
+* Keys map one to one onto the module tree (``llm.*``, ``visual_tokenizer.vit.*``,
+  ``visual_tokenizer.head.{0,1}.*``, ``vte.weight``). Missing or unexpected keys raise; with tied
+  word embeddings ``llm.lm_head.weight`` may be absent (it is the input embedding).
+* The model is built on the ``meta`` device and the tensors are assigned, so no random init runs.
+* A hub id resolves through ``huggingface_hub`` when it is installed and the network is allowed;
+  offline without a local copy raises :class:`~vidsel.errors.ModelNotAvailableError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import torch
+from torch import nn
+
+from vidsel.errors import InvalidArgumentError, ModelNotAvailableError
+
+from .config import OvisConfig
+
+if TYPE_CHECKING:
+    from .modeling import OvisModel
+
+__all__ = ["load_pretrained", "load_state_dict", "resolve_checkpoint_dir", "save_pretrained"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+INDEX_NAME = "model.safetensors.index.json"
+_TIED_KEY = "llm.lm_head.weight"
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja", "tokenizer*"]
+
+M = TypeVar("M", bound="OvisModel")
+
+
+def resolve_checkpoint_dir(path_or_hub_id: str | Path) -> Path:
+    """A local directory holding config.json, or a hub id resolved to its local snapshot.
+
+    Raises:
+        ModelNotAvailableError: nothing local and the hub cannot be reached (offline, no network,
+            huggingface_hub missing, unknown repository).
+    """
+    path = Path(path_or_hub_id).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_NAME).is_file():
+            raise ModelNotAvailableError(f"{path}: no {CONFIG_NAME}; not a checkpoint directory")
+        return path
+    text = str(path_or_hub_id)
+    if path.exists() or text.count("/") != 1 or text.startswith((".", "/", "~")):
+        raise ModelNotAvailableError(f"{text}: not a checkpoint directory nor a hub id")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise ModelNotAvailableError(
+            f"{text}: no local directory of that name, and huggingface_hub is not installed to "
+            "download it") from exc
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    try:
+        local = snapshot_download(text, allow_patterns=_HUB_PATTERNS, local_files_only=True)
+        return Path(local)
+    except Exception as exc:
+        if offline:
+            raise ModelNotAvailableError(
+                f"{text}: not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
+                "download it on a connected machine or pass a local directory") from exc
+    try:
+        return Path(snapshot_download(text, allow_patterns=_HUB_PATTERNS))
+    except Exception as exc:
+        raise ModelNotAvailableError(
+            f"{text}: could not download from the Hugging Face hub ({type(exc).__name__}: "
+            f"{exc}); pass a local checkpoint directory") from exc
+
+
+def _weight_files(directory: Path) -> list[Path]:
+    index = directory / INDEX_NAME
+    if index.is_file():
+        with open(index, encoding="utf-8") as fh:
+            weight_map = json.load(fh)["weight_map"]
+        files = sorted(set(weight_map.values()))
+        missing = [f for f in files if not (directory / f).is_file()]
+        if missing:
+            raise ModelNotAvailableError(f"{directory}: shards listed in {INDEX_NAME} are "
+                                         f"missing: {missing[:5]}")
+        return [directory / f for f in files]
+    single = directory / WEIGHTS_NAME
+    if single.is_file():
+        return [single]
+    pickles = [p.name for p in directory.glob("*.bin")] + [p.name for p in directory.glob("*.pt")]
+    if pickles:
+        raise ModelNotAvailableError(
+            f"{directory}: only pickle weights ({pickles[:3]}); convert them to safetensors - "
+            "pickle files are never loaded")
+    raise ModelNotAvailableError(f"{directory}: no {WEIGHTS_NAME} or {INDEX_NAME}")
+
+
+def load_state_dict(directory: Path, *, device: torch.device | str = "cpu",
+                    dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint, floating ones cast to ``dtype``."""
+    from safetensors import safe_open
+
+    out: dict[str, torch.Tensor] = {}
+    for file in _weight_files(directory):
+        with safe_open(str(file), framework="pt", device=str(device)) as fh:
+            for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
+                t = fh.get_tensor(key)
+                if dtype is not None and t.is_floating_point():
+                    t = t.to(dtype)
+                out[key] = t
+    return out
+
+
+def _check_keys(expected: Iterable[str], found: Iterable[str], *, tied: bool,
+                where: Path) -> None:
+    exp, got = set(expected), set(found)
+    optional = {_TIED_KEY} if tied else set()
+    missing = sorted(exp - got - optional)
+    unexpected = sorted(got - exp - optional)
+    if missing or unexpected:
+        raise InvalidArgumentError(
+            f"{where}: checkpoint does not match the config: {len(missing)} missing keys "
+            f"{missing[:8]}, {len(unexpected)} unexpected keys {unexpected[:8]}")
+
+
+def _materialise_buffers(model: nn.Module, device: torch.device | str) -> None:
+    """Rebuild non-persistent buffers left on ``meta`` (the LLM's rotary tables)."""
+    for name, module in list(model.named_modules()):
+        if not any(b.is_meta for b in module.buffers(recurse=False)):
+            continue
+        cfg = getattr(module, "config", None)
+        if cfg is None or "Rotary" not in type(module).__name__:
+            raise RuntimeError(f"module {name} ({type(module).__name__}) has buffers that are "
+                               "not in the checkpoint and cannot be rebuilt")
+        with torch.device(device):
+            fresh = type(module)(config=cfg)  # type: ignore[call-arg]
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, fresh)
+
+
+def load_pretrained(cls: type[M], path_or_hub_id: str | Path, *,
+                    dtype: torch.dtype | None = None, device: torch.device | str = "cpu",
+                    attn_impl: str = "sdpa", llm_attn_impl: str = "sdpa") -> M:
+    """Load a checkpoint into ``cls`` (an :class:`~ovis_model.modeling.OvisModel` subclass).
+
+    Args:
+        dtype: parameter dtype; None = the checkpoint's ``torch_dtype`` (float32 if absent).
+        device: where the weights go.
+        attn_impl: vision attention backend, resolved for ``device``.
+        llm_attn_impl: transformers attention for the LLM.
+    """
+    directory = resolve_checkpoint_dir(path_or_hub_id)
+    config = OvisConfig.from_json_file(directory / CONFIG_NAME)
+    if dtype is None:
+        dtype = _DTYPES.get(str(config.extra.get("torch_dtype", "float32")), torch.float32)
+    with torch.device("meta"):
+        model = cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl, device=device,
+                    dtype=dtype)
+    state = load_state_dict(directory, device=device, dtype=dtype)
+    tied = config.tie_word_embeddings
+    expected = model.state_dict().keys()
+    _check_keys(expected, state.keys(), tied=tied, where=directory)
+    if tied:
+        state.pop(_TIED_KEY, None)
+    result = model.load_state_dict(state, strict=False, assign=True)
+    leftover = [k for k in result.missing_keys if not (tied and k == _TIED_KEY)]
+    if leftover or result.unexpected_keys:
+        raise InvalidArgumentError(f"{directory}: keys did not load: {leftover[:8]} "
+                                   f"{result.unexpected_keys[:8]}")
+    if tied:
+        llm: Any = model.llm
+        llm.get_output_embeddings().weight = llm.get_input_embeddings().weight
+    _materialise_buffers(model, device)
+    meta = [n for n, p in model.named_parameters() if p.is_meta]
+    if meta:
+        raise RuntimeError(f"{directory}: parameters left unloaded: {meta[:8]}")
+    logger.info("loaded %s (%s, %s, vision attention %s, llm attention %s)", directory, dtype,
+                device, attn_impl, llm_attn_impl)
+    return model.eval()
+
+
+def save_pretrained(model: OvisModel, directory: str | Path, *,
+                    max_shard_size: int = 5 * 2**30) -> Path:
+    """Write ``config.json`` and safetensors (sharded above ``max_shard_size`` bytes)."""
+    from safetensors.torch import save_file
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    dtype_name = {v: k for k, v in _DTYPES.items()}.get(model.dtype, "float32")
+    config.replace(extra={**config.extra, "torch_dtype": dtype_name}).to_json_file(
+        out / CONFIG_NAME)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if config.tie_word_embeddings:
+        state.pop(_TIED_KEY, None)
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key in sorted(state):
+        nbytes = state[key].numel() * state[key].element_size()
+        if shards[-1] and size + nbytes > max_shard_size:
+            shards.append({})
+            size = 0
+        shards[-1][key] = state[key]
+        size += nbytes
+    meta = {"format": "pt"}
+    if len(shards) == 1:
+        save_file(shards[0], str(out / WEIGHTS_NAME), metadata=meta)
+        (out / INDEX_NAME).unlink(missing_ok=True)
+    else:
+        weight_map = {}
+        total = 0
+        for i, shard in enumerate(shards, 1):
+            name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+            save_file(shard, str(out / name), metadata=meta)
+            for key, t in shard.items():
+                weight_map[key] = name
+                total += t.numel() * t.element_size()
+        with open(out / INDEX_NAME, "w", encoding="utf-8") as fh:
+            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, fh,
+                      indent=2, sort_keys=True)
+    logger.info("saved %s in %d file(s) to %s", type(model).__name__, len(shards), out)
+    return out

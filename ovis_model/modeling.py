@@ -1,0 +1,256 @@
+"""``OvisModel``: visual tokenizer + visual embedding table + a transformers Qwen LLM.
+
+Data flow for one call (shapes for batch 1)::
+
+    pixel_values (N, C*p*p), positions (N, 3), cu_seqlens (S+1,)
+      -> VisualTokenizer -> tokens (M, V) with M = N / s^2
+      -> vte: tokens @ vte.weight -> visual embeds (M, D_llm)
+    input_ids (B, L) with placeholders (-300 atoms, -301..-304 indicators)
+      -> text embeddings with atoms / indicators replaced -> inputs_embeds (B, L, D_llm)
+      -> llm(inputs_embeds=..., attention_mask=...) -> logits (B, L, vocab)
+
+The LLM is built from ``config.llm_config`` with ``AutoModelForCausalLM.from_config`` (no remote
+code). Weights load through :mod:`ovis_model.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vidsel.errors import InvalidArgumentError, MissingDependencyError
+
+from .config import OvisConfig
+from .constants import INDICATOR_IDS, VISUAL_ATOM_ID
+from .positions import layout_from_grids
+from .visual_tokenizer import VisualEmbedding, VisualTokenizer, VisualTokens
+
+__all__ = ["LLM_ATTN_IMPLS", "OvisModel", "build_llm"]
+
+logger = logging.getLogger(__name__)
+
+#: attention implementations accepted for the LLM (passed to transformers).
+LLM_ATTN_IMPLS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
+
+
+def build_llm(config: OvisConfig, *, attn_impl: str = "sdpa",
+              dtype: torch.dtype | None = None) -> nn.Module:
+    """Build the causal LM from ``config.llm_config`` (random init; weights load separately)."""
+    if attn_impl not in LLM_ATTN_IMPLS:
+        raise InvalidArgumentError(
+            f"llm_attn_impl={attn_impl!r} is unknown; allowed: {list(LLM_ATTN_IMPLS)}")
+    if attn_impl == "flash_attention_2":
+        try:
+            import flash_attn  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "llm_attn_impl='flash_attention_2' needs flash-attn: pip install 'vidsel[gpu]'"
+            ) from exc
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    llm_dict = dict(config.llm_config)
+    model_type = llm_dict.pop("model_type")
+    llm_cfg = AutoConfig.for_model(model_type, **llm_dict)
+    return AutoModelForCausalLM.from_config(  # type: ignore[no-any-return]
+        llm_cfg, attn_implementation=attn_impl, dtype=dtype or torch.float32)
+
+
+class OvisModel(nn.Module):
+    """Ovis2.5-format vision-language model.
+
+    Build with random weights from a config (``OvisModel(config)`` or
+    ``OvisModel.from_config(preset("tiny"))``) or load a checkpoint with :meth:`from_pretrained`.
+
+    Args:
+        config: the model config.
+        attn_impl: vision attention backend (:data:`ovis_model.attention.ATTENTION_BACKENDS`).
+        llm_attn_impl: transformers attention implementation for the LLM.
+        device: device the vision backend is resolved for (parameters are created on the current
+            default device; call ``.to(device)`` or use :meth:`from_pretrained`).
+        dtype: parameter dtype.
+    """
+
+    def __init__(self, config: OvisConfig, *, attn_impl: str = "sdpa",
+                 llm_attn_impl: str = "sdpa", device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.llm = build_llm(config, attn_impl=llm_attn_impl, dtype=dtype)
+        self.visual_tokenizer = VisualTokenizer(config, attn_impl=attn_impl, device=device,
+                                                dtype=dtype)
+        self.vte = VisualEmbedding(config.visual_vocab_size, config.hidden_size)
+        if dtype is not None:
+            self.visual_tokenizer.to(dtype)
+            self.vte.to(dtype)
+        self.llm_attn_impl = llm_attn_impl
+
+    # construction / IO -----------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: OvisConfig, *, attn_impl: str = "sdpa",
+                    llm_attn_impl: str = "sdpa", device: torch.device | str = "cpu",
+                    dtype: torch.dtype = torch.float32, seed: int | None = None) -> OvisModel:
+        """A randomly initialised model on ``device`` (for tests and benchmarks)."""
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.device(device):
+            model = cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl, device=device,
+                        dtype=dtype)
+        return model.eval()
+
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | Path, *, dtype: torch.dtype | None = None,
+                        device: torch.device | str = "cpu", attn_impl: str = "sdpa",
+                        llm_attn_impl: str = "sdpa") -> OvisModel:
+        """Load an Ovis2.5-format checkpoint (config.json + safetensors); see
+        :func:`ovis_model.checkpoint.load_pretrained`."""
+        from .checkpoint import load_pretrained
+
+        return load_pretrained(cls, path_or_hub_id, dtype=dtype, device=device,
+                               attn_impl=attn_impl, llm_attn_impl=llm_attn_impl)
+
+    def save_pretrained(self, directory: str | Path, *, max_shard_size: int = 5 * 2**30) -> Path:
+        """Write config.json + safetensors with the official key names."""
+        from .checkpoint import save_pretrained
+
+        return save_pretrained(self, directory, max_shard_size=max_shard_size)
+
+    # properties ------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.vte.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.vte.weight.dtype
+
+    @property
+    def attn_impl(self) -> str:
+        return self.visual_tokenizer.vit.attn_impl
+
+    def get_wte(self) -> nn.Module:
+        return self.llm.get_input_embeddings()  # type: ignore[no-any-return,operator]
+
+    # vision ----------------------------------------------------------------------------------
+    def encode_visual(self, pixel_values: torch.Tensor, grid_thws: torch.Tensor | None = None, *,
+                      positions: torch.Tensor | None = None,
+                      cu_seqlens: torch.Tensor | None = None,
+                      frame_grids: torch.Tensor | None = None,
+                      output_hidden_states: bool = False) -> VisualTokens:
+        """Run the visual tokenizer.
+
+        Either give explicit ``positions`` / ``cu_seqlens`` / ``frame_grids`` (from
+        :class:`ovis_model.processor.OvisProcessor`), or only ``grid_thws`` ``(n, 3)`` for inputs
+        in the official Ovis layout (merge-block order, t = 0..T-1, segments per
+        ``vit_config.segment_mode``).
+        """
+        vit = self.config.vit_config
+        if positions is None or cu_seqlens is None:
+            if grid_thws is None:
+                raise InvalidArgumentError(
+                    "encode_visual needs grid_thws, or positions and cu_seqlens")
+            positions, grids, cu = layout_from_grids(grid_thws, vit.hidden_stride,
+                                                     vit.segment_mode, vit.frames_per_segment)
+            cu_seqlens = cu if cu_seqlens is None else cu_seqlens
+            frame_grids = grids if frame_grids is None else frame_grids
+        pixel_values = pixel_values.to(device=self.device, dtype=self.dtype)
+        return self.visual_tokenizer(pixel_values, positions, cu_seqlens, frame_grids,
+                                     output_hidden_states=output_hidden_states)
+
+    def merge_multimodal(self, input_ids: torch.Tensor,
+                         visual_tokens: torch.Tensor | None) -> torch.Tensor:
+        """Text embeddings with indicator and atom placeholders replaced.
+
+        Args:
+            input_ids: long ``(B, L)``; negative ids are placeholders.
+            visual_tokens: ``(M, V)`` tokens for all ``-300`` atoms in row-major order of
+                ``input_ids``, or None for text only.
+
+        Returns:
+            ``(B, L, D_llm)`` in the LLM's dtype.
+        """
+        wte = self.get_wte()
+        placeholder = input_ids < 0
+        embeds = wte(input_ids.masked_fill(placeholder, 0))  # (B, L, D)
+        if not bool(placeholder.any()):
+            return embeds  # type: ignore[no-any-return]
+        known = (input_ids == VISUAL_ATOM_ID)
+        for ind in INDICATOR_IDS:
+            known |= input_ids == ind
+        if not bool(known[placeholder].all()):
+            bad = sorted(set(input_ids[placeholder & ~known].tolist()))
+            raise InvalidArgumentError(
+                f"input_ids hold unexpanded placeholders {bad}; expand <image>/<video> "
+                "(-200/-201) with the processor first")
+        n_ind = len(INDICATOR_IDS)
+        first = self.config.visual_vocab_size - n_ind
+        ind_rows = self.vte(torch.arange(first, first + n_ind, device=self.device))  # (4, D)
+        ind_rows = ind_rows.to(embeds.dtype)
+        for i, ind in enumerate(INDICATOR_IDS):
+            mask = input_ids == ind
+            embeds = torch.where(mask[..., None], ind_rows[i], embeds)
+        atoms = input_ids == VISUAL_ATOM_ID
+        n_atoms = int(atoms.sum())
+        n_tokens = 0 if visual_tokens is None else visual_tokens.shape[0]
+        if n_atoms != n_tokens:
+            raise InvalidArgumentError(
+                f"input_ids hold {n_atoms} visual atoms (-300) but the images give {n_tokens} "
+                "visual tokens")
+        if n_atoms:
+            assert visual_tokens is not None
+            visual = self.vte(visual_tokens).to(embeds.dtype)  # (M, D)
+            embeds = embeds.masked_scatter(atoms[..., None], visual)
+        return embeds  # type: ignore[no-any-return]
+
+    # forward / generate ----------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                pixel_values: torch.Tensor | None = None,
+                grid_thws: torch.Tensor | None = None, *,
+                positions: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
+                frame_grids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                **llm_kwargs: Any) -> Any:
+        """HF-style forward: returns the LLM output (``.logits`` ``(B, L, vocab)``).
+
+        Args:
+            input_ids: long ``(B, L)`` with expanded placeholders.
+            attention_mask: ``(B, L)`` 1 = real token.
+            pixel_values: ``(N, C*p*p)`` packed patches of every visual input, in prompt order.
+            grid_thws: long ``(n, 3)``; positions / segments are derived from it unless given.
+            **llm_kwargs: forwarded to the LLM (``output_hidden_states``, ``past_key_values`` ...).
+        """
+        tokens = None
+        if pixel_values is not None:
+            tokens = self.encode_visual(pixel_values, grid_thws, positions=positions,
+                                        cu_seqlens=cu_seqlens, frame_grids=frame_grids).tokens
+        embeds = self.merge_multimodal(input_ids.to(self.device), tokens)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(self.device)
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
+                        **llm_kwargs)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 pixel_values: torch.Tensor | None = None,
+                 grid_thws: torch.Tensor | None = None, *,
+                 positions: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
+                 frame_grids: torch.Tensor | None = None, **generate_kwargs: Any) -> torch.Tensor:
+        """Greedy / sampled generation through ``inputs_embeds``.
+
+        Returns:
+            long ``(B, new_tokens)``: only the generated ids.
+        """
+        tokens = None
+        if pixel_values is not None:
+            tokens = self.encode_visual(pixel_values, grid_thws, positions=positions,
+                                        cu_seqlens=cu_seqlens, frame_grids=frame_grids).tokens
+        embeds = self.merge_multimodal(input_ids.to(self.device), tokens)
+        if attention_mask is None:
+            attention_mask = torch.ones(input_ids.shape, dtype=torch.long)
+        attention_mask = attention_mask.to(self.device)
+        generate_kwargs.setdefault("do_sample", False)
+        out = self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask,  # type: ignore[operator]
+                                **generate_kwargs)
+        return out  # type: ignore[no-any-return]

@@ -1,0 +1,93 @@
+"""Fixtures for ovis_model tests: golden folder, tiny random models, a tiny synthetic video."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def shared_dir() -> Path:
+    env = os.environ.get("VIDSEL_SHARED")
+    return Path(env) if env else _ROOT / ".." / "shared"
+
+
+GOLDEN = shared_dir() / "golden" / "ovis2_5_tiny"
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    if not (GOLDEN / "model" / "config.json").is_file():
+        pytest.skip(f"golden folder {GOLDEN} is absent")
+    return GOLDEN
+
+
+@pytest.fixture(scope="session")
+def golden_model(golden_dir: Path):
+    import torch
+
+    from ovis_model import OvisModel
+
+    return OvisModel.from_pretrained(golden_dir / "model", dtype=torch.float32, attn_impl="sdpa")
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    import torch
+
+    from ovis_model import OvisModel, preset
+
+    return OvisModel.from_config(preset("tiny"), dtype=torch.float32, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_processor(tiny_model):
+    from ovis_model import ByteTokenizer, ImageProcessorConfig, OvisProcessor
+
+    cfg = ImageProcessorConfig(video_min_pixels=32 * 32, video_max_pixels=64 * 96)
+    return OvisProcessor(ByteTokenizer(), tiny_model.config.vit_config, image_config=cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_video(tmp_path_factory) -> Path:
+    from vidsel.synth import make_video
+
+    path = tmp_path_factory.mktemp("ovis_video") / "box.mp4"
+    make_video(path, scene="moving_box", num_frames=24, fps=8, width=96, height=64, gop=8)
+    return path
+
+
+@dataclass
+class FakeCodecSample:
+    """The documented fields of vidsel.codec.select_patches' result."""
+
+    positions: np.ndarray
+    timestamps: np.ndarray
+    pixels: np.ndarray
+    num_tokens: int
+
+
+def _codec_sample(p: int = 16) -> FakeCodecSample:
+    # frame 40: two 2x2 blocks; frame 8: one block; given out of order on purpose
+    blocks = [(40, 2, 0), (8, 0, 2), (40, 0, 0)]
+    pos, ts = [], []
+    for f, r, c in blocks:
+        for dr, dc in ((1, 1), (0, 0), (0, 1), (1, 0)):
+            pos.append((f, r + dr, c + dc))
+            ts.append(f / 8.0)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, size=(len(pos), p, p, 3), dtype=np.uint8)
+    return FakeCodecSample(np.array(pos), np.array(ts), pixels, num_tokens=3)
+
+
+@pytest.fixture(scope="session")
+def make_codec_sample():
+    """Factory of hand-built codec samples (frames 8 and 40, three 2x2 blocks)."""
+    return _codec_sample
