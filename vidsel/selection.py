@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._validate import check_choice, check_positive_int
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, MissingDependencyError
 
 __all__ = [
     "DEFAULT_NUM_CANDIDATES",
@@ -78,6 +78,13 @@ class Selection:
         question: the question the frames were selected for.
         cache_hit: frame embeddings came from the on-disk cache.
         timings_s: seconds spent in ``decode``, ``embed_images``, ``embed_text``, ``select``.
+        candidate_timestamps_s: (n,) float64 time of every candidate the selector chose from,
+            or None (no embedder); with ``candidate_scores`` the relevance curve :meth:`plot`
+            draws.
+        candidate_scores: (n,) float64 relevance (cosine similarity) of every candidate, or None.
+
+    In Jupyter a selection displays as a contact sheet of its frames with their timestamps
+    (``_repr_png_``); :meth:`plot` draws the relevance over time with the chosen frames marked.
     """
 
     indices: np.ndarray
@@ -92,6 +99,8 @@ class Selection:
     question: str | None = None
     cache_hit: bool = False
     timings_s: Mapping[str, float] = field(default_factory=dict)
+    candidate_timestamps_s: np.ndarray | None = None
+    candidate_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         idx = np.asarray(self.indices)
@@ -131,6 +140,23 @@ class Selection:
         object.__setattr__(self, "source_fps", fps)
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         object.__setattr__(self, "timings_s", MappingProxyType(dict(self.timings_s)))
+        self._check_candidates()
+
+    def _check_candidates(self) -> None:
+        if (self.candidate_timestamps_s is None) != (self.candidate_scores is None):
+            raise InvalidArgumentError("candidate_timestamps_s and candidate_scores must be "
+                                       "given together")
+        if self.candidate_scores is None:
+            return
+        cts = np.asarray(self.candidate_timestamps_s, dtype=np.float64)
+        cs = np.asarray(self.candidate_scores, dtype=np.float64)
+        if cts.ndim != 1 or cts.shape != cs.shape:
+            raise InvalidArgumentError(
+                f"candidate_timestamps_s {cts.shape} and candidate_scores {cs.shape} must be "
+                f"1-D arrays of the same length")
+        for name, arr in (("candidate_timestamps_s", cts), ("candidate_scores", cs)):
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
@@ -161,6 +187,11 @@ class Selection:
             "question": self.question,
             "cache_hit": self.cache_hit,
             "timings_s": {k: float(v) for k, v in self.timings_s.items()},
+            **({} if self.candidate_scores is None or self.candidate_timestamps_s is None else {
+                "candidate_timestamps_s": [float(t) for t in self.candidate_timestamps_s],
+                "candidate_scores": [float(v) if math.isfinite(v) else None
+                                     for v in self.candidate_scores.tolist()],
+            }),
         }
 
     @classmethod
@@ -177,6 +208,10 @@ class Selection:
             num_frames=d.get("num_frames"), num_candidates=d.get("num_candidates"),
             question=d.get("question"), cache_hit=bool(d.get("cache_hit", False)),
             timings_s=dict(d.get("timings_s") or {}),
+            candidate_timestamps_s=(None if d.get("candidate_scores") is None else
+                                    np.asarray(d["candidate_timestamps_s"], np.float64)),
+            candidate_scores=(None if d.get("candidate_scores") is None else np.asarray(
+                [np.nan if v is None else v for v in d["candidate_scores"]], np.float64)),
         )
 
     # --- pixels ----------------------------------------------------------------------------------
@@ -198,6 +233,88 @@ class Selection:
     def frames(self, size: int | tuple[int, int] | None = None) -> np.ndarray:
         """Alias of :meth:`load_frames`."""
         return self.load_frames(size)
+
+    # --- notebook rendering ----------------------------------------------------------------------
+    def contact_sheet(self, *, thumb: int = 160, columns: int | None = None) -> Any:
+        """A ``PIL.Image`` of the selected frames, each labelled with its index, time and score.
+
+        Args:
+            thumb: long side of each tile in pixels.
+            columns: tiles per row (default: about square, at most 8).
+        """
+        from ._render import selection_sheet
+
+        return selection_sheet(self, thumb=thumb, columns=columns)
+
+    def save_contact_sheet(self, path: str | os.PathLike[str], *, thumb: int = 160,
+                           columns: int | None = None) -> str:
+        """Write :meth:`contact_sheet` to ``path`` (format from the suffix); returns the path."""
+        self.contact_sheet(thumb=thumb, columns=columns).save(path)
+        return os.fspath(path)
+
+    def _repr_png_(self) -> bytes | None:
+        """Jupyter display: the contact sheet as PNG (None, i.e. the text repr, when the
+        frames cannot be decoded)."""
+        if self.video is None or not len(self):
+            return None
+        from ._render import to_png
+        from .errors import VidselError
+
+        try:
+            return to_png(self.contact_sheet())
+        except (VidselError, OSError, ValueError, RuntimeError) as e:
+            logger.warning("cannot render %r as an image: %s", self, e)
+            return None
+
+    def plot(self, ax: Any = None, *, title: str | None = None) -> Any:
+        """Relevance over time with the chosen frames marked (needs matplotlib).
+
+        Draws the relevance of every candidate frame to the question (when the selection was
+        made with an embedder) as a curve, and the chosen frames as markers at their
+        timestamps; a selection without scores (``uniform``) shows its frames on the time axis.
+
+        Args:
+            ax: a matplotlib ``Axes`` to draw on (default: a new figure).
+            title: axes title (default: method, k and question).
+
+        Returns:
+            The matplotlib ``Axes``.
+
+        Raises:
+            MissingDependencyError: matplotlib is not installed.
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as e:
+            raise MissingDependencyError(
+                "Selection.plot needs matplotlib: pip install 'vidsel[plot]'") from e
+        if ax is None:
+            _, ax = plt.subplots(figsize=(9, 2.8))
+        ts = self.timestamps_s
+        if self.candidate_scores is not None and self.candidate_timestamps_s is not None:
+            ax.plot(self.candidate_timestamps_s, self.candidate_scores, color="0.45", lw=1.2,
+                    label=f"relevance ({len(self.candidate_scores)} candidates)")
+        if self.scores is not None:
+            ax.scatter(ts, self.scores, color="tab:red", zorder=3, s=28,
+                       label=f"chosen ({len(self)})")
+            ax.set_ylabel("relevance (cosine)")
+        else:
+            ax.scatter(ts, np.zeros(len(self)), color="tab:red", zorder=3, s=28, marker="|",
+                       label=f"chosen ({len(self)})")
+            ax.set_yticks([])
+        for t in ts.tolist():
+            ax.axvline(t, color="tab:red", alpha=0.25, lw=0.8)
+        if self.num_frames:
+            ax.set_xlim(0.0, max(float(self.num_frames) / self.source_fps,
+                                 float(ts[-1]) if len(ts) else 0.0))
+        ax.set_xlabel("time (s)")
+        if title is None:
+            q = f": {self.question}" if self.question else ""
+            title = f"{self.method}, k={len(self)}{q}"
+        ax.set_title(title[:100], fontsize=9)
+        ax.legend(loc="best", fontsize=8)
+        ax.grid(alpha=0.3)
+        return ax
 
     # --- adapters --------------------------------------------------------------------------------
     def padded_indices(self, multiple: int = 2) -> np.ndarray:
@@ -426,6 +543,7 @@ def select_frames(
         cand = candidate_indices(reader, candidates)
         timings: dict[str, float] = {}
         cache_hit = False
+        curve: np.ndarray | None = None
         if not needs_model:
             cand_ts = np.asarray(md.timestamps_s, dtype=np.float64)[cand]
             t0 = time.perf_counter()
@@ -467,6 +585,7 @@ def select_frames(
             from .select import cosine_scores
 
             scores = cosine_scores(frame_embeds[pos], text_embed)
+            curve = cosine_scores(frame_embeds, text_embed)  # (n,) relevance, for plot()
             params = {**dict(info.defaults), **params, "embedder": emb.name}
         if not needs_model:
             params = {**dict(info.defaults), **params}
@@ -477,6 +596,8 @@ def select_frames(
             params=params, source_fps=float(md.fps), video=str(reader.path),
             num_frames=int(md.num_frames), num_candidates=len(cand), question=question,
             cache_hit=cache_hit, timings_s=timings,
+            candidate_timestamps_s=None if curve is None else cand_ts,
+            candidate_scores=curve,
         )
     finally:
         if own:

@@ -61,13 +61,18 @@ def _looks_like_video(path: str) -> bool:
     return any(head[off:off + len(magic)] == magic for off, magic in _VIDEO_MAGIC)
 
 
+#: FFmpeg demuxers that turn non-video files into pictures: text-art renderers (any text file
+#: "opens" as ANSI art) and single still images. vidsel refuses them as "not a video".
+_NON_VIDEO_FORMATS = {"tty", "bin", "idf", "xbin", "adf", "image2", "lavfi"}
+
+
 def open_container(path: str) -> Any:
     """``av.open`` with vidsel's errors: missing, empty, damaged or non-video files."""
     import av
 
     path = check_path(path)
     try:
-        return av.open(path, metadata_errors="ignore")
+        container = av.open(path, metadata_errors="ignore")
     except av.error.FileNotFoundError as e:  # pragma: no cover - raced with check_path
         raise VideoNotFoundError(f"{path}: no such file") from e
     except av.error.PermissionError as e:
@@ -80,6 +85,14 @@ def open_container(path: str) -> Any:
         raise NotAVideoError(f"{path}: not a video file (no known container format)") from e
     except av.error.FFmpegError as e:
         raise CorruptVideoError(f"{path}: cannot be opened: {e}", path=path) from e
+    fmt = str(getattr(container.format, "name", "") or "")
+    names = set(fmt.split(","))
+    if names & _NON_VIDEO_FORMATS or fmt.endswith("_pipe"):
+        container.close()
+        kind = "a still image" if ("image2" in names or fmt.endswith("_pipe")) else "text"
+        raise NotAVideoError(f"{path}: not a video file (FFmpeg reads it as {kind}, "
+                             f"format {fmt!r})")
+    return container
 
 
 def pick_video_stream(container: Any, path: str, stream: int | None) -> Any:

@@ -172,7 +172,6 @@ class PyAVBackend:
         targets = np.asarray(targets, np.int64)
         if len(targets) == 0:
             return []
-        self._configure_threads("AUTO")
         if self._sequential:
             return self._decode_sequential(targets, out_hw, sink)
         try:
@@ -212,6 +211,8 @@ class PyAVBackend:
             if first is None and key == 0:
                 return None
             logger.debug("%s: seek for frame %d landed on %s; retrying earlier", self.path, t, idx)
+            # This seek point is unreliable in this container: plan without it from now on.
+            self._keyframes = self._keyframes[self._keyframes != key]
             key = self._key_before(key - 1)
         return None  # pragma: no cover - the last attempt always returns
 
@@ -295,7 +296,6 @@ class PyAVBackend:
         av = self._av
         ctx = self._stream.codec_context
         missing: list[int] = []
-        self._configure_threads("SLICE")
         ctx.skip_frame = "NONKEY"
         try:
             for k in keys:
@@ -320,7 +320,6 @@ class PyAVBackend:
                 sink(k, self._convert(frame, out_hw))
         finally:
             ctx.skip_frame = "DEFAULT"
-            self._configure_threads("AUTO")
             self._reset()
         return missing
 

@@ -1,0 +1,187 @@
+"""select / compare / inspect / demo through ``main([...])`` and through a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vidsel.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "vidsel", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def test_help_is_fast_and_lists_every_command() -> None:
+    t0 = time.perf_counter()
+    proc = run_cli("--help")
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    for cmd in ("demo", "select", "batch", "compare", "inspect"):
+        assert cmd in proc.stdout
+    assert "examples:" in proc.stdout
+    assert elapsed < 10  # no torch / transformers import (about 0.3 s here)
+    out = subprocess.run([sys.executable, "-c", "import sys; from vidsel.cli import "
+                          "build_parser; build_parser(); print('torch' in sys.modules)"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("cmd", ["demo", "select", "batch", "compare", "inspect"])
+def test_subcommand_help(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([cmd, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"vidsel {cmd}" in out
+
+
+def test_usage_errors_exit_2(clip: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["select"]) == 2  # missing VIDEO (argparse)
+    assert main(["select", clip, "--method", "magic"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+    # a model method without an embedder: caught before touching the video
+    assert main(["select", clip, "--method", "mdp3", "-Q", "a box"]) == 2
+    assert "needs --embedder" in capsys.readouterr().err
+    assert main(["select", clip, "--method", "uniform", "--param", "novalue"]) == 2
+    assert main(["--version"]) == 0
+
+
+def test_select_uniform_json_schema(clip: str, capsys: pytest.CaptureFixture[str],
+                                    tmp_path: Path) -> None:
+    out = tmp_path / "sel.json"
+    assert main(["select", clip, "--method", "uniform", "--k", "5", "--json", "-o",
+                 str(out)]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec == json.loads(out.read_text())
+    sel = rec["selection"]
+    assert sel["method"] == "uniform" and sel["indices"] == [0, 10, 20, 29, 39]
+    assert len(sel["timestamps_s"]) == 5 and sel["scores"] is None
+    assert sel["source_fps"] == pytest.approx(30.0) and sel["num_frames"] == 40
+    assert rec["metadata"]["num_frames"] == 40 and rec["metadata"]["codec"] == "h264"
+
+
+def test_select_text_table_and_assets(clip: str, capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    sheet = tmp_path / "sheet.png"
+    assert main(["select", clip, "--method", "uniform", "--k", "4", "--save-frames",
+                 str(tmp_path / "frames"), "--frame-format", "png", "--contact-sheet",
+                 str(sheet)]) == 0
+    text = capsys.readouterr().out
+    assert "uniform selected 4 frames" in text and "time_s" in text
+    frames = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert frames[0].startswith("frame_000000_") and len(frames) == 4
+    from PIL import Image
+
+    assert Image.open(sheet).size[0] > 100
+
+
+def test_select_codec_reports_positions(clip: str, capsys: pytest.CaptureFixture[str],
+                                        tmp_path: Path) -> None:
+    sheet = tmp_path / "codec.png"
+    assert main(["select", clip, "--method", "codec", "--k", "2", "--frame-size", "112",
+                 "--json", "--contact-sheet", str(sheet), "--per-patch"]) == 0
+    sel = json.loads(capsys.readouterr().out)["selection"]
+    assert sel["method"] == "codec"
+    assert sel["indices"] == sorted(sel["indices"]) and len(sel["indices"]) > 2
+    assert len(sel["timestamps_s"]) == len(sel["tokens"]) == len(sel["indices"])
+    codec = sel["codec"]
+    assert codec["num_tokens"] == codec["budget_tokens"] == sum(sel["tokens"]) == 2 * 16
+    assert len(codec["positions"]) == codec["num_patches"]
+    assert sheet.stat().st_size > 0
+
+
+def test_select_bad_input_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                         ) -> None:
+    assert main(["select", str(tmp_path / "nope.mp4"), "--method", "uniform"]) == 1
+    err = capsys.readouterr().err
+    assert "VideoNotFoundError" in err and "Traceback" not in err
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 300)
+    assert main(["select", str(bad), "--method", "uniform"]) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["select", str(bad), "--method", "uniform", "-v"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_select_text_relevance_with_local_embedder(clip: str, tiny_clip_dir: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    plot = tmp_path / "rel.png"
+    assert main(["select", clip, "-Q", "where is the yellow box", "--method", "mdp3", "--k",
+                 "4", "--embedder", str(tiny_clip_dir), "--candidates", "16", "--param",
+                 "segment_size=8", "--json", "--plot", str(plot)]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    sel = rec["selection"]
+    assert len(sel["indices"]) == 4 and len(sel["scores"]) == 4
+    assert sel["params"]["segment_size"] == 8 and sel["question"] == "where is the yellow box"
+    assert len(sel["candidate_scores"]) == 16
+    assert plot.stat().st_size > 0
+
+
+def test_select_missing_model_is_a_clear_error(clip: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["select", clip, "-Q", "x", "--embedder", f"hf:{tmp_path / 'no-model'}",
+                 "--method", "topk"]) == 1
+    err = capsys.readouterr().err
+    assert "ModelNotAvailableError" in err and "Traceback" not in err
+
+
+def test_inspect_text_json_plot(clip: str, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", clip, "--frames", "--plot", str(tmp_path / "t.png")]) == 0
+    text = capsys.readouterr().out
+    for word in ("GOPs", "types", "bit cost", "keyframes", "motion", "40 (header"):
+        assert word in text
+    assert (tmp_path / "t.png").stat().st_size > 0
+    assert main(["inspect", clip, "--json", "--no-motion"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["metadata"]["num_frames"] == 40 and info["gops"]["count"] == 2
+    assert len(info["packets"]["size"]) == 40 and info["motion"] is None
+    assert sum(v["frames"] for v in info["types"].values()) == 40
+
+
+def test_compare_table_json_plot(clip: str, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cmp.json"
+    assert main(["compare", clip, "--budgets", "2,4", "--frame-size", "112", "--json",
+                 str(out), "--plot", str(tmp_path / "cmp.png")]) == 0
+    text = capsys.readouterr().out
+    assert "| 2 | uniform |" in text and "| 4 | codec |" in text
+    data = json.loads(out.read_text())
+    assert {(r["method"], r["budget_frames"]) for r in data["rows"]} == {
+        ("uniform", 2), ("codec", 2), ("uniform", 4), ("codec", 4)}
+    assert (tmp_path / "cmp.png").stat().st_size > 0
+    assert main(["compare", clip, "--budgets", "x"]) == 2
+
+
+def test_compare_folder_reports_failures(mixed_dir: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["compare", str(mixed_dir), "--budgets", "2", "--frame-size", "56", "--json",
+               str(tmp_path / "all.json"), "--eval-frames", "8"])
+    assert rc == 1
+    data = json.loads((tmp_path / "all.json").read_text())
+    assert len(data["videos"]) == 3 and len(data["failures"]) == 3
+    assert "mean over 3 videos" in capsys.readouterr().out
+
+
+def test_demo_subprocess(tmp_path: Path) -> None:
+    proc = run_cli("demo", "--out", str(tmp_path / "demo"), "--k", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert "no embedder given" in proc.stdout and "--embedder" in proc.stdout
+    summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert len(summary["uniform"]["indices"]) == 4
+    assert summary["codec"]["codec"]["num_tokens"] == 4 * 196
+    for name in ("sample.mp4", "uniform_sheet.png", "codec_sheet.png"):
+        assert (tmp_path / "demo" / name).stat().st_size > 0
+    again = run_cli("demo", "--out", str(tmp_path / "demo"), "--k", "4", "-q")
+    assert again.returncode == 0 and again.stdout == ""

@@ -1,0 +1,91 @@
+"""The ``vidsel`` command line (also ``python -m vidsel``).
+
+Subcommands (one module each; heavy imports happen inside them, so ``vidsel --help`` is fast):
+
+- ``vidsel demo``     generate a sample video and run selection end to end;
+- ``vidsel select``   the frames (or codec patches) of one video for a question;
+- ``vidsel batch``    a folder / glob / list of videos to a resumable JSON-lines file, in
+  parallel (local processes or Ray);
+- ``vidsel compare``  codec vs uniform sampling at equal token budgets;
+- ``vidsel inspect``  metadata, GOP structure, frame types, bit-cost and motion timelines.
+
+Exit codes: 0 success; 1 an input failed (bad video, missing model, some videos of a batch);
+2 usage error; 130 interrupted. This is the only place vidsel configures logging (``-v``/``-q``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from ._common import UsageError, add_verbosity, configure_logging, verbosity
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger(__name__)
+
+#: Subcommand modules, in the order ``--help`` lists them.
+SUBCOMMANDS = ("demo", "select", "batch", "compare", "inspect")
+
+EPILOG = """\
+examples:
+  vidsel demo                                   # sample video, uniform + codec selection
+  vidsel select talk.mp4 --method uniform --k 8 --contact-sheet sheet.png
+  vidsel select talk.mp4 -q "when is the graph drawn?" --embedder hf:/models/siglip --json
+  vidsel batch videos/ --out results.jsonl --method codec --k 8 --resume
+  vidsel compare clip.mp4 --budgets 4,8,16,32 --plot compare.png
+  vidsel inspect clip.mp4 --plot timeline.png
+
+Run 'vidsel COMMAND --help' for the options of a command.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (subcommand modules are imported, their heavy deps are not)."""
+    from importlib import import_module
+
+    from vidsel import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vidsel",
+        description="Choose which frames / pixels of a long video a vision-language model sees.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vidsel {__version__}")
+    add_verbosity(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in SUBCOMMANDS:
+        module = import_module(f"{__name__}._{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (never calls ``sys.exit`` itself)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help / --version (0) or a usage error (2)
+        return int(e.code) if isinstance(e.code, int) else (0 if e.code is None else 2)
+    level = verbosity(args)
+    configure_logging(level)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args))
+    except UsageError as e:
+        print(f"vidsel {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vidsel {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from vidsel.errors import VidselError
+
+        if level >= 1 or not isinstance(e, (VidselError, OSError)):
+            traceback.print_exc()
+        print(f"vidsel {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1

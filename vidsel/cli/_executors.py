@@ -1,0 +1,359 @@
+"""Executors for ``vidsel batch``: where the per-video work runs.
+
+- ``process`` (default): a local pool of worker processes (``spawn``), one video per task.
+  A worker that dies (segfaulting decoder, OOM kill, ``kill -9``) breaks the pool; the pool is
+  rebuilt and the videos that were in flight are re-run one at a time, so the one that kills
+  its worker again is pinned down and gets a failure record
+  (:class:`WorkerCrashedError`) while the others finish normally.
+- ``ray``: tasks on a Ray cluster (``pip install 'vidsel[ray]'``): an existing one
+  (``--ray-address`` or ``RAY_ADDRESS``) or a local one started for the run. GPU-aware: with an
+  embedder and GPUs in the cluster each task asks for ``--gpus-per-task`` GPUs (default 1) and
+  embeds on the GPU Ray assigns it.
+- ``serial``: in this process, one video after another (debugging, profiling; no isolation).
+
+Every executor has the same contract: ``map_unordered(fn, items)`` yields ``(item, result)`` as
+tasks finish, where ``result`` is ``fn(item)`` or the exception that stopped it. The parent
+process writes the results, so the output contract and resumability are the executor's no
+concern. New executors plug in with :func:`register_executor` (the CLI's choices come from
+:func:`available_executors`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from vidsel.errors import InvalidArgumentError, MissingDependencyError, VidselError
+
+__all__ = [
+    "Executor",
+    "ProcessExecutor",
+    "RayExecutor",
+    "SerialExecutor",
+    "WorkerCrashedError",
+    "available_executors",
+    "default_workers",
+    "make_executor",
+    "register_executor",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+Outcome = tuple[Any, Any]  # (item, result or exception)
+
+
+class WorkerCrashedError(VidselError, RuntimeError):
+    """The worker process running a task died (signal, out of memory, native crash)."""
+
+
+def default_workers() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return os.cpu_count() or 1
+
+
+class Executor:
+    """Base class: runs ``fn`` over items, yielding ``(item, result_or_exception)``.
+
+    Args:
+        workers: parallel tasks (processes, or Ray CPUs for a local Ray cluster).
+        log_level: verbosity for logging set-up inside workers (``-v`` count minus ``-q``).
+    """
+
+    name = "base"
+
+    def __init__(self, *, workers: int | None = None, log_level: int = 0) -> None:
+        self.workers = max(1, int(workers or default_workers()))
+        self.log_level = log_level
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Outcome]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release workers (idempotent)."""
+
+    def describe(self) -> str:
+        return f"{self.name} x{self.workers}"
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Everything in the calling process, in order."""
+
+    name = "serial"
+
+    def __init__(self, *, workers: int | None = None, log_level: int = 0) -> None:
+        super().__init__(workers=1, log_level=log_level)
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Outcome]:
+        for item in items:
+            try:
+                yield item, fn(item)
+            except Exception as e:  # the task's own failure, reported per item
+                yield item, e
+
+
+def _init_worker(log_level: int, threads: int) -> None:
+    """Worker start-up: logging like the parent, and a fair share of BLAS / torch threads."""
+    from ._common import configure_logging
+
+    configure_logging(log_level)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+
+
+class ProcessExecutor(Executor):
+    """A local pool of ``spawn``-ed worker processes (see the module doc for crash handling).
+
+    Args:
+        prefetch: tasks queued per worker beyond the running one (keeps workers busy).
+    """
+
+    name = "process"
+
+    def __init__(self, *, workers: int | None = None, log_level: int = 0,
+                 prefetch: int = 1) -> None:
+        super().__init__(workers=workers, log_level=log_level)
+        self.prefetch = max(0, prefetch)
+        self._pool: ProcessPoolExecutor | None = None
+        self.crashes = 0
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        import multiprocessing
+
+        threads = max(1, default_workers() // self.workers)
+        return ProcessPoolExecutor(max_workers=self.workers,
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(self.log_level, threads))
+
+    def _drop_pool(self, *, terminate: bool = False) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if terminate:  # interrupted: do not wait for running tasks
+            procs = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+        else:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Outcome]:
+        pending: deque[Any] = deque(items)
+        suspects: deque[Any] = deque()  # in flight when a worker died: re-run one at a time
+        inflight: dict[Future[Any], Any] = {}
+        alone: Any = None  # the suspect running by itself
+        limit = self.workers * (1 + self.prefetch)
+        finished = False
+        try:
+            while pending or suspects or inflight:
+                if self._pool is None:
+                    self._pool = self._new_pool()
+                if suspects:
+                    if not inflight:
+                        alone = suspects.popleft()
+                        inflight[self._pool.submit(fn, alone)] = alone
+                else:
+                    while pending and len(inflight) < limit:
+                        item = pending.popleft()
+                        inflight[self._pool.submit(fn, item)] = item
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                crashed: list[Any] = []
+                for fut in done:
+                    item = inflight.pop(fut)
+                    if isinstance(fut.exception(), BrokenProcessPool):
+                        crashed.append(item)
+                    else:
+                        yield item, fut.exception() or fut.result()
+                if not crashed:
+                    if alone is not None and not inflight:
+                        alone = None
+                    continue
+                # The pool is dead: the other futures fail the same way (or finished just before).
+                wait(inflight)
+                for fut, item in inflight.items():
+                    if isinstance(fut.exception(), BrokenProcessPool):
+                        crashed.append(item)
+                    else:
+                        yield item, fut.exception() or fut.result()
+                inflight.clear()
+                self.crashes += 1
+                self._drop_pool()
+                if alone is not None and crashed == [alone]:
+                    logger.error("a worker died while processing %r alone: recording a failure",
+                                 getattr(alone, "video", alone))
+                    yield alone, WorkerCrashedError(
+                        "the worker process died while processing this input (killed by a "
+                        "signal, out of memory or a crash in native code)")
+                else:
+                    logger.warning("a worker process died; re-running the %d tasks it may have "
+                                   "taken down, one at a time", len(crashed))
+                    suspects.extend(crashed)
+                alone = None
+            finished = True
+        finally:
+            if not finished:  # interrupted (Ctrl-C, generator closed early)
+                self._drop_pool(terminate=True)
+
+    def close(self) -> None:
+        self._drop_pool()
+
+
+# -- Ray ---------------------------------------------------------------------------------------
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as e:
+        raise MissingDependencyError(
+            "--executor ray needs Ray: pip install 'vidsel[ray]'") from e
+    return ray
+
+
+_RAY_WORKER_CONFIGURED = False
+
+
+def _ray_call(fn: Callable[[Any], Any], item: Any, log_level: int) -> Any:
+    """Runs inside a Ray worker process."""
+    global _RAY_WORKER_CONFIGURED
+    if not _RAY_WORKER_CONFIGURED:
+        from ._common import configure_logging
+
+        configure_logging(log_level)
+        _RAY_WORKER_CONFIGURED = True
+    return fn(item)
+
+
+class RayExecutor(Executor):
+    """Tasks on a Ray cluster.
+
+    Args:
+        workers: CPUs of the local cluster started when no cluster address is known (ignored
+            when connecting to a cluster).
+        address: a cluster address (``"auto"``, ``"ray://head:10001"``); None: ``RAY_ADDRESS``
+            if set, else a local cluster for this run.
+        gpus_per_task: GPUs each task asks for; None: 1 when ``uses_gpu`` and the cluster has
+            GPUs, else 0.
+        uses_gpu: the tasks embed frames with a model (GPU-worthy work).
+        max_in_flight: tasks submitted ahead (default: twice the cluster's CPUs).
+    """
+
+    name = "ray"
+
+    def __init__(self, *, workers: int | None = None, log_level: int = 0,
+                 address: str | None = None, gpus_per_task: float | None = None,
+                 uses_gpu: bool = False, max_in_flight: int | None = None) -> None:
+        super().__init__(workers=workers, log_level=log_level)
+        ray = _import_ray()
+        self._ray = ray
+        self._owns = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "configure_logging": False,
+                                      "log_to_driver": log_level >= 1}
+            if address is None and not os.environ.get("RAY_ADDRESS"):
+                kwargs["num_cpus"] = self.workers
+            else:
+                kwargs["address"] = address
+            logger.info("starting Ray (%s)", address or os.environ.get("RAY_ADDRESS") or "local")
+            ray.init(**kwargs)
+            self._owns = True
+        resources = ray.cluster_resources()
+        self.cluster_cpus = int(resources.get("CPU", self.workers))
+        cluster_gpus = float(resources.get("GPU", 0.0))
+        if gpus_per_task is None:
+            gpus_per_task = 1.0 if uses_gpu and cluster_gpus > 0 else 0.0
+        if gpus_per_task < 0:
+            raise InvalidArgumentError(f"gpus_per_task={gpus_per_task!r} must be >= 0")
+        self.gpus_per_task = float(gpus_per_task)
+        self.max_in_flight = max_in_flight or max(2, 2 * self.cluster_cpus)
+        self._remote = ray.remote(num_cpus=1, num_gpus=self.gpus_per_task,
+                                  max_retries=1)(_ray_call)
+        logger.info("Ray cluster: %d CPUs, %g GPUs; %g GPUs per task", self.cluster_cpus,
+                    cluster_gpus, self.gpus_per_task)
+
+    def describe(self) -> str:
+        gpu = f", {self.gpus_per_task:g} GPU/task" if self.gpus_per_task else ""
+        return f"ray ({self.cluster_cpus} CPUs{gpu})"
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Outcome]:
+        ray = self._ray
+        pending: deque[Any] = deque(items)
+        inflight: dict[Any, Any] = {}
+        fn_ref = ray.put(fn)
+        try:
+            while pending or inflight:
+                while pending and len(inflight) < self.max_in_flight:
+                    item = pending.popleft()
+                    inflight[self._remote.remote(fn_ref, item, self.log_level)] = item
+                done, _ = ray.wait(list(inflight), num_returns=1)
+                for ref in done:
+                    item = inflight.pop(ref)
+                    try:
+                        yield item, ray.get(ref)
+                    except ray.exceptions.WorkerCrashedError as e:
+                        yield item, WorkerCrashedError(f"the Ray worker died: {e}")
+                    except ray.exceptions.RayTaskError as e:
+                        yield item, e.as_instanceof_cause()
+                    except ray.exceptions.RayError as e:
+                        yield item, e
+        finally:
+            for ref in inflight:
+                ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        if self._owns and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._owns = False
+
+
+# -- registry ----------------------------------------------------------------------------------
+
+_EXECUTORS: dict[str, tuple[Callable[..., Executor], str]] = {}
+
+
+def register_executor(name: str, factory: Callable[..., Executor], *, description: str = "",
+                      overwrite: bool = False) -> None:
+    """Add an executor: ``factory(workers=..., log_level=..., **options) -> Executor``."""
+    if name in _EXECUTORS and not overwrite:
+        raise InvalidArgumentError(f"executor {name!r} is already registered")
+    _EXECUTORS[name] = (factory, description)
+
+
+def available_executors() -> tuple[str, ...]:
+    """Registered executor names (the default first)."""
+    return tuple(_EXECUTORS)
+
+
+def executor_help() -> str:
+    return "; ".join(f"{n}: {d}" for n, (_, d) in _EXECUTORS.items())
+
+
+def make_executor(name: str, **options: Any) -> Executor:
+    """Build a registered executor by name."""
+    from vidsel._validate import check_choice
+
+    check_choice("executor", name, available_executors())
+    return _EXECUTORS[name][0](**options)
+
+
+register_executor("process", ProcessExecutor,
+                  description="local worker processes (default)")
+register_executor("ray", RayExecutor,
+                  description="a Ray cluster: RAY_ADDRESS / --ray-address, else a local one")
+register_executor("serial", SerialExecutor, description="in this process, one at a time")
