@@ -23,11 +23,13 @@ from .errors import (
     VidselError,
 )
 from .io import FrameBatch, PacketTable, VideoMetadata, VideoReader, packet_table
+from .selection import FrameSelector, Selection, select_frames
 
 __all__ = [
     "CorruptVideoError",
     "DecodeError",
     "FrameBatch",
+    "FrameSelector",
     "FrameIndexError",
     "InvalidArgumentError",
     "MissingDependencyError",
@@ -35,6 +37,7 @@ __all__ = [
     "NoVideoStreamError",
     "NotAVideoError",
     "PacketTable",
+    "Selection",
     "UnsupportedCodecError",
     "VideoMetadata",
     "VideoNotFoundError",
@@ -42,4 +45,5 @@ __all__ = [
     "VidselError",
     "__version__",
     "packet_table",
+    "select_frames",
 ]

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptVideoError, DecodeError
+from ._bitstream import PackedBitstream, peek_parser
 from ._probe import (
     _index_stream,
     apply_display_op,
@@ -59,17 +60,19 @@ class PyAVBackend:
         try:
             self._stream = pick_video_stream(self._container, path, stream)
             self.table: PacketTable = _index_stream(self._container, self._stream, path, av)
+            self._pts_to_index = {int(p): i for i, p in enumerate(self.table.pts)}
             self._configure_threads("AUTO")
             self._probe_first_frame()
         except BaseException:
             self._container.close()
             raise
-        self._pts_to_index = {int(p): i for i, p in enumerate(self.table.pts)}
         self._sequential = not self.table.pts_reliable
         # Seek points: flagged keyframes, plus frame 0 (decoding from the start of the stream
         # is always valid, also when edit lists leave frames before the first keyframe).
         self._keyframes = np.union1d(self.table.keyframe_indices, [0]).astype(np.int64)
         self._undecodable: set[int] = set()
+        self._disposable: np.ndarray | None = None
+        self._disposable_done = False
 
     # -- set-up ---------------------------------------------------------------------------
     def _configure_threads(self, kind: str) -> None:
@@ -123,13 +126,25 @@ class PyAVBackend:
         """Go to the first keyframe of the file, discarded edit-list packets included."""
         self._container.seek(0, backward=True, any_frame=False)
 
-    def _frames_after_seek(self, *, max_errors: int = 1_000_000) -> Iterator[Any]:
-        """Yield decoded frames from the current position, surviving damaged packets."""
+    def _frames_after_seek(self, *, max_errors: int = 1_000_000,
+                           drop: np.ndarray | None = None) -> Iterator[Any]:
+        """Yield decoded frames from the current position, surviving damaged packets.
+
+        Args:
+            max_errors: give up after this many damaged packets.
+            drop: (n,) bool over presentation indices: packets of these frames are not sent to
+                the decoder (only ever disposable, non-reference pictures).
+        """
         av = self._av
         ctx = self._stream.codec_context
         errors = 0
+        pts_map = self._pts_to_index
         try:
             for pkt in self._container.demux(self._stream):
+                if drop is not None and pkt.size and pkt.pts is not None:
+                    i = pts_map.get(int(pkt.pts))
+                    if i is not None and drop[i]:
+                        continue
                 try:
                     frames = ctx.decode(pkt if pkt.size else None)
                 except av.error.FFmpegError as e:
@@ -161,6 +176,46 @@ class PyAVBackend:
                                    interpolation=self._interp)
         return apply_display_op(arr, self._display_op)
 
+    def _disposable_frames(self) -> np.ndarray | None:
+        """(n,) bool: pictures no other picture references (computed once, from packets)."""
+        if self._disposable is not None or self._disposable_done:
+            return self._disposable
+        self._disposable_done = True
+        table = self.table
+        if np.all(table.decode_order == np.arange(len(table))):
+            return None  # no reordering: no B-pictures to skip
+        parse = peek_parser(table.codec, self._stream.codec_context.extradata)
+        if parse is None:
+            return None
+        flags = np.zeros(len(table), bool)
+        av = self._av
+        try:
+            container = av.open(self.path, metadata_errors="ignore")
+        except av.error.FFmpegError:  # pragma: no cover - it opened a moment ago
+            return None
+        try:
+            stream = container.streams[self._stream.index]
+            for pkt in container.demux(stream):
+                if not pkt.size or pkt.pts is None:
+                    continue
+                i = self._pts_to_index.get(int(pkt.pts))
+                if i is None:
+                    continue
+                try:
+                    hit = parse(memoryview(pkt))
+                except (ValueError, IndexError, PackedBitstream):
+                    return None
+                if hit is not None and not hit[1]:
+                    flags[i] = True
+        except (av.error.FFmpegError, OSError):
+            return None
+        finally:
+            container.close()
+        self._disposable = flags
+        logger.debug("%s: %d of %d pictures are disposable", self.path, int(flags.sum()),
+                     len(flags))
+        return flags
+
     # -- exact decode ----------------------------------------------------------------------
     def decode_exact(self, targets: np.ndarray, out_hw: tuple[int, int],
                      sink: Callable[[int, np.ndarray], None]) -> list[int]:
@@ -186,7 +241,8 @@ class PyAVBackend:
         pos = int(np.searchsorted(self._keyframes, idx, side="right")) - 1
         return int(self._keyframes[max(pos, 0)])
 
-    def _open_stretch(self, t: int) -> tuple[Iterator[Any], int] | None:
+    def _open_stretch(self, t: int, drop: np.ndarray | None = None
+                      ) -> tuple[Iterator[Any], int] | None:
         """Seek so that decoding reaches frame ``t``; returns (frames, seek point) or None.
 
         Seeks to the keyframe at or before ``t``. If the demuxer lands after the target or at
@@ -201,7 +257,7 @@ class PyAVBackend:
                 self._seek_start()  # exact for every container, also index-less ones
             else:
                 self._seek_to(int(self.table.pts[key]))
-            frames = self._frames_after_seek()
+            frames = self._frames_after_seek(drop=drop)
             first = next(frames, None)
             idx = None if first is None else self._index_of(first)
             if first is not None and idx is None:
@@ -222,6 +278,11 @@ class PyAVBackend:
         n = len(targets)
         pos = 0
         frames: Iterator[Any] | None = None
+        disposable = self._disposable_frames() if n > 1 else None
+        drop = None
+        if disposable is not None:
+            drop = disposable.copy()
+            drop[targets] = False  # never skip a requested picture
         last = -1  # presentation index of the last frame decoded in the current stretch
         stretch_key = -1  # the seek point the current stretch started from
 
@@ -238,7 +299,7 @@ class PyAVBackend:
             if frames is None or last >= t or self._key_before(t) > max(last + 1, stretch_key):
                 # Seek: nothing is open, or a keyframe lies between the decoder's position and
                 # the target (decoding from there is cheaper than decoding on).
-                opened = self._open_stretch(t)
+                opened = self._open_stretch(t, drop)
                 if opened is None:
                     lose(t)
                     pos += 1
