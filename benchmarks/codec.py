@@ -1,29 +1,53 @@
 """Benchmark vidsel.codec: packet index, motion vectors and end-to-end codec selection.
 
-References: ``ffmpeg -f null`` full decode (the decode limit; "n/a" when ffmpeg is absent) and
-the LLaVA-OneVision-2 tool ``codec-video-prep`` (PyPI; pins numpy<2, so it runs from its own
-virtual environment under benchmarks/_data/peer-venv, created on first use; "n/a" when it cannot
-be installed). Targets (issue 3): end-to-end selection at 32 frames <= 0.5x the peer,
-motion-vector extraction <= 1.0x the full decode.
+Per clip (generated 60 s 720p and 1080p pans, plus the real clips under ../shared/fixtures when
+present), medians over ``--repeat`` runs, interleaved so that load from other processes on a
+shared machine hits every method alike:
+
+- ``packet index``  :func:`vidsel.codec.packet_index`;
+- ``MVs (I+P)``     :func:`vidsel.codec.motion_vectors` (``frames="ip"``);
+- ``select@B``      :func:`vidsel.codec.select_patches` at a ``B``-frame budget (LLaVA-OV-2
+  geometry, 196 tokens per frame), pixels included, end to end from the file path;
+- ``ffmpeg -f null``: the full decode (the decode limit; "n/a" without an ``ffmpeg`` binary);
+- ``peer``: the LLaVA-OneVision-2 codec tool ``codec-video-prep`` (PyPI; it pins numpy<2, so it
+  runs from its own virtual environment, benchmarks/_data/peer-venv, created on first use;
+  "n/a" when it cannot be installed), twice: with its defaults (1024 sampled frames -> 128
+  canvases) and at a budget matched to ours (``--num_sampled_frames 8*B`` -> B canvases).
+
+Checks before timing: the selection spends exactly its budget and carries pixels.
+Targets (issue 3): select@32 <= 0.5x the peer's time on the same clip, MV extraction <= 1.0x
+the full decode. ``--compare`` (on by default) adds the uniform-vs-codec table (span, frames
+touched, moving share, hold-last proxy PSNR) on the real clips. A table is printed and JSON
+written to benchmarks/results/codec.json.
 
 Usage::
 
-    python benchmarks/codec.py                       # generated 60 s 720p/1080p + real clips
-    python benchmarks/codec.py --quick               # 10 s clips, 1 repeat
-    python benchmarks/codec.py --compare             # also the uniform-vs-codec table
+    python benchmarks/codec.py                    # everything (about 10-15 minutes here)
+    python benchmarks/codec.py --quick            # 10 s generated clips, 1 repeat, no peer
+    python benchmarks/codec.py --no-compare       # timings only
+    python benchmarks/codec.py --compare-only     # only the uniform-vs-codec tables
 """
 
 from __future__ import annotations
 
+import sys
+
+# benchmarks/select.py is named like the stdlib ``select`` module (needed by subprocess): drop
+# this folder from the import path.
+if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
+    sys.path.pop(0)
+
 import argparse
+import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +57,17 @@ sys.path.insert(0, str(ROOT))
 DATA = ROOT / "benchmarks" / "_data"
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = Path(os.environ.get("VIDSEL_SHARED", ROOT.parent / "shared"))
-REAL = ["derived/concat_multiscene_640x360_h264.mp4", "clips/codecpatchstream__demo.mp4",
-        "clips/intelsamplevideos__bottle-detection.mp4"]
-
-
-def timed(fn: Any, repeat: int) -> float:
-    fn()  # warm-up (also checks it runs)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+#: Real clips (relative to the shared fixtures folder): timed, and compared uniform vs codec.
+REAL = ["derived/concat_multiscene_640x360_h264.mp4", "clips/intelsamplevideos__bottle-detection.mp4",
+        "clips/codecpatchstream__demo.mp4"]
+PEER_PACKAGE = "codec-video-prep"
+#: Frames the peer samples per frame-equivalent of budget (its 256-sampled setting gives 32
+#: canvases: 8 groups of 32 frames, 4 canvases each).
+PEER_SAMPLED_PER_FRAME = 8
 
 
 def generated(seconds: int, height: int) -> Path:
+    """A panning clip with a moving box (H.264, gop 250, 3 B-frames with b-pyramid)."""
     from vidsel.synth import make_video
 
     width = height * 16 // 9
@@ -60,109 +80,224 @@ def generated(seconds: int, height: int) -> Path:
     return path
 
 
-def ffmpeg_null(path: Path, repeat: int) -> float | None:
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        return None
-    cmd = [exe, "-v", "error", "-threads", "0", "-i", str(path), "-an", "-f", "null", "-"]
-    return timed(lambda: subprocess.run(cmd, check=True), repeat)
-
-
-def peer_cli() -> Path | None:
+def peer_cli(install: bool) -> tuple[Path | None, str]:
+    """The peer's console script in its own venv (created on first use), or (None, why)."""
     venv = DATA / "peer-venv"
     exe = venv / "bin" / "codec-video-prep"
     if exe.exists():
-        return exe
+        return exe, "ok"
+    if not install:
+        return None, "not installed (--no-peer-install)"
+    print(f"installing {PEER_PACKAGE} into {venv} ...", flush=True)
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "codec-video-prep"],
-                       check=True, timeout=600)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", PEER_PACKAGE],
+                       check=True, timeout=900)
     except (subprocess.SubprocessError, OSError) as e:
-        print(f"codec-video-prep could not be installed: {e}", flush=True)
-        return None
-    return exe if exe.exists() else None
+        print(f"{PEER_PACKAGE} could not be installed: {e}", flush=True)
+        return None, f"install failed: {type(e).__name__}"
+    return (exe, "ok") if exe.exists() else (None, "install gave no console script")
 
 
-def peer_time(exe: Path | None, path: Path, repeat: int) -> tuple[float | None, str]:
-    if exe is None:
-        return None, "not installed"
-    out = DATA / "peer-out"
-    out.mkdir(parents=True, exist_ok=True)
-    cmd = [str(exe), "--video", str(path), "--out_dir", str(out)]
+def run_cmd(cmd: list[str]) -> tuple[float, float, str | None]:
+    """(wall s, child CPU s, error or None) of one subprocess run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    err: str | None = None
     try:
-        subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+        subprocess.run(cmd, check=True, capture_output=True, timeout=900)
+    except subprocess.CalledProcessError as e:
+        tail = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        err = f"failed: {tail[0][-160:]}"
     except (subprocess.SubprocessError, OSError) as e:
-        err = getattr(e, "stderr", b"") or b""
-        return None, f"failed: {err.decode(errors='replace')[-200:]}"
-    return timed(lambda: subprocess.run(cmd, check=True, capture_output=True), repeat), "ok"
+        err = f"failed: {type(e).__name__}"
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, err
 
 
-def fmt(x: float | None, unit: str = "s") -> str:
-    return "n/a" if x is None else f"{x:.3f}{unit}"
+class Timer:
+    """Collects wall and CPU times per method; ``None`` results mean "not available"."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+        self.status: dict[str, str] = {}
+
+    def call(self, name: str, fn: Callable[[], Any]) -> None:
+        c = time.process_time()
+        t = time.perf_counter()
+        fn()
+        self.wall.setdefault(name, []).append(time.perf_counter() - t)
+        self.cpu.setdefault(name, []).append(time.process_time() - c)
+
+    def cmd(self, name: str, cmd: list[str]) -> None:
+        if self.status.get(name, "ok") != "ok":
+            return
+        wall, cpu, err = run_cmd(cmd)
+        if err is not None:
+            self.status[name] = err
+            self.wall.pop(name, None)
+            return
+        self.status[name] = "ok"
+        self.wall.setdefault(name, []).append(wall)
+        self.cpu.setdefault(name, []).append(cpu)
+
+    def median(self, name: str) -> float | None:
+        v = self.wall.get(name)
+        return statistics.median(v) if v else None
+
+    def median_cpu(self, name: str) -> float | None:
+        v = self.cpu.get(name)
+        return statistics.median(v) if v else None
+
+
+def bench_clip(clip: Path, budget: int, repeat: int, peer: Path | None, peer_status: str,
+               ffmpeg: str | None) -> dict[str, Any]:
+    from vidsel.codec import motion_vectors, packet_index, select_patches
+
+    idx = packet_index(clip)
+    sel = select_patches(clip, budget_frames=budget)  # warm-up and checks
+    expected = min(sel.budget_tokens, idx.num_frames * sel.config.tokens_per_frame)
+    assert sel.num_tokens == expected, (sel, expected)
+    assert sel.pixels is not None and len(sel.pixels) == sel.num_patches
+    has_mv = sel.signal == "motion_vectors"
+    out = DATA / "peer-out"
+    peer_default = [str(peer), "--video", str(clip), "--out_dir", str(out / "default")]
+    peer_matched = [str(peer), "--video", str(clip), "--out_dir", str(out / "matched"),
+                    "--num_sampled_frames", str(PEER_SAMPLED_PER_FRAME * budget)]
+    ff = ([ffmpeg, "-v", "error", "-nostdin", "-threads", "0", "-i", str(clip), "-an", "-f",
+           "null", "-"] if ffmpeg else None)
+    t = Timer()
+    if peer is None:
+        t.status["peer"] = t.status["peer_matched"] = peer_status
+    for _ in range(repeat):  # interleaved: load from other processes hits every method alike
+        t.call("packet_index", lambda: packet_index(clip))
+        if has_mv:
+            t.call("motion_vectors", lambda: motion_vectors(clip))
+        t.call("select", lambda: select_patches(clip, budget_frames=budget))
+        if ff:
+            t.cmd("ffmpeg_null", ff)
+        if peer is not None:
+            t.cmd("peer", peer_default)
+            t.cmd("peer_matched", peer_matched)
+    last = select_patches(clip, budget_frames=budget)
+    row: dict[str, Any] = {
+        "clip": clip.name, "frames": idx.num_frames, "duration_s": round(idx.duration_s, 3),
+        "codec": idx.codec, "types": idx.type_counts(), "signal": sel.signal,
+        "source_frames": len(last.source_frames), "candidate_frames": len(last.candidate_frames),
+        "select_stage_s": {k: round(v, 4) for k, v in last.timings.items()},
+    }
+    for name in ("packet_index", "motion_vectors", "select", "ffmpeg_null", "peer",
+                 "peer_matched"):
+        row[f"{name}_s"] = t.median(name)
+        row[f"{name}_cpu_s"] = t.median_cpu(name)
+        row[f"{name}_runs"] = t.wall.get(name, [])
+    row["ffmpeg_status"] = "ok" if ff else "n/a (no ffmpeg binary)"
+    row["peer_status"] = t.status.get("peer", "ok")
+    row["peer_matched_status"] = t.status.get("peer_matched", "ok")
+    return row
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def fmt(x: float | None, unit: str = " s", digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}{unit}"
+
+
+def table(rows: list[dict[str, Any]], budget: int) -> str:
+    lines = [
+        f"| clip | frames | packet index | MVs (I+P) | MVs / decode | select@{budget} | "
+        "`ffmpeg -f null` | peer (default) | select / peer | peer (matched) | "
+        "select / peer matched |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['clip']} | {r['frames']} | {fmt(r['packet_index_s'] and 1e3 * r['packet_index_s'], ' ms', 0)} | "
+            f"{fmt(r['motion_vectors_s'])} | "
+            f"{fmt(ratio(r['motion_vectors_s'], r['ffmpeg_null_s']), 'x')} | "
+            f"{fmt(r['select_s'])} | {fmt(r['ffmpeg_null_s'])} | {fmt(r['peer_s'])} | "
+            f"{fmt(ratio(r['select_s'], r['peer_s']), 'x')} | {fmt(r['peer_matched_s'])} | "
+            f"{fmt(ratio(r['select_s'], r['peer_matched_s']), 'x')} |")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"node": platform.node(), "machine": platform.machine(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "date": datetime.date.today().isoformat(),
+            "loadavg_1_5_15": [round(x, 2) for x in load] if load else None}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="10 s generated clips, 1 repeat")
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--budget", type=int, default=32)
-    ap.add_argument("--no-peer", action="store_true")
-    ap.add_argument("--compare", action="store_true", help="uniform vs codec table")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="10 s generated clips, 1 repeat, no peer, no real clips")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--budget", type=int, default=32, help="frame-equivalents (default 32)")
+    ap.add_argument("--no-peer", action="store_true", help="skip codec-video-prep")
+    ap.add_argument("--no-peer-install", action="store_true",
+                    help="use the peer venv only if it already exists")
+    ap.add_argument("--no-compare", action="store_true", help="skip the uniform-vs-codec table")
+    ap.add_argument("--compare-only", action="store_true", help="only the comparison table")
+    ap.add_argument("--clips", nargs="*", default=None, help="benchmark these files instead")
     args = ap.parse_args(argv)
-    from vidsel.codec import compare, motion_vectors, packet_index, select_patches
+    from vidsel.codec import compare
 
-    secs = 10 if args.quick else 60
-    repeat = 1 if args.quick else args.repeat
-    clips = [generated(secs, 720), generated(secs, 1080)]
-    clips += [SHARED / "fixtures" / r for r in REAL if (SHARED / "fixtures" / r).exists()]
-    peer = None if args.no_peer else peer_cli()
-    rows = []
-    for clip in clips:
-        idx = packet_index(clip)
-        sel = select_patches(clip, budget_frames=args.budget)
-        assert sel.num_tokens == min(sel.budget_tokens, idx.num_frames * 196), sel
-        assert sel.pixels is not None
-        row: dict[str, Any] = {
-            "clip": clip.name, "frames": idx.num_frames, "duration_s": idx.duration_s,
-            "codec": idx.codec, "signal": sel.signal,
-            "packet_index_s": timed(lambda c=clip: packet_index(c), repeat),
-            "motion_vectors_s": (timed(lambda c=clip: motion_vectors(c), repeat)
-                                 if sel.signal == "motion_vectors" else None),
-            "select_s": timed(lambda c=clip: select_patches(c, budget_frames=args.budget),
-                              repeat),
-            "ffmpeg_null_s": ffmpeg_null(clip, repeat),
-        }
-        row["peer_s"], row["peer_status"] = peer_time(peer, clip, repeat)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    print()
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}")
-    print(f"| clip | frames | packet index | MVs (I+P) | MVs / decode | select@{args.budget} | "
-          "ffmpeg -f null | peer | select / peer |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        mv_ratio = (r["motion_vectors_s"] / r["ffmpeg_null_s"]
-                    if r["motion_vectors_s"] and r["ffmpeg_null_s"] else None)
-        peer_ratio = r["select_s"] / r["peer_s"] if r["peer_s"] else None
-        print(f"| {r['clip']} | {r['frames']} | {1e3 * r['packet_index_s']:.0f} ms | "
-              f"{fmt(r['motion_vectors_s'])} | {fmt(mv_ratio, 'x')} | {fmt(r['select_s'])} | "
-              f"{fmt(r['ffmpeg_null_s'])} | {fmt(r['peer_s'])} | {fmt(peer_ratio, 'x')} |")
-    result: dict[str, Any] = {"machine": platform.node(), "cores": os.cpu_count(), "rows": rows}
-    if args.compare:
-        tables = {}
-        for r in REAL:
-            p = SHARED / "fixtures" / r
-            if p.exists():
-                c = compare(p, budgets=(4, 8, 16, 32))
-                print(f"\n{p.name}\n{c.table()}")
-                tables[p.name] = c.to_dict()
-        result["compare"] = tables
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "codec.json"
+    result: dict[str, Any] = {"machine": machine(), "budget_frames": args.budget,
+                              "peer_package": PEER_PACKAGE}
+    if args.compare_only and out.exists():  # keep the timings of the last full run
+        old = json.loads(out.read_text())
+        result.update({k: v for k, v in old.items() if k in ("rows", "machine")})
+    print(f"machine: {result['machine']}", flush=True)
+    real = [SHARED / "fixtures" / r for r in REAL if (SHARED / "fixtures" / r).exists()]
+    if not args.compare_only:
+        secs = 10 if args.quick else 60
+        repeat = 1 if args.quick else max(1, args.repeat)
+        if args.clips:
+            clips = [Path(c) for c in args.clips]
+        else:
+            clips = [generated(secs, 720), generated(secs, 1080)]
+            if not args.quick:
+                clips += real
+        peer, peer_status = ((None, "skipped (--no-peer)") if args.no_peer or args.quick
+                             else peer_cli(install=not args.no_peer_install))
+        ffmpeg = shutil.which("ffmpeg")
+        rows = []
+        for clip in clips:
+            print(f"timing {clip.name} ...", flush=True)
+            row = bench_clip(clip, args.budget, repeat, peer, peer_status, ffmpeg)
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if not k.endswith("_runs")}),
+                  flush=True)
+        result["rows"] = rows
+        result["machine"]["loadavg_end"] = machine()["loadavg_1_5_15"]
+        print()
+        print(table(rows, args.budget))
+        out.write_text(json.dumps(result, indent=1))  # timings are kept if a comparison fails
+    failed = 0
+    if not args.no_compare and not args.quick:
+        tables: dict[str, Any] = {}
+        for p in real:
+            print(f"\ncomparing {p.name} ...", flush=True)
+            try:
+                c = compare(p, budgets=(4, 8, 16, 32))
+            except Exception as e:  # record the failure for this clip and go on
+                failed += 1
+                tables[p.name] = {"error": f"{type(e).__name__}: {e}"}
+                print(f"failed: {type(e).__name__}: {e}", flush=True)
+                continue
+            print(c.table(), flush=True)
+            tables[p.name] = c.to_dict()
+        result["compare"] = tables
     out.write_text(json.dumps(result, indent=1))
     print(f"\nwrote {out}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

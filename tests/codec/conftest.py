@@ -31,6 +31,8 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SynthInfo]:
     d = tmp_path_factory.mktemp("codec_videos")
     specs = {
         "box": dict(scene="moving_box", codec="libx264"),
+        # b-pyramid: reference B-frames that must be decoded for exact P-frame pixels
+        "pyramid": dict(scene="moving_box", codec="libx264", bframes=3),
         "cut": dict(scene="scene_cut", codec="libx264"),
         "pan": dict(scene="pan", codec="libx264", pan_px=3),
         "multi": dict(scene="multi_scene", codec="libx264", n_scenes=3, num_frames=120),

@@ -142,28 +142,96 @@ def mv_grid(arr: np.ndarray, grid: tuple[int, int], block: int = BLOCK
     gh, gw = grid
     if len(arr) == 0:
         return np.zeros((gh, gw, 2), np.float32), np.zeros((gh, gw), np.float32)
-    scale = np.maximum(arr["motion_scale"].astype(np.float32), 1.0)
-    sign = np.where(arr["source"] > 0, 1.0, -1.0).astype(np.float32)  # future: +, past: -
-    dx = arr["motion_x"].astype(np.float32) / scale * sign
-    dy = arr["motion_y"].astype(np.float32) / scale * sign
-    area = arr["w"].astype(np.float32) * arr["h"].astype(np.float32) / float(block * block)
-    gy = np.clip(arr["dst_y"].astype(np.int64) // block, 0, gh - 1)
-    gx = np.clip(arr["dst_x"].astype(np.int64) // block, 0, gw - 1)
+    future = arr["source"] > 0
+    # block area in cells (float64: bincount weights are float64 anyway)
+    area = np.multiply(arr["w"], arr["h"], dtype=np.float64) * (1.0 / (block * block))
+    # along the motion: dst - src for past references, src - dst for future ones
+    k = area / np.maximum(arr["motion_scale"], 1)
+    np.negative(k, out=k, where=~future)
+    gy = np.minimum(np.maximum(arr["dst_y"] // block, 0), gh - 1).astype(np.intp)
+    gx = np.minimum(np.maximum(arr["dst_x"] // block, 0), gw - 1)
     cell = gy * gw + gx  # (M,) flat cell index
     n = gh * gw
     wsum = np.bincount(cell, weights=area, minlength=n)
-    sx = np.bincount(cell, weights=dx * area, minlength=n)
-    sy = np.bincount(cell, weights=dy * area, minlength=n)
+    sx = np.bincount(cell, weights=arr["motion_x"] * k, minlength=n)
+    sy = np.bincount(cell, weights=arr["motion_y"] * k, minlength=n)
     inv = 1.0 / np.maximum(wsum, 1e-9)
-    flow = np.stack([sx * inv, sy * inv], axis=-1).reshape(gh, gw, 2).astype(np.float32)
+    flow = np.empty((n, 2), np.float32)
+    flow[:, 0] = sx * inv
+    flow[:, 1] = sy * inv
     # B-frames carry two rows per block (past and future): coverage counts the area once.
-    refs = np.bincount(cell, weights=np.where(arr["source"] > 0, 0.0, area), minlength=n)
-    fut = wsum - refs
-    cov = np.minimum(np.maximum(refs, fut), 1.0).reshape(gh, gw).astype(np.float32)
-    return flow, cov
+    if future.any():
+        fut = np.bincount(cell, weights=np.where(future, area, 0.0), minlength=n)
+        cov = np.maximum(wsum - fut, fut)
+    else:
+        cov = wsum
+    cov = np.minimum(cov, 1.0).astype(np.float32).reshape(gh, gw)
+    return flow.reshape(gh, gw, 2), cov
+
+
+def prefetch(items: Iterator[Any], depth: int = 6) -> Iterator[Any]:
+    """Run a (decoding) iterator in a worker thread, ``depth`` items ahead of the consumer.
+
+    FFmpeg releases the GIL while it decodes and scales, so the decode of the next frames
+    overlaps the per-frame scoring done in Python. Exceptions raised by ``items`` are re-raised
+    in the consumer; abandoning the returned iterator stops the worker.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: tuple[int, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for it in items:
+                if not put((0, it)):
+                    break
+        except BaseException as e:  # handed to the consumer
+            put((1, e))
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None and stop.is_set():
+                with contextlib.suppress(Exception):
+                    close()
+        put((2, None))
+
+    worker = threading.Thread(target=work, name="vidsel-codec-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == 0:
+                yield value
+            elif kind == 1:
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        worker.join()
 
 
 _HIGH_DEPTH = ("p10", "p12", "p14", "p16")
+
+
+def luma_step(height: int, width: int) -> int:
+    """Luma subsampling step for a picture: LUMA_STEP, doubled (up to 16) while the short side
+    keeps more than 200 samples. Always a divisor of BLOCK, so luma cells align with blocks."""
+    step = LUMA_STEP
+    while min(height, width) / step > 200 and step < BLOCK:
+        step *= 2
+    return step
 
 
 def luma_small(frame: Any, step: int = LUMA_STEP) -> np.ndarray:
@@ -215,13 +283,16 @@ def skip_mode(index: PacketIndex, frames: FrameSet) -> str:
 
 
 def decode_pass(path: str, index: PacketIndex, *, skip: str, export_mvs: bool,
-                threads: int = 0) -> Iterator[tuple[int, Any, np.ndarray | None]]:
+                threads: int = 0, keep: np.ndarray | None = None
+                ) -> Iterator[tuple[int, Any, np.ndarray | None]]:
     """Decode the stream once, yielding (presentation index, av.VideoFrame, vectors or None).
 
     Frames are mapped to presentation indices by pts (as the reader does); frames whose pts is
     not in the index (discarded by an edit list) are dropped. When the index says pts are
     unreliable, frames are counted in output order instead (``skip`` must then be
-    ``"DEFAULT"``). Output is in presentation order.
+    ``"DEFAULT"``). Output is in presentation order. ``keep`` (a (F,) bool mask over
+    presentation indices) decodes but does not yield the other frames (e.g. reference
+    B-frames that are decoded only so that later pictures stay exact).
     """
     import av
 
@@ -269,6 +340,8 @@ def decode_pass(path: str, index: PacketIndex, *, skip: str, export_mvs: bool,
             if idx is None:
                 continue
             last = idx
+            if keep is not None and not keep[idx]:
+                continue
             mvs = None
             if export_mvs:
                 sd = frame.side_data.get("MOTION_VECTORS")
@@ -318,8 +391,8 @@ def motion_vectors(path: str | os.PathLike[str], *, frames: FrameSet = "ip",
     grid: tuple[int, int] | None = None
     coded = (0, 0)
     try:
-        for i, frame, mvs in decode_pass(index.path, index, skip=skip_mode(index, frames),
-                                         export_mvs=True, threads=threads):
+        for i, frame, mvs in prefetch(decode_pass(index.path, index, skip=skip_mode(index, frames),
+                                                  export_mvs=True, threads=threads)):
             if grid is None:
                 coded = (frame.height, frame.width)
                 grid = (-(-frame.height // BLOCK), -(-frame.width // BLOCK))

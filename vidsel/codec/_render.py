@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from ..errors import InvalidArgumentError
 if TYPE_CHECKING:
     from ._result import PatchSelection
 
-__all__ = ["contact_sheet", "heatmap"]
+__all__ = ["contact_sheet", "contact_sheet_image", "contact_sheet_png", "heatmap"]
 
 # A short perceptual ramp (dark blue -> teal -> yellow), interpolated.
 _RAMP = np.array([[20, 20, 60], [40, 90, 150], [40, 160, 140], [150, 210, 70], [250, 230, 40]],
@@ -34,6 +34,25 @@ def contact_sheet(sel: PatchSelection, path: str | Path, *, max_frames: int = 48
     Anchor tiles get a yellow border, motion tiles a cyan one; each tile is labelled with its
     frame index and time.
     """
+    out = Path(path)
+    contact_sheet_image(sel, max_frames=max_frames, columns=columns, thumb=thumb).save(out)
+    return out
+
+
+def contact_sheet_png(sel: PatchSelection, *, max_frames: int = 24, columns: int = 6,
+                      thumb: int = 128) -> bytes:
+    """The contact sheet as PNG bytes (for notebooks)."""
+    import io
+
+    buf = io.BytesIO()
+    contact_sheet_image(sel, max_frames=max_frames, columns=columns, thumb=thumb).save(
+        buf, format="PNG")
+    return buf.getvalue()
+
+
+def contact_sheet_image(sel: PatchSelection, *, max_frames: int = 48, columns: int = 8,
+                        thumb: int = 160) -> Any:
+    """The contact sheet as a ``PIL.Image`` (see :func:`contact_sheet`)."""
     from PIL import Image, ImageDraw
 
     if sel.pixels is None:
@@ -64,9 +83,7 @@ def contact_sheet(sel: PatchSelection, path: str | Path, *, max_frames: int = 48
         sheet.paste(img, (x0 + 2, y0 + 2))
         draw.text((x0 + 3, y0 + th + 4), f"#{f} {sel.timestamps[sel_rows[0]]:.1f}s",
                   fill=(220, 220, 220))
-    out = Path(path)
-    sheet.save(out)
-    return out
+    return sheet
 
 
 def heatmap(sel: PatchSelection, path: str | Path, *, cell: int = 12,

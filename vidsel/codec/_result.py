@@ -367,6 +367,17 @@ class PatchSelection:
 
         return contact_sheet(self, path, max_frames=max_frames, columns=columns, thumb=thumb)
 
+    def _repr_png_(self) -> bytes | None:
+        """Contact sheet for notebooks (None without pixels or without Pillow)."""
+        if self.pixels is None or not self.num_patches:
+            return None
+        try:
+            from ._render import contact_sheet_png
+
+            return contact_sheet_png(self)
+        except ImportError:
+            return None
+
     def save_heatmap(self, path: str | Path) -> Path:
         """Write a heat map: where (patch grid) and when (time bins) tokens were spent."""
         from ._render import heatmap

@@ -26,59 +26,104 @@ NORM_PERCENTILE = 95.0
 MOTION_FLOOR_PX = 0.75
 #: Below this mean absolute luma change (0-255) nothing counts as changing.
 DIFF_FLOOR = 6.0
-#: Bins of the luma histogram used as a cut hint.
+#: The affine camera model is fitted on at most this many grid cells (a regular subsample).
+AFFINE_CELLS = 1200
+#: Bins of the luma histogram used as a cut hint, and the most luma samples it is built from.
 HIST_BINS = 32
+HIST_SAMPLES = 20_000
 
 
 def robust_normalise(energy: np.ndarray, floor: float,
                      weights: np.ndarray | None = None) -> np.ndarray:
     """``energy / max(p95, floor)`` clipped to [0, 1] (float32, same shape)."""
     vals = energy if weights is None else energy[weights > 0.5]
-    ref = float(np.percentile(vals, NORM_PERCENTILE)) if vals.size else 0.0
+    ref = _quantile(vals, NORM_PERCENTILE / 100.0) if vals.size else 0.0
     return np.clip(energy / max(ref, floor), 0.0, 1.0).astype(np.float32)  # type: ignore[no-any-return]
 
 
-_DESIGN: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+_GRIDS: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
-def _design(gh: int, gw: int) -> tuple[np.ndarray, np.ndarray]:
-    """(G, 3) affine design matrix [1, x, y] of a cell grid and its transpose (cached)."""
-    hit = _DESIGN.get((gh, gw))
+def _coords(gh: int, gw: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Affine designs [1, x, y] (normalised cell coordinates) of the full grid (G, 3) and of
+    every ``s``-th cell (G', 3), and the subsample's x and y (G',) (cached)."""
+    key = (gh, gw, s)
+    hit = _GRIDS.get(key)
     if hit is None:
         yy, xx = np.mgrid[0:gh, 0:gw].astype(np.float64)
-        a = np.stack([np.ones(gh * gw), xx.ravel() / max(gw, 1), yy.ravel() / max(gh, 1)],
-                     axis=1)
-        hit = (a, np.ascontiguousarray(a.T))
-        if len(_DESIGN) < 16:
-            _DESIGN[(gh, gw)] = hit
+        xx /= max(gw, 1)
+        yy /= max(gh, 1)
+        a_full = np.stack([np.ones(gh * gw), xx.ravel(), yy.ravel()], axis=1)
+        x, y = xx[::s, ::s].ravel(), yy[::s, ::s].ravel()
+        a = np.stack([np.ones_like(x), x, y], axis=1)
+        hit = (a_full, a, x, y)
+        if len(_GRIDS) < 32:
+            _GRIDS[key] = hit
     return hit
+
+
+def _quantile(v: np.ndarray, q: float) -> float:
+    """``np.quantile(v, q)`` (linear interpolation) of a non-empty array, via one partition
+    (without the generic-axis overhead of ``np.percentile``)."""
+    v = v.ravel()
+    pos = q * (len(v) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(v) - 1)
+    p = np.partition(v, (lo, hi)) if hi > lo else np.partition(v, lo)
+    return float(p[lo] + (pos - lo) * (p[hi] - p[lo]))
+
+
+def _median(v: np.ndarray) -> float:
+    return _quantile(v, 0.5)
 
 
 def _affine_fit(flow: np.ndarray, coverage: np.ndarray) -> np.ndarray:
     """Robust least-squares affine model of the flow; returns the (Gh, Gw, 2) model field.
 
-    Closed form per pass: the 3 x 3 weighted normal equations ``(A^T W A) c = A^T W f`` (a
-    minimum-norm solve when the inlier cells are degenerate, e.g. one row), fitted once on the
-    inter-coded cells and refitted on the inliers (residual <= max(3 x median, 1 px)), so moving
-    objects do not bias the camera model. About 0.1 ms per frame on a 45 x 80 grid.
+    The model is ``f(x, y) = c + bx * x + by * y`` per component, fitted by weighted least
+    squares in closed form (weighted means plus a 2 x 2 solve: no per-frame ``lstsq``) on the
+    inter-coded cells, then refitted on the inliers (residual <= max(3 x median, 1 px)) so
+    moving objects do not bias the camera model. Degenerate inlier sets (e.g. one row of
+    cells) fall back to a minimum-norm ``lstsq``. Large grids are fitted on a regular subsample
+    of about AFFINE_CELLS cells. About 0.05 ms per frame.
     """
     gh, gw = coverage.shape
-    a, at = _design(gh, gw)
-    f = flow.reshape(-1, 2).astype(np.float64)  # (G, 2)
-    w = (coverage.ravel() > 0.5).astype(np.float64)
-    model = np.zeros_like(f)
+    # fit on at most ~AFFINE_CELLS cells (every s-th row and column): same model, less work
+    s = 1
+    while (gh // s) * (gw // s) > AFFINE_CELLS:
+        s += 1
+    if s > 1 and np.count_nonzero(coverage[::s, ::s] > 0.5) < 6:
+        s = 1  # few inter cells: the subsample could miss them all
+    a_full, a, x, y = _coords(gh, gw, s)
+    f = flow[::s, ::s].reshape(-1, 2).astype(np.float64)  # (G', 2)
+    w = (coverage[::s, ::s].ravel() > 0.5).astype(np.float64)
+    coef = np.zeros((3, 2))  # rows: constant, x, y (uncentred)
     for _ in range(2):  # fit, then refit on the inliers (moving objects are outliers)
-        if w.sum() < 6:
+        sw = float(w.sum())
+        if sw < 6:
             break
-        atw = at * w  # (3, G)
-        coef = np.linalg.lstsq(atw @ a, atw @ f, rcond=None)[0]  # (3, 2)
-        model = a @ coef
-        d = f - model
+        mx, my = float(w @ x) / sw, float(w @ y) / sw
+        mf = (w @ f) / sw  # (2,)
+        dx, dy = x - mx, y - my
+        wdx, wdy = w * dx, w * dy
+        sxx, syy, sxy = float(wdx @ dx), float(wdy @ dy), float(wdx @ dy)
+        det = sxx * syy - sxy * sxy
+        # both axes spanned (variance of at least a quarter cell) and not collinear
+        if (sxx > sw * (0.25 / gw) ** 2 and syy > sw * (0.25 / gh) ** 2
+                and det > 1e-6 * sxx * syy):
+            sxf, syf = wdx @ f, wdy @ f  # (2,)
+            bx = (syy * sxf - sxy * syf) / det
+            by = (sxx * syf - sxy * sxf) / det
+            coef = np.stack([mf - bx * mx - by * my, bx, by])
+        else:  # the inliers do not span both axes: minimum-norm solution
+            sq = np.sqrt(w)[:, None]
+            coef = np.linalg.lstsq(a * sq, f * sq, rcond=None)[0]
+        d = f - a @ coef
         res = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
         inl = res[w > 0]
-        med = float(np.median(inl)) if inl.size else 0.0
+        med = _median(inl) if inl.size else 0.0
         w = w * (res <= max(3.0 * med, 1.0))
-    return model.reshape(gh, gw, 2).astype(np.float32)  # type: ignore[no-any-return]
+    return (a_full @ coef).reshape(gh, gw, 2).astype(np.float32)  # type: ignore[no-any-return]
 
 
 def compensate(flow: np.ndarray, coverage: np.ndarray, camera: Camera) -> np.ndarray:
@@ -134,8 +179,11 @@ def pixel_diff_energy(luma: np.ndarray, prev: np.ndarray | None,
 
 def cut_histogram(luma: np.ndarray) -> np.ndarray:
     """(HIST_BINS,) float32 normalised luma histogram (for cut hints)."""
-    h = np.bincount(np.clip(luma.ravel() * (HIST_BINS / 256.0), 0, HIST_BINS - 1).astype(np.int64),
-                    minlength=HIST_BINS).astype(np.float32)
+    while luma.size > HIST_SAMPLES:  # a histogram needs no more samples than this
+        luma = luma[::2, ::2]
+    # luma is in [0, 255]: the bin index needs no lower clip
+    b = np.minimum((luma.ravel() * (HIST_BINS / 256.0)).astype(np.intp), HIST_BINS - 1)
+    h = np.bincount(b, minlength=HIST_BINS).astype(np.float32)
     return h / max(float(h.sum()), 1.0)  # type: ignore[no-any-return]
 
 

@@ -3,22 +3,29 @@
 Pipeline (see docs/codec.md):
 
 1. :func:`packet_index`: per-frame bit cost, picture types, which frames are references.
-2. One decode pass over the frames other pictures need (B-frames nobody refers to are skipped),
-   in presentation order. Per decoded frame: a block-grid change energy (motion vectors with
-   camera compensation, or the pixel-difference fallback), a cut score (luma histogram change,
-   intra share, bit-cost spike).
+2. One decode pass over the frames other pictures need (B-frames nobody refers to are skipped,
+   so every decoded picture is exact), in presentation order, on a decode-ahead thread (FFmpeg
+   releases the GIL, so decoding overlaps the scoring). When the video has enough I- and
+   P-frames, candidates, cut tests and anchors come from them only; reference B-frames are
+   decoded so that later pictures stay exact and add their motion vectors to the energy, but
+   are never converted.
+   Per analysed frame: a block-grid change energy (motion vectors with camera compensation, or
+   the pixel-difference fallback on the Y plane), a cut score (luma histogram change, intra
+   share, bit-cost spike).
 3. ``T = candidates_per_frame x budget`` candidate frames spread uniformly over the video; each
    candidate's token scores are the mean energy of the frames decoded since the previous
-   candidate, mapped onto the token grid. A bounded heap keeps the best tokens seen so far
-   together with their pixels, so nothing is decoded twice.
+   candidate, mapped onto the token grid. A bounded pool keeps the best tokens seen so far
+   together with their pixels; a candidate is converted to RGB only if one of its tokens beats
+   the pool's floor, so nothing is decoded twice and few frames are converted in vain.
 4. Anchors (dense frames): uniform, or adaptive (one at the start and one after each detected
    cut, gaps filled uniformly), never "every I-frame".
 5. The motion budget (``budget - anchors x tokens_per_frame``) takes the best tokens of
    non-anchor candidates: the budget is spent exactly.
 
 Pixels come from the same pass, converted exactly as :class:`vidsel.VideoReader` converts
-(same swscale call, same display rotation), so they equal ``reader.get_frames(..., size)``
-crops; ``pixels="reader"`` re-reads them through the reader instead (reference mode).
+(same swscale call and parameters, one cached swscale context, same display rotation), so they
+equal ``reader.get_frames(..., size)`` crops; ``pixels="reader"`` re-reads them through the
+reader instead (reference mode).
 """
 
 from __future__ import annotations
@@ -37,12 +44,13 @@ from .._validate import check_choice, check_positive_int
 from ..errors import DecodeError, InvalidArgumentError, UnsupportedCodecError
 from ._motion import (
     BLOCK,
-    LUMA_STEP,
     MV_CODECS,
     PtsUnreliable,
     decode_pass,
     luma_small,
+    luma_step,
     mv_grid,
+    prefetch,
     sequential,
     skip_mode,
 )
@@ -141,6 +149,63 @@ class _Snapper:
         return True
 
 
+class _TokenPool:
+    """The best ``budget`` tokens seen so far (score, frame, token, pixels), kept in arrays.
+
+    New tokens are appended in chunks; once twice the budget is pending the pool is cut back
+    to the best ``budget`` (ties: later frame, then higher token index win, as a heap of
+    ``(score, frame, token)`` would decide). ``floor`` is the score a token must beat to
+    enter, so only frames with at least one such token are ever converted to RGB.
+    """
+
+    def __init__(self, budget: int, keep_pixels: bool) -> None:
+        self.budget = budget
+        self.keep_pixels = keep_pixels
+        self.floor = -np.inf
+        self.size = 0
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
+
+    def better(self, tok: np.ndarray) -> np.ndarray:
+        """Indices of the tokens of one frame that would enter the pool."""
+        return np.flatnonzero(tok > self.floor)
+
+    def add(self, frame: int, blocks: np.ndarray, scores: np.ndarray,
+            crops: np.ndarray | None) -> None:
+        self._parts.append((scores.astype(np.float64), np.full(len(blocks), frame, np.int64),
+                            blocks.astype(np.int64), crops))
+        self.size += len(blocks)
+        if self.size >= 2 * self.budget:
+            self._prune()
+
+    def _prune(self) -> None:
+        s, f, b, pix = self._concat()
+        if len(s) > self.budget:
+            keep = np.lexsort((-b, -f, -s))[: self.budget]
+            s, f, b = s[keep], f[keep], b[keep]
+            pix = None if pix is None else pix[keep]
+        if len(s) >= self.budget:
+            self.floor = float(s.min())
+        self._parts = [(s, f, b, pix)]
+        self.size = len(s)
+
+    def _concat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        if not self._parts:
+            return (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), None)
+        if len(self._parts) == 1:
+            return self._parts[0]
+        s = np.concatenate([p[0] for p in self._parts])
+        f = np.concatenate([p[1] for p in self._parts])
+        b = np.concatenate([p[2] for p in self._parts])
+        pix = (np.concatenate([p[3] for p in self._parts])  # type: ignore[misc]
+               if self.keep_pixels else None)
+        return s, f, b, pix
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(scores, frames, tokens, pixels or None) of the best ``budget`` tokens."""
+        self._prune()
+        return self._concat()
+
+
 def _token_crops(rgb: np.ndarray, cfg: PatchConfig) -> np.ndarray:
     """(Th*Tw, m*p, m*p, 3) token crops of an (H, W, 3) frame, row-major over tokens."""
     th, tw = cfg.token_grid
@@ -181,16 +246,25 @@ class _Converter:
         self.coded_out = (ow, oh) if swaps_axes(self.op) else (oh, ow)
         self.display_hw = ((frame.width, frame.height) if swaps_axes(self.op)
                            else (frame.height, frame.width))
+        # One reformatter for the whole pass: swscale keeps its context (and filter tables)
+        # between frames instead of building one per frame as ``frame.to_ndarray`` does; the
+        # output is the same call with the same parameters, hence byte-identical.
+        from av.video.reformatter import VideoReformatter
+
+        self._rf = VideoReformatter()
+        self.conversions = 0
 
     def rgb(self, frame: Any) -> np.ndarray:
         from vidsel.io._probe import apply_display_op
 
         ch, cw = self.coded_out
+        self.conversions += 1
         if (ch, cw) == (frame.height, frame.width):
-            arr = frame.to_ndarray(format="rgb24")
+            out = self._rf.reformat(frame, format="rgb24")
         else:
-            arr = frame.to_ndarray(format="rgb24", width=cw, height=ch, interpolation="BILINEAR")
-        return apply_display_op(arr, self.op)  # type: ignore[no-any-return]
+            out = self._rf.reformat(frame, format="rgb24", width=cw, height=ch,
+                                    interpolation="BILINEAR")
+        return apply_display_op(out.to_ndarray(), self.op)  # type: ignore[no-any-return]
 
     def grid(self, g: np.ndarray) -> np.ndarray:
         """Apply the display transform to a (Gh, Gw) coded-orientation grid."""
@@ -379,7 +453,22 @@ def select_patches(
                  "NONREF": int(index.is_reference.sum())}[skip]
     if decodable * tpf < budget + n_max * tpf or not index.pts_reliable:
         skip, decodable = "DEFAULT", F
-    n_cand = min(int(np.ceil(cpf * bf)), decodable)
+    n_want = int(np.ceil(cpf * bf))
+    # Candidates, cut tests and anchors come from I- and P-frames only when there are enough of
+    # them: reference B-frames are then decoded so that the pictures after them stay exact and
+    # add their motion vectors to the energy, but they are never converted to RGB.
+    keep: np.ndarray | None = None
+    non_b = index.pict_type != "B"
+    n_ip = int(non_b.sum())
+    if index.pts_reliable and n_ip < decodable and n_ip * tpf >= budget + n_max * tpf:
+        # candidates snap to the next analysed frame: restrict to I+P only if that loses (almost)
+        # none of them (fewer candidates would crowd more motion tokens into each)
+        ip = np.flatnonzero(non_b)
+        snapped = ip[np.minimum(np.searchsorted(ip, _grid_targets(F, min(n_want, n_ip))),
+                                len(ip) - 1)]
+        if len(np.unique(snapped)) >= 0.98 * min(n_want, decodable):
+            keep, decodable = non_b, n_ip
+    n_cand = min(n_want, decodable)
     cand_snap = _Snapper(_grid_targets(F, n_cand))
     grid_snaps = {n: _Snapper(_grid_targets(F, n)) for n in {n_def, n_max} if n > 0}
     spikes = _bit_spikes(index)
@@ -388,7 +477,7 @@ def select_patches(
     # -- the pass ------------------------------------------------------------------------------
     th, tw = cfg.token_grid
     rng = np.random.default_rng(0)  # deterministic tie-break between equal token scores
-    heap: list[tuple[float, float, int, int, np.ndarray | None]] = []
+    pool = _TokenPool(budget, keep_pixels)
     stored: dict[int, np.ndarray] = {}  # frame -> RGB (H, W, 3) of anchor candidates
     grid_frames: dict[int, list[int]] = {n: [] for n in grid_snaps}
     cut_store: list[tuple[float, int]] = []  # min-heap of (cut score, frame)
@@ -396,14 +485,19 @@ def select_patches(
     candidates: list[int] = []
     conv: _Converter | None = None
     ry = rx = np.zeros((0, 0), np.float32)
+    gh = gw = 0
+    lstep = 4
     prev_luma: np.ndarray | None = None
     prev_hist: np.ndarray | None = None
     acc: np.ndarray | None = None
     acc_n = 0
     mad_level = -1.0
+    energy: np.ndarray
     t1 = time.perf_counter()
     try:
-        for idx, frame, mvs in decode_pass(index.path, index, skip=skip, export_mvs=use_mv):
+        for idx, frame, mvs in prefetch(decode_pass(index.path, index, skip=skip,
+                                                    export_mvs=use_mv,
+                                                    keep=None if use_mv else keep)):
             if conv is None:
                 conv = _Converter(frame, cfg.frame_size)
                 gh, gw = -(-frame.height // BLOCK), -(-frame.width // BLOCK)
@@ -412,7 +506,21 @@ def select_patches(
                 # token-grid rows/cols <- display-grid cells (area shares)
                 ry = block_overlap(th, dh, dgh, BLOCK, dh)  # (Th, dGh)
                 rx = block_overlap(tw, dw, dgw, BLOCK, dw)  # (Tw, dGw)
-            luma = luma_small(frame, LUMA_STEP)
+                lstep = luma_step(frame.height, frame.width)
+            if keep is not None and not keep[idx]:
+                # a reference B-frame: its vectors join the motion energy (it is decoded
+                # anyway, and the denser motion sampling finds more of the moving content); it
+                # is not a candidate, not cut-tested and never converted
+                if mvs is not None and len(mvs):
+                    flow, cov = mv_grid(mvs, (gh, gw))
+                    energy = motion_energy(flow, cov, camera=camera)
+                    if acc is None:
+                        acc = energy.astype(np.float32, copy=True)
+                    else:
+                        acc += energy
+                    acc_n += 1
+                continue
+            luma = luma_small(frame, lstep)
             hist = cut_histogram(luma)
             hdist = 0.0 if prev_hist is None else 0.5 * float(np.abs(hist - prev_hist).sum())
             mad = 0.0 if prev_luma is None else float(np.abs(luma - prev_luma).mean())
@@ -420,7 +528,6 @@ def select_patches(
             diff_cut = min(1.0, mad / (4.0 * max(mad_level, 0.0) + CUT_DIFF_FLOOR))
             mad_level = mad if mad_level < 0 else 0.8 * mad_level + 0.2 * mad
             cut = hdist
-            energy: np.ndarray
             if use_mv and mvs is not None and len(mvs):
                 flow, cov = mv_grid(mvs, (gh, gw))
                 energy = motion_energy(flow, cov, camera=camera)
@@ -435,33 +542,26 @@ def select_patches(
                 cut = 0.0
             prev_luma, prev_hist = luma, hist
             frames_seen.append(_Frame(idx, cut))
-            acc = energy if acc is None else acc + energy
+            if acc is None:
+                acc = energy.astype(np.float32, copy=True)
+            else:
+                acc += energy
             acc_n += 1
 
             rgb: np.ndarray | None = None
-            is_cand = cand_snap.hit(idx)
-            if is_cand:
+            if cand_snap.hit(idx):
                 candidates.append(idx)
                 e = conv.grid(acc / acc_n)
                 acc, acc_n = None, 0
                 tok = (ry @ e @ rx.T).ravel() + rng.random(th * tw) * 1e-6  # (Th*Tw,) token scores
-                floor = heap[0][0] if len(heap) >= budget else -np.inf
-                good = np.flatnonzero(tok > floor)
+                good = pool.better(tok)
                 if len(good):
                     crops = None
                     if keep_pixels:
                         rgb = conv.rgb(frame)
-                        crops = _token_crops(rgb, cfg)
-                    for b in good[np.argsort(-tok[good])]:
-                        item = (float(tok[b]), float(idx), int(b), idx,
-                                None if crops is None else crops[b].copy())
-                        if len(heap) < budget:
-                            heapq.heappush(heap, item)
-                        elif item[0] > heap[0][0]:
-                            heapq.heapreplace(heap, item)
-                        else:
-                            break
-            want = [n for n, s in grid_snaps.items() if s.hit(idx)]
+                        crops = _token_crops(rgb, cfg)[good]  # fancy index: a copy
+                    pool.add(idx, good, tok[good], crops)
+            want = [n for n, snap in grid_snaps.items() if snap.hit(idx)]
             for n in want:
                 grid_frames[n].append(idx)
             first = len(frames_seen) == 1
@@ -475,7 +575,8 @@ def select_patches(
                 if cut_keep:
                     if len(cut_store) >= 2 * n_max:
                         _, old = heapq.heapreplace(cut_store, (cut, idx))
-                        if not any(old in g for g in grid_frames.values()) and old != frames_seen[0].index:
+                        if (not any(old in g for g in grid_frames.values())
+                                and old != frames_seen[0].index):
                             stored.pop(old, None)
                     else:
                         heapq.heappush(cut_store, (cut, idx))
@@ -489,6 +590,8 @@ def select_patches(
     if conv is None:
         raise DecodeError(f"{index.path}: no frame could be decoded")
     timings["decode"] = time.perf_counter() - t1
+    logger.debug("%s: %d frames analysed (skip=%s), %d RGB conversions", index.path,
+                 len(frames_seen), skip, conv.conversions)
 
     # -- anchors -------------------------------------------------------------------------------
     t2 = time.perf_counter()
@@ -508,25 +611,28 @@ def select_patches(
 
     # -- motion tokens -------------------------------------------------------------------------
     k_motion = budget - len(anchor_arr) * tpf
-    anchor_set = set(anchor_arr.tolist())
-    pool = [h for h in heap if h[3] not in anchor_set]
-    pool.sort(key=lambda h: (-h[0], -h[1]))
-    chosen = pool[:k_motion]
-    if len(chosen) < k_motion:
+    pool_s, pool_f, pool_b, pool_pix = pool.result()
+    keep = ~np.isin(pool_f, anchor_arr)
+    order = np.lexsort((-pool_f[keep], -pool_s[keep]))[:k_motion]  # best first, later frame
+    sel_rows = np.flatnonzero(keep)[order]
+    if len(sel_rows) < k_motion:
         logger.warning("%s: only %d of %d motion tokens could be filled", index.path,
-                       len(chosen), k_motion)
+                       len(sel_rows), k_motion)
     # tokens: anchors (all), motion (chosen), sorted by (frame, token row, col)
     a_f = np.repeat(anchor_arr, tpf)
     a_b = np.tile(np.arange(tpf), len(anchor_arr))
-    m_f = np.array([h[3] for h in chosen], np.int64)
-    m_b = np.array([h[2] for h in chosen], np.int64)
-    m_s = np.array([h[0] for h in chosen], np.float32)
+    m_f = pool_f[sel_rows]
+    m_b = pool_b[sel_rows]
+    m_s = pool_s[sel_rows].astype(np.float32)
     tok_f = np.concatenate([a_f, m_f])
     tok_b = np.concatenate([a_b, m_b])
     tok_s = np.concatenate([np.full(len(a_f), np.nan, np.float32), m_s])
     tok_a = np.concatenate([np.ones(len(a_f), bool), np.zeros(len(m_f), bool)])
+    # source row of each token: anchors -> -1 - (k-th anchor frame), motion -> pool row
+    src = np.concatenate([-1 - np.repeat(np.arange(len(anchor_arr)), tpf), sel_rows])
     order = np.lexsort((tok_b, tok_f))
-    tok_f, tok_b, tok_s, tok_a = tok_f[order], tok_b[order], tok_s[order], tok_a[order]
+    tok_f, tok_b, tok_s, tok_a, src = (tok_f[order], tok_b[order], tok_s[order], tok_a[order],
+                                       src[order])
     tok_rc = np.stack(np.divmod(tok_b, tw), axis=1)
     positions = _tokens_to_patches(tok_f, tok_rc, cfg)
     timings["select"] = time.perf_counter() - t2
@@ -536,17 +642,13 @@ def select_patches(
     pix: np.ndarray | None = None
     if pixels == "decode":
         u = cfg.patch_size * cfg.merge
-        tok_pix = np.zeros((len(tok_f), u, u, 3), np.uint8)
-        m_pix: dict[tuple[int, int], np.ndarray] = {
-            (h[3], h[2]): h[4] for h in chosen if h[4] is not None}
-        crops_cache: dict[int, np.ndarray] = {}
-        for i, (f, b, is_a) in enumerate(zip(tok_f.tolist(), tok_b.tolist(), tok_a.tolist())):
-            if is_a:
-                if f not in crops_cache:
-                    crops_cache[f] = _token_crops(stored[f], cfg)
-                tok_pix[i] = crops_cache[f][b]
-            else:
-                tok_pix[i] = m_pix[(f, b)]
+        tok_pix = np.empty((len(tok_f), u, u, 3), np.uint8)
+        mot = ~tok_a
+        if pool_pix is not None and mot.any():
+            tok_pix[mot] = pool_pix[src[mot]]
+        for k, f in enumerate(anchor_arr.tolist()):
+            rows = np.flatnonzero(src == -1 - k)
+            tok_pix[rows] = _token_crops(stored[f], cfg)[tok_b[rows]]
         pix = _token_pixels_to_patches(tok_pix, cfg)
     elif pixels == "reader":
         pix = _token_pixels_to_patches(
