@@ -23,12 +23,25 @@ def shared_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
+def require_shared() -> bool:
+    """CI sets VIDSEL_REQUIRE_SHARED=1: then a missing ../shared fails instead of skipping, so
+    golden-parity and real-clip tests cannot silently drop out of a green run."""
+    return os.environ.get("VIDSEL_REQUIRE_SHARED", "") not in ("", "0")
+
+
+def skip_or_fail(reason: str) -> None:
+    if require_shared():
+        pytest.fail(f"{reason} (VIDSEL_REQUIRE_SHARED is set)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """Path of ``../shared``; skips the test when the folder is absent (a fresh clone)."""
     path = shared_dir()
     if path is None:
-        pytest.skip("../shared (real fixture clips, golden files) is not available")
+        skip_or_fail("../shared (real fixture clips, golden files) is not available")
+    assert path is not None
     return path
 
 
@@ -36,7 +49,7 @@ def shared() -> Path:
 def fixtures_dir(shared: Path) -> Path:
     path = shared / "fixtures"
     if not path.is_dir():
-        pytest.skip("../shared/fixtures is not available")
+        skip_or_fail("../shared/fixtures is not available")
     return path
 
 

@@ -25,12 +25,24 @@ from .errors import (
 from .io import FrameBatch, PacketTable, VideoMetadata, VideoReader, packet_table
 from .selection import FrameSelector, Selection, select_frames
 
+_SUBMODULES = ("cli", "codec", "embed", "io", "select", "synth")
+
+
+def __getattr__(name: str) -> object:
+    """``vidsel.codec``, ``vidsel.select``... without importing them until first use."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'vidsel' has no attribute {name!r}")
+
+
 __all__ = [
     "CorruptVideoError",
     "DecodeError",
     "FrameBatch",
-    "FrameSelector",
     "FrameIndexError",
+    "FrameSelector",
     "InvalidArgumentError",
     "MissingDependencyError",
     "ModelNotAvailableError",

@@ -117,10 +117,12 @@ def pick_video_stream(container: Any, path: str, stream: int | None) -> Any:
     else:
         defaults = [s for s in videos if "default" in str(s.disposition).lower()]
         chosen = (defaults or videos)[0]
+    import av
+
     try:
         ctx = chosen.codec_context
         name = ctx.name
-    except Exception as e:  # no decoder for this codec id
+    except (av.error.FFmpegError, ValueError, AttributeError) as e:  # no decoder for the codec
         raise UnsupportedCodecError(
             f"{path}: video stream {chosen.index} uses a codec this FFmpeg build cannot decode "
             f"({e})") from e

@@ -52,7 +52,10 @@ class PyAVBackend:
                  interpolation: str = "BILINEAR") -> None:
         import av
 
+        from av.video.reformatter import VideoReformatter
+
         self._av = av
+        self._reformatter = VideoReformatter()
         self.path = path
         self._threads = threads
         self._interp = interpolation
@@ -138,6 +141,7 @@ class PyAVBackend:
         av = self._av
         ctx = self._stream.codec_context
         errors = 0
+        self.damaged_packets = 0
         pts_map = self._pts_to_index
         try:
             for pkt in self._container.demux(self._stream):
@@ -149,6 +153,7 @@ class PyAVBackend:
                     frames = ctx.decode(pkt if pkt.size else None)
                 except av.error.FFmpegError as e:
                     errors += 1
+                    self.damaged_packets = errors
                     logger.debug("%s: damaged packet at pts %s: %s", self.path, pkt.pts, e)
                     if errors > max_errors:
                         return
@@ -156,6 +161,7 @@ class PyAVBackend:
                 yield from frames
         except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
             logger.debug("%s: demux stopped: %s", self.path, e)
+            self.damaged_packets = errors + 1
             with contextlib.suppress(av.error.FFmpegError):
                 yield from ctx.decode(None)
 
@@ -169,12 +175,14 @@ class PyAVBackend:
         """RGB (H, W, 3) uint8 as displayed, resized during the colour conversion."""
         oh, ow = out_hw
         ch, cw = (ow, oh) if swaps_axes(self._display_op) else (oh, ow)
+        # One reformatter (swscale context) for the reader's lifetime: identical output to
+        # frame.to_ndarray(), without building a new context for every frame.
         if (ch, cw) == (frame.height, frame.width):
-            arr = frame.to_ndarray(format="rgb24")
+            rgb = self._reformatter.reformat(frame, format="rgb24")
         else:
-            arr = frame.to_ndarray(format="rgb24", width=cw, height=ch,
-                                   interpolation=self._interp)
-        return apply_display_op(arr, self._display_op)
+            rgb = self._reformatter.reformat(frame, width=cw, height=ch, format="rgb24",
+                                             interpolation=self._interp)
+        return apply_display_op(rgb.to_ndarray(), self._display_op)
 
     def _disposable_frames(self) -> np.ndarray | None:
         """(n,) bool: pictures no other picture references (computed once, from packets)."""
@@ -335,20 +343,29 @@ class PyAVBackend:
 
     def _decode_sequential(self, targets: np.ndarray, out_hw: tuple[int, int],
                            sink: Callable[[int, np.ndarray], None]) -> list[int]:
-        """Decode from the start, frame i being the i-th picture output (always exact)."""
+        """Decode from the start, frame i being the i-th picture output (always exact).
+
+        Counting only works while every packet decodes: after a damaged packet the count can
+        no longer be trusted, so every target from there on is reported missing rather than
+        returned under a wrong index.
+        """
         self._seek_start()
         wanted = set(int(t) for t in targets)
-        remaining = len(wanted)
         last_needed = int(targets[-1])
+        got: set[int] = set()
         count = -1
         for frame in self._frames_after_seek():
+            if self.damaged_packets:
+                logger.warning("%s: damaged data while counting frames sequentially; frames "
+                               "after output %d cannot be indexed reliably", self.path, count)
+                break
             count += 1
             if count in wanted:
                 sink(count, self._convert(frame, out_hw))
-                remaining -= 1
-                if remaining == 0 or count >= last_needed:
-                    break
-        return sorted(t for t in wanted if t > count)
+                got.add(count)
+            if count >= last_needed:
+                break
+        return sorted(wanted - got)
 
     # -- keyframe decode -----------------------------------------------------------------------
     def decode_keyframes(self, keys: np.ndarray, out_hw: tuple[int, int],

@@ -160,7 +160,8 @@ class FrameBatch:
         indices: (N,) int64 presentation index of each returned frame. In ``keyframe`` mode these
             are the keyframes actually returned, which can differ from the indices asked for.
         timestamps_s: (N,) float64 presentation timestamp of each returned frame in seconds.
-        missing: requested indices that could not be decoded (only with ``on_missing="skip"``).
+        missing: indices that could not be decoded (only with ``on_missing="skip"``): the
+            requested indices in exact mode, the keyframes tried in keyframe mode.
         requested: (N,) int64 indices as requested (equal to ``indices`` in exact mode).
     """
 
