@@ -10,6 +10,7 @@ Heavy pieces (transformers, the LLM, optional kernels) load only when used.
 from __future__ import annotations
 
 from .attention import ATTENTION_BACKENDS, available_attention_backends, resolve_attention_backend
+from .checkpoint import CheckpointError
 from .config import PRESETS, OvisConfig, VisionConfig, preset
 from .constants import INDICATOR_IDS, VISUAL_ATOM_ID
 from .metrics import grounding_metrics, mcq_accuracy, temporal_iou
@@ -27,6 +28,7 @@ __all__ = [
     "VISUAL_ATOM_ID",
     "AnswerResult",
     "ByteTokenizer",
+    "CheckpointError",
     "GroundingResult",
     "HFTokenizer",
     "ImageProcessorConfig",

@@ -7,7 +7,12 @@
   word embeddings ``llm.lm_head.weight`` may be absent (it is the input embedding).
 * The model is built on the ``meta`` device and the tensors are assigned, so no random init runs.
 * A hub id resolves through ``huggingface_hub`` when it is installed and the network is allowed;
-  offline without a local copy raises :class:`~vidsel.errors.ModelNotAvailableError`.
+  offline (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``, read through
+  ``huggingface_hub.constants`` and the environment) without a local copy raises
+  :class:`~vidsel.errors.ModelNotAvailableError`. Other failures (an unreadable cache, a
+  permission error) keep their type and get a note naming the repository and the cache folder.
+* A checkpoint that does not match its config (missing / unexpected keys, an unknown
+  ``torch_dtype``) raises :class:`CheckpointError` naming the directory.
 """
 
 from __future__ import annotations
@@ -22,14 +27,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 from torch import nn
 
-from vidsel.errors import InvalidArgumentError, ModelNotAvailableError
+from vidsel.errors import ModelNotAvailableError, VidselError
 
 from .config import OvisConfig
 
 if TYPE_CHECKING:
     from .modeling import OvisModel
 
-__all__ = ["load_pretrained", "load_state_dict", "resolve_checkpoint_dir", "save_pretrained"]
+__all__ = [
+    "CheckpointError",
+    "load_pretrained",
+    "load_state_dict",
+    "parse_torch_dtype",
+    "resolve_checkpoint_dir",
+    "save_pretrained",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +50,54 @@ WEIGHTS_NAME = "model.safetensors"
 INDEX_NAME = "model.safetensors.index.json"
 _TIED_KEY = "llm.lm_head.weight"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: other spellings of the same dtypes (torch's own aliases)
+_DTYPE_ALIASES = {"float": "float32", "half": "float16"}
+_TRUE = ("1", "ON", "YES", "TRUE")
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja", "tokenizer*"]
 
 M = TypeVar("M", bound="OvisModel")
+
+
+class CheckpointError(VidselError, ValueError):
+    """A checkpoint directory whose contents do not fit its config (missing or unexpected
+    tensors, an unknown ``torch_dtype``); the message names the directory."""
+
+
+def parse_torch_dtype(value: Any, *, where: Path | str | None = None) -> torch.dtype:
+    """A config's ``torch_dtype`` (``"bfloat16"``, ``"torch.bfloat16"``, ``"float32"``, ...)
+    as a torch dtype.
+
+    Raises:
+        CheckpointError: any other value (instead of silently loading in float32).
+    """
+    if isinstance(value, torch.dtype) and value in _DTYPES.values():
+        return value
+    name = str(value).strip()
+    name = name.removeprefix("torch.")
+    name = _DTYPE_ALIASES.get(name, name)
+    if name in _DTYPES:
+        return _DTYPES[name]
+    prefix = f"{where}: " if where is not None else ""
+    raise CheckpointError(
+        f"{prefix}config.json has torch_dtype={value!r}; expected one of "
+        f"{sorted(_DTYPES)} (optionally spelled 'torch.<name>'); pass dtype= explicitly to "
+        f"override it")
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in _TRUE
+
+
+def hub_offline() -> bool:
+    """Offline mode: ``huggingface_hub.constants.HF_HUB_OFFLINE`` (read at its import), or
+    ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` set in the environment now."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - guarded by the caller
+        hub = False
+    else:
+        hub = bool(constants.HF_HUB_OFFLINE)
+    return hub or _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")
 
 
 def resolve_checkpoint_dir(path_or_hub_id: str | Path) -> Path:
@@ -59,26 +116,41 @@ def resolve_checkpoint_dir(path_or_hub_id: str | Path) -> Path:
     if path.exists() or text.count("/") != 1 or text.startswith((".", "/", "~")):
         raise ModelNotAvailableError(f"{text}: not a checkpoint directory nor a hub id")
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import constants, snapshot_download
+        from huggingface_hub.errors import (
+            HfHubHTTPError,
+            HFValidationError,
+            LocalEntryNotFoundError,
+            OfflineModeIsEnabled,
+        )
     except ImportError as exc:
         raise ModelNotAvailableError(
             f"{text}: no local directory of that name, and huggingface_hub is not installed to "
             "download it") from exc
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    where = f"while resolving {text!r} in the Hugging Face cache {constants.HF_HUB_CACHE}"
     try:
-        local = snapshot_download(text, allow_patterns=_HUB_PATTERNS, local_files_only=True)
-        return Path(local)
-    except Exception as exc:
-        if offline:
+        return Path(snapshot_download(text, allow_patterns=_HUB_PATTERNS,
+                                      local_files_only=True))
+    except LocalEntryNotFoundError as exc:  # not cached (yet)
+        if hub_offline():
             raise ModelNotAvailableError(
-                f"{text}: not in the local Hugging Face cache and HF_HUB_OFFLINE is set; "
-                "download it on a connected machine or pass a local directory") from exc
+                f"{text}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+                "offline mode is on (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE); download it on a "
+                "connected machine or pass a local directory") from exc
+    except HFValidationError as exc:
+        raise ModelNotAvailableError(f"{text}: not a valid hub repository id ({exc})") from exc
+    except OSError as exc:  # permissions, a corrupt cache: keep the type, name the place
+        exc.add_note(where)
+        raise
     try:
         return Path(snapshot_download(text, allow_patterns=_HUB_PATTERNS))
-    except Exception as exc:
+    except (LocalEntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled) as exc:
         raise ModelNotAvailableError(
             f"{text}: could not download from the Hugging Face hub ({type(exc).__name__}: "
             f"{exc}); pass a local checkpoint directory") from exc
+    except OSError as exc:
+        exc.add_note(where)
+        raise
 
 
 def _weight_files(directory: Path) -> list[Path]:
@@ -126,7 +198,7 @@ def _check_keys(expected: Iterable[str], found: Iterable[str], *, tied: bool,
     missing = sorted(exp - got - optional)
     unexpected = sorted(got - exp - optional)
     if missing or unexpected:
-        raise InvalidArgumentError(
+        raise CheckpointError(
             f"{where}: checkpoint does not match the config: {len(missing)} missing keys "
             f"{missing[:8]}, {len(unexpected)} unexpected keys {unexpected[:8]}")
 
@@ -153,7 +225,10 @@ def load_pretrained(cls: type[M], path_or_hub_id: str | Path, *,
     """Load a checkpoint into ``cls`` (an :class:`~ovis_model.modeling.OvisModel` subclass).
 
     Args:
-        dtype: parameter dtype; None = the checkpoint's ``torch_dtype`` (float32 if absent).
+        dtype: parameter dtype. None (the default) = the dtype the checkpoint was saved in:
+            ``torch_dtype`` (or transformers 5's ``dtype``) of its config.json, float32 when
+            neither is present; an unknown value raises :class:`CheckpointError`. Pass e.g.
+            ``torch.float32`` to load in another precision.
         device: where the weights go.
         attn_impl: vision attention backend, resolved for ``device``.
         llm_attn_impl: transformers attention for the LLM.
@@ -161,7 +236,8 @@ def load_pretrained(cls: type[M], path_or_hub_id: str | Path, *,
     directory = resolve_checkpoint_dir(path_or_hub_id)
     config = OvisConfig.from_json_file(directory / CONFIG_NAME)
     if dtype is None:
-        dtype = _DTYPES.get(str(config.extra.get("torch_dtype", "float32")), torch.float32)
+        saved = config.extra.get("torch_dtype", config.extra.get("dtype"))
+        dtype = torch.float32 if saved is None else parse_torch_dtype(saved, where=directory)
     with torch.device("meta"):
         model = cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl, device=device,
                     dtype=dtype)
@@ -174,7 +250,7 @@ def load_pretrained(cls: type[M], path_or_hub_id: str | Path, *,
     result = model.load_state_dict(state, strict=False, assign=True)
     leftover = [k for k in result.missing_keys if not (tied and k == _TIED_KEY)]
     if leftover or result.unexpected_keys:
-        raise InvalidArgumentError(f"{directory}: keys did not load: {leftover[:8]} "
+        raise CheckpointError(f"{directory}: keys did not load: {leftover[:8]} "
                                    f"{result.unexpected_keys[:8]}")
     if tied:
         llm: Any = model.llm
@@ -182,7 +258,7 @@ def load_pretrained(cls: type[M], path_or_hub_id: str | Path, *,
     _materialise_buffers(model, device)
     meta = [n for n, p in model.named_parameters() if p.is_meta]
     if meta:
-        raise RuntimeError(f"{directory}: parameters left unloaded: {meta[:8]}")
+        raise CheckpointError(f"{directory}: parameters left unloaded: {meta[:8]}")
     logger.info("loaded %s (%s, %s, vision attention %s, llm attention %s)", directory, dtype,
                 device, attn_impl, llm_attn_impl)
     return model.eval()

@@ -93,20 +93,52 @@ class OvisModel(nn.Module):
     def from_config(cls, config: OvisConfig, *, attn_impl: str = "sdpa",
                     llm_attn_impl: str = "sdpa", device: torch.device | str = "cpu",
                     dtype: torch.dtype = torch.float32, seed: int | None = None) -> OvisModel:
-        """A randomly initialised model on ``device`` (for tests and benchmarks)."""
-        if seed is not None:
+        """A randomly initialised model on ``device`` (for tests and benchmarks).
+
+        Args:
+            seed: seed of the initialisation (reproducible weights). The caller's global RNG
+                state is left untouched: the seeded initialisation runs inside
+                ``torch.random.fork_rng``.
+        """
+        if seed is None:
+            with torch.device(device):
+                model = cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
+                            device=device, dtype=dtype)
+            return model.eval()
+        dev = torch.device(device)
+        cuda = list(range(torch.cuda.device_count())) if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-        with torch.device(device):
-            model = cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl, device=device,
-                        dtype=dtype)
+            with torch.device(device):
+                model = cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
+                            device=device, dtype=dtype)
         return model.eval()
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | Path, *, dtype: torch.dtype | None = None,
                         device: torch.device | str = "cpu", attn_impl: str = "sdpa",
                         llm_attn_impl: str = "sdpa") -> OvisModel:
-        """Load an Ovis2.5-format checkpoint (config.json + safetensors); see
-        :func:`ovis_model.checkpoint.load_pretrained`."""
+        """Load an Ovis2.5-format checkpoint (config.json + safetensors).
+
+        Example: ``OvisModel.from_pretrained(path, dtype=torch.float32, attn_impl="sdpa")``.
+
+        Args:
+            path_or_hub_id: a checkpoint directory or a hub id (offline: must be cached).
+            dtype: parameter dtype. ``None`` (default) keeps the precision the checkpoint was
+                saved in (its config's ``torch_dtype``, e.g. bfloat16 for the official Ovis2.5
+                weights; float32 when the config names none); pass ``torch.float32`` for
+                CPU-exact runs or ``torch.bfloat16`` to halve memory.
+            device: where the weights go.
+            attn_impl: vision attention backend (resolved for ``device``).
+            llm_attn_impl: transformers attention implementation of the LLM.
+
+        Raises:
+            ModelNotAvailableError: no such directory, or a hub id that is neither cached nor
+                downloadable.
+            ovis_model.checkpoint.CheckpointError: the weights do not match the config, or the
+                config's ``torch_dtype`` is not float32 / float16 / bfloat16.
+
+        See :func:`ovis_model.checkpoint.load_pretrained`."""
         from .checkpoint import load_pretrained
 
         return load_pretrained(cls, path_or_hub_id, dtype=dtype, device=device,

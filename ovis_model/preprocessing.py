@@ -215,7 +215,7 @@ def pack_frames(frames: Sequence[np.ndarray] | np.ndarray, *, patch_size: int,
 
 def pack_codec_patches(pixels: np.ndarray, positions: np.ndarray, *, patch_size: int,
                        hidden_stride: int, cfg: ImageProcessorConfig,
-                       grid_hw: tuple[int, int] | None = None) -> PackedVisual:
+                       grid_hw: tuple[int, int]) -> PackedVisual:
     """Pack codec-selected patches (arbitrary subsets of many frames).
 
     Patches are regrouped by source frame (ascending) and, inside a frame, into complete
@@ -224,8 +224,9 @@ def pack_codec_patches(pixels: np.ndarray, positions: np.ndarray, *, patch_size:
     Args:
         pixels: uint8 ``(N, p, p, 3)`` patch pixels.
         positions: int ``(N, 3)`` (source frame index, patch row, patch column).
-        grid_hw: (H, W) patch grid of the source frames; default: the smallest even grid that
-            holds every position.
+        grid_hw: (rows, cols) patch grid of the full source frames (frame size // patch
+            size), multiples of ``hidden_stride``. Required: it cannot be inferred from the
+            selected positions (a motion-only selection need not touch the frame border).
 
     Raises:
         InvalidArgumentError: wrong patch size, or patches that do not form complete merge blocks.
@@ -267,10 +268,15 @@ def pack_codec_patches(pixels: np.ndarray, positions: np.ndarray, *, patch_size:
     x = normalize(pixels[order.numpy()], cfg)  # (N, p, p, C)
     pixel_values = torch.from_numpy(
         np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(n, -1))  # (N, C*p*p)
-    if grid_hw is None:
-        gh = int(pos[:, 1].max()) + 1 if n else s
-        gw = int(pos[:, 2].max()) + 1 if n else s
-        grid_hw = (gh + (-gh) % s, gw + (-gw) % s)
+    try:
+        gh, gw = (int(v) for v in grid_hw)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"grid_hw={grid_hw!r} must be (rows, cols) of the frame's patch grid") from None
+    if gh <= 0 or gw <= 0 or gh % s or gw % s:
+        raise InvalidArgumentError(
+            f"grid_hw={grid_hw!r} must be positive multiples of hidden_stride={s}")
+    grid_hw = (gh, gw)
     if n and (int(pos[:, 1].max()) >= grid_hw[0] or int(pos[:, 2].max()) >= grid_hw[1]):
         raise InvalidArgumentError(f"codec positions exceed grid_hw={grid_hw}")
     grids = torch.tensor([list(grid_hw)], dtype=torch.long).expand(n, 2).clone()

@@ -293,18 +293,23 @@ class OvisProcessor:
         """A codec sample from ``vidsel.codec.select_patches``.
 
         Reads ``.pixels`` (N, p, p, 3) uint8 (or ``.patches``), ``.positions`` (N, 3)
-        (source frame, row, col), ``.timestamps`` (N,) seconds, optional ``.grid_hw`` and
-        ``.num_tokens``. Returns the packed patches and the time of each source-frame run.
+        (source frame, row, col), ``.timestamps`` (N,) seconds, the full frame's patch grid
+        (``.grid_hw`` = (rows, cols), else derived from ``.frame_size`` (H, W) and
+        ``.patch_size``) and optional ``.num_tokens``. Returns the packed patches and the time
+        of each source-frame run.
+
+        Raises:
+            InvalidArgumentError: the sample gives no patch grid (it is never guessed from the
+                selected positions), or its ``num_tokens`` differs from the visual tokens its
+                patches pack into.
         """
         pixels = _first_attr(sample, ("pixels", "patches", "patch_pixels"))
         positions = np.asarray(sample.positions)
         times = np.asarray(_first_attr(sample, ("timestamps", "timestamps_s")), dtype=np.float64)
-        grid = getattr(sample, "grid_hw", None)
         packed = pack_codec_patches(np.asarray(pixels), positions,
                                     patch_size=self.vit_config.patch_size,
                                     hidden_stride=self.vit_config.hidden_stride,
-                                    cfg=self.image_config,
-                                    grid_hw=None if grid is None else tuple(grid))
+                                    cfg=self.image_config, grid_hw=_codec_grid(sample))
         frame_time: dict[int, float] = {}
         for f, ts in zip(positions[:, 0].tolist(), times.tolist()):
             frame_time.setdefault(int(f), float(ts))
@@ -312,8 +317,11 @@ class OvisProcessor:
         expected = getattr(sample, "num_tokens", None)
         atoms = packed.num_patches // self.merge_unit
         if expected is not None and int(expected) != atoms:
-            logger.warning("codec sample reports num_tokens=%s but packs into %d visual tokens",
-                           expected, atoms)
+            raise InvalidArgumentError(
+                f"codec sample reports num_tokens={expected} but its {packed.num_patches} "
+                f"patches pack into {atoms} visual tokens of {self.merge_unit} patches "
+                f"(hidden_stride={self.vit_config.hidden_stride}); select the patches with "
+                f"merge={self.vit_config.hidden_stride}")
         return packed, run_times
 
     # prompt ----------------------------------------------------------------------------------
@@ -511,6 +519,33 @@ def _as_array(image: Any) -> np.ndarray:
         image = np.asarray(image.convert("RGB"))
     arr = np.asarray(image)
     return arr
+
+
+def _codec_grid(sample: Any) -> tuple[int, int]:
+    """(rows, cols) of the full frame patch grid of a codec sample: ``.grid_hw``, else
+    ``.frame_size // .patch_size``."""
+    grid = getattr(sample, "grid_hw", None)
+    if grid is not None:
+        return tuple(int(v) for v in grid)  # type: ignore[return-value]
+    frame_size = getattr(sample, "frame_size", None)
+    patch = getattr(sample, "patch_size", None)
+    if frame_size is None or patch is None:
+        raise InvalidArgumentError(
+            f"codec sample {type(sample).__name__} gives no patch grid: it needs .grid_hw "
+            "(rows, cols of the full frame's patch grid) or .frame_size (H, W) and .patch_size "
+            "to derive it; the grid is not guessed from the selected positions (a motion-only "
+            "selection need not reach the frame border)")
+    try:
+        hw = ([int(frame_size)] * 2 if isinstance(frame_size, (int, np.integer))
+              else [int(v) for v in frame_size])
+        p = int(patch)
+    except (TypeError, ValueError):
+        hw, p = [], 0
+    if len(hw) != 2 or p <= 0 or min(hw) <= 0 or hw[0] % p or hw[1] % p:
+        raise InvalidArgumentError(
+            f"codec sample frame_size={frame_size!r} must be (H, W) multiples of "
+            f"patch_size={patch!r}")
+    return hw[0] // p, hw[1] // p
 
 
 def _first_attr(obj: Any, names: Sequence[str]) -> Any:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._validate import check_choice, check_positive_int
-from .errors import InvalidArgumentError, MissingDependencyError
+from .errors import CorruptVideoError, InvalidArgumentError, MissingDependencyError
 
 __all__ = [
     "DEFAULT_NUM_CANDIDATES",
@@ -273,23 +273,31 @@ class Selection:
         made with an embedder) as a curve, and the chosen frames as markers at their
         timestamps; a selection without scores (``uniform``) shows its frames on the time axis.
 
+        The figure is built with ``matplotlib.figure.Figure`` directly: no pyplot state is
+        touched and no backend is selected, so it works the same in scripts, servers and
+        notebooks (Jupyter displays a returned ``Figure``). Save it with
+        ``sel.plot().savefig("relevance.png")``.
+
         Args:
             ax: a matplotlib ``Axes`` to draw on (default: a new figure).
             title: axes title (default: method, k and question).
 
         Returns:
-            The matplotlib ``Axes``.
+            The matplotlib ``Figure`` drawn on (``ax.figure`` when ``ax`` is given; its axes
+            are ``fig.axes``).
 
         Raises:
             MissingDependencyError: matplotlib is not installed.
         """
         try:
-            import matplotlib.pyplot as plt
+            import matplotlib  # noqa: F401 - the package itself must be importable
+            from matplotlib.figure import Figure
         except ImportError as e:
             raise MissingDependencyError(
                 "Selection.plot needs matplotlib: pip install 'vidsel[plot]'") from e
         if ax is None:
-            _, ax = plt.subplots(figsize=(9, 2.8))
+            fig = Figure(figsize=(9, 2.8), layout="tight")
+            ax = fig.add_subplot()
         ts = self.timestamps_s
         if self.candidate_scores is not None and self.candidate_timestamps_s is not None:
             ax.plot(self.candidate_timestamps_s, self.candidate_scores, color="0.45", lw=1.2,
@@ -314,7 +322,7 @@ class Selection:
         ax.set_title(title[:100], fontsize=9)
         ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)
-        return ax
+        return ax.figure
 
     # --- adapters --------------------------------------------------------------------------------
     def padded_indices(self, multiple: int = 2) -> np.ndarray:
@@ -368,27 +376,70 @@ class Selection:
         h, w = (int(frames.shape[1]), int(frames.shape[2])) if len(frames) else (None, None)
         return frames, VideoMetadata(width=w, height=h, **md)
 
+    def indices_for(self, total_num_frames: int | None = None,
+                    fps: float | None = None) -> np.ndarray:
+        """The selection's frame indices in the frame numbering of another decoder.
+
+        When that decoder counts the same number of frames as vidsel did (or either count is
+        unknown), these are :attr:`indices`. Otherwise each selected frame is mapped through
+        its timestamp: ``round((t - t0) * fps)`` clipped to ``[0, total_num_frames - 1]``,
+        with ``t0`` the stream's start time (so the first frame of the stream maps to 0) and
+        ``fps`` the decoder's rate (default: :attr:`source_fps`).
+
+        Args:
+            total_num_frames: frames the other decoder reports.
+            fps: its frame rate.
+
+        Returns:
+            (k,) int64 ascending, unique indices.
+
+        Raises:
+            InvalidArgumentError: the mapping would merge selected frames (the other decoder
+                has fewer frames than the selection needs, e.g. a lower frame rate): the
+                message names the video and the colliding frames instead of silently
+                returning fewer frames.
+        """
+        indices = self.indices.copy()
+        own_total = self.num_frames
+        if total_num_frames is None or own_total is None or \
+                int(total_num_frames) == int(own_total) or not len(self):
+            return indices
+        total = check_positive_int("total_num_frames", int(total_num_frames))
+        rate = float(fps) if fps else self.source_fps
+        if not (math.isfinite(rate) and rate > 0):
+            raise InvalidArgumentError(f"fps={fps!r} must be a positive number")
+        # stream start time: the first selected frame sits at indices[0] / source_fps
+        t0 = float(self.timestamps_s[0]) - float(indices[0]) / self.source_fps
+        mapped = np.clip(np.round((self.timestamps_s - t0) * rate), 0, total - 1).astype(np.int64)
+        dup = np.flatnonzero(np.diff(mapped) <= 0)
+        if dup.size:
+            j = int(dup[0])
+            video = self.video or "<no video path>"
+            raise InvalidArgumentError(
+                f"{video}: the decoder reports {total} frames at {rate:g} fps where vidsel "
+                f"counted {own_total}; mapping the {len(self)} selected frames by timestamp "
+                f"merges frames {int(indices[j])} and {int(indices[j + 1])} (both -> "
+                f"{int(mapped[j + 1])}), so {len(self) - np.unique(mapped).size} selected "
+                f"frame(s) would be lost; decode with vidsel (load_frames / to_qwen) or select "
+                f"fewer frames")
+        logger.warning("%s: decoder reports %s frames, vidsel counted %s: mapped the selection "
+                       "by timestamp", self.video, total, own_total)
+        return mapped
+
     def sample_indices_fn(self) -> Callable[..., np.ndarray]:
         """A transformers ``sample_indices_fn(metadata, **kwargs) -> indices`` returning this
         selection, e.g. ``processor(videos=path, sample_indices_fn=sel.sample_indices_fn())``.
 
         When the decoder in use counts a different number of frames than vidsel did, the
-        selection is mapped through its timestamps (``round(t * fps)``) and a warning logged.
+        selection is mapped through its timestamps (see :meth:`indices_for`) and a warning
+        logged; a mapping that would merge selected frames raises
+        :class:`~vidsel.errors.InvalidArgumentError`.
         """
-        indices = self.indices.copy()
-        ts = self.timestamps_s - (self.timestamps_s[0] - indices[0] / self.source_fps
-                                  if len(self) else 0.0)
-        own_total = self.num_frames
 
         def sample_indices_fn(metadata: Any = None, **kwargs: Any) -> np.ndarray:
             total = getattr(metadata, "total_num_frames", None) if metadata is not None else None
-            if total is None or own_total is None or int(total) == int(own_total):
-                return indices.copy()
-            fps = float(getattr(metadata, "fps", None) or self.source_fps)
-            mapped = np.unique(np.clip(np.round(ts * fps), 0, int(total) - 1).astype(np.int64))
-            logger.warning("decoder reports %s frames, vidsel counted %s: mapped the selection "
-                           "by timestamp", total, own_total)
-            return mapped
+            fps = getattr(metadata, "fps", None) if metadata is not None else None
+            return self.indices_for(total, fps)
 
         return sample_indices_fn
 
@@ -440,6 +491,17 @@ def candidate_indices(reader: Any, candidates: int | str) -> np.ndarray:
     )
 
 
+def _decode_identity(reader: Any) -> str:
+    """What decides the decoded pixels besides frames and size: the reader backend (PyAV and
+    decord may differ in colour conversion and scaling) and its resize interpolation."""
+    backend = getattr(reader, "backend", None) or type(reader).__name__
+    interp = getattr(reader, "interpolation", None)
+    if interp is None:  # VideoReader keeps it on its backend object
+        inner = getattr(reader, "_backend", None)
+        interp = getattr(inner, "interpolation", None) or getattr(inner, "_interp", None)
+    return f"backend={backend}|interp={interp or 'default'}"
+
+
 def _embed_candidates(reader: Any, cand: np.ndarray, embedder: Any, *, size: int | None,
                       mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
     """Decode and embed candidates chunk by chunk. Returns (embeds (n, d), indices (n,),
@@ -462,7 +524,9 @@ def _embed_candidates(reader: Any, cand: np.ndarray, embedder: Any, *, size: int
         t_dec += t1 - t0
         t_emb += time.perf_counter() - t1
     if not idx:
-        raise InvalidArgumentError(f"{reader.path}: none of the candidate frames could be decoded")
+        raise CorruptVideoError(
+            f"{reader.path}: none of the {len(cand)} candidate frames could be decoded",
+            path=str(reader.path), missing=tuple(int(i) for i in cand))
     e, i, t = np.concatenate(embeds), np.concatenate(idx), np.concatenate(ts)
     _, first = np.unique(i, return_index=True)  # keyframe mode can return a frame twice
     keep = np.sort(first)
@@ -523,6 +587,7 @@ def select_frames(
     k = check_positive_int("k", k)
     check_choice("candidate_mode", candidate_mode, ("exact", "keyframe"))
     params = dict(params or {})
+    info.check_params(params)  # before any decoding
     needs_model = info.needs != "none"
     if needs_model and embedder is None:
         raise InvalidArgumentError(
@@ -569,7 +634,7 @@ def select_frames(
                              f"n={md.num_frames}",
                     model=emb.cache_key,
                     indices=cand, timestamps_s=np.asarray(md.timestamps_s)[cand],
-                    decode=f"{candidate_mode}@{embed_size}",
+                    decode=f"{candidate_mode}@{embed_size}|{_decode_identity(reader)}",
                 )
                 entry, cache_hit = cache.get_or_compute(meta, compute)
                 frame_embeds, cand, cand_ts = entry.embeds, entry.indices, entry.timestamps_s
@@ -640,6 +705,7 @@ class FrameSelector:
         self.info = get_selector(method)
         self.method = method
         self.params = dict(params or {})
+        self.info.check_params(self.params)
         self.image_token = image_token
         self.return_indices = return_indices
         self._embedder_spec = embedder
@@ -676,23 +742,35 @@ class FrameSelector:
 
     def __call__(self, conversations: Sequence[Mapping[str, str]],
                  frames: Sequence[Any]) -> tuple[Any, ...]:
+        """Select frames and drop the placeholders of the others.
+
+        Placeholders are counted across all turns (frame ``g`` is the ``g``-th placeholder of
+        the conversation). A dropped placeholder takes the one newline that directly follows
+        it with it (the ``"<image>\\n"`` per-frame layout), so the kept ones stay one per
+        line; every other character of the conversation is kept as it was.
+
+        Raises:
+            InvalidArgumentError: the number of placeholders differs from ``len(frames)``.
+        """
+        tok = self.image_token
+        g = sum(str(c["value"]).count(tok) for c in conversations)
+        if g != len(frames):
+            raise InvalidArgumentError(
+                f"conversation has {g} {tok!r} placeholders but {len(frames)} frames")
         prompt = "\n".join(c["value"] for c in conversations if c.get("from") == "human")
         keep = self.select(prompt, frames)
         keep_set = set(int(i) for i in keep)
         out_convs = []
         g = 0  # global image counter across turns
         for conv in conversations:
-            parts = conv["value"].split(self.image_token)
-            pieces: list[str] = []
-            for j, clip in enumerate(parts):
-                if clip != "\n":
-                    pieces.append(clip)
-                if j < len(parts) - 1:
-                    if g in keep_set:
-                        if clip == "\n":
-                            pieces.append(clip)
-                        pieces.append(self.image_token)
-                    g += 1
+            parts = conv["value"].split(tok)
+            pieces: list[str] = [parts[0]]
+            for clip in parts[1:]:  # clip = the text after placeholder g
+                if g in keep_set:
+                    pieces += [tok, clip]
+                else:
+                    pieces.append(clip[1:] if clip.startswith("\n") else clip)
+                g += 1
             out_convs.append({**conv, "value": "".join(pieces)})
         kept = [frames[int(i)] for i in keep]
         if self.return_indices:

@@ -185,3 +185,33 @@ def test_demo_subprocess(tmp_path: Path) -> None:
         assert (tmp_path / "demo" / name).stat().st_size > 0
     again = run_cli("demo", "--out", str(tmp_path / "demo"), "--k", "4", "-q")
     assert again.returncode == 0 and again.stdout == ""
+
+
+def test_unknown_selector_param_is_a_usage_error(clip: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["select", clip, "--method", "uniform", "--param", "segment_size=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0  # one line, no traceback
+    assert err == ("vidsel select: error: --param: selector 'uniform' does not take "
+                   "['segment_size']; allowed: []")
+    # batch shares the option parsing: also a usage error, before any video is touched
+    assert main(["batch", clip, "--method", "uniform", "--param", "lam=0.2", "--out",
+                 "/nonexistent/never-written.jsonl"]) == 2
+    assert "does not take ['lam']" in capsys.readouterr().err
+
+
+def test_verbosity_sets_the_model_package_logger_too() -> None:
+    import logging
+
+    from vidsel.cli._common import configure_logging
+
+    try:
+        configure_logging(2)  # -vv
+        assert logging.getLogger("vidsel").level == logging.DEBUG
+        assert logging.getLogger("ovis_model").level == logging.DEBUG
+        assert logging.getLogger("ovis_model.checkpoint").isEnabledFor(logging.DEBUG)
+        configure_logging(-1)  # -q
+        assert logging.getLogger("ovis_model").level == logging.ERROR
+    finally:
+        configure_logging(0)
+    assert logging.getLogger("ovis_model").level == logging.WARNING

@@ -42,11 +42,15 @@ def test_plot_relevance_curve_marks_chosen_frames(clip: str, tiny_clip_dir) -> N
     assert sel.candidate_timestamps_s is not None
     np.testing.assert_allclose(np.sort(sel.candidate_scores)[-4:], np.sort(sel.scores),
                                rtol=1e-6)  # top-k picks the highest relevance
-    ax = sel.plot()
+    open_before = plt.get_fignums()
+    fig = sel.plot()
+    from matplotlib.figure import Figure
+
+    assert isinstance(fig, Figure) and plt.get_fignums() == open_before  # no pyplot state
+    (ax,) = fig.axes
     line = ax.get_lines()[0]
     np.testing.assert_allclose(line.get_xdata(), sel.candidate_timestamps_s)
     np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], sel.timestamps_s)
-    plt.close(ax.figure)
     d = sel.to_dict()
     back = Selection.from_dict(d)
     np.testing.assert_allclose(back.candidate_scores, sel.candidate_scores)
@@ -63,7 +67,7 @@ def test_uniform_plot_and_no_candidate_keys(clip: str) -> None:
     sel = select_frames(clip, k=3, method="uniform")
     assert "candidate_scores" not in sel.to_dict()  # unchanged when there is no relevance
     fig, ax = plt.subplots()
-    assert sel.plot(ax) is ax and len(ax.collections) == 1
+    assert sel.plot(ax) is fig and len(ax.collections) == 1  # draws on the given axes
     plt.close(fig)
 
 
@@ -101,3 +105,17 @@ def test_patch_selection_sheet(clip: str) -> None:
                                              pixels="none"))
     with pytest.raises(InvalidArgumentError, match="labels"):
         contact_sheet(np.zeros((2, 8, 8, 3), np.uint8), ["one"])
+
+
+def test_plot_leaves_matplotlib_global_state_alone(clip: str, tmp_path) -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    sel = select_frames(clip, k=3, method="uniform")
+    backend = matplotlib.get_backend()
+    figs = plt.get_fignums()
+    fig = sel.plot(title="t")
+    assert matplotlib.get_backend() == backend and plt.get_fignums() == figs
+    fig.savefig(tmp_path / "p.png")  # no pyplot needed to save
+    assert (tmp_path / "p.png").stat().st_size > 0
+    assert fig.axes[0].get_title() == "t"

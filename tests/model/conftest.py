@@ -1,32 +1,23 @@
-"""Fixtures for ovis_model tests: golden folder, tiny random models, a tiny synthetic video."""
+"""Fixtures for ovis_model tests: golden folder, tiny random models, a tiny synthetic video.
+
+Offline mode and the ``../shared`` folder (``shared``) come from ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[2]
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def shared_dir() -> Path:
-    env = os.environ.get("VIDSEL_SHARED")
-    return Path(env) if env else _ROOT / ".." / "shared"
-
-
-GOLDEN = shared_dir() / "golden" / "ovis2_5_tiny"
-
 
 @pytest.fixture(scope="session")
-def golden_dir() -> Path:
-    if not (GOLDEN / "model" / "config.json").is_file():
-        pytest.skip(f"golden folder {GOLDEN} is absent")
-    return GOLDEN
+def golden_dir(shared: Path) -> Path:
+    golden = shared / "golden" / "ovis2_5_tiny"
+    if not (golden / "model" / "config.json").is_file():
+        pytest.skip(f"golden folder {golden} is absent")
+    return golden
 
 
 @pytest.fixture(scope="session")
@@ -66,12 +57,15 @@ def tiny_video(tmp_path_factory) -> Path:
 
 @dataclass
 class FakeCodecSample:
-    """The documented fields of vidsel.codec.select_patches' result."""
+    """The documented fields of vidsel.codec.select_patches' result (a ``PatchSelection``):
+    the full frame is ``frame_size`` pixels, a grid of ``frame_size // patch_size`` patches."""
 
     positions: np.ndarray
     timestamps: np.ndarray
     pixels: np.ndarray
     num_tokens: int
+    frame_size: tuple[int, int] = (64, 96)
+    patch_size: int = 16
 
 
 def _codec_sample(p: int = 16) -> FakeCodecSample:
@@ -84,7 +78,8 @@ def _codec_sample(p: int = 16) -> FakeCodecSample:
             ts.append(f / 8.0)
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 255, size=(len(pos), p, p, 3), dtype=np.uint8)
-    return FakeCodecSample(np.array(pos), np.array(ts), pixels, num_tokens=3)
+    return FakeCodecSample(np.array(pos), np.array(ts), pixels, num_tokens=3,
+                           frame_size=(4 * p, 6 * p), patch_size=p)
 
 
 @pytest.fixture(scope="session")

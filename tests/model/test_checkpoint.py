@@ -110,7 +110,10 @@ def test_strict_keys_and_no_pickle(tmp_path, golden_dir):
     state.pop("vte.weight")
     state["extra.weight"] = torch.zeros(1)
     save_file(state, str(bad / "model.safetensors"))
-    with pytest.raises(InvalidArgumentError, match=r"missing keys \['vte.weight'\].*extra"):
+    from ovis_model import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"bad: checkpoint does not match the config: "
+                                              r"1 missing keys \['vte.weight'\].*extra"):
         OvisModel.from_pretrained(bad)
     (bad / "model.safetensors").unlink()
     torch.save({}, bad / "pytorch_model.bin")
@@ -125,3 +128,98 @@ def test_offline_hub_id_raises(tmp_path, monkeypatch):
         OvisModel.from_pretrained("AIDC-AI/Ovis2.5-2B")
     with pytest.raises(ModelNotAvailableError, match="not a checkpoint"):
         OvisModel.from_pretrained(tmp_path / "missing" / "dir")
+
+
+def test_from_config_seed_leaves_the_global_rng_alone():
+    torch.manual_seed(1234)
+    state = torch.random.get_rng_state()
+    a = OvisModel.from_config(preset("tiny"), seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)  # caller's RNG not reseeded
+    b = OvisModel.from_config(preset("tiny"), seed=0)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                  b.state_dict().values()))
+    c = OvisModel.from_config(preset("tiny"), seed=1)
+    assert not torch.equal(a.vte.weight, c.vte.weight)
+
+
+@pytest.mark.parametrize("spelling,want", [
+    ("float32", torch.float32), ("bfloat16", torch.bfloat16), ("float16", torch.float16),
+    ("torch.bfloat16", torch.bfloat16), ("torch.float16", torch.float16), ("half", torch.float16),
+    (torch.bfloat16, torch.bfloat16),
+])
+def test_torch_dtype_spellings(spelling, want):
+    from ovis_model.checkpoint import parse_torch_dtype
+
+    assert parse_torch_dtype(spelling) == want
+
+
+def test_dtype_none_uses_the_checkpoint_dtype_and_unknown_names_raise(tmp_path):
+    import json
+
+    from ovis_model import CheckpointError
+
+    model = OvisModel.from_config(preset("tiny"), seed=0)
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    cfg_path = tmp_path / "bf16" / "config.json"
+    assert json.loads(cfg_path.read_text())["torch_dtype"] == "bfloat16"
+    assert OvisModel.from_pretrained(tmp_path / "bf16").dtype == torch.bfloat16  # None: saved
+    loaded = OvisModel.from_pretrained(tmp_path / "bf16", dtype=torch.float32, attn_impl="sdpa")
+    assert loaded.dtype == torch.float32 and loaded.attn_impl == "sdpa"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["torch_dtype"] = "torch.bfloat16"  # the spelling some exporters write
+    cfg_path.write_text(json.dumps(cfg))
+    assert OvisModel.from_pretrained(tmp_path / "bf16").dtype == torch.bfloat16
+    cfg["torch_dtype"] = "bf16"
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"bf16: config.json has torch_dtype='bf16'; "
+                                              r"expected one of \['bfloat16', 'float16'"):
+        OvisModel.from_pretrained(tmp_path / "bf16")
+    # an explicit dtype does not read the config's at all
+    assert OvisModel.from_pretrained(tmp_path / "bf16", dtype=torch.float32).dtype == \
+        torch.float32
+    del cfg["torch_dtype"]
+    cfg["dtype"] = "float16"  # transformers 5 writes "dtype"
+    cfg_path.write_text(json.dumps(cfg))
+    assert OvisModel.from_pretrained(tmp_path / "bf16").dtype == torch.float16
+    del cfg["dtype"]
+    cfg_path.write_text(json.dumps(cfg))
+    assert OvisModel.from_pretrained(tmp_path / "bf16").dtype == torch.float32  # none named
+
+
+def test_offline_detection_uses_hub_constants_and_transformers_offline(monkeypatch):
+    import huggingface_hub.constants as hf_constants
+
+    from ovis_model.checkpoint import hub_offline
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    assert not hub_offline()
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)  # set programmatically
+    assert hub_offline()
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    assert hub_offline()
+
+
+def test_cache_errors_other_than_not_cached_surface_with_the_place(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from ovis_model.checkpoint import resolve_checkpoint_dir
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", "/hf/cache/models--org--m/refs/main")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", denied)
+    with pytest.raises(PermissionError, match="Permission denied") as info:
+        resolve_checkpoint_dir("org/m")
+    assert any("'org/m'" in n and "Hugging Face cache" in n for n in info.value.__notes__)
+
+    def not_cached(*a, **k):
+        raise LocalEntryNotFoundError("not in cache")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", not_cached)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError, match="org/m: not in the local Hugging Face cache"):
+        resolve_checkpoint_dir("org/m")

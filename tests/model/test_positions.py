@@ -169,3 +169,53 @@ def test_image_and_frame_positions(tiny_processor):
     assert out.frame_times_s == [None, 0.0, 1.5, 3.0]
     assert out.budget.frame_equivalents == pytest.approx(
         (n_img + 3 * per) / 4 / (per / 4))
+
+
+def test_codec_grid_comes_from_the_sample_never_from_the_positions(tiny_processor,
+                                                                   make_codec_sample):
+    from dataclasses import dataclass
+
+    from vidsel.errors import InvalidArgumentError
+
+    sample = make_codec_sample()  # frame_size (64, 96), patch 16 -> a 4 x 6 patch grid
+    packed, _ = tiny_processor.pack_codec(sample)
+    assert packed.grid_thw[1:] == (4, 6)  # the positions only reach column 3
+    assert packed.frame_grids[0].tolist() == [4, 6]
+
+    @dataclass
+    class WithGrid:  # what PatchSelection.grid_hw will provide
+        positions: np.ndarray
+        timestamps: np.ndarray
+        pixels: np.ndarray
+        grid_hw: tuple
+
+    packed, _ = tiny_processor.pack_codec(WithGrid(sample.positions, sample.timestamps,
+                                                   sample.pixels, (8, 8)))
+    assert packed.grid_thw[1:] == (8, 8)
+
+    @dataclass
+    class NoGrid:
+        positions: np.ndarray
+        timestamps: np.ndarray
+        pixels: np.ndarray
+
+    with pytest.raises(InvalidArgumentError, match=r"NoGrid gives no patch grid: it needs "
+                                                   r"\.grid_hw .* or \.frame_size"):
+        tiny_processor.pack_codec(NoGrid(sample.positions, sample.timestamps, sample.pixels))
+    with pytest.raises(InvalidArgumentError, match=r"codec positions exceed grid_hw=\(2, 2\)"):
+        tiny_processor.pack_codec(WithGrid(sample.positions, sample.timestamps, sample.pixels,
+                                           (2, 2)))
+    with pytest.raises(InvalidArgumentError, match="multiples of hidden_stride=2"):
+        tiny_processor.pack_codec(WithGrid(sample.positions, sample.timestamps, sample.pixels,
+                                           (5, 6)))
+
+
+def test_codec_num_tokens_mismatch_raises(tiny_processor, make_codec_sample):
+    from dataclasses import replace
+
+    from vidsel.errors import InvalidArgumentError
+
+    sample = replace(make_codec_sample(), num_tokens=5)  # the patches make 3 tokens
+    with pytest.raises(InvalidArgumentError, match=r"num_tokens=5 but its 12 patches pack "
+                                                   r"into 3 visual tokens"):
+        tiny_processor.pack_codec(sample)

@@ -1,39 +1,23 @@
-"""Fixtures of the selection tests: offline hub, the shared golden folder, random embeddings."""
+"""Fixtures of the selection tests: the golden MDP3 cases, random embeddings, tiny models.
+
+Offline mode and the ``../shared`` folder (``shared`` / ``fixtures_dir``) come from
+``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-# huggingface_hub reads these once, at import: set them before anything imports it.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-@pytest.fixture(autouse=True)
-def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test may try to download weights (a failed download retries for ~45 s)."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-
-
-def shared_dir() -> Path:
-    """``../shared`` next to the project root, or ``$VIDSEL_SHARED``."""
-    env = os.environ.get("VIDSEL_SHARED")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared"
-
 
 @pytest.fixture(scope="session")
-def golden_mdp3_cases() -> list[dict]:
-    """The golden MDP3 cases (skips when ../shared is absent)."""
+def golden_mdp3_cases(shared: Path) -> list[dict]:
+    """The golden MDP3 cases (skips when ../shared or the file is absent)."""
     import json
 
-    path = shared_dir() / "golden" / "mdp3" / "cases.json"
+    path = shared / "golden" / "mdp3" / "cases.json"
     if not path.is_file():
         pytest.skip(f"golden MDP3 cases not found at {path}")
     return list(json.loads(path.read_text())["cases"])

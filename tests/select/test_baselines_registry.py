@@ -153,3 +153,47 @@ def test_registry_errors_and_plugins() -> None:
     with pytest.raises(InvalidArgumentError, match="needs="):
         register_selector("bad", lambda inp, k: np.arange(k), needs="pixels")  # type: ignore[arg-type]
     assert "bad" not in available_selectors()
+
+
+@pytest.mark.parametrize("bad", [{"t1": float("nan")}, {"t2": float("nan")},
+                                 {"t1": float("inf")}, {"t2": float("-inf")}])
+def test_aks_rejects_non_finite_thresholds(bad: dict) -> None:
+    name = next(iter(bad))
+    with pytest.raises(InvalidArgumentError, match=rf"{name}=.* must be finite"):
+        aks(np.arange(10.0), 3, **bad)
+    with pytest.raises(InvalidArgumentError, match="t1='high' must be a number"):
+        aks(np.arange(10.0), 3, t1="high")  # type: ignore[arg-type]
+
+
+def test_run_selector_rejects_parameters_the_selector_does_not_take() -> None:
+    with pytest.raises(InvalidArgumentError,
+                       match=r"selector 'topk' does not take \['lam'\]; allowed: \[\]"):
+        run_selector("topk", 2, scores=np.arange(5.0), lam=0.2)
+    with pytest.raises(InvalidArgumentError,
+                       match=r"selector 'uniform' does not take \['segment_size'\]"):
+        run_selector("uniform", 2, n=5, segment_size=3)
+    x = unit_rows(np.random.default_rng(2), 16, 4)
+    with pytest.raises(InvalidArgumentError, match=r"does not take \['power'\]; allowed: "
+                                                   r"\['alphas', 'condition_size', 'lam'"):
+        run_selector("mdp3", 2, frame_embeds=x, text_embed=x[0], power=2.0)
+    with pytest.raises(InvalidArgumentError, match=r"'dpp' does not take \['return_order'\]"):
+        run_selector("dpp", 2, frame_embeds=x, text_embed=x[0], return_order=True)
+    assert get_selector("aks").params == {"t1", "t2", "max_depth"}
+    assert run_selector("aks", 2, scores=np.arange(6.0), t1=0.5).tolist() == [4, 5]
+    # plugins: accepted names come from the signature, or params=; **kwargs means unchecked
+    try:
+        register_selector("strided", lambda inp, k, stride=2: np.arange(0, inp.n, stride)[:k],
+                          needs="none")
+        assert get_selector("strided").params == {"stride"}
+        assert run_selector("strided", 2, n=10, stride=3).tolist() == [0, 3]
+        with pytest.raises(InvalidArgumentError, match=r"does not take \['step'\]"):
+            run_selector("strided", 2, n=10, step=3)
+        register_selector("anything", lambda inp, k, **p: np.arange(k), needs="none")
+        assert get_selector("anything").params is None
+        assert run_selector("anything", 2, n=10, whatever=1).tolist() == [0, 1]
+        with pytest.raises(InvalidArgumentError, match="does not take"):
+            register_selector("bad_defaults", lambda inp, k: np.arange(k), needs="none",
+                              defaults={"lam": 1.0})
+    finally:
+        for name in ("strided", "anything", "bad_defaults"):
+            _REGISTRY.pop(name, None)

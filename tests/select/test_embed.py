@@ -121,3 +121,125 @@ def test_registry_and_spec_errors() -> None:
         load_embedder("thing")
     with pytest.raises(InvalidArgumentError, match="not an open_clip model"):
         load_embedder("open_clip:NoSuchModel@x")
+
+
+def _entry_args(n: int = 4, d: int = 3) -> tuple:
+    from vidsel.embed import EmbeddingCache
+
+    meta = EmbeddingCache.key_material(video_id="v", model="m", indices=np.arange(n),
+                                       timestamps_s=np.arange(n) / 10.0, decode="exact@384")
+    return meta, np.ones((n, d), np.float32), np.arange(n), np.arange(n) / 10.0
+
+
+def test_cache_write_failure_keeps_the_computed_result(tmp_path, monkeypatch, caplog) -> None:
+    from vidsel.embed import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    meta, e, i, t = _entry_args()
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(EmbeddingCache, "save", disk_full)
+    with caplog.at_level("WARNING", logger="vidsel.embed._cache"):
+        entry, hit = cache.get_or_compute(meta, lambda: (e, i, t))
+    assert not hit and entry.embeds.shape == (4, 3) and entry.indices.tolist() == [0, 1, 2, 3]
+    assert str(cache.path_for(meta)) in caplog.text and "No space left" in caplog.text
+    monkeypatch.undo()
+    # a real failure, not a mock (works as root too): the cache root lies under a file
+    (tmp_path / "a_file").write_text("x")
+    entry, hit = EmbeddingCache(tmp_path / "a_file" / "cache").get_or_compute(
+        meta, lambda: (e, i, t))
+    assert not hit and entry.embeds.shape == (4, 3)
+
+
+def test_cache_write_failure_from_the_safetensors_writer(tmp_path, monkeypatch, caplog) -> None:
+    import safetensors.numpy
+    from safetensors import SafetensorError
+
+    from vidsel.embed import EmbeddingCache
+
+    def io_error(*a, **k):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", io_error)
+    meta, e, i, t = _entry_args()
+    cache = EmbeddingCache(tmp_path)
+    with caplog.at_level("WARNING", logger="vidsel.embed._cache"):
+        entry, hit = cache.get_or_compute(meta, lambda: (e, i, t))
+    assert not hit and entry.embeds.shape == (4, 3)
+    assert "could not write" in caplog.text
+    assert not list(tmp_path.rglob("*.tmp"))  # the temporary file is cleaned up
+
+
+@pytest.mark.parametrize("bad", ["missing_key", "bad_shapes", "indices_2d"])
+def test_malformed_cache_entry_is_a_miss(tmp_path, caplog, bad: str) -> None:
+    from safetensors.numpy import save_file
+
+    from vidsel.embed import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path)
+    meta, e, i, t = _entry_args()
+    tensors = {"embeds": e, "indices": i.astype(np.int64), "timestamps_s": t}
+    if bad == "missing_key":
+        del tensors["timestamps_s"]
+    elif bad == "bad_shapes":
+        tensors["embeds"] = np.ones((5, 3), np.float32)
+    else:
+        tensors["indices"] = np.zeros((2, 2), np.int64)
+    path = cache.path_for(meta)
+    path.parent.mkdir(parents=True)
+    save_file(tensors, str(path), metadata=meta)
+    with caplog.at_level("WARNING", logger="vidsel.embed._cache"):
+        assert cache.load(meta) is None
+    assert "malformed cache entry" in caplog.text and str(path) in caplog.text
+    calls = []
+    entry, hit = cache.get_or_compute(meta, lambda: calls.append(1) or (e, i, t))
+    assert not hit and calls == [1] and entry.embeds.shape == (4, 3)
+    assert cache.load(meta) is not None  # the recomputed entry replaced the bad one
+
+
+def test_hf_fingerprint_tracks_commits_and_local_weights(tmp_path, monkeypatch) -> None:
+    import os
+
+    from vidsel.embed import _hf
+
+    assert _hf._fingerprint("org/model", None, "abc123") == "commit=abc123"
+    # no commit on the config: the cached snapshot's directory name
+    snap = tmp_path / "models--org--model" / "snapshots" / "deadbeef"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo, name, revision=None: str(snap / name))
+    assert _hf._fingerprint("org/model", None) == "commit=deadbeef"
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo, name, revision=None: None)
+    assert _hf._fingerprint("org/model", "v2") == "rev=v2"
+    # local directories: replacing the weights (same size) changes the fingerprint
+    d = tmp_path / "local"
+    d.mkdir()
+    (d / "config.json").write_text('{"a": 1}')
+    (d / "model.safetensors").write_bytes(b"x" * 16)
+    before = _hf._fingerprint(str(d), None)
+    assert before == _hf._fingerprint(str(d), None)
+    st = (d / "model.safetensors").stat()
+    os.utime(d / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert _hf._fingerprint(str(d), None) != before
+
+
+def test_hf_embedder_records_the_commit_hash(tiny_siglip_dir, monkeypatch) -> None:
+    from vidsel.embed import _hf
+
+    seen = {}
+    real = _hf._fingerprint
+
+    def spy(src, revision, commit=None):
+        seen["commit"] = commit
+        return real(src, revision, commit)
+
+    monkeypatch.setattr(_hf, "_fingerprint", spy)
+    emb = _hf.HFEmbedder.from_pretrained(str(tiny_siglip_dir))
+    assert "commit" in seen  # the config's _commit_hash is passed along (None for a local dir)
+    assert emb._weights_fingerprint() == real(str(tiny_siglip_dir), None)

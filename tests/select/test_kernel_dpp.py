@@ -159,3 +159,59 @@ def test_dpp_returns_k_even_with_duplicates() -> None:
     out = dpp(x, base[0], 6)
     assert len(out) == 6 and len(set(out.tolist())) == 6
     assert {int(i) // 5 for i in out} == {0, 1, 2}  # the distinct ones come first
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_dpp_greedy_rejects_non_finite_asymmetric_or_negative_kernels(as_torch: bool) -> None:
+    def conv(a: np.ndarray):
+        return torch.from_numpy(a) if as_torch else a
+
+    nan_diag = np.eye(3)
+    nan_diag[0, 0] = np.nan
+    with pytest.raises(InvalidArgumentError, match="NaN or inf"):
+        dpp_greedy(conv(nan_diag), 2)  # used to return duplicate indices [0 0]
+    inf_off = np.eye(3)
+    inf_off[0, 1] = inf_off[1, 0] = np.inf
+    with pytest.raises(InvalidArgumentError, match="NaN or inf"):
+        dpp_greedy(conv(inf_off), 2)
+    asym = np.array([[1.0, 0.5], [0.0, 1.0]])
+    with pytest.raises(InvalidArgumentError, match="symmetric"):
+        dpp_greedy(conv(asym), 2)
+    with pytest.raises(InvalidArgumentError, match="non-negative diagonal"):
+        dpp_greedy(conv(-np.eye(3)), 2)  # used to return []
+    # the symmetry tolerance scales with max|L|: a rounding-level asymmetry is accepted
+    rng = np.random.default_rng(7)
+    b = rng.standard_normal((6, 6))
+    big = 1e6 * (b @ b.T + 6 * np.eye(6))
+    big[0, 1] *= 1 + 1e-12
+    assert len(dpp_greedy(conv(big), 3)) == 3
+    # float32 kernels get float32's tolerance
+    f32 = torch.from_numpy(big).float() if as_torch else big.astype(np.float32)
+    f32[2, 3] = f32[2, 3] * (1 + 1e-6)
+    assert len(dpp_greedy(f32, 3)) == 3
+
+
+def test_dpp_greedy_zero_kernel_numpy_and_torch_agree() -> None:
+    # max(diag) <= 0: both paths use the absolute floor eps, so nothing is picked
+    assert dpp_greedy(np.zeros((4, 4)), 2).tolist() == []
+    assert dpp_greedy(torch.zeros(4, 4), 2).tolist() == []
+    tiny = np.diag([1e-12, 0.0, 0.0])  # positive max: the floor is relative (eps * 1e-12)
+    assert dpp_greedy(tiny, 3).tolist() == dpp_greedy(torch.from_numpy(tiny), 3).tolist() == [0]
+
+
+def test_dpp_torch_path_validates_its_inputs() -> None:
+    x = torch.from_numpy(unit_rows(np.random.default_rng(8), 6, 4))
+    kw = dict(lam=0.2, alphas=DEFAULT_ALPHAS, return_order=False)
+    with pytest.raises(InvalidArgumentError, match=r"frame_embeds must be \(n, d\)"):
+        _dpp_torch(x[0], x[0], 2, **kw)
+    with pytest.raises(InvalidArgumentError, match="text_embed must be"):
+        _dpp_torch(x, x[0, :3], 2, **kw)
+    with pytest.raises(InvalidArgumentError, match="no rows"):
+        _dpp_torch(x[:0], x[0], 2, **kw)
+    bad = x.clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(InvalidArgumentError, match="NaN or inf"):
+        _dpp_torch(bad, x[0], 2, **kw)
+    # a numpy (1, d) text embedding is accepted like on the numpy path
+    got = _dpp_torch(x, x[0].numpy()[None, :], 3, **kw)
+    assert got.tolist() == dpp(x.numpy(), x[0].numpy(), 3).tolist()

@@ -222,3 +222,25 @@ def test_selection_sorted_unique_deterministic(n, k, m, cs, seed) -> None:
     assert len(a) == min(k, n)
     assert np.all(np.diff(a) > 0)
     assert a.min() >= 0 and a.max() < n
+
+
+def test_tiny_lam_is_rejected_not_an_internal_error() -> None:
+    x = unit_rows(np.random.default_rng(0), 40, 8)
+    for lam in (1e-320, 1e-300, 1e-7):  # 2 / 1e-320 overflows to inf
+        with pytest.raises(InvalidArgumentError, match=r"lam=.* is too small.*lam >= 1e-06"):
+            mdp3(x, x[0], 5, lam=lam)
+        with pytest.raises(InvalidArgumentError, match="too small"):
+            dpp(x, x[0], 5, lam=lam)
+        with pytest.raises(InvalidArgumentError, match="too small"):
+            mdp3_objective(x, x[0], [0, 1], lam=lam)
+    assert len(mdp3(x, x[0], 5, lam=1e-6)) == 5  # the documented minimum works
+
+
+def test_non_finite_relevance_weights_are_rejected() -> None:
+    # absurdly large (unnormalised) embeddings: (2 / lam) log r overflows to -inf
+    x = unit_rows(np.random.default_rng(1), 12, 4) * 1e153
+    t = -x[0]
+    with pytest.raises(InvalidArgumentError, match="relevance log-weight of candidate"):
+        mdp3(x, t, 3, lam=1e-3)
+    with pytest.raises(InvalidArgumentError, match="relevance log-weight"):
+        dpp(x, t, 3, lam=1e-3)

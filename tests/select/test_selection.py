@@ -181,3 +181,115 @@ def test_ovis_style_frame_selector(siglip) -> None:
     uni = FrameSelector(5, method="uniform")
     c2, f2 = uni(convs, frames)
     assert c2[0]["value"] == "<image>\n" * 5 + "What moves?" and len(f2) == 5
+
+
+def test_timestamp_mapping_to_another_decoder_is_explicit_and_never_merges_frames() -> None:
+    from transformers.video_utils import VideoMetadata
+
+    # stream starting at 0.5 s, 30 fps, 90 frames
+    idx = np.array([0, 12, 13, 60])
+    sel = Selection(indices=idx, timestamps_s=0.5 + idx / 30.0, scores=None, method="x",
+                    source_fps=30.0, num_frames=90, video="clip.mp4")
+    assert sel.indices_for(90, 30.0).tolist() == idx.tolist()  # same count: unchanged
+    assert sel.indices_for(None).tolist() == idx.tolist()
+    # a decoder that sees twice the frames (e.g. field-doubled): the stream start maps to 0
+    assert sel.indices_for(180, 60.0).tolist() == [0, 24, 26, 120]
+    # half the frames: 12 and 13 both land on frame 6 -> an error naming the video, not 3 frames
+    with pytest.raises(InvalidArgumentError,
+                       match=r"clip\.mp4: the decoder reports 45 frames at 15 fps where vidsel "
+                             r"counted 90.*merges frames 12 and 13"):
+        sel.indices_for(45, 15.0)
+    fn = sel.sample_indices_fn()
+    assert fn(VideoMetadata(total_num_frames=90, fps=30.0)).tolist() == idx.tolist()
+    with pytest.raises(InvalidArgumentError, match="1 selected frame"):
+        fn(VideoMetadata(total_num_frames=45, fps=15.0))
+    # one frame fewer at the same rate (a dropped trailing frame): clipped, still distinct
+    assert fn(VideoMetadata(total_num_frames=89, fps=30.0)).tolist() == idx.tolist()
+
+
+def test_frame_selector_checks_placeholder_count_and_keeps_text_intact(siglip) -> None:
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (32, 40, 3), dtype=np.uint8) for _ in range(6)]
+    uni = FrameSelector(3, method="uniform", return_indices=True)  # keeps 0, 2, 5 (round)
+    convs = [{"from": "human", "value": "<image>\n" * 5 + "What moves?"}]
+    with pytest.raises(InvalidArgumentError,
+                       match=r"conversation has 5 '<image>' placeholders but 6 frames"):
+        uni(convs, frames)
+    with pytest.raises(InvalidArgumentError, match="has 0 '<frame>' placeholders"):
+        FrameSelector(3, method="uniform", image_token="<frame>")(convs, frames)
+    # the trailing newline after the last (kept) frame is not dropped, and text that happens
+    # to be a bare newline between two placeholders belongs to the frame before it
+    convs = [{"from": "human", "value": "Look:<image>\n<image>\n<image><image>\n<image>\n"
+                                        "<image>\n"},
+             {"from": "gpt", "value": "ok\n"}]
+    out, kept, idx = uni(convs, frames)
+    assert idx.tolist() == [0, 2, 5] and len(kept) == 3
+    assert out[0]["value"] == "Look:<image>\n<image><image>\n"
+    assert out[1] == convs[1]
+    # frames can be spread over turns; the counter is global
+    convs = [{"from": "human", "value": "<image>\n<image>\nfirst"},
+             {"from": "gpt", "value": "ok"},
+             {"from": "human", "value": "<image>\n<image>\n<image>\n<image>\nsecond"}]
+    out, _, idx = uni(convs, frames)
+    assert out[0]["value"] == "<image>\nfirst"
+    assert out[2]["value"] == "<image>\n<image>\nsecond"
+    assert sum(c["value"].count("<image>") for c in out) == len(idx)
+
+
+def test_unknown_params_fail_before_decoding(counter_video, monkeypatch) -> None:
+    from vidsel.io import VideoReader
+
+    monkeypatch.setattr(VideoReader, "__init__", lambda *a, **k: pytest.fail("opened"))
+    with pytest.raises(InvalidArgumentError, match=r"'uniform' does not take \['lam'\]"):
+        select_frames(counter_video, k=3, method="uniform", params={"lam": 0.2})
+    with pytest.raises(InvalidArgumentError, match=r"'uniform' does not take \['lam'\]"):
+        FrameSelector(3, method="uniform", params={"lam": 0.2})
+
+
+def test_no_decodable_candidate_is_a_corrupt_video_error() -> None:
+    from vidsel.errors import CorruptVideoError
+    from vidsel.selection import _embed_candidates
+
+    class Batch:
+        def __init__(self, missing):
+            self.missing = missing
+            self.frames, self.indices, self.timestamps_s = [], [], []
+
+        def __len__(self):
+            return 0
+
+    class DeadReader:
+        path = "/videos/broken.mp4"
+
+        def decode(self, idx, **kw):
+            return Batch(tuple(int(i) for i in idx))
+
+    cand = np.arange(0, 100, 10)
+    with pytest.raises(CorruptVideoError,
+                       match=r"/videos/broken\.mp4: none of the 10 candidate frames could be "
+                             r"decoded") as info:
+        _embed_candidates(DeadReader(), cand, embedder=None, size=None, mode="exact")
+    assert info.value.path == "/videos/broken.mp4"
+    assert info.value.missing == tuple(cand.tolist())
+
+
+def test_cache_key_includes_the_decode_backend(counter_video, siglip, tmp_path) -> None:
+    from safetensors import safe_open
+
+    from vidsel.io import VideoReader
+    from vidsel.selection import _decode_identity
+
+    with VideoReader(counter_video) as r:
+        assert _decode_identity(r) == "backend=pyav|interp=BILINEAR"
+    with VideoReader(counter_video, interpolation="AREA") as r:
+        assert _decode_identity(r) == "backend=pyav|interp=AREA"
+    first = select_frames(counter_video, "a", k=3, embedder=siglip, candidates=8,
+                          cache_dir=tmp_path)
+    (entry,) = tmp_path.rglob("*.safetensors")
+    with safe_open(str(entry), framework="numpy") as f:
+        assert "backend=pyav" in f.metadata()["decode"]
+    assert not first.cache_hit
+    other = select_frames(counter_video, "a", k=3, embedder=siglip, candidates=8,
+                          cache_dir=tmp_path, backend="decord")
+    assert not other.cache_hit  # PyAV embeddings are not served to a decord run
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 2

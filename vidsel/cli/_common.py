@@ -30,6 +30,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _HANDLER_NAME = "vidsel-cli"
+#: Loggers whose level -v / -q set (the model package logs under its own name).
+OWN_LOGGERS = ("vidsel", "ovis_model")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -63,7 +65,8 @@ def log_level(level: int) -> int:
 
 
 def configure_logging(level: int) -> None:
-    """Send vidsel's log records to stderr at the level for ``level`` (verbosity).
+    """Send vidsel's (and ``ovis_model``'s) log records to stderr at the level for ``level``
+    (verbosity).
 
     The command line is the only place that configures logging. Third-party loggers stay at
     WARNING unless ``-vvv``. Calling it again (tests call ``main`` many times) replaces the
@@ -79,7 +82,8 @@ def configure_logging(level: int) -> None:
     handler.setFormatter(logging.Formatter(fmt))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if level >= 3 else logging.WARNING)
-    logging.getLogger("vidsel").setLevel(log_level(level))
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(log_level(level))
 
 
 # -- argument parsing -------------------------------------------------------------------------

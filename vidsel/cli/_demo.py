@@ -149,15 +149,8 @@ def run(args: argparse.Namespace) -> int:
         say(_frames_table(sel.indices.tolist(), sel.timestamps_s.tolist(),
                           None if sel.scores is None else sel.scores.tolist()))
         try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            ax = sel.plot()
-            ax.figure.tight_layout()
-            ax.figure.savefig(out / "mdp3_relevance.png", dpi=110)
-            plt.close(ax.figure)
+            fig = sel.plot()  # a bare Figure: no pyplot state, no backend switch
+            fig.savefig(out / "mdp3_relevance.png", dpi=110)
             summary["mdp3"]["plot"] = str(out / "mdp3_relevance.png")
             say(f"    relevance curve -> {out / 'mdp3_relevance.png'}")
         except ImportError:

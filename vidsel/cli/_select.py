@@ -90,7 +90,14 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         raise UsageError(f"--k {args.k} must be >= 1")
     params = parse_params(args.param)
     if args.method != CODEC_METHOD:
-        needs = get_selector(args.method).needs
+        from vidsel.errors import InvalidArgumentError
+
+        info = get_selector(args.method)
+        try:
+            info.check_params(params)
+        except InvalidArgumentError as e:
+            raise UsageError(f"--param: {e}") from None
+        needs = info.needs
         if needs != "none" and not args.embedder:
             raise UsageError(
                 f"--method {args.method} ranks frames by relevance to the question and needs "
@@ -201,17 +208,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _save_plot(sel: Any, path: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        from vidsel.errors import MissingDependencyError
-
-        raise MissingDependencyError("--plot needs matplotlib: pip install 'vidsel[plot]'") from e
-    ax = sel.plot()
+    # Selection.plot builds a bare matplotlib Figure (no pyplot, no backend switch) and raises
+    # MissingDependencyError with the install hint when matplotlib is absent
+    fig = sel.plot()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    ax.figure.tight_layout()
-    ax.figure.savefig(path, dpi=110)
-    plt.close(ax.figure)
+    fig.savefig(path, dpi=110)

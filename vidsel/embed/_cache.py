@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20  # bytes hashed at head, middle and tail
 _FORMAT = "vidsel.frame_embeddings.v1"
+_TENSORS = ("embeds", "indices", "timestamps_s")
 
 
 def content_id(path: str | os.PathLike[str]) -> str:
@@ -67,6 +68,9 @@ class CachedEmbeddings:
     meta: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        if self.indices.ndim != 1:
+            raise InvalidArgumentError(
+                f"inconsistent cache entry: indices must be 1-D, got {self.indices.shape}")
         n = self.indices.shape[0]
         if self.embeds.ndim != 2 or self.embeds.shape[0] != n or self.timestamps_s.shape != (n,):
             raise InvalidArgumentError(
@@ -131,9 +135,19 @@ class EmbeddingCache:
         if stored != meta:
             logger.warning("ignoring cache entry %s: key mismatch", path)
             return None
+        missing = [k for k in _TENSORS if k not in tensors]
+        if missing:
+            logger.warning("ignoring malformed cache entry %s: no %s tensor", path,
+                           ", ".join(missing))
+            return None
+        try:
+            entry = CachedEmbeddings(tensors["embeds"], tensors["indices"],
+                                     tensors["timestamps_s"], stored)
+        except InvalidArgumentError as e:  # shapes that do not fit together
+            logger.warning("ignoring malformed cache entry %s: %s", path, e)
+            return None
         logger.debug("cache hit %s", path)
-        return CachedEmbeddings(tensors["embeds"], tensors["indices"],
-                                tensors["timestamps_s"], stored)
+        return entry
 
     def save(self, meta: dict[str, str], embeds: np.ndarray, indices: np.ndarray,
              timestamps_s: np.ndarray) -> Path:
@@ -162,11 +176,21 @@ class EmbeddingCache:
 
         Returns:
             (entry, hit) where ``hit`` tells whether it came from disk.
+
+        A failed write (read-only directory, full disk, ...) does not lose the computed
+        result: it is logged as a warning naming the file and the entry is returned anyway.
         """
         hit = self.load(meta)
         if hit is not None:
             return hit, True
         embeds, indices, ts = compute()
-        self.save(meta, embeds, indices, ts)
-        return CachedEmbeddings(np.asarray(embeds, np.float32), np.asarray(indices, np.int64),
-                                np.asarray(ts, np.float64), meta), False
+        entry = CachedEmbeddings(np.asarray(embeds, np.float32), np.asarray(indices, np.int64),
+                                 np.asarray(ts, np.float64), meta)
+        from safetensors import SafetensorError  # wraps the writer's I/O errors
+
+        try:
+            self.save(meta, entry.embeds, entry.indices, entry.timestamps_s)
+        except (OSError, SafetensorError) as e:
+            logger.warning("could not write the embedding cache entry %s (%s); continuing "
+                           "without caching it", self.path_for(meta), e)
+        return entry, False

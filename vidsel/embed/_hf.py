@@ -99,7 +99,8 @@ class HFEmbedder(Embedder):
             ) from e
         logger.info("loaded %s (%s) on %s/%s", src, config.model_type, probe.device, probe.dtype)
         return cls(model, tokenizer, image_processor, source=src,
-                   fingerprint=_fingerprint(src, revision), device=device, dtype=dtype,
+                   fingerprint=_fingerprint(src, revision, getattr(config, "_commit_hash", None)),
+                   device=device, dtype=dtype,
                    batch_size=batch_size, max_text_tokens=max_text_tokens,
                    prompt_cleaner=prompt_cleaner)
 
@@ -147,15 +148,45 @@ class HFEmbedder(Embedder):
                                                             attention_mask=mask))
 
 
-def _fingerprint(src: str, revision: str | None) -> str:
-    """Weights identity: file names and sizes of a local checkpoint, or the hub revision."""
+def _fingerprint(src: str, revision: str | None, commit: str | None = None) -> str:
+    """Weights identity, part of the embedding cache key.
+
+    A local directory: names, sizes and modification times of its weight files plus the JSON
+    configs' contents (re-saved or replaced weights change it). A hub id: the resolved commit
+    hash (``commit``, e.g. the config's ``_commit_hash``, else the cached snapshot's directory
+    name), so moving ``main`` to new weights changes it; only when neither is known the
+    requested revision name.
+    """
     p = Path(src)
     if not p.is_dir():
+        commit = commit or _snapshot_commit(src, revision)
+        if commit:
+            return f"commit={commit}"
+        logger.debug("no commit hash for %s; the cache key uses the revision name", src)
         return f"rev={revision or 'main'}"
     h = hashlib.sha256()
     for f in sorted(p.iterdir()):
         if f.is_file() and f.suffix in (".safetensors", ".bin", ".json"):
-            h.update(f"{f.name}:{f.stat().st_size};".encode())
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}".encode())
             if f.suffix == ".json":
                 h.update(f.read_bytes())
+            else:
+                h.update(f":{st.st_mtime_ns}".encode())
+            h.update(b";")
     return h.hexdigest()[:16]
+
+
+def _snapshot_commit(repo_id: str, revision: str | None) -> str | None:
+    """Commit hash of the locally cached snapshot of ``repo_id`` (None when unknown)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
+        return None
+    try:
+        hit = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    except (ValueError, OSError):  # malformed repo id, unreadable cache
+        return None
+    if isinstance(hit, str):  # .../snapshots/<commit>/config.json
+        return Path(hit).parent.name
+    return None

@@ -51,7 +51,6 @@ class PyAVBackend:
     def __init__(self, path: str, *, stream: int | None = None, threads: int = 0,
                  interpolation: str = "BILINEAR") -> None:
         import av
-
         from av.video.reformatter import VideoReformatter
 
         self._av = av

@@ -22,7 +22,7 @@ Example:
 """
 
 from ._baselines import aks, bolt, cosine_scores, topk, uniform
-from ._dpp import dpp, dpp_greedy
+from ._dpp import MIN_LAM, dpp, dpp_greedy
 from ._kernel import DEFAULT_ALPHAS, multi_gaussian_kernel, relevance
 from ._mdp3 import MDP3_MODES, OVIS_DEFAULTS, mdp3, mdp3_objective
 from ._registry import (
@@ -37,6 +37,7 @@ from ._registry import (
 __all__ = [
     "DEFAULT_ALPHAS",
     "MDP3_MODES",
+    "MIN_LAM",
     "OVIS_DEFAULTS",
     "SelectorInfo",
     "SelectorInputs",

@@ -8,6 +8,7 @@ image-text matching score, ...); higher is more relevant.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -144,12 +145,14 @@ def aks(
     s = _scores(scores)
     k = check_positive_int("k", k)
     max_depth = check_positive_int("max_depth", max_depth, allow_zero=True)
+    t1 = _finite("t1", t1)
+    t2 = _finite("t2", t2)
     n = s.size
     if k >= n:
         return np.arange(n, dtype=np.int64)
     span = s.max() - s.min()
     s = (s - s.min()) / span if span > 0 else np.zeros(n)
-    bins = _aks_bins(s, np.arange(n), 0, k, float(t1), float(t2), max_depth)
+    bins = _aks_bins(s, np.arange(n), 0, k, t1, t2, max_depth)
     chosen = np.zeros(n, dtype=bool)
     for idx, depth in bins:
         take = int(k / 2**depth)
@@ -161,6 +164,19 @@ def aks(
         chosen[rest[_top(s[rest], missing)]] = True
         logger.debug("aks: %d of %d picks filled by score outside the bins", missing, k)
     return np.flatnonzero(chosen).astype(np.int64)
+
+
+def _finite(name: str, value: Any) -> float:
+    """``value`` as a finite float (any sign), else :class:`InvalidArgumentError`."""
+    if isinstance(value, bool):
+        raise InvalidArgumentError(f"{name}={value!r} must be a number")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"{name}={value!r} must be a number") from None
+    if not math.isfinite(v):
+        raise InvalidArgumentError(f"{name}={value!r} must be finite")
+    return v
 
 
 def _aks_bins(

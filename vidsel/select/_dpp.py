@@ -39,13 +39,44 @@ from ._kernel import (
     sq_distances,
 )
 
-__all__ = ["dpp", "dpp_greedy"]
+__all__ = ["MIN_LAM", "dpp", "dpp_greedy"]
 
 logger = logging.getLogger(__name__)
 
 #: Relative floor of a conditional variance below which a candidate counts as a numerical
 #: duplicate of the selected set (its gain has vanished).
 DEFAULT_EPS = 1e-10
+
+
+#: Smallest accepted ``lam``: relevance enters as ``(2 / lam) log r``, and below this the
+#: log-weights (and sums of them over a selection) leave the range where float64 keeps them
+#: finite and comparable.
+MIN_LAM = 1e-6
+
+
+def check_lam(lam: Any) -> float:
+    """``lam`` as a float in ``[MIN_LAM, inf)``, else :class:`InvalidArgumentError`."""
+    v = check_positive_float("lam", lam)
+    if v < MIN_LAM:
+        raise InvalidArgumentError(
+            f"lam={lam!r} is too small: relevance is weighted by 2/lam, which must stay "
+            f"finite; use lam >= {MIN_LAM:g}"
+        )
+    return v
+
+
+def relevance_log_weights(x: np.ndarray, t: np.ndarray, *, lam: float,
+                          alphas: tuple[float, ...]) -> np.ndarray:
+    """``q_i = (2 / lam) log r_i`` (n,) float64, checked finite."""
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        q = (2.0 / lam) * log_relevance(x, t, alphas=alphas)
+    if not np.isfinite(q).all():
+        bad = int(np.flatnonzero(~np.isfinite(q))[0])
+        raise InvalidArgumentError(
+            f"relevance log-weight of candidate {bad} is {q[bad]} (lam={lam:g}): the relevance "
+            f"underflows; use a larger lam or L2-normalised embeddings"
+        )
+    return q
 
 
 def greedy_batched(
@@ -155,21 +186,58 @@ def _greedy_torch(kmat: Any, q: Any | None, k: int, tiny: float) -> tuple[Any, A
     return order, dsel
 
 
+def _stop_tol(diag_max: float, eps: float) -> float:
+    """Absolute gain floor of :func:`dpp_greedy`: ``eps * max(diag(L))``, or ``eps`` itself
+    when the diagonal has no positive entry (the same on the numpy and torch paths)."""
+    return eps * diag_max if diag_max > 0 else eps
+
+
+def _sym_rtol(dtype: Any) -> float:
+    """Relative symmetry tolerance for a kernel of ``dtype``: ``sqrt(machine eps)``."""
+    try:
+        return float(np.sqrt(np.finfo(dtype).eps))
+    except (TypeError, ValueError):  # integer kernels: compared in float64
+        return float(np.sqrt(np.finfo(np.float64).eps))
+
+
+def _check_kernel_stats(finite: bool, asym: float, amax: float, dmin: float,
+                        rtol: float) -> None:
+    """Raise unless the kernel is finite, symmetric (to ``rtol * max|L|``) and has a
+    non-negative diagonal (to the same tolerance)."""
+    if not finite:
+        raise InvalidArgumentError("L contains NaN or inf; a DPP kernel must be finite")
+    atol = rtol * amax
+    if asym > atol:
+        raise InvalidArgumentError(
+            f"L must be symmetric: max |L - L.T| = {asym:.3g} exceeds {atol:.3g} "
+            f"({rtol:.1e} x max|L|)"
+        )
+    if dmin < -atol:
+        raise InvalidArgumentError(
+            f"L must have a non-negative diagonal (a PSD kernel), got min diag(L) = {dmin:.6g}"
+        )
+
+
 def dpp_greedy(L: Any, k: int, *, eps: float = DEFAULT_EPS) -> np.ndarray:
     """Greedy MAP of a DPP with PSD kernel ``L``: indices in pick order.
 
     Each step adds the item maximising ``det L_{S+i}``; the first pick is ``argmax diag(L)``.
     Stops early, returning fewer than ``k`` indices, when the best remaining gain ``d_i^2`` is
-    ``<= eps * max(diag(L))`` (the kernel restricted to the rest is numerically singular).
+    ``<= eps * max(diag(L))`` (``<= eps`` when no diagonal entry is positive): the kernel
+    restricted to the rest is numerically singular.
 
     Args:
         L: (n, n) symmetric PSD numpy array or torch tensor (any device; the torch path runs
-            there and syncs once at the end).
+            there and syncs once to validate and once at the end).
         k: number of items to pick (clamped to n).
         eps: relative gain floor.
 
     Returns:
         (<= k,) int64 numpy array of indices in pick order.
+
+    Raises:
+        InvalidArgumentError: ``L`` is not square, holds NaN / inf, is not symmetric (beyond
+            ``sqrt(machine eps) * max|L|``) or has a negative diagonal entry.
     """
     k = check_positive_int("k", k)
     eps = check_positive_float("eps", eps)
@@ -182,16 +250,33 @@ def dpp_greedy(L: Any, k: int, *, eps: float = DEFAULT_EPS) -> np.ndarray:
     if _is_torch(L):
         import torch
 
-        diag_max = float(torch.diagonal(L).max())
-        tol = eps * diag_max
+        if not L.is_floating_point():
+            L = L.double()
+        diag_t = torch.diagonal(L)
+        # one host sync for every check: finite, asymmetry, max|L|, min and max of the diagonal
+        stats = torch.stack([
+            torch.isfinite(L).all().to(torch.float64),
+            (L - L.T).abs().max().to(torch.float64),
+            L.abs().max().to(torch.float64),
+            diag_t.min().to(torch.float64),
+            diag_t.max().to(torch.float64),
+        ]).cpu().tolist()
+        _check_kernel_stats(bool(stats[0]), stats[1], stats[2], stats[3],
+                            float(torch.finfo(L.dtype).eps) ** 0.5)
+        tol = _stop_tol(stats[4], eps)
         order_t, dsel_t = _greedy_torch(L, None, k, tiny=tol)
         order = order_t.cpu().numpy().astype(np.int64)
         dsel = dsel_t.double().cpu().numpy()
         bad = np.flatnonzero(dsel <= tol)
         return order[: bad[0]] if bad.size else order
-    lm = np.asarray(L, dtype=np.float64)
+    src = np.asarray(L)
+    lm = src.astype(np.float64, copy=False)
     diag = np.diagonal(lm).copy()
-    tol = eps * float(diag.max()) if diag.max() > 0 else eps
+    finite = bool(np.isfinite(lm).all())
+    _check_kernel_stats(finite, float(np.abs(lm - lm.T).max()) if finite else 0.0,
+                        float(np.abs(lm).max()) if finite else 0.0,
+                        float(diag.min()) if finite else 0.0, _sym_rtol(src.dtype))
+    tol = _stop_tol(float(diag.max()), eps)
     order_np, _, _ = greedy_batched(
         lambda sel: lm[sel], np.zeros(n), np.zeros((1, 0, n)), diag[None, :].copy(), k,
         tiny=tol, stop_tol=tol,
@@ -220,7 +305,7 @@ def dpp(
         frame_embeds: (n, d) float array (numpy or torch; L2-normalised embeddings).
         text_embed: (d,) float array.
         k: frames to select.
-        lam: relevance/diversity trade-off ``lambda`` (> 0; smaller = more relevance).
+        lam: relevance/diversity trade-off ``lambda`` (``>= 1e-6``; smaller = more relevance).
         alphas: kernel bandwidths.
         return_order: return indices in greedy pick order instead of ascending.
 
@@ -228,7 +313,7 @@ def dpp(
         (min(k, n),) int64 indices, ascending (or in pick order).
     """
     k = check_positive_int("k", k)
-    lam = check_positive_float("lam", lam)
+    lam = check_lam(lam)
     alphas = check_alphas(alphas)
     if _is_torch(frame_embeds) and frame_embeds.device.type != "cpu":
         return _dpp_torch(frame_embeds, text_embed, k, lam=lam, alphas=alphas,
@@ -236,7 +321,7 @@ def dpp(
     x, t = _as_f64(frame_embeds, text_embed)
     n = x.shape[0]
     k = min(k, n)
-    q = (2.0 / lam) * log_relevance(x, t, alphas=alphas)
+    q = relevance_log_weights(x, t, lam=lam, alphas=alphas)
     kr = KernelRows(x, alphas, dot_dtype=_dot_dtype(frame_embeds))
     diag = kr.diag
     everything = np.arange(n)
@@ -259,15 +344,34 @@ def _dpp_torch(
     import torch
 
     x = frame_embeds.detach().float()
-    t = text_embed.detach().float().reshape(1, -1).to(x.device)
+    t = torch.as_tensor(text_embed.detach() if _is_torch(text_embed) else
+                        np.asarray(text_embed)).float().to(x.device)
+    if t.ndim == 2 and t.shape[0] == 1:
+        t = t[0]
+    if x.ndim != 2:
+        raise InvalidArgumentError(f"frame_embeds must be (n, d), got shape {tuple(x.shape)}")
+    if t.ndim != 1 or t.shape[0] != x.shape[1]:
+        raise InvalidArgumentError(
+            f"text_embed must be (d,) with d = {x.shape[1]}, got shape {tuple(t.shape)}"
+        )
+    if x.shape[0] == 0:
+        raise InvalidArgumentError("frame_embeds has no rows (n = 0)")
+    if not bool(torch.isfinite(x).all() & torch.isfinite(t).all()):  # one host sync
+        raise InvalidArgumentError("frame_embeds / text_embed contain NaN or inf")
+    t = t.reshape(1, -1)
     n = x.shape[0]
     k = min(k, n)
     kmat = multi_gaussian_kernel(x, alphas=alphas)  # (n, n)
     d2t = sq_distances(t, x)[0]  # (n,)
     a = torch.tensor(alphas, dtype=x.dtype, device=x.device)[:, None]
     logr = torch.logsumexp(-d2t[None, :] / (2.0 * a), dim=0)  # (n,)
+    q = (2.0 / lam) * logr
+    if not bool(torch.isfinite(q).all()):
+        raise InvalidArgumentError(
+            f"relevance log-weights are not finite (lam={lam:g}): the relevance underflows; "
+            f"use a larger lam or L2-normalised embeddings")
     diag = float(len(alphas))
-    order_t, _ = _greedy_torch(kmat, (2.0 / lam) * logr, k, tiny=DEFAULT_EPS * diag)
+    order_t, _ = _greedy_torch(kmat, q, k, tiny=DEFAULT_EPS * diag)
     out = order_t.cpu().numpy().astype(np.int64)
     return out if return_order else np.sort(out)
 

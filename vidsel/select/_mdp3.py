@@ -38,9 +38,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validate import check_choice, check_positive_float, check_positive_int
+from .._validate import check_choice, check_positive_int
 from ..errors import InvalidArgumentError
-from ._dpp import DEFAULT_EPS, _as_f64, greedy_batched
+from ._dpp import DEFAULT_EPS, _as_f64, check_lam, greedy_batched, relevance_log_weights
 from ._kernel import (
     DEFAULT_ALPHAS,
     KernelRows,
@@ -79,7 +79,7 @@ def mdp3(
         frame_embeds: (n, d) float frame embeddings (numpy or torch), L2-normalised.
         text_embed: (d,) float text embedding (or (1, d)).
         k: number of frames to select; ``k >= n`` returns every index.
-        lam: trade-off ``lambda`` > 0; relevance enters with weight ``1/lam``.
+        lam: trade-off ``lambda`` (``>= 1e-6``); relevance enters with weight ``1/lam``.
         alphas: bandwidths of the multi-Gaussian kernel (summed).
         segment_size: frames per segment ``m``; ``<= 0`` (or ``>= n``) means one segment, where
             MDP3 reduces to greedy conditional-kernel DPP. The Ovis plugin ships ``-1``.
@@ -93,7 +93,7 @@ def mdp3(
     check_choice("mode", mode, MDP3_MODES)
     x, t = _as_f64(frame_embeds, text_embed)
     k = check_positive_int("k", k)
-    lam = check_positive_float("lam", lam)
+    lam = check_lam(lam)
     alphas = check_alphas(alphas)
     condition_size = check_positive_int("condition_size", condition_size, allow_zero=True)
     if isinstance(segment_size, bool) or not isinstance(segment_size, (int, np.integer)):
@@ -122,7 +122,7 @@ def _mdp3_dp(
 ) -> np.ndarray:
     n = x.shape[0]
     kr = KernelRows(x, alphas)
-    q_all = (2.0 / lam) * log_relevance(x, t, alphas=alphas)  # (n,) relevance log-weights
+    q_all = relevance_log_weights(x, t, lam=lam, alphas=alphas)  # (n,) relevance log-weights
     tiny = DEFAULT_EPS * kr.diag
     n_seg = math.ceil(n / m)
     blocks = kr.diagonal_blocks(m) if n_seg * m * m <= _MAX_BLOCK_ENTRIES else None
@@ -267,6 +267,7 @@ def mdp3_objective(
 ) -> float:
     """The set objective ``(1/lam) sum_{i in S} log r_i^2 + log det K_S`` in float64."""
     x, t = _as_f64(frame_embeds, text_embed)
+    lam = check_lam(lam)
     alphas = check_alphas(alphas)
     idx = np.asarray(selected, dtype=np.int64)
     logr = log_relevance(x[idx], t, alphas=alphas)

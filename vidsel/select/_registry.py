@@ -13,11 +13,17 @@ Every selector is registered with what it needs:
         return np.arange(0, n, 2)[:k]
 
     register_selector("every_other", lambda inp, k: every_other(inp.n, k), needs="none")
+
+A selector's accepted parameters are declared with ``params=`` or read from ``fn``'s signature
+(its arguments after ``inputs`` and ``k``); :func:`run_selector` rejects any other name with an
+:class:`~vidsel.errors.InvalidArgumentError` before calling it. A ``fn`` taking ``**kwargs``
+without a ``params=`` declaration accepts anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -89,6 +95,8 @@ class SelectorInfo:
         needs: ``"none"``, ``"scores"`` or ``"embeddings"``.
         description: one line for listings.
         defaults: default parameters (shown in listings, recorded in selections).
+        params: names of the parameters ``fn`` accepts, or None when undeclared (anything is
+            passed through).
     """
 
     name: str
@@ -96,12 +104,42 @@ class SelectorInfo:
     needs: str = "embeddings"
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    params: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
             raise InvalidArgumentError(f"selector name={self.name!r} must be a non-empty string")
         check_choice("needs", self.needs, NEEDS)
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        if self.params is not None:
+            object.__setattr__(self, "params", frozenset(self.params))
+            self.check_params(self.defaults)
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Raise :class:`InvalidArgumentError` naming any key of ``params`` the selector does
+        not take (and the ones it does)."""
+        if self.params is None:
+            return
+        bad = set(params) - self.params
+        if bad:
+            raise InvalidArgumentError(
+                f"selector {self.name!r} does not take {sorted(bad)}; "
+                f"allowed: {sorted(self.params)}"
+            )
+
+
+def _signature_params(fn: Callable[..., Any], *, skip: int = 2) -> frozenset[str] | None:
+    """Keyword-passable parameters of ``fn`` after its first ``skip`` ones; None when it takes
+    ``**kwargs`` (or has no inspectable signature)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    ps = list(sig.parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in ps):
+        return None
+    ok = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in ps[skip:] if p.kind in ok)
 
 
 _REGISTRY: dict[str, SelectorInfo] = {}
@@ -114,14 +152,22 @@ def register_selector(
     needs: Needs,
     description: str = "",
     defaults: Mapping[str, Any] | None = None,
+    params: Iterable[str] | None = None,
     overwrite: bool = False,
 ) -> SelectorInfo:
-    """Add a selector under ``name`` (``overwrite=True`` to replace an existing one)."""
+    """Add a selector under ``name`` (``overwrite=True`` to replace an existing one).
+
+    Args:
+        fn: ``fn(inputs, k, **params)``.
+        params: the parameter names ``fn`` accepts; default: read from ``fn``'s signature
+            (nothing is checked when ``fn`` takes ``**kwargs``).
+    """
     if name in _REGISTRY and not overwrite:
         raise InvalidArgumentError(
             f"selector {name!r} is already registered; pass overwrite=True to replace it"
         )
-    info = SelectorInfo(name, fn, needs, description, defaults or {})
+    accepted = frozenset(params) if params is not None else _signature_params(fn)
+    info = SelectorInfo(name, fn, needs, description, defaults or {}, accepted)
     _REGISTRY[name] = info
     return info
 
@@ -160,8 +206,13 @@ def run_selector(
 
     Returns:
         (min(k, n),) int64 ascending candidate indices.
+
+    Raises:
+        InvalidArgumentError: unknown selector, a parameter it does not take, or inputs it
+            cannot work with.
     """
     info = get_selector(name)
+    info.check_params(params)
     k = check_positive_int("k", k)
     if n is None:
         if frame_embeds is not None:
@@ -186,6 +237,14 @@ def run_selector(
 
 # --- built-in selectors -------------------------------------------------------------------------
 
+
+def _keywords(fn: Callable[..., Any], *, exclude: Iterable[str] = ()) -> frozenset[str]:
+    """Keyword-only parameters of an array-level selector (what the registry forwards)."""
+    sig = inspect.signature(fn)
+    return frozenset(p.name for p in sig.parameters.values()
+                     if p.kind is p.KEYWORD_ONLY and p.name not in set(exclude))
+
+
 register_selector(
     "uniform", lambda inp, k: uniform(inp.n, k), needs="none",
     description="evenly spaced candidates (first and last included); needs no model",
@@ -197,24 +256,25 @@ register_selector(
 register_selector(
     "bolt", lambda inp, k, **p: bolt(inp.relevance(), k, **p), needs="scores",
     description="BOLT inverse-transform sampling of relevance^power",
-    defaults={"power": 3.0},
+    defaults={"power": 3.0}, params=_keywords(bolt),
 )
 register_selector(
     "aks", lambda inp, k, **p: aks(inp.relevance(), k, **p), needs="scores",
     description="AKS adaptive judge-and-split over the timeline",
-    defaults={"t1": 0.8, "t2": -100.0, "max_depth": 5},
+    defaults={"t1": 0.8, "t2": -100.0, "max_depth": 5}, params=_keywords(aks),
 )
 register_selector(
     "dpp", lambda inp, k, **p: dpp(inp.frame_embeds, inp.text_embed, k, **p),
     needs="embeddings",
     description="greedy MAP of the relevance-conditioned DPP (no segments)",
-    defaults={"lam": 0.2},
+    defaults={"lam": 0.2}, params=_keywords(dpp, exclude=("return_order",)),
 )
 register_selector(
     "mdp3", lambda inp, k, **p: mdp3(inp.frame_embeds, inp.text_embed, k, **p),
     needs="embeddings",
     description="MDP3: conditional DPP + segment DP with conditional gains (vidsel default)",
     defaults={"lam": 0.2, "segment_size": 32, "condition_size": 1, "mode": "conditional"},
+    params=_keywords(mdp3),
 )
 register_selector(
     "mdp3-reference", lambda inp, k, **p: mdp3(inp.frame_embeds, inp.text_embed, k, **p),
@@ -222,4 +282,5 @@ register_selector(
     description="MDP3 exactly as the Ovis plugin ships it (one segment, absolute rewards)",
     defaults={"lam": OVIS_DEFAULTS["lam"], "segment_size": OVIS_DEFAULTS["segment_size"],
               "condition_size": OVIS_DEFAULTS["condition_size"], "mode": "reference"},
+    params=_keywords(mdp3),
 )
