@@ -160,27 +160,37 @@ class ProcessExecutor(Executor):
         alone: Any = None  # the suspect running by itself
         limit = self.workers * (1 + self.prefetch)
         finished = False
+        empty_breaks = 0  # pools that broke with nothing running (e.g. workers fail to start)
         try:
             while pending or suspects or inflight:
                 if self._pool is None:
                     self._pool = self._new_pool()
-                if suspects:
-                    if not inflight:
-                        alone = suspects.popleft()
-                        inflight[self._pool.submit(fn, alone)] = alone
-                else:
-                    while pending and len(inflight) < limit:
-                        item = pending.popleft()
-                        inflight[self._pool.submit(fn, item)] = item
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                crashed: list[Any] = []
-                for fut in done:
-                    item = inflight.pop(fut)
-                    if isinstance(fut.exception(), BrokenProcessPool):
-                        crashed.append(item)
+                broken = False  # the pool died between the last wait and a submit
+                try:
+                    if suspects:
+                        if not inflight:
+                            alone = suspects[0]
+                            inflight[self._pool.submit(fn, alone)] = alone
+                            suspects.popleft()
                     else:
-                        yield item, fut.exception() or fut.result()
-                if not crashed:
+                        while pending and len(inflight) < limit:
+                            item = pending[0]
+                            inflight[self._pool.submit(fn, item)] = item
+                            pending.popleft()
+                except BrokenProcessPool:
+                    broken = True  # the item that failed to submit is still queued
+                    if alone is not None and alone not in inflight.values():
+                        alone = None
+                crashed: list[Any] = []
+                if inflight and not broken:
+                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        item = inflight.pop(fut)
+                        if isinstance(fut.exception(), BrokenProcessPool):
+                            crashed.append(item)
+                        else:
+                            yield item, fut.exception() or fut.result()
+                if not crashed and not broken:
                     if alone is not None and not inflight:
                         alone = None
                     continue
@@ -194,6 +204,13 @@ class ProcessExecutor(Executor):
                 inflight.clear()
                 self.crashes += 1
                 self._drop_pool()
+                if not crashed:
+                    empty_breaks += 1
+                    if empty_breaks >= 3:
+                        raise RuntimeError("worker processes keep dying before taking any task "
+                                           "(they fail to start); try --executor serial -v")
+                    continue  # nothing was running when the pool broke: start a new one
+                empty_breaks = 0
                 if alone is not None and crashed == [alone]:
                     logger.error("a worker died while processing %r alone: recording a failure",
                                  getattr(alone, "video", alone))
