@@ -52,8 +52,8 @@ def main() -> None:
         print(sel, sel.scores.round(3).tolist() if sel.scores is not None else None)
         sel.save_contact_sheet(out / "mdp3.png")
         try:
-            ax = sel.plot()  # relevance over time, chosen frames marked
-            ax.figure.savefig(out / "mdp3_relevance.png")
+            fig = sel.plot()  # a matplotlib Figure: relevance over time, chosen frames marked
+            fig.savefig(out / "mdp3_relevance.png")
         except ImportError:
             print("pip install 'vidsel[plot]' for the relevance plot")
     else:
