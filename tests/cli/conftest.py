@@ -62,38 +62,3 @@ def mixed_dir(tmp_path_factory: pytest.TempPathFactory, make_synth: Callable[...
     return d
 
 
-TINY_WORDS = ["[PAD]", "[UNK]", "<s>", "a", "the", "box", "yellow", "moves", "where", "is",
-              "red", "</s>"]
-
-
-@pytest.fixture(scope="session")
-def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer transformers CLIP (projection d = 16) with a word-level tokenizer."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
-
-    d = tmp_path_factory.mktemp("tiny_clip")
-    eos = TINY_WORDS.index("</s>")
-    cfg = CLIPConfig(
-        text_config={"vocab_size": len(TINY_WORDS), "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 2, "num_attention_heads": 2,
-                     "max_position_embeddings": 77, "bos_token_id": 2, "eos_token_id": eos,
-                     "pad_token_id": 0},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
-        projection_dim=16,
-    )
-    torch.manual_seed(0)
-    CLIPModel(cfg).save_pretrained(d)
-    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(TINY_WORDS)},
-                                     unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>",
-                                                       special_tokens=[("<s>", 2), ("</s>", eos)])
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                            eos_token="</s>", bos_token="<s>",
-                            model_max_length=77).save_pretrained(d)
-    CLIPImageProcessor(size={"shortest_edge": 32},
-                       crop_size={"height": 32, "width": 32}).save_pretrained(d)
-    return d

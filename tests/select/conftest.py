@@ -31,74 +31,8 @@ def unit_rows(rng: np.random.Generator, n: int, d: int, *, smooth: float = 0.0) 
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-# --- tiny random models, built offline once per session ---------------------------------------
-
-TINY_WORDS = [
-    "[PAD]", "[UNK]", "<s>", "a", "the", "box", "cat", "dog", "moves", "left", "right", "red",
-    "blue", "video", "frame", "what", "is", "in", "where", "does", "go", "answer", "with",
-    "option", "letter", "scene", "cut", "camera", "pans", "</s>",
-]
-
-
-def _word_tokenizer(template: str, specials: list[tuple[str, int]], max_len: int):
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(TINY_WORDS)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single=template, special_tokens=specials)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                   eos_token="</s>", bos_token="<s>", model_max_length=max_len)
-
-
-@pytest.fixture(scope="session")
-def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer SigLIP (d = 32) with a word-level tokenizer and image processor."""
-    import torch
-    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
-
-    d = tmp_path_factory.mktemp("tiny_siglip")
-    eos = TINY_WORDS.index("</s>")
-    cfg = SiglipConfig(
-        text_config={"vocab_size": len(TINY_WORDS), "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 2, "num_attention_heads": 2,
-                     "max_position_embeddings": 64, "pad_token_id": 0, "eos_token_id": eos,
-                     "bos_token_id": 2},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
-    )
-    torch.manual_seed(0)
-    SiglipModel(cfg).save_pretrained(d)
-    _word_tokenizer("$A </s>", [("</s>", eos)], 64).save_pretrained(d)
-    SiglipImageProcessor(size={"height": 32, "width": 32}).save_pretrained(d)
-    return d
-
-
-@pytest.fixture(scope="session")
-def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer transformers CLIP (projection d = 16)."""
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
-
-    d = tmp_path_factory.mktemp("tiny_clip")
-    eos = TINY_WORDS.index("</s>")
-    cfg = CLIPConfig(
-        text_config={"vocab_size": len(TINY_WORDS), "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 2, "num_attention_heads": 2,
-                     "max_position_embeddings": 77, "bos_token_id": 2, "eos_token_id": eos,
-                     "pad_token_id": 0},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
-        projection_dim=16,
-    )
-    torch.manual_seed(0)
-    CLIPModel(cfg).save_pretrained(d)
-    _word_tokenizer("<s> $A </s>", [("<s>", 2), ("</s>", eos)], 77).save_pretrained(d)
-    CLIPImageProcessor(size={"shortest_edge": 32},
-                       crop_size={"height": 32, "width": 32}).save_pretrained(d)
-    return d
-
+# --- tiny random models, built offline once per session (the transformers ones live in
+# tests/conftest.py, shared with the CLI tests) ------------------------------------------------
 
 TINY_OPEN_CLIP = "vidsel-tiny-clip"
 
