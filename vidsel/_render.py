@@ -1,8 +1,10 @@
-"""Contact sheets: labelled thumbnails of selected frames in a grid (Pillow only).
+"""Contact sheets and heat maps of selections (Pillow only).
 
-Shared by :class:`vidsel.selection.Selection` (``_repr_png_`` in notebooks,
-``save_contact_sheet``), the command line (``vidsel select --contact-sheet``, ``vidsel demo``)
-and, for codec results, :func:`patch_selection_sheet` (selected patches in place, the rest grey).
+The one implementation behind :class:`vidsel.selection.Selection` (``contact_sheet``,
+``save_contact_sheet``, ``_repr_png_`` in notebooks), :class:`vidsel.codec.PatchSelection`
+(the same three plus ``save_heatmap``) and the command line (``vidsel select --contact-sheet``,
+``vidsel demo``, batch assets). Codec results use :func:`patch_selection_sheet` (selected
+patches in place, the rest grey) and :func:`patch_selection_heatmap`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_THUMB",
     "contact_sheet",
+    "patch_selection_heatmap",
     "patch_selection_sheet",
     "selection_sheet",
     "to_png",
@@ -38,6 +41,11 @@ _BG = (16, 16, 16)
 _TEXT = (230, 230, 230)
 _LABEL_H = 28
 _PAD = 4
+#: Border / bar colours of anchor (dense) and motion-only frames in codec sheets and heat maps.
+ANCHOR_COLOUR = (250, 220, 40)
+MOTION_COLOUR = (40, 200, 220)
+#: Grey of the patches a codec selection did not keep.
+_UNSELECTED = 60
 
 
 def _font(size: int = 11) -> Any:
@@ -150,22 +158,31 @@ def selection_sheet(sel: Selection, *, thumb: int = DEFAULT_THUMB,
 
 
 def patch_selection_sheet(sel: PatchSelection, *, thumb: int = DEFAULT_THUMB,
-                          columns: int | None = None) -> Image.Image:
+                          columns: int | None = None, max_tiles: int = MAX_TILES
+                          ) -> Image.Image:
     """Contact sheet of a codec :class:`~vidsel.codec.PatchSelection`: every contributing frame
-    (evenly chosen when more than :data:`MAX_TILES`), selected patches in place, the rest grey;
+    (evenly chosen when more than ``max_tiles``), selected patches in place, the rest grey;
     anchor frames get a yellow border, motion-only frames a cyan one.
+
+    Args:
+        sel: a selection with pixels.
+        thumb: long side of each tile in pixels.
+        columns: tiles per row (default: about square, at most 8).
+        max_tiles: most frames shown.
     """
     if sel.pixels is None:
         raise InvalidArgumentError("a PatchSelection contact sheet needs pixels "
                                    "(select with pixels='decode')")
+    if max_tiles < 1:
+        raise InvalidArgumentError(f"max_tiles={max_tiles!r} must be at least 1")
     src = sel.source_frames
-    src = src[_evenly(len(src), MAX_TILES)]
+    src = src[_evenly(len(src), max_tiles)]
     h, w = sel.frame_size
     p = sel.patch_size
     tiles, labels, borders = [], [], []
     for f in src.tolist():
         rows = np.flatnonzero(sel.positions[:, 0] == f)
-        canvas = np.full((h, w, 3), 60, np.uint8)
+        canvas = np.full((h, w, 3), _UNSELECTED, np.uint8)
         for i in rows.tolist():
             _, r, c = sel.positions[i]
             canvas[r * p:(r + 1) * p, c * p:(c + 1) * p] = sel.pixels[i]
@@ -174,8 +191,59 @@ def patch_selection_sheet(sel: PatchSelection, *, thumb: int = DEFAULT_THUMB,
         tokens = len(rows) // sel.merge ** 2
         labels.append(f"#{f}  {float(sel.timestamps[rows[0]]):.2f}s\n"
                       f"{'anchor' if anchor else 'motion'} {tokens} tok")
-        borders.append((250, 220, 40) if anchor else (40, 200, 220))
+        borders.append(ANCHOR_COLOUR if anchor else MOTION_COLOUR)
     title = (f"{sel.method}: {sel.num_tokens}/{sel.budget_tokens} tokens from "
              f"{len(sel.source_frames)} frames")
     return contact_sheet(np.stack(tiles), labels, columns=columns, thumb=thumb,
                          borders=borders, title=title)
+
+
+# A short perceptual ramp (dark blue -> teal -> yellow), interpolated.
+_RAMP = np.array([[20, 20, 60], [40, 90, 150], [40, 160, 140], [150, 210, 70], [250, 230, 40]],
+                 np.float32)
+
+
+def _colormap(x: np.ndarray) -> np.ndarray:
+    """Map values in [0, 1] to (..., 3) uint8 colours."""
+    t = np.clip(x, 0, 1) * (len(_RAMP) - 1)
+    i = np.minimum(t.astype(np.int64), len(_RAMP) - 2)
+    f = (t - i)[..., None]
+    return (_RAMP[i] * (1 - f) + _RAMP[i + 1] * f).astype(np.uint8)  # type: ignore[no-any-return]
+
+
+def patch_selection_heatmap(sel: PatchSelection, *, cell: int = 12,
+                            time_bins: int = 64) -> Image.Image:
+    """Heat map of a codec :class:`~vidsel.codec.PatchSelection`: motion tokens per token
+    position (where, top) and tokens per time bin (when, bottom; anchors yellow, motion cyan).
+    """
+    from PIL import Image, ImageDraw
+
+    m = sel.merge
+    m2 = m * m
+    th, tw = sel.config.token_grid
+    tok = sel.positions[::m2]
+    anchor = sel.is_anchor[::m2]
+    spatial = np.zeros((th, tw), np.float32)
+    np.add.at(spatial, (tok[~anchor, 1] // m, tok[~anchor, 2] // m), 1.0)
+    norm = spatial / max(float(spatial.max()), 1.0)
+    heat = _colormap(norm).repeat(cell, 0).repeat(cell, 1)  # (th*cell, tw*cell, 3)
+    width = max(tw * cell, 512)
+    hist_h = 120
+    img = Image.new("RGB", (width, th * cell + hist_h + 30), _BG)
+    img.paste(Image.fromarray(heat), (0, 0))
+    draw = ImageDraw.Draw(img)
+    bins = np.linspace(0, sel.num_frames, time_bins + 1)
+    ha = np.histogram(tok[anchor, 0], bins)[0]
+    hm = np.histogram(tok[~anchor, 0], bins)[0]
+    top = max(int((ha + hm).max()), 1)
+    bw = width / time_bins
+    base = th * cell + hist_h + 10
+    for i in range(time_bins):
+        a = ha[i] / top * hist_h
+        mo = hm[i] / top * hist_h
+        x0, x1 = i * bw, (i + 1) * bw - 1
+        draw.rectangle([x0, base - a, x1, base], fill=ANCHOR_COLOUR)
+        draw.rectangle([x0, base - a - mo, x1, base - a], fill=MOTION_COLOUR)
+    draw.text((4, base + 4), f"tokens over time (0 - {sel.duration_s:.1f} s); "
+              f"yellow anchors, cyan motion", fill=_TEXT, font=_font())
+    return img

@@ -1,28 +1,34 @@
-"""Session-memoised generated videos and the shared-fixture locator for the codec tests."""
+"""Session-memoised generated videos and the shared-fixture locator for the codec tests.
+
+``../shared`` itself comes from the suite-wide ``shared`` / ``fixtures_dir`` fixtures
+(tests/conftest.py), which fail instead of skipping when CI sets VIDSEL_REQUIRE_SHARED=1.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
 from vidsel.synth import SynthInfo, make_video
 
 W, H, N = 320, 240, 90
 
 
-def shared_dir() -> Path:
-    env = os.environ.get("VIDSEL_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
+@pytest.fixture(scope="session")
+def fixture_file(fixtures_dir: Path) -> Callable[[str], Path]:
+    """``fixture_file(rel)``: the file ``rel`` under ../shared/fixtures; skips the test when it
+    is absent (fails under VIDSEL_REQUIRE_SHARED=1)."""
 
+    def get(rel: str) -> Path:
+        path = fixtures_dir / rel
+        if not path.is_file():
+            skip_or_fail(f"shared fixture {rel} is not available")
+        return path
 
-def fixture_path(rel: str) -> Path:
-    """A file under ../shared/fixtures, skipping the test when it is absent."""
-    p = shared_dir() / "fixtures" / rel
-    if not p.exists():
-        pytest.skip(f"shared fixture {rel} not available")
-    return p
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -38,3 +38,27 @@ def test_hold_last_is_exact_for_dense_selection(videos):
         refs = r.get_frames(idx, size=(56, 56)).astype(np.float32)
     refs = refs.reshape(len(idx), 28, 2, 28, 2, 3).mean(axis=(2, 4))
     assert hold_last_psnr(sel, idx, refs) == 100.0
+
+
+def test_plot_leaves_matplotlib_global_state_alone(tmp_path, monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from vidsel.codec import ComparisonRow, PatchConfig
+
+    def forbidden(*_a, **_k):
+        raise AssertionError("library code must not touch matplotlib's global state")
+
+    # no backend switch (breaks Jupyter inline) and no pyplot figure manager
+    for mod, name in ((matplotlib, "use"), (plt, "figure"), (plt, "subplots"), (plt, "close")):
+        monkeypatch.setattr(mod, name, forbidden)
+    backend, figs = matplotlib.get_backend(), plt.get_fignums()
+    rows = tuple(ComparisonRow(method=m, budget_frames=b, num_tokens=b * 64, span_s=1.0,
+                               span_fraction=0.5, frames_touched=b, moving_share=0.5,
+                               psnr_db=20.0 + b, seconds=0.1, anchor_tokens=0,
+                               motion_tokens=b * 64)
+                 for m in ("uniform", "codec") for b in (2, 4))
+    c = Comparison(path="x.mp4", num_frames=90, duration_s=3.0, signal="motion_vectors",
+                   eval_frames=10, config=PatchConfig(), rows=rows)
+    assert c.plot(tmp_path / "cmp.png").stat().st_size > 0
+    assert matplotlib.get_backend() == backend and plt.get_fignums() == figs

@@ -87,3 +87,45 @@ def test_motion_vectors_errors(videos):
         motion_vectors(videos["hevc"].path)
     with pytest.raises(InvalidArgumentError, match="frames="):
         motion_vectors(videos["box"].path, frames="bogus")  # type: ignore[arg-type]
+
+
+def _bitflipped(tmp_path, make_synth) -> str:
+    """A counter-scene MKV with bytes flipped in its middle (as tests/reader/test_bad_input)."""
+    from pathlib import Path
+
+    info = make_synth(".mkv", scene="counter", num_frames=90, gop=15, bframes=2)
+    data = bytearray(Path(info.path).read_bytes())
+    rng = np.random.default_rng(3)
+    for pos in rng.integers(int(len(data) * 0.3), int(len(data) * 0.6), 400):
+        data[pos] ^= 0xFF
+    out = tmp_path / "bitflip.mkv"
+    out.write_bytes(bytes(data))
+    return str(out)
+
+
+def test_sequential_pass_never_shifts_after_damage(tmp_path, make_synth):
+    """Counting frames (pts unreliable) stops at the first damaged packet: the frames after it
+    are missing, never yielded under a shifted index (the reader's rule)."""
+    from vidsel.codec._motion import decode_pass, sequential
+    from vidsel.synth import decode_counter
+
+    path = _bitflipped(tmp_path, make_synth)
+    by_pts = packet_index(path)
+    assert by_pts.pts_reliable
+    # reference: the same file mapped by timestamps (damaged pictures are concealed, not lost)
+    ref = {i: frame.to_ndarray(format="rgb24")
+           for i, frame, _ in decode_pass(path, by_pts, skip="DEFAULT", export_mvs=False)}
+    index = sequential(by_pts)
+    got = {i: frame.to_ndarray(format="rgb24")
+           for i, frame, _ in decode_pass(path, index, skip="DEFAULT", export_mvs=False)}
+    idx = list(got)
+    assert 10 <= len(idx) < index.num_frames  # the damage starts ~30% into the file
+    assert idx == list(range(len(idx)))  # a clean prefix, nothing after the first damage
+    for i, rgb in got.items():  # every picture is the one its index says
+        np.testing.assert_array_equal(rgb, ref[i], err_msg=f"frame {i}")
+    assert [decode_counter(got[i]) for i in range(10)] == list(range(10))
+    with VideoReader(path) as r:  # the reader stops at the same place
+        r._backend._sequential = True
+        assert r.decode(np.arange(index.num_frames), on_missing="skip").indices.tolist() == idx
+    mf = motion_vectors(path, frames="all", index=index)
+    assert mf.frame_indices.tolist() == idx

@@ -156,9 +156,24 @@ def test_canvases_and_export(videos):
 
 
 def test_images(videos, tmp_path):
+    import importlib.util
+
+    from PIL import Image
+
+    from vidsel._render import patch_selection_heatmap, patch_selection_sheet, to_png
+
     sel = select_patches(videos["box"].path, budget_frames=2, frame_size=FS)
-    assert sel.save_contact_sheet(tmp_path / "sheet.png").stat().st_size > 0
-    assert sel.save_heatmap(tmp_path / "heat.png").stat().st_size > 0
+    # one contact-sheet implementation: the methods and the CLI (patch_selection_sheet) agree
+    ref = patch_selection_sheet(sel)
+    saved = sel.save_contact_sheet(tmp_path / "sheet.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(saved)), np.asarray(ref))
+    assert sel._repr_png_() == to_png(ref) == to_png(sel.contact_sheet())
+    heat = sel.save_heatmap(tmp_path / "heat.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(heat)),
+                                  np.asarray(patch_selection_heatmap(sel)))
+    assert importlib.util.find_spec("vidsel.codec._render") is None
+    small = sel.contact_sheet(thumb=64, max_frames=3)
+    assert small.width < ref.width
 
 
 def test_argument_errors(videos):
@@ -175,3 +190,63 @@ def test_argument_errors(videos):
         PatchConfig.preset("gpt")
     assert PatchConfig.preset("ovis2.5").tokens_per_frame == 196
     assert PatchConfig.preset("llava-ov-2").tokens_per_frame == 196
+
+
+def test_grid_hw_is_the_full_patch_grid(videos):
+    # one frame's worth of budget: motion tokens only, which need not reach the last row/col
+    sel = select_patches(videos["box"].path, budget_frames=1, frame_size=(168, 224),
+                         pixels="none")
+    assert sel.num_anchor_patches == 0
+    assert sel.grid_hw == (12, 16) == (168 // 14, 224 // 14)
+    assert sel.positions[:, 1].max() < 11  # the box never reaches the bottom row
+    ovis = select_patches(videos["box"].path, budget_frames=1, patch_size=16,
+                          frame_size=128, pixels="none")
+    assert ovis.grid_hw == (8, 8)
+
+
+def test_num_anchors_beyond_the_budget_is_an_error(videos):
+    with pytest.raises(InvalidArgumentError, match=r"num_anchors=3 .* at most 2 anchor"):
+        select_patches(videos["box"].path, budget_frames=2, frame_size=FS, num_anchors=3)
+    sel = select_patches(videos["box"].path, budget_frames=2, frame_size=FS, num_anchors=2,
+                         anchors="uniform", pixels="none")
+    assert len(sel.anchor_frames) == 2 and sel.num_motion_patches == 0
+
+
+def test_index_must_belong_to_path(videos, tmp_path):
+    from vidsel.codec import motion_vectors, packet_index
+
+    box, pan = videos["box"].path, videos["pan"].path
+    other = packet_index(pan)
+    for fn in (select_patches, uniform_patches, motion_vectors):
+        with pytest.raises(InvalidArgumentError, match=r"index= was built for .*pan"):
+            fn(box, index=other)
+    # another name of the same file is fine
+    link = tmp_path / "same.mp4"
+    link.symlink_to(pan)
+    sel = uniform_patches(link, budget_frames=1, frame_size=FS, pixels="none", index=other)
+    assert sel.num_tokens == 64
+
+
+def test_unfillable_budget_raises_instead_of_returning_fewer_tokens(videos, monkeypatch):
+    from vidsel.codec import _select
+    from vidsel.errors import CorruptVideoError
+
+    real = _select.decode_pass
+
+    def first_frames(*args, **kwargs):  # the data ends after 20 frames (e.g. damage)
+        for n, item in enumerate(real(*args, **kwargs)):
+            if n >= 20:
+                return
+            yield item
+
+    monkeypatch.setattr(_select, "decode_pass", first_frames)
+    with pytest.raises(CorruptVideoError, match=r"box\.mp4: only \d+ of \d+ motion tokens"):
+        select_patches(videos["box"].path, budget_frames=40, frame_size=FS, pixels="none")
+
+
+def test_patch_selection_never_exceeds_its_budget(videos):
+    import dataclasses
+
+    sel = select_patches(videos["box"].path, budget_frames=1, frame_size=FS, pixels="none")
+    with pytest.raises(ValueError, match="exceed budget_tokens=63"):
+        dataclasses.replace(sel, budget_tokens=63)

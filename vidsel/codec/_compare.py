@@ -105,16 +105,18 @@ class Comparison:
         return "\n".join(lines)
 
     def plot(self, path: str | Path) -> Path:
-        """Save PSNR / frames touched / moving share vs budget (needs matplotlib)."""
-        try:
-            import matplotlib
+        """Save PSNR / frames touched / moving share vs budget (needs matplotlib).
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+        Draws on a standalone ``matplotlib.figure.Figure``: no pyplot, no backend switch, so
+        the caller's matplotlib state (e.g. Jupyter's inline backend) is left alone.
+        """
+        try:
+            from matplotlib.figure import Figure
         except ImportError as e:
             raise MissingDependencyError(
                 "Comparison.plot needs matplotlib: pip install vidsel[plot]") from e
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+        fig = Figure(figsize=(12, 3.4))
+        axes = fig.subplots(1, 3)
         for method in sorted({r.method for r in self.rows}):
             rs = sorted((r for r in self.rows if r.method == method),
                         key=lambda r: r.budget_frames)
@@ -133,7 +135,6 @@ class Comparison:
         fig.tight_layout()
         out = Path(path)
         fig.savefig(out, dpi=100)
-        plt.close(fig)
         return out
 
     def __repr__(self) -> str:

@@ -24,8 +24,9 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import check_choice, check_positive_int
-from ..errors import DecodeError
-from ._packets import PacketIndex, packet_index
+from ..errors import CorruptVideoError, DecodeError
+from ..io._types import _shape
+from ._packets import PacketIndex, index_for
 
 __all__ = ["MV_CODECS", "MotionFields", "PtsUnreliable", "motion_vectors"]
 
@@ -52,10 +53,6 @@ def sequential(index: PacketIndex) -> PacketIndex:
 
 FrameSet = Literal["reference", "ip", "all"]
 FRAME_SETS: tuple[str, ...] = ("reference", "ip", "all")
-
-
-def _shape(a: np.ndarray | None) -> str:
-    return "None" if a is None else f"{a.dtype}{list(a.shape)}"
 
 
 @dataclass(frozen=True, repr=False)
@@ -282,17 +279,63 @@ def skip_mode(index: PacketIndex, frames: FrameSet) -> str:
     return "NONREF"
 
 
+@dataclass
+class DecodeStats:
+    """What went wrong during one decode pass (filled in while it runs)."""
+
+    damaged_packets: int = 0
+    #: the demuxer stopped early (truncated / unreadable data); the message
+    demux_error: str | None = None
+
+
+def decode_frames(container: Any, stream: Any, path: str, stats: DecodeStats, *,
+                  stop_at_damage: bool = False) -> Iterator[Any]:
+    """Decoded frames of ``stream`` from the container's position, surviving damaged packets.
+
+    Same exception handling as the reader (:meth:`vidsel.io._pyav.PyAVBackend._frames_after_seek`):
+    a packet whose decode raises ``av.error.FFmpegError`` is counted in ``stats`` and skipped;
+    a demux error ends the stream after flushing the decoder. ``stop_at_damage`` ends the
+    stream at the first damaged packet instead: frames mapped by counting (pts unreliable)
+    cannot be indexed after one, since the damaged packet's picture is missing from the count.
+    """
+    import av
+
+    ctx = stream.codec_context
+    try:
+        for pkt in container.demux(stream):
+            try:
+                frames = ctx.decode(pkt if pkt.size else None)
+            except av.error.FFmpegError as e:
+                stats.damaged_packets += 1
+                logger.debug("%s: damaged packet at pts %s: %s", path, pkt.pts, e)
+                if stop_at_damage:
+                    return
+                continue
+            yield from frames
+    except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
+        logger.debug("%s: demux stopped: %s", path, e)
+        stats.demux_error = str(e)
+        with contextlib.suppress(av.error.FFmpegError):
+            yield from ctx.decode(None)
+
+
 def decode_pass(path: str, index: PacketIndex, *, skip: str, export_mvs: bool,
                 threads: int = 0, keep: np.ndarray | None = None
                 ) -> Iterator[tuple[int, Any, np.ndarray | None]]:
     """Decode the stream once, yielding (presentation index, av.VideoFrame, vectors or None).
 
     Frames are mapped to presentation indices by pts (as the reader does); frames whose pts is
-    not in the index (discarded by an edit list) are dropped. When the index says pts are
-    unreliable, frames are counted in output order instead (``skip`` must then be
-    ``"DEFAULT"``). Output is in presentation order. ``keep`` (a (F,) bool mask over
-    presentation indices) decodes but does not yield the other frames (e.g. reference
-    B-frames that are decoded only so that later pictures stay exact).
+    not in the index (discarded by an edit list) are dropped, and so are those of damaged
+    packets. When the index says pts are unreliable, frames are counted in output order instead
+    (``skip`` must then be ``"DEFAULT"``), and the pass ends at the first damaged packet: the
+    frames after it are missing rather than yielded under shifted indices (as the reader does).
+    Output is in presentation order. ``keep`` (a (F,) bool mask over presentation indices)
+    decodes but does not yield the other frames (e.g. reference B-frames that are decoded only
+    so that later pictures stay exact).
+
+    Raises:
+        PtsUnreliable: decoded timestamps go backwards (retry with :func:`sequential`).
+        CorruptVideoError: not a single frame could be decoded.
     """
     import av
 
@@ -307,28 +350,14 @@ def decode_pass(path: str, index: PacketIndex, *, skip: str, export_mvs: bool,
             stream.thread_type = "AUTO"
         ctx.thread_count = threads
         ctx.skip_frame = skip
+        counting = not index.pts_reliable
         pts_to_index = {int(p): i for i, p in enumerate(index.pts)}
         last = -1
-        errors = 0
-
-        def frames() -> Iterator[Any]:
-            nonlocal errors
-            try:
-                for pkt in container.demux(stream):
-                    try:
-                        yield from ctx.decode(pkt if pkt.size else None)
-                    except (av.error.InvalidDataError, ValueError) as e:
-                        errors += 1
-                        logger.debug("%s: damaged packet at pts %s: %s", path, pkt.pts, e)
-            except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
-                logger.debug("%s: demux stopped: %s", path, e)
-                with contextlib.suppress(av.error.FFmpegError):
-                    yield from ctx.decode(None)
-
         count = -1
-        for frame in frames():
+        stats = DecodeStats()
+        for frame in decode_frames(container, stream, path, stats, stop_at_damage=counting):
             count += 1
-            if not index.pts_reliable:  # frame i is the i-th picture output (nothing skipped)
+            if counting:  # frame i is the i-th picture output (nothing skipped, nothing damaged)
                 idx: int | None = count if count < index.num_frames else None
             else:
                 pts = frame.pts if frame.pts is not None else frame.dts
@@ -347,8 +376,17 @@ def decode_pass(path: str, index: PacketIndex, *, skip: str, export_mvs: bool,
                 sd = frame.side_data.get("MOTION_VECTORS")
                 mvs = sd.to_ndarray() if sd is not None else None
             yield idx, frame, mvs
-        if errors:
-            logger.info("%s: %d damaged packets skipped during the codec pass", path, errors)
+        if count < 0:
+            raise CorruptVideoError(
+                f"{path}: no frame of video stream {index.stream_index} ({index.codec}) could "
+                f"be decoded ({stats.damaged_packets} damaged packets)", path=path)
+        if counting and stats.damaged_packets:
+            logger.warning("%s: damaged data while counting frames in output order: the %d "
+                           "frames after output %d are left out", path,
+                           index.num_frames - last - 1, last)
+        elif stats.damaged_packets:
+            logger.info("%s: %d damaged packets skipped during the codec pass", path,
+                        stats.damaged_packets)
     finally:
         container.close()
 
@@ -364,7 +402,8 @@ def motion_vectors(path: str | os.PathLike[str], *, frames: FrameSet = "ip",
             vectors are exact, the skipped B-frames get none); ``"reference"`` keeps the
             B-frames other pictures refer to; ``"all"`` decodes everything.
         stream: video stream (see :func:`packet_index`).
-        index: a :class:`PacketIndex` already built for ``path`` (saves the demux).
+        index: a :class:`PacketIndex` already built for ``path`` (saves the demux; checked: an
+            index of another file is an :class:`~vidsel.errors.InvalidArgumentError`).
         threads: decoder threads (0 lets FFmpeg choose; SLICE threading is always used).
 
     Returns:
@@ -373,12 +412,13 @@ def motion_vectors(path: str | os.PathLike[str], *, frames: FrameSet = "ip",
     Raises:
         UnsupportedCodecError: the codec exports no motion vectors (HEVC, VP8, VP9, AV1...):
             use :func:`select_patches`, which falls back to pixel differences.
+        CorruptVideoError: no frame could be decoded.
     """
     from ..errors import UnsupportedCodecError
 
     check_choice("frames", frames, FRAME_SETS)
     threads = check_positive_int("threads", threads, allow_zero=True)
-    index = index or packet_index(path, stream=stream)
+    index = index_for(path, index, stream)
     if index.codec not in MV_CODECS:
         raise UnsupportedCodecError(
             f"{index.path}: codec {index.codec!r} exports no motion vectors (supported: "

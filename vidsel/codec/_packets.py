@@ -24,21 +24,18 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..io._bitstream import PackedBitstream, peek_parser
+from ..io._types import _shape
+
 __all__ = ["PacketIndex", "packet_index"]
 
 logger = logging.getLogger(__name__)
 
 PictSource = Literal["bitstream", "inferred"]
 
-_H264 = {"h264"}
-_MPEG4 = {"mpeg4", "msmpeg4v3", "h263"}
-_MPEG12 = {"mpeg1video", "mpeg2video"}
-#: Decoders whose picture types we parse from the packets.
-BITSTREAM_TYPED = _H264 | {"mpeg4"} | _MPEG12
-
-
-def _shape(a: np.ndarray | None) -> str:
-    return "None" if a is None else f"{a.dtype}{list(a.shape)}"
+#: Decoders whose picture types we parse from the packets (with
+#: :func:`vidsel.io._bitstream.peek_parser`, shared with the reader).
+BITSTREAM_TYPED = frozenset({"h264", "mpeg4", "mpeg1video", "mpeg2video"})
 
 
 @dataclass(frozen=True, repr=False)
@@ -136,132 +133,6 @@ class PacketIndex:
                 f"({self.pict_type_source}), size={_shape(self.size)})")
 
 
-# -- bitstream parsing -----------------------------------------------------------------------------
-
-
-class _Bits:
-    """Minimal MSB-first bit reader with Exp-Golomb decoding (no emulation bytes expected)."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def bit(self) -> int:
-        byte = self.data[self.pos >> 3]
-        b = (byte >> (7 - (self.pos & 7))) & 1
-        self.pos += 1
-        return b
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.bit() == 0:
-            zeros += 1
-            if zeros > 31:
-                raise ValueError("bad exp-golomb code")
-        value = 1
-        for _ in range(zeros):
-            value = (value << 1) | self.bit()
-        return value - 1
-
-
-def _unescape(data: bytes) -> bytes:
-    """Drop H.264 emulation-prevention bytes (00 00 03 -> 00 00)."""
-    return data.replace(b"\x00\x00\x03", b"\x00\x00") if b"\x00\x00\x03" in data else data
-
-
-_H264_SLICE = {0: "P", 1: "B", 2: "I", 3: "S", 4: "S"}
-
-
-def _h264_slice(nal: bytes) -> tuple[str, bool] | None:
-    """(type, is_reference) from one NAL unit, or None if it is not a coded slice."""
-    if not nal:
-        return None
-    nal_type = nal[0] & 0x1F
-    if nal_type not in (1, 5):
-        return None
-    ref = bool(nal[0] & 0x60)
-    bits = _Bits(_unescape(bytes(nal[1:12])))
-    bits.ue()  # first_mb_in_slice
-    kind = _H264_SLICE.get(bits.ue() % 5, "P")
-    return kind, ref
-
-
-def _h264_avcc(data: bytes, length_size: int) -> tuple[str, bool] | None:
-    pos, n = 0, len(data)
-    while pos + length_size <= n:
-        size = int.from_bytes(data[pos:pos + length_size], "big")
-        pos += length_size
-        if size <= 0:
-            return None
-        hit = _h264_slice(data[pos:pos + min(size, 16)])
-        if hit is not None:
-            return hit
-        pos += size
-    return None
-
-
-def _annexb_units(data: bytes) -> list[int]:
-    """Offsets just after each 00 00 01 start code."""
-    out = []
-    i = data.find(b"\x00\x00\x01")
-    while i >= 0:
-        out.append(i + 3)
-        i = data.find(b"\x00\x00\x01", i + 3)
-    return out
-
-
-def _h264_annexb(data: bytes) -> tuple[str, bool] | None:
-    for off in _annexb_units(data):
-        hit = _h264_slice(data[off:off + 16])
-        if hit is not None:
-            return hit
-    return None
-
-
-_MPEG4_VOP = {0: "I", 1: "P", 2: "B", 3: "S"}
-_MPEG12_PIC = {1: "I", 2: "P", 3: "B", 4: "I"}
-
-
-class PackedBitstream(Exception):
-    """An MPEG-4 packet holds two pictures (DivX packed B-frames): pts cannot be trusted."""
-
-
-def _mpeg4(data: bytes) -> tuple[str, bool] | None:
-    i = data.find(b"\x00\x00\x01\xb6")
-    if i < 0 or i + 4 >= len(data):
-        return None
-    if data.find(b"\x00\x00\x01\xb6", i + 4) >= 0:
-        raise PackedBitstream()
-    kind = _MPEG4_VOP[data[i + 4] >> 6]
-    return kind, kind != "B"
-
-
-def _mpeg12(data: bytes) -> tuple[str, bool] | None:
-    i = data.find(b"\x00\x00\x01\x00")
-    if i < 0 or i + 5 >= len(data):
-        return None
-    code = (data[i + 5] >> 3) & 0x7
-    kind = _MPEG12_PIC.get(code)
-    if kind is None:
-        return None
-    return kind, kind != "B"
-
-
-def _parser(codec: str, extradata: bytes | None) -> Any:
-    if codec in _H264:
-        if extradata and len(extradata) > 4 and extradata[0] == 1:
-            length_size = (extradata[4] & 0x3) + 1
-            return lambda d: _h264_avcc(d, length_size)
-        return _h264_annexb
-    if codec == "mpeg4":
-        return _mpeg4
-    if codec in _MPEG12:
-        return _mpeg12
-    return None
-
-
 def _parse_types(path: str, stream_index: int, codec: str,
                  pts_to_index: dict[int, int], n: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Bitstream picture types mapped to presentation indices, or None if unavailable."""
@@ -275,7 +146,7 @@ def _parse_types(path: str, stream_index: int, codec: str,
     refs = np.zeros(n, bool)
     try:
         vs = container.streams[stream_index]
-        parse = _parser(codec, vs.codec_context.extradata)
+        parse = peek_parser(codec, vs.codec_context.extradata)
         if parse is None:
             return None
         found = 0
@@ -287,7 +158,7 @@ def _parse_types(path: str, stream_index: int, codec: str,
                 if idx is None:
                     continue
                 try:
-                    hit = parse(bytes(pkt))
+                    hit = parse(memoryview(pkt))
                 except (ValueError, IndexError):
                     hit = None
                 except PackedBitstream:
@@ -297,7 +168,7 @@ def _parse_types(path: str, stream_index: int, codec: str,
                 if hit is not None:
                     kinds[idx], refs[idx] = hit
                     found += 1
-        except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
+        except (av.error.FFmpegError, OSError) as e:
             logger.debug("%s: picture-type scan stopped: %s", path, e)
     finally:
         container.close()
@@ -317,6 +188,32 @@ def _infer_types(is_keyframe: np.ndarray, decode_order: np.ndarray) -> np.ndarra
     kinds = np.where(decode_order > later_min, "B", "P").astype("<U1")
     kinds[is_keyframe] = "I"
     return kinds
+
+
+def index_for(path: str | os.PathLike[str], index: PacketIndex | None,
+              stream: int | None = None) -> PacketIndex:
+    """``index`` after checking it was built for ``path``, or a new :func:`packet_index`.
+
+    Raises:
+        InvalidArgumentError: ``index`` is not a :class:`PacketIndex` of the file ``path``.
+        VideoNotFoundError: ``path`` does not exist.
+    """
+    if index is None:
+        return packet_index(path, stream=stream)
+    from ..errors import InvalidArgumentError
+    from ..io._probe import check_path
+
+    if not isinstance(index, PacketIndex):
+        raise InvalidArgumentError(f"index= must be a PacketIndex, got {type(index).__name__}")
+    checked = check_path(path)
+    try:
+        same = os.path.samefile(index.path, checked)
+    except OSError:  # the indexed file is gone
+        same = False
+    if not same:
+        raise InvalidArgumentError(
+            f"index= was built for {index.path!r}, not for {os.fspath(path)!r}")
+    return index
 
 
 def packet_index(path: str | os.PathLike[str], *, stream: int | None = None) -> PacketIndex:

@@ -23,12 +23,9 @@ import numpy as np
 
 from .._validate import check_choice, check_positive_int
 from ..errors import InvalidArgumentError
+from ..io._types import _shape
 
 __all__ = ["PRESETS", "Canvases", "PatchConfig", "PatchSelection"]
-
-
-def _shape(a: np.ndarray | None) -> str:
-    return "None" if a is None else f"{a.dtype}{list(a.shape)}"
 
 
 @dataclass(frozen=True)
@@ -198,6 +195,8 @@ class PatchSelection:
         m2 = self.config.merge ** 2
         if n % m2:
             raise ValueError(f"{n} patches is not a whole number of {m2}-patch tokens")
+        if self.budget_tokens < 0 or n // m2 > self.budget_tokens:
+            raise ValueError(f"{n // m2} tokens exceed budget_tokens={self.budget_tokens}")
         p = self.config.patch_size
         if self.pixels is not None and self.pixels.shape != (n, p, p, 3):
             raise ValueError(f"pixels must be ({n}, {p}, {p}, 3), got {self.pixels.shape}")
@@ -238,6 +237,16 @@ class PatchSelection:
     def frame_size(self) -> tuple[int, int]:
         """(height, width) of the resized frames the patches are cut from."""
         return self.config.frame_size
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        """(rows, cols) of the full patch grid of a frame: ``frame_size // patch_size``.
+
+        The grid ``positions[:, 1:]`` index into, whatever was selected (a motion-only
+        selection may never touch the last row or column); what position embeddings are
+        interpolated to.
+        """
+        return self.config.grid
 
     @property
     def source_frames(self) -> np.ndarray:
@@ -359,30 +368,41 @@ class PatchSelection:
         return Canvases(images=images, positions=positions, valid=valid, timestamps=stamps,
                         patch_size=p)
 
-    # -- images -------------------------------------------------------------------------------
-    def save_contact_sheet(self, path: str | Path, *, max_frames: int = 48,
-                           columns: int = 8, thumb: int = 160) -> Path:
-        """Write a contact sheet: contributing frames with their selected patches in place."""
-        from ._render import contact_sheet
+    # -- images (one implementation for the library and the CLI: vidsel._render) ----------------
+    def contact_sheet(self, *, thumb: int = 160, columns: int | None = None,
+                      max_frames: int = 48) -> Any:
+        """A ``PIL.Image``: contributing frames (evenly chosen beyond ``max_frames``) with their
+        selected patches in place and the rest grey; anchor frames framed yellow, motion-only
+        frames cyan. Needs pixels."""
+        from .._render import patch_selection_sheet
 
-        return contact_sheet(self, path, max_frames=max_frames, columns=columns, thumb=thumb)
+        return patch_selection_sheet(self, thumb=thumb, columns=columns, max_tiles=max_frames)
+
+    def save_contact_sheet(self, path: str | Path, *, thumb: int = 160,
+                           columns: int | None = None, max_frames: int = 48) -> Path:
+        """Write :meth:`contact_sheet` to ``path`` (format from the suffix); returns the path."""
+        out = Path(path)
+        self.contact_sheet(thumb=thumb, columns=columns, max_frames=max_frames).save(out)
+        return out
 
     def _repr_png_(self) -> bytes | None:
         """Contact sheet for notebooks (None without pixels or without Pillow)."""
         if self.pixels is None or not self.num_patches:
             return None
         try:
-            from ._render import contact_sheet_png
+            from .._render import to_png
 
-            return contact_sheet_png(self)
+            return to_png(self.contact_sheet())
         except ImportError:
             return None
 
     def save_heatmap(self, path: str | Path) -> Path:
-        """Write a heat map: where (patch grid) and when (time bins) tokens were spent."""
-        from ._render import heatmap
+        """Write a heat map: where (token grid) and when (time bins) tokens were spent."""
+        from .._render import patch_selection_heatmap
 
-        return heatmap(self, path)
+        out = Path(path)
+        patch_selection_heatmap(self).save(out)
+        return out
 
     def __repr__(self) -> str:
         return (f"PatchSelection(method={self.method!r}, tokens={self.num_tokens}/"

@@ -41,7 +41,8 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import check_choice, check_positive_int
-from ..errors import DecodeError, InvalidArgumentError, UnsupportedCodecError
+from ..errors import CorruptVideoError, DecodeError, InvalidArgumentError, UnsupportedCodecError
+from ..io._probe import apply_display_op, frame_display_transform, swaps_axes
 from ._motion import (
     BLOCK,
     MV_CODECS,
@@ -54,7 +55,7 @@ from ._motion import (
     sequential,
     skip_mode,
 )
-from ._packets import PacketIndex, packet_index
+from ._packets import PacketIndex, index_for
 from ._result import PatchConfig, PatchSelection
 from ._score import (
     CAMERA_MODELS,
@@ -149,59 +150,94 @@ class _Snapper:
         return True
 
 
+def tie_keys(frame: int, tokens: np.ndarray) -> np.ndarray:
+    """(k,) int64 fixed pseudo-random keys of (frame, token): the deterministic tie-break
+    between equal token scores (energies are clipped to [0, 1], so ties are common).
+
+    A hash rather than "later frame / higher token wins" so that tied tokens spread over the
+    video and the frame instead of piling into its end and its bottom-right corner; the
+    scores themselves are never perturbed.
+    """
+    x = (np.asarray(tokens, np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+         + np.full(len(tokens), frame, np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F))
+    x ^= x >> np.uint64(31)  # splitmix64 finaliser
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(29)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(32)
+    return (x >> np.uint64(1)).astype(np.int64)  # type: ignore[no-any-return]
+
+
+def rank_tokens(scores: np.ndarray, keys: np.ndarray, frames: np.ndarray,
+                tokens: np.ndarray) -> np.ndarray:
+    """Order of tokens best first: higher score, then higher tie key (then later frame, higher
+    token index, which only matter on a hash collision)."""
+    return np.lexsort((-tokens, -frames, -keys, -scores))
+
+
 class _TokenPool:
-    """The best ``budget`` tokens seen so far (score, frame, token, pixels), kept in arrays.
+    """The best ``budget`` tokens seen so far (score, tie key, frame, token, pixels), in arrays.
 
     New tokens are appended in chunks; once twice the budget is pending the pool is cut back
-    to the best ``budget`` (ties: later frame, then higher token index win, as a heap of
-    ``(score, frame, token)`` would decide). ``floor`` is the score a token must beat to
-    enter, so only frames with at least one such token are ever converted to RGB.
+    to the best ``budget`` by :func:`rank_tokens`. ``floor`` (score, tie key) is the worst kept
+    token: one must rank above it to enter, so only frames with at least one such token are
+    ever converted to RGB.
     """
 
     def __init__(self, budget: int, keep_pixels: bool) -> None:
         self.budget = budget
         self.keep_pixels = keep_pixels
         self.floor = -np.inf
+        self.floor_key = -1
         self.size = 0
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                np.ndarray | None]] = []
 
-    def better(self, tok: np.ndarray) -> np.ndarray:
-        """Indices of the tokens of one frame that would enter the pool."""
-        return np.flatnonzero(tok > self.floor)
+    def better(self, frame: int, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(token indices, their tie keys) of one frame's tokens that would enter the pool."""
+        good = np.flatnonzero(tok >= self.floor)
+        keys = tie_keys(frame, good)
+        if self.floor > -np.inf:
+            above = (tok[good] > self.floor) | (keys > self.floor_key)
+            good, keys = good[above], keys[above]
+        return good, keys
 
-    def add(self, frame: int, blocks: np.ndarray, scores: np.ndarray,
+    def add(self, frame: int, blocks: np.ndarray, scores: np.ndarray, keys: np.ndarray,
             crops: np.ndarray | None) -> None:
-        self._parts.append((scores.astype(np.float64), np.full(len(blocks), frame, np.int64),
-                            blocks.astype(np.int64), crops))
+        self._parts.append((scores.astype(np.float64), keys.astype(np.int64),
+                            np.full(len(blocks), frame, np.int64), blocks.astype(np.int64),
+                            crops))
         self.size += len(blocks)
         if self.size >= 2 * self.budget:
             self._prune()
 
     def _prune(self) -> None:
-        s, f, b, pix = self._concat()
+        s, k, f, b, pix = self._concat()
         if len(s) > self.budget:
-            keep = np.lexsort((-b, -f, -s))[: self.budget]
-            s, f, b = s[keep], f[keep], b[keep]
+            keep = rank_tokens(s, k, f, b)[: self.budget]
+            s, k, f, b = s[keep], k[keep], f[keep], b[keep]
             pix = None if pix is None else pix[keep]
         if len(s) >= self.budget:
-            self.floor = float(s.min())
-        self._parts = [(s, f, b, pix)]
+            worst = rank_tokens(s, k, f, b)[-1]
+            self.floor, self.floor_key = float(s[worst]), int(k[worst])
+        self._parts = [(s, k, f, b, pix)]
         self.size = len(s)
 
-    def _concat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    def _concat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                               np.ndarray | None]:
         if not self._parts:
-            return (np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), None)
+            z = np.zeros(0, np.int64)
+            return np.zeros(0), z, z, z, None
         if len(self._parts) == 1:
             return self._parts[0]
-        s = np.concatenate([p[0] for p in self._parts])
-        f = np.concatenate([p[1] for p in self._parts])
-        b = np.concatenate([p[2] for p in self._parts])
-        pix = (np.concatenate([p[3] for p in self._parts])  # type: ignore[misc]
+        s, k, f, b = (np.concatenate([p[i] for p in self._parts]) for i in range(4))
+        pix = (np.concatenate([p[4] for p in self._parts])  # type: ignore[misc]
                if self.keep_pixels else None)
-        return s, f, b, pix
+        return s, k, f, b, pix
 
-    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """(scores, frames, tokens, pixels or None) of the best ``budget`` tokens."""
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                              np.ndarray | None]:
+        """(scores, tie keys, frames, tokens, pixels or None) of the best ``budget`` tokens."""
         self._prune()
         return self._concat()
 
@@ -235,13 +271,7 @@ class _Converter:
     """RGB conversion identical to the reader's (swscale BILINEAR, then display transform)."""
 
     def __init__(self, frame: Any, out_hw: tuple[int, int]) -> None:
-        from vidsel.io._probe import display_transform, swaps_axes
-
-        matrix = None
-        for sd in getattr(frame, "side_data", ()) or ():
-            if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
-                matrix = bytes(sd)
-        self.rotation, self.mirrored, self.op = display_transform(matrix)
+        self.rotation, self.mirrored, self.op = frame_display_transform(frame)
         oh, ow = out_hw
         self.coded_out = (ow, oh) if swaps_axes(self.op) else (oh, ow)
         self.display_hw = ((frame.width, frame.height) if swaps_axes(self.op)
@@ -255,8 +285,6 @@ class _Converter:
         self.conversions = 0
 
     def rgb(self, frame: Any) -> np.ndarray:
-        from vidsel.io._probe import apply_display_op
-
         ch, cw = self.coded_out
         self.conversions += 1
         if (ch, cw) == (frame.height, frame.width):
@@ -268,8 +296,6 @@ class _Converter:
 
     def grid(self, g: np.ndarray) -> np.ndarray:
         """Apply the display transform to a (Gh, Gw) coded-orientation grid."""
-        from vidsel.io._probe import apply_display_op
-
         return apply_display_op(g[..., None], self.op)[..., 0]  # type: ignore[no-any-return]
 
 
@@ -342,13 +368,14 @@ def uniform_patches(path: str | os.PathLike[str], *, budget_frames: int = 8,
     """The uniform baseline: ``budget_frames`` whole frames at the centres of equal segments.
 
     Same result type and token accounting as :func:`select_patches` (method ``"uniform"``).
-    Pixels always go through :class:`vidsel.VideoReader`.
+    Pixels always go through :class:`vidsel.VideoReader`. ``index`` must be a
+    :class:`PacketIndex` of ``path`` (else :class:`~vidsel.errors.InvalidArgumentError`).
     """
     check_choice("pixels", pixels, PIXEL_MODES)
     cfg = PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
     n = check_positive_int("budget_frames", budget_frames)
     t0 = time.perf_counter()
-    index = index or packet_index(path, stream=stream)
+    index = index_for(path, index, stream)
     timings = {"index": time.perf_counter() - t0}
     frames = _grid_targets(index.num_frames, min(n, index.num_frames))
     return _dense(index.path, index, cfg, n * cfg.tokens_per_frame, frames, pixels, stream,
@@ -397,27 +424,36 @@ def select_patches(
             reads the contributing frames again through :class:`vidsel.VideoReader`
             (reference mode, same values, slower); ``"none"`` skips pixels.
         stream: video stream (index among the video streams).
-        index: a :class:`PacketIndex` already built for ``path``.
+        index: a :class:`PacketIndex` already built for ``path`` (checked: an index of
+            another file is an error).
 
     Returns:
         :class:`PatchSelection` with exactly ``budget`` tokens (fewer only if the whole video is
         smaller than the budget, in which case every frame is kept dense).
 
     Raises:
-        InvalidArgumentError: bad option values.
+        InvalidArgumentError: bad option values (e.g. ``num_anchors`` above
+            ``budget // tokens_per_frame``), or an ``index`` of another file.
         UnsupportedCodecError: ``signal="motion_vectors"`` on a codec without vectors.
+        CorruptVideoError: damaged or truncated data left too few frames to fill the budget.
+        DecodeError: the budget cannot be filled for another reason (e.g. a very low
+            ``candidates_per_frame``).
     """
     _validate_common(anchors, camera, signal, pixels)
     cfg = PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
     budget = _resolve_budget(budget_frames, budget_tokens, cfg)
     cpf = check_positive_int("candidates_per_frame", candidates_per_frame)
+    tpf = cfg.tokens_per_frame
     if num_anchors is not None:
         num_anchors = check_positive_int("num_anchors", num_anchors, allow_zero=True)
+        if num_anchors > budget // tpf:
+            raise InvalidArgumentError(
+                f"num_anchors={num_anchors} does not fit the budget of {budget} tokens: at most "
+                f"{budget // tpf} anchor frames of {tpf} tokens")
     t0 = time.perf_counter()
-    index = index or packet_index(path, stream=stream)
+    index = index_for(path, index, stream)
     timings = {"index": time.perf_counter() - t0}
     F = index.num_frames
-    tpf = cfg.tokens_per_frame
     if F * tpf <= budget:
         logger.info("%s: %d frames x %d tokens fit the budget of %d: keeping every frame",
                     index.path, F, tpf, budget)
@@ -438,7 +474,7 @@ def select_patches(
     # -- anchor counts -------------------------------------------------------------------------
     bf = budget / tpf  # frame-equivalents (may be fractional with budget_tokens)
     if num_anchors is not None:
-        n_def = n_max = min(num_anchors, budget // tpf)
+        n_def = n_max = num_anchors
     else:
         # at least one anchor once the budget holds two frames; a single frame's worth of
         # budget goes entirely to motion tokens spread over the video
@@ -476,7 +512,6 @@ def select_patches(
 
     # -- the pass ------------------------------------------------------------------------------
     th, tw = cfg.token_grid
-    rng = np.random.default_rng(0)  # deterministic tie-break between equal token scores
     pool = _TokenPool(budget, keep_pixels)
     stored: dict[int, np.ndarray] = {}  # frame -> RGB (H, W, 3) of anchor candidates
     grid_frames: dict[int, list[int]] = {n: [] for n in grid_snaps}
@@ -553,14 +588,14 @@ def select_patches(
                 candidates.append(idx)
                 e = conv.grid(acc / acc_n)
                 acc, acc_n = None, 0
-                tok = (ry @ e @ rx.T).ravel() + rng.random(th * tw) * 1e-6  # (Th*Tw,) token scores
-                good = pool.better(tok)
+                tok = (ry @ e @ rx.T).ravel()  # (Th*Tw,) token scores
+                good, keys = pool.better(idx, tok)
                 if len(good):
                     crops = None
                     if keep_pixels:
                         rgb = conv.rgb(frame)
                         crops = _token_crops(rgb, cfg)[good]  # fancy index: a copy
-                    pool.add(idx, good, tok[good], crops)
+                    pool.add(idx, good, tok[good], keys, crops)
             want = [n for n, snap in grid_snaps.items() if snap.hit(idx)]
             for n in want:
                 grid_frames[n].append(idx)
@@ -611,13 +646,19 @@ def select_patches(
 
     # -- motion tokens -------------------------------------------------------------------------
     k_motion = budget - len(anchor_arr) * tpf
-    pool_s, pool_f, pool_b, pool_pix = pool.result()
-    keep = ~np.isin(pool_f, anchor_arr)
-    order = np.lexsort((-pool_f[keep], -pool_s[keep]))[:k_motion]  # best first, later frame
-    sel_rows = np.flatnonzero(keep)[order]
+    pool_s, pool_k, pool_f, pool_b, pool_pix = pool.result()
+    sel_rows = np.flatnonzero(~np.isin(pool_f, anchor_arr))
+    sel_rows = sel_rows[rank_tokens(pool_s[sel_rows], pool_k[sel_rows], pool_f[sel_rows],
+                                    pool_b[sel_rows])[:k_motion]]
     if len(sel_rows) < k_motion:
-        logger.warning("%s: only %d of %d motion tokens could be filled", index.path,
-                       len(sel_rows), k_motion)
+        # the promise is an exact budget (a video smaller than the budget was handled above)
+        msg = (f"{index.path}: only {len(sel_rows)} of {k_motion} motion tokens could be "
+               f"filled from {len(candidates)} candidate frames ({len(frames_seen)} of "
+               f"{decodable} frames analysed)")
+        if len(frames_seen) < decodable:
+            raise CorruptVideoError(f"{msg}: frames are missing (damaged or truncated data)",
+                                    path=index.path)
+        raise DecodeError(f"{msg}; lower the budget or raise candidates_per_frame")
     # tokens: anchors (all), motion (chosen), sorted by (frame, token row, col)
     a_f = np.repeat(anchor_arr, tpf)
     a_b = np.tile(np.arange(tpf), len(anchor_arr))
@@ -633,6 +674,9 @@ def select_patches(
     order = np.lexsort((tok_b, tok_f))
     tok_f, tok_b, tok_s, tok_a, src = (tok_f[order], tok_b[order], tok_s[order], tok_a[order],
                                        src[order])
+    if len(tok_f) != budget or len(np.unique(tok_f * tpf + tok_b)) != budget:
+        raise DecodeError(f"{index.path}: internal error: {len(tok_f)} tokens (duplicates "
+                          f"included) selected for a budget of {budget}")
     tok_rc = np.stack(np.divmod(tok_b, tw), axis=1)
     positions = _tokens_to_patches(tok_f, tok_rc, cfg)
     timings["select"] = time.perf_counter() - t2
@@ -656,7 +700,6 @@ def select_patches(
     timings["pixels"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     m2 = cfg.merge ** 2
-    n = len(positions)
     result = PatchSelection(
         path=index.path, method="codec", config=cfg, positions=positions,
         timestamps=index.seconds[positions[:, 0]], is_anchor=np.repeat(tok_a, m2),
@@ -665,7 +708,6 @@ def select_patches(
         cut_frames=np.asarray(sorted(cuts), np.int64), budget_tokens=budget, num_frames=F,
         duration_s=index.duration_s, signal=sig, fallback=fallback, timings=timings)
     logger.debug("%s: %r in %.2f s", index.path, result, timings["total"])
-    assert n == result.num_patches
     return result
 
 

@@ -293,6 +293,16 @@ def display_transform(matrix: bytes | None) -> tuple[int, bool, str]:
     return rotation, mirrored, op
 
 
+def frame_display_transform(frame: Any) -> tuple[int, bool, str]:
+    """(rotation, mirrored, op) from a decoded frame's display-matrix side data
+    (see :func:`display_transform`; identity without a matrix)."""
+    matrix = None
+    for sd in getattr(frame, "side_data", ()) or ():
+        if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
+            matrix = bytes(sd)
+    return display_transform(matrix)
+
+
 def apply_display_op(frames: np.ndarray, op: str) -> np.ndarray:
     """Apply a display operation from :func:`display_transform` to (..., H, W, C) arrays."""
     if not op:

@@ -25,7 +25,7 @@ from ._bitstream import PackedBitstream, peek_parser
 from ._probe import (
     _index_stream,
     apply_display_op,
-    display_transform,
+    frame_display_transform,
     open_container,
     pick_video_stream,
     swaps_axes,
@@ -96,11 +96,7 @@ class PyAVBackend:
         self.coded_height = int(frame.height)
         self.coded_width = int(frame.width)
         self.pix_fmt = str(frame.format.name)
-        matrix = None
-        for sd in getattr(frame, "side_data", ()) or ():
-            if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
-                matrix = bytes(sd)
-        self.rotation, self.mirrored, self._display_op = display_transform(matrix)
+        self.rotation, self.mirrored, self._display_op = frame_display_transform(frame)
         self._reset()
 
     @property
