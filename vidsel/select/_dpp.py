@@ -348,16 +348,8 @@ def _dpp_torch(
                         np.asarray(text_embed)).float().to(x.device)
     if t.ndim == 2 and t.shape[0] == 1:
         t = t[0]
-    if x.ndim != 2:
-        raise InvalidArgumentError(f"frame_embeds must be (n, d), got shape {tuple(x.shape)}")
-    if t.ndim != 1 or t.shape[0] != x.shape[1]:
-        raise InvalidArgumentError(
-            f"text_embed must be (d,) with d = {x.shape[1]}, got shape {tuple(t.shape)}"
-        )
-    if x.shape[0] == 0:
-        raise InvalidArgumentError("frame_embeds has no rows (n = 0)")
-    if not bool(torch.isfinite(x).all() & torch.isfinite(t).all()):  # one host sync
-        raise InvalidArgumentError("frame_embeds / text_embed contain NaN or inf")
+    _check_embed_shapes(tuple(x.shape), tuple(t.shape),
+                        finite=bool(torch.isfinite(x).all() & torch.isfinite(t).all()))
     t = t.reshape(1, -1)
     n = x.shape[0]
     k = min(k, n)
@@ -382,17 +374,24 @@ def _as_f64(frame_embeds: Any, text_embed: Any) -> tuple[np.ndarray, np.ndarray]
     t = _to_numpy(text_embed).astype(np.float64, copy=False)
     if t.ndim == 2 and t.shape[0] == 1:
         t = t[0]
-    if x.ndim != 2:
-        raise InvalidArgumentError(f"frame_embeds must be (n, d), got shape {x.shape}")
-    if t.ndim != 1 or t.shape[0] != x.shape[1]:
-        raise InvalidArgumentError(
-            f"text_embed must be (d,) with d = {x.shape[1]}, got shape {t.shape}"
-        )
-    if x.shape[0] == 0:
-        raise InvalidArgumentError("frame_embeds has no rows (n = 0)")
-    if not (np.isfinite(x).all() and np.isfinite(t).all()):
-        raise InvalidArgumentError("frame_embeds / text_embed contain NaN or inf")
+    _check_embed_shapes(x.shape, t.shape,
+                        finite=bool(np.isfinite(x).all() and np.isfinite(t).all()))
     return x, t
+
+
+def _check_embed_shapes(xshape: tuple[int, ...], tshape: tuple[int, ...], *,
+                        finite: bool) -> None:
+    """One message shape for (n, d) frame and (d,) text embeddings, numpy or torch."""
+    if len(xshape) != 2:
+        raise InvalidArgumentError(f"frame_embeds must be (n, d), got shape {xshape}")
+    if len(tshape) != 1 or tshape[0] != xshape[1]:
+        raise InvalidArgumentError(
+            f"text_embed must be (d,) with d = {xshape[1]}, got shape {tshape}"
+        )
+    if xshape[0] == 0:
+        raise InvalidArgumentError("frame_embeds has no rows (n = 0)")
+    if not finite:
+        raise InvalidArgumentError("frame_embeds / text_embed contain NaN or inf")
 
 
 def _to_numpy(a: Any) -> np.ndarray:
