@@ -63,6 +63,12 @@ class PyAVBackend:
             self._stream = pick_video_stream(self._container, path, stream)
             self.table: PacketTable = _index_stream(self._container, self._stream, path, av)
             self._pts_to_index = {int(p): i for i, p in enumerate(self.table.pts)}
+            # Reference flag per picture (-1 unknown, 0 disposable, 1 reference), peeked lazily
+            # from packet headers; only streams that reorder pictures (B-frames) have any to skip.
+            self._ref_flags = np.full(len(self.table), -1, np.int8)
+            reorders = not np.all(self.table.decode_order == np.arange(len(self.table)))
+            self._peek = (peek_parser(self.table.codec, self._stream.codec_context.extradata)
+                          if reorders else None)
             self._configure_threads("AUTO")
             self._probe_first_frame()
         except BaseException:
@@ -73,8 +79,6 @@ class PyAVBackend:
         # is always valid, also when edit lists leave frames before the first keyframe).
         self._keyframes = np.union1d(self.table.keyframe_indices, [0]).astype(np.int64)
         self._undecodable: set[int] = set()
-        self._disposable: np.ndarray | None = None
-        self._disposable_done = False
 
     # -- set-up ---------------------------------------------------------------------------
     def _configure_threads(self, kind: str) -> None:
@@ -125,25 +129,37 @@ class PyAVBackend:
         self._container.seek(0, backward=True, any_frame=False)
 
     def _frames_after_seek(self, *, max_errors: int = 1_000_000,
-                           drop: np.ndarray | None = None) -> Iterator[Any]:
+                           keep: np.ndarray | None = None) -> Iterator[Any]:
         """Yield decoded frames from the current position, surviving damaged packets.
 
         Args:
             max_errors: give up after this many damaged packets.
-            drop: (n,) bool over presentation indices: packets of these frames are not sent to
-                the decoder (only ever disposable, non-reference pictures).
+            keep: (n,) bool over presentation indices of the pictures the caller needs. When
+                given, disposable pictures (no other picture references them) outside it are
+                not sent to the decoder; each packet's reference flag is peeked from its
+                bitstream header the first time it is met.
         """
         av = self._av
         ctx = self._stream.codec_context
         errors = 0
         self.damaged_packets = 0
         pts_map = self._pts_to_index
+        peek = self._peek if keep is not None else None
+        refs = self._ref_flags
         try:
             for pkt in self._container.demux(self._stream):
-                if drop is not None and pkt.size and pkt.pts is not None:
+                if peek is not None and pkt.size and pkt.pts is not None \
+                        and not pkt.is_keyframe:
                     i = pts_map.get(int(pkt.pts))
-                    if i is not None and drop[i]:
-                        continue
+                    if i is not None and not keep[i]:  # type: ignore[index]
+                        if refs[i] < 0:
+                            try:
+                                hit = peek(memoryview(pkt))
+                            except (ValueError, IndexError, PackedBitstream):
+                                hit = None
+                            refs[i] = 1 if hit is None or hit[1] else 0
+                        if refs[i] == 0:
+                            continue
                 try:
                     frames = ctx.decode(pkt if pkt.size else None)
                 except av.error.FFmpegError as e:
@@ -179,46 +195,6 @@ class PyAVBackend:
                                              interpolation=self._interp)
         return apply_display_op(rgb.to_ndarray(), self._display_op)
 
-    def _disposable_frames(self) -> np.ndarray | None:
-        """(n,) bool: pictures no other picture references (computed once, from packets)."""
-        if self._disposable is not None or self._disposable_done:
-            return self._disposable
-        self._disposable_done = True
-        table = self.table
-        if np.all(table.decode_order == np.arange(len(table))):
-            return None  # no reordering: no B-pictures to skip
-        parse = peek_parser(table.codec, self._stream.codec_context.extradata)
-        if parse is None:
-            return None
-        flags = np.zeros(len(table), bool)
-        av = self._av
-        try:
-            container = av.open(self.path, metadata_errors="ignore")
-        except av.error.FFmpegError:  # pragma: no cover - it opened a moment ago
-            return None
-        try:
-            stream = container.streams[self._stream.index]
-            for pkt in container.demux(stream):
-                if not pkt.size or pkt.pts is None:
-                    continue
-                i = self._pts_to_index.get(int(pkt.pts))
-                if i is None:
-                    continue
-                try:
-                    hit = parse(memoryview(pkt))
-                except (ValueError, IndexError, PackedBitstream):
-                    return None
-                if hit is not None and not hit[1]:
-                    flags[i] = True
-        except (av.error.FFmpegError, OSError):
-            return None
-        finally:
-            container.close()
-        self._disposable = flags
-        logger.debug("%s: %d of %d pictures are disposable", self.path, int(flags.sum()),
-                     len(flags))
-        return flags
-
     # -- exact decode ----------------------------------------------------------------------
     def decode_exact(self, targets: np.ndarray, out_hw: tuple[int, int],
                      sink: Callable[[int, np.ndarray], None]) -> list[int]:
@@ -244,7 +220,7 @@ class PyAVBackend:
         pos = int(np.searchsorted(self._keyframes, idx, side="right")) - 1
         return int(self._keyframes[max(pos, 0)])
 
-    def _open_stretch(self, t: int, drop: np.ndarray | None = None
+    def _open_stretch(self, t: int, keep: np.ndarray | None = None
                       ) -> tuple[Iterator[Any], int] | None:
         """Seek so that decoding reaches frame ``t``; returns (frames, seek point) or None.
 
@@ -260,7 +236,7 @@ class PyAVBackend:
                 self._seek_start()  # exact for every container, also index-less ones
             else:
                 self._seek_to(int(self.table.pts[key]))
-            frames = self._frames_after_seek(drop=drop)
+            frames = self._frames_after_seek(keep=keep)
             first = next(frames, None)
             idx = None if first is None else self._index_of(first)
             if first is not None and idx is None:
@@ -281,11 +257,10 @@ class PyAVBackend:
         n = len(targets)
         pos = 0
         frames: Iterator[Any] | None = None
-        disposable = self._disposable_frames() if n > 1 else None
-        drop = None
-        if disposable is not None:
-            drop = disposable.copy()
-            drop[targets] = False  # never skip a requested picture
+        keep = None
+        if self._peek is not None and n > 1:
+            keep = np.zeros(len(self.table), bool)
+            keep[targets] = True  # never skip a requested picture
         last = -1  # presentation index of the last frame decoded in the current stretch
         stretch_key = -1  # the seek point the current stretch started from
 
@@ -302,7 +277,7 @@ class PyAVBackend:
             if frames is None or last >= t or self._key_before(t) > max(last + 1, stretch_key):
                 # Seek: nothing is open, or a keyframe lies between the decoder's position and
                 # the target (decoding from there is cheaper than decoding on).
-                opened = self._open_stretch(t, drop)
+                opened = self._open_stretch(t, keep)
                 if opened is None:
                     lose(t)
                     pos += 1
