@@ -232,3 +232,16 @@ def test_multiple_video_streams(tmp_path):
         assert (r.metadata.width, r.metadata.height) == (96, 64)
         assert r.metadata.num_frames == 8
         assert decode_counter(r.get_frames([5])[0]) == 5
+
+
+def test_short_and_long_stretches_use_both_decoders(make_synth):
+    """Short stretches go to the single-threaded decoder, long ones to the frame-threaded one;
+    both give the sequential-decode pictures."""
+    info = make_synth(scene="counter", num_frames=120, gop=100, bframes=2)
+    ref = full_decode(info.path)
+    with VideoReader(info.path) as r:
+        short = r.get_frames([3, 101])  # 3 and 1 frames past their keyframes
+        assert r._backend._single  # the single-threaded decoder was used
+        long = r.get_frames([90])  # 90 frames past keyframe 0: frame-threaded
+    assert np.array_equal(short[0], ref[3]) and np.array_equal(short[1], ref[101])
+    assert np.array_equal(long[0], ref[90])
