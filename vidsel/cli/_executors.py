@@ -20,6 +20,7 @@ concern. New executors plug in with :func:`register_executor` (the CLI's choices
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 from collections import deque
@@ -61,7 +62,7 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-class Executor:
+class Executor(abc.ABC):
     """Base class: runs ``fn`` over items, yielding ``(item, result_or_exception)``.
 
     Args:
@@ -75,11 +76,12 @@ class Executor:
         self.workers = max(1, int(workers or default_workers()))
         self.log_level = log_level
 
+    @abc.abstractmethod
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Outcome]:
-        raise NotImplementedError
+        """Run ``fn`` over ``items`` in any order, yielding each item with its outcome."""
 
-    def close(self) -> None:
-        """Release workers (idempotent)."""
+    def close(self) -> None:  # noqa: B027 - optional hook: executors without workers keep it
+        """Release workers (idempotent); nothing to release by default."""
 
     def describe(self) -> str:
         return f"{self.name} x{self.workers}"

@@ -289,8 +289,8 @@ def base_record(task: Task) -> dict[str, Any]:
         try:
             st = os.stat(task.video)
             size, mtime = st.st_size, st.st_mtime_ns
-        except OSError:
-            pass
+        except OSError:  # gone or unreadable: the record keeps no size / mtime
+            size, mtime = None, None
     phash = spec.params_hash()
     return {
         "schema": SCHEMA,
