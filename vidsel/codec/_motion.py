@@ -25,6 +25,7 @@ import numpy as np
 
 from .._validate import check_choice, check_positive_int
 from ..errors import CorruptVideoError, DecodeError
+from ..io._decode import DecodeStats, decode_packets
 from ..io._types import _shape
 from ._packets import PacketIndex, index_for
 
@@ -279,46 +280,6 @@ def skip_mode(index: PacketIndex, frames: FrameSet) -> str:
     return "NONREF"
 
 
-@dataclass
-class DecodeStats:
-    """What went wrong during one decode pass (filled in while it runs)."""
-
-    damaged_packets: int = 0
-    #: the demuxer stopped early (truncated / unreadable data); the message
-    demux_error: str | None = None
-
-
-def decode_frames(container: Any, stream: Any, path: str, stats: DecodeStats, *,
-                  stop_at_damage: bool = False) -> Iterator[Any]:
-    """Decoded frames of ``stream`` from the container's position, surviving damaged packets.
-
-    Same exception handling as the reader (:meth:`vidsel.io._pyav.PyAVBackend._frames_after_seek`):
-    a packet whose decode raises ``av.error.FFmpegError`` is counted in ``stats`` and skipped;
-    a demux error ends the stream after flushing the decoder. ``stop_at_damage`` ends the
-    stream at the first damaged packet instead: frames mapped by counting (pts unreliable)
-    cannot be indexed after one, since the damaged packet's picture is missing from the count.
-    """
-    import av
-
-    ctx = stream.codec_context
-    try:
-        for pkt in container.demux(stream):
-            try:
-                frames = ctx.decode(pkt if pkt.size else None)
-            except av.error.FFmpegError as e:
-                stats.damaged_packets += 1
-                logger.debug("%s: damaged packet at pts %s: %s", path, pkt.pts, e)
-                if stop_at_damage:
-                    return
-                continue
-            yield from frames
-    except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
-        logger.debug("%s: demux stopped: %s", path, e)
-        stats.demux_error = str(e)
-        with contextlib.suppress(av.error.FFmpegError):
-            yield from ctx.decode(None)
-
-
 def decode_pass(path: str, index: PacketIndex, *, skip: str, export_mvs: bool,
                 threads: int = 0, keep: np.ndarray | None = None
                 ) -> Iterator[tuple[int, Any, np.ndarray | None]]:
@@ -355,7 +316,8 @@ def decode_pass(path: str, index: PacketIndex, *, skip: str, export_mvs: bool,
         last = -1
         count = -1
         stats = DecodeStats()
-        for frame in decode_frames(container, stream, path, stats, stop_at_damage=counting):
+        for frame in decode_packets(container.demux(stream), stream.codec_context, path, stats,
+                                    max_errors=0 if counting else None):
             count += 1
             if counting:  # frame i is the i-th picture output (nothing skipped, nothing damaged)
                 idx: int | None = count if count < index.num_frames else None

@@ -12,7 +12,6 @@ Keyframe mode snaps each request to the nearest keyframe and decodes only keyfra
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import numpy as np
 
 from ..errors import CorruptVideoError, DecodeError
 from ._bitstream import PackedBitstream, peek_parser
+from ._decode import DecodeStats, decode_packets
 from ._probe import (
     _index_stream,
     apply_display_op,
@@ -90,6 +90,7 @@ class PyAVBackend:
         self._keyframes = np.union1d(self.table.keyframe_indices, [0]).astype(np.int64)
         self._undecodable: set[int] = set()
         self._single: Any = None
+        self._stats = DecodeStats()
 
     # -- set-up ---------------------------------------------------------------------------
     def _configure_threads(self, kind: str) -> None:
@@ -152,12 +153,12 @@ class PyAVBackend:
                 self._single = False
         return self._single or None
 
-    def _frames_after_seek(self, *, max_errors: int = 1_000_000,
+    def _frames_after_seek(self, *, max_errors: int | None = None,
                            keep: np.ndarray | None = None, ctx: Any = None) -> Iterator[Any]:
         """Yield decoded frames from the current position, surviving damaged packets.
 
         Args:
-            max_errors: give up after this many damaged packets.
+            max_errors: give up after this many damaged packets (None: never).
             keep: (n,) bool over presentation indices of the pictures the caller needs. When
                 given, disposable pictures (no other picture references them) outside it are
                 not sent to the decoder; each packet's reference flag is peeked from its
@@ -165,45 +166,38 @@ class PyAVBackend:
             ctx: decoder to use (default: the stream's own, frame-threaded one, which a seek
                 flushes; any other is flushed here).
         """
-        av = self._av
         if ctx is None:
             ctx = self._stream.codec_context
         else:
             ctx.flush_buffers()
-        errors = 0
-        self.damaged_packets = 0
+        self._stats = DecodeStats()
+        return decode_packets(self._packets(keep), ctx, self.path, self._stats,
+                              max_errors=max_errors)
+
+    @property
+    def damaged_packets(self) -> int:
+        """Damaged packets met since the last seek (an early demux stop counts as one)."""
+        return self._stats.damaged
+
+    def _packets(self, keep: np.ndarray | None) -> Iterator[Any]:
+        """Demuxed packets from the current position, leaving out the disposable pictures
+        outside ``keep`` (each packet's reference flag is peeked once, then remembered)."""
         pts_map = self._pts_to_index
         peek = self._peek if keep is not None else None
         refs = self._ref_flags
-        try:
-            for pkt in self._container.demux(self._stream):
-                if peek is not None and pkt.size and pkt.pts is not None \
-                        and not pkt.is_keyframe:
-                    i = pts_map.get(int(pkt.pts))
-                    if i is not None and not keep[i]:  # type: ignore[index]
-                        if refs[i] < 0:
-                            try:
-                                hit = peek(memoryview(pkt))
-                            except (ValueError, IndexError, PackedBitstream):
-                                hit = None
-                            refs[i] = 1 if hit is None or hit[1] else 0
-                        if refs[i] == 0:
-                            continue
-                try:
-                    frames = ctx.decode(pkt if pkt.size else None)
-                except av.error.FFmpegError as e:
-                    errors += 1
-                    self.damaged_packets = errors
-                    logger.debug("%s: damaged packet at pts %s: %s", self.path, pkt.pts, e)
-                    if errors > max_errors:
-                        return
-                    continue
-                yield from frames
-        except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
-            logger.debug("%s: demux stopped: %s", self.path, e)
-            self.damaged_packets = errors + 1
-            with contextlib.suppress(av.error.FFmpegError):
-                yield from ctx.decode(None)
+        for pkt in self._container.demux(self._stream):
+            if peek is not None and pkt.size and pkt.pts is not None and not pkt.is_keyframe:
+                i = pts_map.get(int(pkt.pts))
+                if i is not None and not keep[i]:  # type: ignore[index]
+                    if refs[i] < 0:
+                        try:
+                            hit = peek(memoryview(pkt))
+                        except (ValueError, IndexError, PackedBitstream):
+                            hit = None
+                        refs[i] = 1 if hit is None or hit[1] else 0
+                    if refs[i] == 0:
+                        continue
+            yield pkt
 
     def _index_of(self, frame: Any) -> int | None:
         pts = frame.pts if frame.pts is not None else frame.dts

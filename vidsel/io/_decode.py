@@ -1,0 +1,56 @@
+"""The one error-tolerant decode loop shared by the reader and the codec pass."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DecodeStats", "decode_packets"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodeStats:
+    """What went wrong during one decode pass (filled in while it runs)."""
+
+    damaged_packets: int = 0
+    #: the demuxer stopped early (truncated / unreadable data); the message
+    demux_error: str | None = None
+
+    @property
+    def damaged(self) -> int:
+        """Damaged packets, counting an early demux stop as one."""
+        return self.damaged_packets + (self.demux_error is not None)
+
+
+def decode_packets(packets: Iterable[Any], ctx: Any, path: str, stats: DecodeStats, *,
+                   max_errors: int | None = None) -> Iterator[Any]:
+    """Decode ``packets`` with ``ctx``, surviving damaged data.
+
+    A packet whose decode raises ``av.error.FFmpegError`` is counted in ``stats`` and skipped
+    (after ``max_errors`` of them the stream ends; 0 ends it at the first one, as counting
+    frames in output order needs). A demux error while iterating ``packets`` ends the stream
+    after flushing the decoder. The flush packet (size 0) drains the decoder at the end.
+    """
+    import av
+
+    try:
+        for pkt in packets:
+            try:
+                frames = ctx.decode(pkt if pkt.size else None)
+            except av.error.FFmpegError as e:
+                stats.damaged_packets += 1
+                logger.debug("%s: damaged packet at pts %s: %s", path, pkt.pts, e)
+                if max_errors is not None and stats.damaged_packets > max_errors:
+                    return
+                continue
+            yield from frames
+    except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
+        logger.debug("%s: demux stopped: %s", path, e)
+        stats.demux_error = str(e)
+        with contextlib.suppress(av.error.FFmpegError):
+            yield from ctx.decode(None)
