@@ -20,7 +20,7 @@ from vidsel import (
     VideoReader,
     VidselError,
 )
-from vidsel.io._probe import apply_display_op, display_transform
+from vidsel.io import apply_display_op, display_transform
 
 pytestmark = pytest.mark.fixtures
 

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from vidsel import FrameIndexError, InvalidArgumentError, VideoReader
-from vidsel.io import output_size, packet_table
-from vidsel.io._probe import apply_display_op
+from vidsel.io import apply_display_op, output_size, packet_table
 from vidsel.synth import decode_counter
 
 # (suffix, codec, extra encoder args): the codecs the core suite must handle.

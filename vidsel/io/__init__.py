@@ -1,17 +1,50 @@
-"""Frame ingest: exact frames by index or time, fast sparse sampling, packet-level metadata."""
+"""Frame ingest, and vidsel's only door to FFmpeg.
 
-from ._convert import output_size
-from ._probe import packet_table
-from ._reader import VideoReader, available_backends, register_backend
-from ._types import FrameBatch, PacketTable, VideoMetadata
+Exact frames by index or time (:class:`VideoReader`), packet-level metadata without decoding
+(:func:`packet_table`, :func:`packet_index`), one streaming decode pass for analyses
+(:func:`decode_stream`, :func:`decode_pass`), the one RGB converter (:class:`FrameConverter`)
+and the one answer to "is this a video?" (:func:`is_video`).
+"""
+
+from ._convert import DEFAULT_INTERPOLATION, FrameConverter, output_size
+from ._display import apply_display_op, display_transform, swaps_axes
+from ._packets import index_for, packet_index
+from ._probe import is_video, open_container, packet_table
+from ._reader import BACKENDS, VideoReader, available_backends, register_backend
+from ._stream import (
+    MV_DTYPE,
+    StreamFrame,
+    TimestampsUnreliable,
+    decode_pass,
+    decode_stream,
+)
+from ._types import FRAME_SETS, FrameBatch, FrameSet, PacketIndex, PacketTable, VideoMetadata
 
 __all__ = [
+    "BACKENDS",
+    "DEFAULT_INTERPOLATION",
+    "FRAME_SETS",
+    "MV_DTYPE",
     "FrameBatch",
+    "FrameConverter",
+    "FrameSet",
+    "PacketIndex",
     "PacketTable",
+    "StreamFrame",
+    "TimestampsUnreliable",
     "VideoMetadata",
     "VideoReader",
+    "apply_display_op",
     "available_backends",
+    "decode_pass",
+    "decode_stream",
+    "display_transform",
+    "index_for",
+    "is_video",
+    "open_container",
     "output_size",
+    "packet_index",
     "packet_table",
     "register_backend",
+    "swaps_axes",
 ]

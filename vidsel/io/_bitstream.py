@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..errors import DecodeError, InvalidArgumentError
+
 __all__ = ["PackedBitstream", "peek_parser"]
 
 #: (picture type "I" / "P" / "B" / "S", is_reference) or None when the packet holds no picture.
@@ -19,8 +21,12 @@ _H264 = {"h264", "libx264"}
 _MPEG12 = {"mpeg1video", "mpeg2video"}
 
 
-class PackedBitstream(Exception):
-    """An MPEG-4 packet holds two pictures (DivX packed B-frames)."""
+class PackedBitstream(DecodeError):
+    """An MPEG-4 packet holds two pictures (DivX packed B-frames); an internal signal."""
+
+
+class MalformedBits(InvalidArgumentError):
+    """A packet header cannot be parsed (the peek gives up; the caller decodes instead)."""
 
 
 class _Bits:
@@ -43,7 +49,7 @@ class _Bits:
         while self.bit() == 0:
             zeros += 1
             if zeros > 31:
-                raise ValueError("bad exp-golomb code")
+                raise MalformedBits("bad exp-golomb code")
         value = 1
         for _ in range(zeros):
             value = (value << 1) | self.bit()

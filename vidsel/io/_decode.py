@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import av
+
 __all__ = ["DecodeStats", "decode_packets"]
 
 logger = logging.getLogger(__name__)
@@ -36,8 +38,6 @@ def decode_packets(packets: Iterable[Any], ctx: Any, path: str, stats: DecodeSta
     frames in output order needs). A demux error while iterating ``packets`` ends the stream
     after flushing the decoder. The flush packet (size 0) drains the decoder at the end.
     """
-    import av
-
     try:
         for pkt in packets:
             try:

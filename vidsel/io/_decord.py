@@ -81,8 +81,8 @@ class DecordBackend(PyAVBackend):
             ts = np.asarray(reader.get_frame_timestamp(targets.tolist()))[:, 0]
         except Exception as e:
             raise DecodeError(f"{self.path}: decord cannot index frames: {e}") from e
-        ours = self.table.seconds[targets] - self.table.seconds[0]
-        tol = 0.5 * float(np.median(np.diff(self.table.seconds))) if len(self.table) > 1 else 1e-3
+        ours = self.table.timestamps_s[targets] - self.table.timestamps_s[0]
+        tol = 0.5 * float(np.median(np.diff(self.table.timestamps_s))) if len(self.table) > 1 else 1e-3
         if np.any(np.abs(ts - ours) > tol):
             bad = int(targets[np.argmax(np.abs(ts - ours))])
             raise DecodeError(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
-import struct
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from ..errors import (
@@ -18,10 +17,11 @@ from ..errors import (
     NoVideoStreamError,
     UnsupportedCodecError,
     VideoNotFoundError,
+    VidselError,
 )
 from ._types import PacketTable
 
-__all__ = ["check_path", "open_container", "packet_table", "pick_video_stream"]
+__all__ = ["check_path", "is_video", "open_container", "packet_table", "pick_video_stream"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +31,10 @@ _VIDEO_MAGIC: tuple[tuple[int, bytes], ...] = (
     (4, b"ftyp"), (4, b"moov"), (4, b"mdat"), (4, b"free"), (4, b"wide"), (4, b"skip"),
     (0, b"\x1a\x45\xdf\xa3"),  # Matroska / WebM (EBML)
     (0, b"RIFF"),  # AVI
-    (0, b"FLV"), (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"), (0, b"G"),  # FLV, MPEG-PS, TS
+    (0, b"FLV"), (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"),  # FLV, MPEG-PS
     (0, b"OggS"),
 )
+_TS_PACKET = 188
 _VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts", ".mts",
                    ".m2ts", ".mpg", ".mpeg", ".wmv", ".3gp", ".ogv", ".mxf", ".h264", ".hevc"}
 
@@ -53,23 +54,28 @@ def check_path(path: str | os.PathLike[str]) -> str:
 def _looks_like_video(path: str) -> bool:
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16)
+            head = fh.read(_TS_PACKET + 1)
     except OSError:
         return False
     if Path(path).suffix.lower() in _VIDEO_SUFFIXES:
+        return True
+    # MPEG-TS: the sync byte "G" starts two consecutive 188-byte packets (a single "G" byte
+    # would call 1 in 256 random files a damaged video)
+    if head[:1] == b"G" and (len(head) <= _TS_PACKET or head[_TS_PACKET:] == b"G"):
         return True
     return any(head[off:off + len(magic)] == magic for off, magic in _VIDEO_MAGIC)
 
 
 #: FFmpeg demuxers that turn non-video files into pictures: text-art renderers (any text file
-#: "opens" as ANSI art) and single still images. vidsel refuses them as "not a video".
-_NON_VIDEO_FORMATS = {"tty", "bin", "idf", "xbin", "adf", "image2", "lavfi"}
+#: "opens" as ANSI art) and (animated) image formats. vidsel refuses them as "not a video";
+#: so do demuxers whose name ends in ``_pipe`` (single-image readers such as ``png_pipe``).
+_NON_VIDEO_FORMATS = frozenset({"tty", "bin", "idf", "xbin", "adf", "image2", "image2pipe",
+                                "lavfi", "gif", "apng", "webp", "ico"})
+_STILL_FORMATS = frozenset({"image2", "image2pipe", "gif", "apng", "webp", "ico"})
 
 
 def open_container(path: str) -> Any:
     """``av.open`` with vidsel's errors: missing, empty, damaged or non-video files."""
-    import av
-
     path = check_path(path)
     try:
         container = av.open(path, metadata_errors="ignore")
@@ -89,10 +95,35 @@ def open_container(path: str) -> Any:
     names = set(fmt.split(","))
     if names & _NON_VIDEO_FORMATS or fmt.endswith("_pipe"):
         container.close()
-        kind = "a still image" if ("image2" in names or fmt.endswith("_pipe")) else "text"
+        kind = "an image" if (names & _STILL_FORMATS or fmt.endswith("_pipe")) else "text"
         raise NotAVideoError(f"{path}: not a video file (FFmpeg reads it as {kind}, "
                              f"format {fmt!r})")
     return container
+
+
+def is_video(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a video file vidsel can read, judged by content (never the suffix).
+
+    True when FFmpeg opens it as a container (not as an image or text) holding a video stream
+    with a decoder (cover art does not count). Reads the header only; never raises: missing,
+    empty, text, still-image, audio-only and unreadable files are all False.
+
+    Example:
+        >>> is_video("clip.mp4"), is_video("notes.txt")          # doctest: +SKIP
+        (True, False)
+    """
+    try:
+        spath = check_path(path)
+        container = open_container(spath)
+    except (VidselError, OSError, ValueError, av.error.FFmpegError):
+        return False
+    try:
+        pick_video_stream(container, spath, None)
+        return True
+    except (VidselError, OSError, ValueError, av.error.FFmpegError):
+        return False
+    finally:
+        container.close()
 
 
 def pick_video_stream(container: Any, path: str, stream: int | None) -> Any:
@@ -117,8 +148,6 @@ def pick_video_stream(container: Any, path: str, stream: int | None) -> Any:
     else:
         defaults = [s for s in videos if "default" in str(s.disposition).lower()]
         chosen = (defaults or videos)[0]
-    import av
-
     try:
         ctx = chosen.codec_context
         name = ctx.name
@@ -198,8 +227,6 @@ def packet_table(path: str | os.PathLike[str], stream: int | None = None) -> Pac
         VideoNotFoundError, NotAVideoError, NoVideoStreamError, UnsupportedCodecError,
         CorruptVideoError: as their names say; a stream with no frame at all is corrupt.
     """
-    import av
-
     spath = check_path(path)
     container = open_container(spath)
     try:
@@ -252,81 +279,6 @@ def _index_stream(container: Any, vs: Any, path: str, av: Any) -> PacketTable:
     seconds = pts_sorted.astype(np.float64) * float(tb)
     return PacketTable(
         path=path, stream_index=int(vs.index), codec=codec, time_base=Fraction(tb),
-        pts=pts_sorted, seconds=seconds, size=np.asarray(size_l, np.int64)[order],
+        pts=pts_sorted, timestamps_s=seconds, size=np.asarray(size_l, np.int64)[order],
         is_keyframe=np.asarray(key_l, bool)[order], decode_order=order.astype(np.int64),
         truncated=truncated, pts_reliable=reliable)
-
-
-# -- display matrix ---------------------------------------------------------------------------
-
-def display_transform(matrix: bytes | None) -> tuple[int, bool, str]:
-    """Interpret an FFmpeg display matrix the way ``ffmpeg``'s autorotate does.
-
-    Returns:
-        (rotation, mirrored, op): counter-clockwise display rotation in degrees (0/90/180/270),
-        whether a flip is involved, and the operation name applied to pixels: one of ``""``,
-        ``"clock"``, ``"cclock"``, ``"clock_flip"``, ``"cclock_flip"``, ``"hflip"``, ``"vflip"``,
-        ``"rot180"``.
-    """
-    if not matrix or len(matrix) < 36:
-        return 0, False, ""
-    m = struct.unpack("<9i", matrix[:36])
-    # av_display_rotation_get: angle of the matrix, in degrees, counter-clockwise.
-    sx = math.hypot(m[0], m[3])
-    sy = math.hypot(m[1], m[4])
-    if sx == 0 or sy == 0:
-        return 0, False, ""
-    angle = -math.degrees(math.atan2(m[1] / sy, m[0] / sx))
-    theta = (-round(angle)) % 360  # ffmpeg's get_rotation: clockwise angle to apply
-    det = m[0] * m[4] - m[1] * m[3]
-    if abs(theta - 90) < 1:
-        op = "cclock_flip" if m[3] > 0 else "clock"
-    elif abs(theta - 180) < 1:
-        h, v = m[0] < 0, m[4] < 0
-        op = "rot180" if (h and v) else ("hflip" if h else ("vflip" if v else ""))
-    elif abs(theta - 270) < 1:
-        op = "clock_flip" if m[3] < 0 else "cclock"
-    else:
-        op = "vflip" if m[4] < 0 else ""
-    rotation = {0: 0, 90: 270, 180: 180, 270: 90}.get(int(theta) % 360, 0)
-    mirrored = det < 0
-    return rotation, mirrored, op
-
-
-def frame_display_transform(frame: Any) -> tuple[int, bool, str]:
-    """(rotation, mirrored, op) from a decoded frame's display-matrix side data
-    (see :func:`display_transform`; identity without a matrix)."""
-    matrix = None
-    for sd in getattr(frame, "side_data", ()) or ():
-        if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
-            matrix = bytes(sd)
-    return display_transform(matrix)
-
-
-def apply_display_op(frames: np.ndarray, op: str) -> np.ndarray:
-    """Apply a display operation from :func:`display_transform` to (..., H, W, C) arrays."""
-    if not op:
-        return frames
-    h_ax, w_ax = frames.ndim - 3, frames.ndim - 2
-    if op == "clock":
-        out = np.rot90(frames, k=-1, axes=(h_ax, w_ax))
-    elif op == "cclock":
-        out = np.rot90(frames, k=1, axes=(h_ax, w_ax))
-    elif op == "cclock_flip":  # transpose
-        out = np.swapaxes(frames, h_ax, w_ax)
-    elif op == "clock_flip":  # anti-transpose
-        out = np.flip(np.swapaxes(frames, h_ax, w_ax), axis=(h_ax, w_ax))
-    elif op == "rot180":
-        out = np.flip(frames, axis=(h_ax, w_ax))
-    elif op == "hflip":
-        out = np.flip(frames, axis=w_ax)
-    elif op == "vflip":
-        out = np.flip(frames, axis=h_ax)
-    else:  # pragma: no cover - guarded by display_transform
-        raise ValueError(op)
-    return np.ascontiguousarray(out)
-
-
-def swaps_axes(op: str) -> bool:
-    """Whether the display operation exchanges width and height."""
-    return op in ("clock", "cclock", "clock_flip", "cclock_flip")

@@ -17,19 +17,16 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import av
 import numpy as np
 
 from ..errors import CorruptVideoError, DecodeError
 from ._bitstream import PackedBitstream, peek_parser
+from ._convert import DEFAULT_INTERPOLATION, FrameConverter
 from ._decode import DecodeStats, decode_packets
-from ._probe import (
-    _index_stream,
-    apply_display_op,
-    frame_display_transform,
-    open_container,
-    pick_video_stream,
-    swaps_axes,
-)
+from ._display import frame_display_transform, swaps_axes
+from ._probe import _index_stream, open_container, pick_video_stream
+from ._stream import TimestampsUnreliable
 from ._types import PacketTable
 
 __all__ = ["PyAVBackend"]
@@ -59,15 +56,12 @@ class PyAVBackend:
     name = "pyav"
 
     def __init__(self, path: str, *, stream: int | None = None, threads: int = 0,
-                 interpolation: str = "BILINEAR") -> None:
-        import av
-        from av.video.reformatter import VideoReformatter
-
+                 interpolation: str = DEFAULT_INTERPOLATION) -> None:
         self._av = av
-        self._reformatter = VideoReformatter()
         self.path = path
         self._threads = threads
         self._interp = interpolation
+        self._converter = FrameConverter(interpolation=interpolation)
         self._container = open_container(path)
         try:
             self._stream = pick_video_stream(self._container, path, stream)
@@ -113,6 +107,8 @@ class PyAVBackend:
         self.coded_width = int(frame.width)
         self.pix_fmt = str(frame.format.name)
         self.rotation, self.mirrored, self._display_op = frame_display_transform(frame)
+        self._converter = FrameConverter(interpolation=self._interp,
+                                         display_op=self._display_op)
         self._reset()
 
     @property
@@ -206,17 +202,9 @@ class PyAVBackend:
         return self._pts_to_index.get(int(pts))
 
     def _convert(self, frame: Any, out_hw: tuple[int, int]) -> np.ndarray:
-        """RGB (H, W, 3) uint8 as displayed, resized during the colour conversion."""
-        oh, ow = out_hw
-        ch, cw = (ow, oh) if swaps_axes(self._display_op) else (oh, ow)
-        # One reformatter (swscale context) for the reader's lifetime: identical output to
-        # frame.to_ndarray(), without building a new context for every frame.
-        if (ch, cw) == (frame.height, frame.width):
-            rgb = self._reformatter.reformat(frame, format="rgb24")
-        else:
-            rgb = self._reformatter.reformat(frame, width=cw, height=ch, format="rgb24",
-                                             interpolation=self._interp)
-        return apply_display_op(rgb.to_ndarray(), self._display_op)
+        """RGB (H, W, 3) uint8 as displayed, resized during the colour conversion (the one
+        :class:`~vidsel.io.FrameConverter`, one swscale context for the reader's lifetime)."""
+        return self._converter.rgb(frame, out_hw)
 
     # -- exact decode ----------------------------------------------------------------------
     def decode_exact(self, targets: np.ndarray, out_hw: tuple[int, int],
@@ -233,7 +221,7 @@ class PyAVBackend:
             return self._decode_sequential(targets, out_hw, sink)
         try:
             return self._decode_planned(targets, out_hw, sink)
-        except _PtsUnreliable:
+        except TimestampsUnreliable:
             logger.info("%s: decoded timestamps disagree with the packet index; "
                         "switching to sequential decoding", self.path)
             self._sequential = True
@@ -265,7 +253,8 @@ class PyAVBackend:
             first = next(frames, None)
             idx = None if first is None else self._index_of(first)
             if first is not None and idx is None:
-                raise _PtsUnreliable()
+                raise TimestampsUnreliable(f"{self.path}: decoded timestamps disagree with "
+                                           "the packet index")
             if first is not None and idx is not None and (idx <= t or key == 0):
                 return itertools.chain([first], frames), key
             if first is None and key == 0:
@@ -319,7 +308,8 @@ class PyAVBackend:
             for frame in frames:
                 idx = self._index_of(frame)
                 if idx is None or idx <= last:
-                    raise _PtsUnreliable()
+                    raise TimestampsUnreliable(f"{self.path}: decoded timestamps disagree with "
+                                           "the packet index")
                 last = idx
                 while pos < n and int(targets[pos]) <= idx:
                     tt = int(targets[pos])
@@ -409,7 +399,3 @@ class PyAVBackend:
             if idx is None:
                 raise DecodeError(f"{self.path}: decoded frame with unknown timestamp")
             yield idx, frame
-
-
-class _PtsUnreliable(Exception):
-    """Decoded timestamps cannot be mapped to the packet index."""

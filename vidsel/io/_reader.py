@@ -11,8 +11,11 @@ import numpy as np
 
 from .._validate import check_choice, check_positive_float, check_positive_int
 from ..errors import CorruptVideoError, FrameIndexError, InvalidArgumentError
-from ._convert import Size, output_size
+from ..registry import Registry
+from ._convert import DEFAULT_INTERPOLATION, Size, output_size
+from ._decord import DecordBackend
 from ._probe import check_path
+from ._pyav import PyAVBackend
 from ._types import FrameBatch, PacketTable, VideoMetadata
 
 __all__ = ["VideoReader", "available_backends", "register_backend"]
@@ -22,37 +25,31 @@ logger = logging.getLogger(__name__)
 Mode = Literal["exact", "keyframe"]
 OnMissing = Literal["raise", "skip"]
 
-_BACKENDS: dict[str, Callable[..., Any]] = {}
+#: Decode backends by name: ``factory(path, *, stream, threads, interpolation)``.
+BACKENDS: Registry[Callable[..., Any]] = Registry("backend")
 
 
-def register_backend(name: str, factory: Callable[..., Any]) -> None:
+def register_backend(name: str, factory: Callable[..., Any], *, overwrite: bool = False
+                     ) -> None:
     """Register a decode backend ``factory(path, *, stream, threads, interpolation)``.
 
     The object it returns must offer the attributes and methods of
     :class:`vidsel.io._pyav.PyAVBackend` (``table``, ``decode_exact``, ``decode_keyframes``...).
+
+    Raises:
+        InvalidArgumentError: ``name`` is already registered and ``overwrite`` is False.
     """
-    _BACKENDS[name] = factory
+    BACKENDS.register(name, factory, overwrite=overwrite)
 
 
 def available_backends() -> tuple[str, ...]:
-    """Names of the registered backends (whether or not their optional package is installed)."""
-    return tuple(_BACKENDS)
+    """Names of the registered backends, sorted (whether or not their optional package is
+    installed)."""
+    return BACKENDS.names()
 
 
-def _pyav_factory(path: str, **kw: Any) -> Any:
-    from ._pyav import PyAVBackend
-
-    return PyAVBackend(path, **kw)
-
-
-def _decord_factory(path: str, **kw: Any) -> Any:
-    from ._decord import DecordBackend
-
-    return DecordBackend(path, **kw)
-
-
-register_backend("pyav", _pyav_factory)
-register_backend("decord", _decord_factory)
+register_backend("pyav", PyAVBackend)
+register_backend("decord", DecordBackend)
 
 
 class VideoReader:
@@ -84,12 +81,13 @@ class VideoReader:
 
     def __init__(self, path: str | os.PathLike[str], *, backend: str = "pyav",
                  stream: int | None = None, threads: int = 0,
-                 interpolation: str = "BILINEAR") -> None:
-        check_choice("backend", backend, available_backends())
+                 interpolation: str = DEFAULT_INTERPOLATION) -> None:
+        factory = BACKENDS.get(backend)
         threads = check_positive_int("threads", threads, allow_zero=True)
         self.path = check_path(path)
-        self._backend = _BACKENDS[backend](self.path, stream=stream, threads=threads,
-                                           interpolation=interpolation)
+        self._interpolation = interpolation
+        self._backend = factory(self.path, stream=stream, threads=threads,
+                                interpolation=interpolation)
         self.backend = backend
         self._metadata = self._build_metadata()
 
@@ -97,7 +95,7 @@ class VideoReader:
     def _build_metadata(self) -> VideoMetadata:
         b = self._backend
         table: PacketTable = b.table
-        ts = table.seconds
+        ts = table.timestamps_s
         n = len(ts)
         diffs = np.diff(ts)
         if n > 1 and ts[-1] > ts[0]:
@@ -126,6 +124,11 @@ class VideoReader:
     def metadata(self) -> VideoMetadata:
         """:class:`VideoMetadata` of the stream (computed once, from packets)."""
         return self._metadata
+
+    @property
+    def interpolation(self) -> str:
+        """The swscale interpolation used when resizing (read-only)."""
+        return self._interpolation
 
     @property
     def packet_table(self) -> PacketTable:

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
-__all__ = ["FrameBatch", "PacketTable", "VideoMetadata"]
+from .._deprecation import renamed_fields
+from .._json import float_array, int_array, json_safe
+from ..errors import InvalidArgumentError
+
+__all__ = ["FrameBatch", "PacketIndex", "PacketTable", "PictSource", "VideoMetadata"]
+
+PictSource = Literal["bitstream", "inferred"]
+FrameSet = Literal["reference", "ip", "all"]
+FRAME_SETS: tuple[str, ...] = ("reference", "ip", "all")
+_T = TypeVar("_T", bound="PacketTable")
 
 
 def _shape(a: np.ndarray | None) -> str:
     return "None" if a is None else f"{a.dtype}{list(a.shape)}"
 
 
+@renamed_fields({"seconds": "timestamps_s"})
 @dataclass(frozen=True, repr=False)
 class PacketTable:
     """Per-frame facts read from demuxed packets, without decoding, in PRESENTATION order.
@@ -28,7 +41,8 @@ class PacketTable:
         codec: decoder name (e.g. ``"h264"``).
         time_base: the stream's time base (seconds per pts tick).
         pts: (n,) int64 presentation timestamps in ``time_base`` ticks.
-        seconds: (n,) float64 presentation timestamps in seconds (``pts * time_base``).
+        timestamps_s: (n,) float64 presentation timestamps in seconds (``pts * time_base``);
+            ``seconds`` is its deprecated name.
         size: (n,) int64 packet size in bytes (the frame's bit cost).
         is_keyframe: (n,) bool, the packet is flagged as a keyframe (a random-access point).
         decode_order: (n,) int64 position of the frame's packet in demux (decode) order.
@@ -43,21 +57,31 @@ class PacketTable:
     codec: str
     time_base: Fraction
     pts: np.ndarray
-    seconds: np.ndarray
+    timestamps_s: np.ndarray
     size: np.ndarray
     is_keyframe: np.ndarray
     decode_order: np.ndarray
     truncated: bool = False
     pts_reliable: bool = True
 
+    #: Per-frame array fields (checked for length; lists in :meth:`to_dict`).
+    _ARRAYS: ClassVar[tuple[str, ...]] = ("pts", "timestamps_s", "size", "is_keyframe",
+                                          "decode_order")
+
     def __post_init__(self) -> None:
         n = len(self.pts)
-        for name in ("seconds", "size", "is_keyframe", "decode_order"):
+        for name in self._ARRAYS:
             if len(getattr(self, name)) != n:
-                raise ValueError(f"PacketTable.{name} has {len(getattr(self, name))} rows, "
-                                 f"expected {n}")
+                raise InvalidArgumentError(
+                    f"{type(self).__name__}.{name} has {len(getattr(self, name))} rows, "
+                    f"expected {n}")
 
     def __len__(self) -> int:
+        return len(self.pts)
+
+    @property
+    def num_frames(self) -> int:
+        """Frames in the stream (rows of the table)."""
         return len(self.pts)
 
     @property
@@ -65,9 +89,148 @@ class PacketTable:
         """(k,) int64 presentation indices of keyframes."""
         return np.flatnonzero(self.is_keyframe).astype(np.int64)
 
+    @property
+    def duration_s(self) -> float:
+        """Time from the first to the last frame plus one median frame duration (0 for a
+        single frame)."""
+        ts = self.timestamps_s
+        if len(ts) < 2:
+            return 0.0
+        return float(ts[-1] - ts[0] + np.median(np.diff(ts)))
+
+    def sequential(self: _T) -> _T:
+        """The same table flagged ``pts_reliable=False``: decode passes then count frames in
+        output order instead of mapping them by timestamp."""
+        return dataclasses.replace(self, pts_reliable=False)
+
+    # -- JSON ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict with every field (per-frame arrays as lists); :meth:`from_dict`
+        inverts it."""
+        d: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            d[f.name] = json_safe(getattr(self, f.name))
+        return d
+
+    @classmethod
+    def from_dict(cls: type[_T], data: Mapping[str, Any]) -> _T:
+        """Rebuild from :meth:`to_dict` output (``seconds`` is accepted for ``timestamps_s``)."""
+        d = dict(data)
+        if "timestamps_s" not in d and "seconds" in d:
+            d["timestamps_s"] = d.pop("seconds")
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw: dict[str, Any] = {}
+        for name in names & set(d):
+            kw[name] = cls._from_json(name, d[name])
+        return cls(**kw)
+
+    @classmethod
+    def _from_json(cls, name: str, value: Any) -> Any:
+        if name == "time_base":
+            return Fraction(value)
+        if name == "timestamps_s":
+            return float_array(value)
+        if name == "is_keyframe":
+            return np.asarray(value, bool)
+        if name in cls._ARRAYS:
+            return int_array(value)
+        return value
+
     def __repr__(self) -> str:
-        return (f"PacketTable(path={self.path!r}, codec={self.codec!r}, frames={len(self)}, "
-                f"keyframes={int(self.is_keyframe.sum())}, truncated={self.truncated})")
+        return (f"{type(self).__name__}(path={self.path!r}, codec={self.codec!r}, "
+                f"frames={len(self)}, keyframes={int(self.is_keyframe.sum())}, "
+                f"truncated={self.truncated})")
+
+
+@renamed_fields({"seconds": "timestamps_s"})
+@dataclass(frozen=True, repr=False, kw_only=True)
+class PacketIndex(PacketTable):
+    """A :class:`PacketTable` with picture types, reference flags and GOPs (what the codec
+    pipeline plans with), built by :func:`vidsel.io.packet_index`.
+
+    Attributes (besides those of :class:`PacketTable`):
+        pict_type: (F,) ``<U1`` picture type per frame: ``"I"``, ``"P"``, ``"B"`` (``"S"`` for
+            MPEG-4 sprite / SP / SI pictures).
+        is_reference: (F,) bool, the picture may be used as a reference (exact for H.264 and
+            MPEG-1/2/4; for inferred types, every non-``B`` frame).
+        pict_type_source: ``"bitstream"`` (parsed from the packets) or ``"inferred"``
+            (keyframes are ``I``, frames decoded after a later-presented frame ``B``, others
+            ``P``).
+        gop_index: (F,) int64 GOP each frame is decoded in (count of keyframes before it in
+            decode order, minus one; frames before the first keyframe get 0).
+        elapsed_s: wall time spent building the index.
+    """
+
+    pict_type: np.ndarray
+    is_reference: np.ndarray
+    pict_type_source: PictSource
+    gop_index: np.ndarray
+    elapsed_s: float = field(default=0.0, compare=False)
+
+    _ARRAYS: ClassVar[tuple[str, ...]] = (*PacketTable._ARRAYS, "pict_type", "is_reference",
+                                          "gop_index")
+
+    def __post_init__(self) -> None:
+        if len(self.pts) == 0:
+            raise InvalidArgumentError("PacketIndex needs at least one frame")
+        super().__post_init__()
+        if self.pict_type_source not in ("bitstream", "inferred"):
+            raise InvalidArgumentError(
+                f"pict_type_source={self.pict_type_source!r} must be 'bitstream' or 'inferred'")
+
+    @property
+    def gop_starts(self) -> np.ndarray:
+        """(G,) int64 presentation index of each keyframe (the GOP boundaries)."""
+        return self.keyframe_indices
+
+    def type_counts(self) -> dict[str, int]:
+        """Number of frames per picture type, e.g. ``{"I": 2, "P": 34, "B": 79}``."""
+        kinds, counts = np.unique(self.pict_type, return_counts=True)
+        return {str(k): int(c) for k, c in zip(kinds, counts)}
+
+    def skip_mode(self, frames: FrameSet = "all") -> str:
+        """FFmpeg ``skip_frame`` value that decodes ``frames`` of this stream.
+
+        ``"all"`` decodes everything (``"DEFAULT"``; also whenever timestamps are unreliable:
+        counting frames needs every one). ``"ip"`` drops every B-frame (``"BIDIR"``, cheapest;
+        pictures after a skipped reference B-frame may be damaged, motion vectors are not).
+        ``"reference"`` drops what no other picture needs: B-frames when none of them is a
+        reference, else only non-reference pictures (``"NONREF"``; pixels stay exact).
+        """
+        if frames not in FRAME_SETS:
+            raise InvalidArgumentError(f"frames={frames!r} must be one of {FRAME_SETS}")
+        if frames == "all" or not self.pts_reliable:
+            return "DEFAULT"
+        if frames == "ip":
+            return "BIDIR"
+        b = self.pict_type == "B"
+        if not b.any():
+            return "DEFAULT"
+        if self.pict_type_source == "bitstream" and not np.any(self.is_reference & b):
+            return "BIDIR"
+        return "NONREF"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field (see :meth:`PacketTable.to_dict`) plus the derived ``num_frames``,
+        ``type_counts`` and ``gop_starts`` (ignored by :meth:`from_dict`)."""
+        d = super().to_dict()
+        d["num_frames"] = self.num_frames
+        d["type_counts"] = self.type_counts()
+        d["gop_starts"] = self.gop_starts.tolist()
+        return d
+
+    @classmethod
+    def _from_json(cls, name: str, value: Any) -> Any:
+        if name == "pict_type":
+            return np.asarray(value, "<U1")
+        if name == "is_reference":
+            return np.asarray(value, bool)
+        return super()._from_json(name, value)
+
+    def __repr__(self) -> str:
+        return (f"PacketIndex(path={self.path!r}, codec={self.codec!r}, frames={self.num_frames}, "
+                f"gops={len(self.gop_starts)}, types={self.type_counts()} "
+                f"({self.pict_type_source}), size={_shape(self.size)})")
 
 
 @dataclass(frozen=True, repr=False)
@@ -125,10 +288,10 @@ class VideoMetadata:
 
     def __post_init__(self) -> None:
         if len(self.timestamps_s) != self.num_frames:
-            raise ValueError(f"timestamps_s has {len(self.timestamps_s)} entries for "
+            raise InvalidArgumentError(f"timestamps_s has {len(self.timestamps_s)} entries for "
                              f"{self.num_frames} frames")
         if self.rotation not in (0, 90, 180, 270):
-            raise ValueError(f"rotation must be 0, 90, 180 or 270, got {self.rotation}")
+            raise InvalidArgumentError(f"rotation must be 0, 90, 180 or 270, got {self.rotation}")
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe summary (per-frame arrays are left out; keyframes are kept)."""
@@ -174,9 +337,9 @@ class FrameBatch:
     def __post_init__(self) -> None:
         n = len(self.indices)
         if self.frames.ndim != 4 or self.frames.shape[0] != n or self.frames.shape[-1] != 3:
-            raise ValueError(f"frames must be (N, H, W, 3) with N={n}, got {self.frames.shape}")
+            raise InvalidArgumentError(f"frames must be (N, H, W, 3) with N={n}, got {self.frames.shape}")
         if len(self.timestamps_s) != n:
-            raise ValueError("timestamps_s and indices differ in length")
+            raise InvalidArgumentError("timestamps_s and indices differ in length")
 
     def __len__(self) -> int:
         return len(self.indices)
