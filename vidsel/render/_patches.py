@@ -1,0 +1,171 @@
+"""Codec patch selections as pictures: contact sheets with the selected patches in place, heat
+maps of where and when tokens were spent, and the uniform-vs-codec comparison plot.
+
+Arrays in, ``PIL.Image`` / matplotlib ``Figure`` out; nothing here opens a video or knows a
+result type (:class:`vidsel.results.PatchSelection` and :class:`vidsel.results.Comparison`
+pass their arrays).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..errors import InvalidArgumentError, MissingDependencyError
+from ._sheet import _BG, _TEXT, DEFAULT_THUMB, MAX_TILES, _font, contact_sheet, tile_positions
+
+__all__ = ["ANCHOR_COLOUR", "MOTION_COLOUR", "comparison_plot", "patch_selection_heatmap",
+           "patch_selection_sheet"]
+
+#: Border / bar colours of anchor (dense) and motion-only frames in codec sheets and heat maps.
+ANCHOR_COLOUR = (250, 220, 40)
+MOTION_COLOUR = (40, 200, 220)
+#: Grey of the patches a codec selection did not keep.
+_UNSELECTED = 60
+
+
+def patch_selection_sheet(pixels: np.ndarray, positions: np.ndarray, is_anchor: np.ndarray,
+                          timestamps_s: np.ndarray, *, frame_size: tuple[int, int],
+                          merge: int, title: str | None = None, thumb: int = DEFAULT_THUMB,
+                          columns: int | None = None, max_tiles: int = MAX_TILES
+                          ) -> Image.Image:
+    """Contact sheet of selected patches: every contributing frame (evenly chosen when more
+    than ``max_tiles``), selected patches in place, the rest grey; anchor frames get a yellow
+    border, motion-only frames a cyan one.
+
+    Args:
+        pixels: (N, p, p, 3) uint8 patches.
+        positions: (N, 3) int64 (source frame, patch row, patch column) of each patch.
+        is_anchor: (N,) bool, the patch belongs to a dense anchor frame.
+        timestamps_s: (N,) float64 time of each patch's source frame.
+        frame_size: (height, width) of the frames the patches were cut from.
+        merge: patches per token side (the labels count tokens).
+        title: a line above the grid.
+        thumb: long side of each tile in pixels.
+        columns: tiles per row (default: about square, at most 8).
+        max_tiles: most frames shown.
+    """
+    if max_tiles < 1:
+        raise InvalidArgumentError(f"max_tiles={max_tiles!r} must be at least 1")
+    if len(pixels) != len(positions) or not len(positions):
+        raise InvalidArgumentError(f"a patch sheet needs one patch per position, got "
+                                   f"{len(pixels)} patches for {len(positions)} positions")
+    src = np.unique(positions[:, 0])
+    src = src[tile_positions(len(src), max_tiles)]
+    h, w = frame_size
+    p = int(pixels.shape[1])
+    tiles, labels, borders = [], [], []
+    for f in src.tolist():
+        rows = np.flatnonzero(positions[:, 0] == f)
+        canvas = np.full((h, w, 3), _UNSELECTED, np.uint8)
+        for i in rows.tolist():
+            _, r, c = positions[i]
+            canvas[r * p:(r + 1) * p, c * p:(c + 1) * p] = pixels[i]
+        anchor = bool(is_anchor[rows].any())
+        tiles.append(canvas)
+        tokens = len(rows) // merge ** 2
+        labels.append(f"#{f}  {float(timestamps_s[rows[0]]):.2f}s\n"
+                      f"{'anchor' if anchor else 'motion'} {tokens} tok")
+        borders.append(ANCHOR_COLOUR if anchor else MOTION_COLOUR)
+    return contact_sheet(np.stack(tiles), labels, columns=columns, thumb=thumb,
+                         borders=borders, title=title)
+
+
+# A short perceptual ramp (dark blue -> teal -> yellow), interpolated.
+_RAMP = np.array([[20, 20, 60], [40, 90, 150], [40, 160, 140], [150, 210, 70], [250, 230, 40]],
+                 np.float32)
+
+
+def _colormap(x: np.ndarray) -> np.ndarray:
+    """Map values in [0, 1] to (..., 3) uint8 colours."""
+    t = np.clip(x, 0, 1) * (len(_RAMP) - 1)
+    i = np.minimum(t.astype(np.int64), len(_RAMP) - 2)
+    f = (t - i)[..., None]
+    return (_RAMP[i] * (1 - f) + _RAMP[i + 1] * f).astype(np.uint8)  # type: ignore[no-any-return]
+
+
+def patch_selection_heatmap(positions: np.ndarray, is_anchor: np.ndarray, *, merge: int,
+                            token_grid: tuple[int, int], num_frames: int, duration_s: float,
+                            cell: int = 12, time_bins: int = 64) -> Image.Image:
+    """Heat map of selected tokens: motion tokens per token position (where, top) and tokens
+    per time bin (when, bottom; anchors yellow, motion cyan).
+
+    Args:
+        positions: (N, 3) int64 patch positions, token-major (every ``merge**2`` rows one token).
+        is_anchor: (N,) bool.
+        merge: patches per token side.
+        token_grid: (rows, cols) of tokens per frame.
+        num_frames: frames in the video (the time axis).
+        duration_s: video duration (the caption).
+        cell: pixels per token cell.
+        time_bins: bars of the time histogram.
+    """
+    m2 = merge * merge
+    th, tw = token_grid
+    tok = positions[::m2]
+    anchor = is_anchor[::m2]
+    spatial = np.zeros((th, tw), np.float32)
+    np.add.at(spatial, (tok[~anchor, 1] // merge, tok[~anchor, 2] // merge), 1.0)
+    norm = spatial / max(float(spatial.max()), 1.0)
+    heat = _colormap(norm).repeat(cell, 0).repeat(cell, 1)  # (th*cell, tw*cell, 3)
+    width = max(tw * cell, 512)
+    hist_h = 120
+    img = Image.new("RGB", (width, th * cell + hist_h + 30), _BG)
+    img.paste(Image.fromarray(heat), (0, 0))
+    draw = ImageDraw.Draw(img)
+    bins = np.linspace(0, num_frames, time_bins + 1)
+    ha = np.histogram(tok[anchor, 0], bins)[0]
+    hm = np.histogram(tok[~anchor, 0], bins)[0]
+    top = max(int((ha + hm).max()), 1)
+    bw = width / time_bins
+    base = th * cell + hist_h + 10
+    for i in range(time_bins):
+        a = ha[i] / top * hist_h
+        mo = hm[i] / top * hist_h
+        x0, x1 = i * bw, (i + 1) * bw - 1
+        draw.rectangle([x0, base - a, x1, base], fill=ANCHOR_COLOUR)
+        draw.rectangle([x0, base - a - mo, x1, base - a], fill=MOTION_COLOUR)
+    draw.text((4, base + 4), f"tokens over time (0 - {duration_s:.1f} s); "
+              f"yellow anchors, cyan motion", fill=_TEXT, font=_font())
+    return img
+
+
+def comparison_plot(series: Mapping[str, Sequence[tuple[int, float, int, float]]], *,
+                    title: str = "") -> Any:
+    """PSNR / frames touched / moving share against the budget, one line per method.
+
+    Args:
+        series: ``{method: [(budget_frames, psnr_db, frames_touched, moving_share), ...]}``.
+        title: the figure title.
+
+    Returns:
+        A matplotlib ``Figure`` (built directly: no pyplot state, no backend switch).
+
+    Raises:
+        MissingDependencyError: matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise MissingDependencyError(
+            "plotting a comparison needs matplotlib: pip install 'vidsel[plot]'") from e
+    fig = Figure(figsize=(12, 3.4))
+    axes = fig.subplots(1, 3)
+    for method in sorted(series):
+        pts = sorted(series[method])
+        b = [r[0] for r in pts]
+        for k, ax in enumerate(axes):
+            ax.plot(b, [r[k + 1] for r in pts], marker="o", label=method)
+    for ax, name in zip(axes, ("hold-last PSNR (dB)", "source frames touched",
+                               "share of tokens on moving content")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("budget (frame-equivalents)")
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
