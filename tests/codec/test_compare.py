@@ -55,7 +55,7 @@ def test_plot_leaves_matplotlib_global_state_alone(tmp_path, monkeypatch):
     backend, figs = matplotlib.get_backend(), plt.get_fignums()
     rows = tuple(ComparisonRow(method=m, budget_frames=b, num_tokens=b * 64, span_s=1.0,
                                span_fraction=0.5, frames_touched=b, moving_share=0.5,
-                               psnr_db=20.0 + b, seconds=0.1, anchor_tokens=0,
+                               psnr_db=20.0 + b, elapsed_s=0.1, anchor_tokens=0,
                                motion_tokens=b * 64)
                  for m in ("uniform", "codec") for b in (2, 4))
     c = Comparison(path="x.mp4", num_frames=90, duration_s=3.0, signal="motion_vectors",

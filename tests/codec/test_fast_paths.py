@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from vidsel.codec import packet_index, select_patches
-from vidsel.codec._motion import _MV_DTYPE, mv_grid, prefetch
+from vidsel.codec._motion import _MV_DTYPE, mv_grid
+from vidsel.codec._pool import TokenPool as _TokenPool
+from vidsel.codec._pool import rank_tokens, tie_keys
 from vidsel.codec._score import _affine_fit, _quantile
-from vidsel.codec._select import _TokenPool, rank_tokens, tie_keys
 from vidsel.io import VideoReader
+from vidsel.io._stream import _prefetch as prefetch
 
 FS = 224
 

@@ -63,7 +63,7 @@ def test_display_transform_matches_the_reader(fixture_file):
     import av
 
     from vidsel.io import VideoReader
-    from vidsel.io._probe import frame_display_transform
+    from vidsel.io._display import frame_display_transform
 
     path = fixture_file("edge/torchcodec__nasa_13013_rotated.mp4")
     with av.open(str(path)) as c:

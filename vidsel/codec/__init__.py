@@ -7,17 +7,33 @@ Public API::
     select_patches(path, ...)     -> PatchSelection  anchors + motion patches, exact budget
     uniform_patches(path, ...)    -> PatchSelection  the uniform baseline, same accounting
     compare(path, budgets=...)    -> Comparison      uniform vs codec per budget, fidelity proxy
+
+``packet_index`` / ``PacketIndex`` live in :mod:`vidsel.io` and the result types in
+:mod:`vidsel.results`; both are re-exported here. Video-level methods (``"codec"``,
+``"uniform"``, ...) are found through :mod:`vidsel.methods`; ``METHODS`` here is a deprecated
+alias.
 """
 
-from ._compare import Comparison, ComparisonRow, compare
-from ._motion import MV_CODECS, MotionFields, motion_vectors
-from ._packets import PacketIndex, packet_index
-from ._result import PRESETS, Canvases, PatchConfig, PatchSelection
-from ._select import ANCHOR_POLICIES, METHODS, select_patches, uniform_patches
+import warnings
+from collections.abc import Callable, Iterator
+
+from .._deprecation import REMOVED_IN
+from ..io import PacketIndex, packet_index
+from ..results import (
+    PRESETS,
+    Canvases,
+    Comparison,
+    ComparisonRow,
+    MotionFields,
+    PatchConfig,
+    PatchSelection,
+)
+from ._compare import compare
+from ._motion import MV_CODECS, motion_vectors
+from ._select import ANCHOR_POLICIES, select_patches, uniform_patches
 
 __all__ = [
     "ANCHOR_POLICIES",
-    "METHODS",
     "MV_CODECS",
     "PRESETS",
     "Canvases",
@@ -33,3 +49,28 @@ __all__ = [
     "select_patches",
     "uniform_patches",
 ]
+
+
+class _DeprecatedMethods(dict[str, Callable[..., PatchSelection]]):
+    """``METHODS``: the former codec method table; every lookup warns (use vidsel.methods)."""
+
+    def _warn(self) -> None:
+        warnings.warn(f"vidsel.codec.METHODS is deprecated and will be removed in vidsel "
+                      f"{REMOVED_IN}; use vidsel.methods (get_method / run_method)",
+                      DeprecationWarning, stacklevel=3)
+
+    def __getitem__(self, key: str) -> Callable[..., PatchSelection]:
+        self._warn()
+        return super().__getitem__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._warn()
+        return super().__iter__()
+
+    def __contains__(self, key: object) -> bool:
+        self._warn()
+        return super().__contains__(key)
+
+
+#: Deprecated: the video-level method registry is :mod:`vidsel.methods`.
+METHODS = _DeprecatedMethods(codec=select_patches, uniform=uniform_patches)

@@ -10,24 +10,21 @@ important objects and text are not weighted (see docs/codec.md).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._validate import check_positive_int
-from ..errors import InvalidArgumentError, MissingDependencyError
-from ._packets import packet_index
-from ._result import PatchConfig, PatchSelection
+from ..errors import InvalidArgumentError
+from ..io import VideoReader, packet_index
+from ..results import Comparison, ComparisonRow, PatchConfig, PatchSelection
 from ._select import select_patches, uniform_patches
 
-__all__ = ["Comparison", "ComparisonRow", "compare", "hold_last_psnr"]
+__all__ = ["compare", "hold_last_psnr"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,111 +32,6 @@ logger = logging.getLogger(__name__)
 #: evaluation frames around it exceeds this.
 MOVING_DIFF = 6.0
 PSNR_CAP_DB = 100.0
-
-
-@dataclass(frozen=True)
-class ComparisonRow:
-    """One (method, budget) measurement.
-
-    Attributes:
-        method: ``"uniform"`` or ``"codec"``.
-        budget_frames: budget in frame-equivalents.
-        num_tokens: tokens spent.
-        span_s: time between the first and last contributing frame.
-        span_fraction: ``span_s`` / video duration.
-        frames_touched: distinct source frames contributing tokens.
-        moving_share: share of tokens on content that changes (see MOVING_DIFF).
-        psnr_db: mean hold-last re-rendering PSNR over the evaluation frames.
-        seconds: wall time of the selection (pixels included).
-        anchor_tokens, motion_tokens: how the tokens were spent.
-    """
-
-    method: str
-    budget_frames: int
-    num_tokens: int
-    span_s: float
-    span_fraction: float
-    frames_touched: int
-    moving_share: float
-    psnr_db: float
-    seconds: float
-    anchor_tokens: int
-    motion_tokens: int
-
-
-@dataclass(frozen=True, repr=False)
-class Comparison:
-    """Uniform vs codec sampling of one video at several budgets."""
-
-    path: str
-    num_frames: int
-    duration_s: float
-    signal: str
-    eval_frames: int
-    config: PatchConfig
-    rows: tuple[ComparisonRow, ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "num_frames": self.num_frames,
-                "duration_s": self.duration_s, "signal": self.signal,
-                "eval_frames": self.eval_frames, "patch_size": self.config.patch_size,
-                "merge": self.config.merge, "frame_size": list(self.config.frame_size),
-                "rows": [asdict(r) for r in self.rows]}
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=1)
-        if path is not None:
-            Path(path).write_text(text)
-        return text
-
-    def table(self) -> str:
-        """Markdown table, one line per (budget, method)."""
-        lines = ["| budget (frames) | method | tokens | span s (%) | frames touched | "
-                 "moving share | proxy PSNR dB | time s |",
-                 "|---|---|---|---|---|---|---|---|"]
-        for r in sorted(self.rows, key=lambda r: (r.budget_frames, r.method != "uniform")):
-            lines.append(
-                f"| {r.budget_frames} | {r.method} | {r.num_tokens} | {r.span_s:.1f} "
-                f"({100 * r.span_fraction:.0f}%) | {r.frames_touched} | {r.moving_share:.2f} | "
-                f"{r.psnr_db:.2f} | {r.seconds:.2f} |")
-        return "\n".join(lines)
-
-    def plot(self, path: str | Path) -> Path:
-        """Save PSNR / frames touched / moving share vs budget (needs matplotlib).
-
-        Draws on a standalone ``matplotlib.figure.Figure``: no pyplot, no backend switch, so
-        the caller's matplotlib state (e.g. Jupyter's inline backend) is left alone.
-        """
-        try:
-            from matplotlib.figure import Figure
-        except ImportError as e:
-            raise MissingDependencyError(
-                "Comparison.plot needs matplotlib: pip install vidsel[plot]") from e
-        fig = Figure(figsize=(12, 3.4))
-        axes = fig.subplots(1, 3)
-        for method in sorted({r.method for r in self.rows}):
-            rs = sorted((r for r in self.rows if r.method == method),
-                        key=lambda r: r.budget_frames)
-            b = [r.budget_frames for r in rs]
-            axes[0].plot(b, [r.psnr_db for r in rs], marker="o", label=method)
-            axes[1].plot(b, [r.frames_touched for r in rs], marker="o", label=method)
-            axes[2].plot(b, [r.moving_share for r in rs], marker="o", label=method)
-        for ax, title in zip(axes, ("hold-last PSNR (dB)", "source frames touched",
-                                    "share of tokens on moving content")):
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel("budget (frame-equivalents)")
-            ax.set_title(title, fontsize=9)
-            ax.grid(alpha=0.3)
-        axes[0].legend()
-        fig.suptitle(Path(self.path).name, fontsize=9)
-        fig.tight_layout()
-        out = Path(path)
-        fig.savefig(out, dpi=100)
-        return out
-
-    def __repr__(self) -> str:
-        return (f"Comparison(path={self.path!r}, rows={len(self.rows)}, signal={self.signal!r}, "
-                f"eval_frames={self.eval_frames})")
 
 
 def _downscale(img: np.ndarray, s: int) -> np.ndarray:
@@ -226,10 +118,8 @@ def compare(
         **codec_options: passed to :func:`select_patches` (anchors, camera, signal, ...).
 
     Returns:
-        :class:`Comparison` with one row per (budget, method).
+        :class:`~vidsel.results.Comparison` with one row per (budget, method).
     """
-    from vidsel.io import VideoReader
-
     budgets = [check_positive_int("budgets", b) for b in budgets]
     if not budgets:
         raise InvalidArgumentError("budgets=() must name at least one budget")
@@ -274,7 +164,7 @@ def compare(
                 span_fraction=min(1.0, sel.span_s / dur),
                 frames_touched=len(sel.source_frames),
                 moving_share=_moving_share(sel, eval_idx, moving),
-                psnr_db=hold_last_psnr(sel, eval_idx, refs, scale), seconds=secs,
+                psnr_db=hold_last_psnr(sel, eval_idx, refs, scale), elapsed_s=secs,
                 anchor_tokens=sel.num_anchor_patches // m2,
                 motion_tokens=sel.num_motion_patches // m2))
             logger.info("%s: %s @%d: %s", index.path, method, b, rows[-1])
