@@ -8,6 +8,7 @@ import pytest
 from tests.select.conftest import unit_rows
 from vidsel.errors import InvalidArgumentError
 from vidsel.select import (
+    SELECTORS,
     aks,
     available_selectors,
     bolt,
@@ -18,7 +19,6 @@ from vidsel.select import (
     topk,
     uniform,
 )
-from vidsel.select._registry import _REGISTRY
 
 
 def test_uniform() -> None:
@@ -135,7 +135,7 @@ def test_registry_lists_and_runs_everything() -> None:
 
 
 def test_registry_errors_and_plugins() -> None:
-    with pytest.raises(InvalidArgumentError, match=r"method='nope' is not allowed; choose one of"):
+    with pytest.raises(InvalidArgumentError, match=r"selector='nope' is not registered; choose one of"):
         run_selector("nope", 3, n=10)
     with pytest.raises(InvalidArgumentError, match="needs frame_embeds"):
         run_selector("mdp3", 3, n=10)
@@ -149,7 +149,8 @@ def test_registry_errors_and_plugins() -> None:
         assert "every_other" in available_selectors()
         assert run_selector("every_other", 3, n=10).tolist() == [0, 2, 4]
     finally:
-        _REGISTRY.pop("every_other", None)
+        if "every_other" in SELECTORS:
+            SELECTORS.unregister("every_other")
     with pytest.raises(InvalidArgumentError, match="needs="):
         register_selector("bad", lambda inp, k: np.arange(k), needs="pixels")  # type: ignore[arg-type]
     assert "bad" not in available_selectors()
@@ -196,4 +197,5 @@ def test_run_selector_rejects_parameters_the_selector_does_not_take() -> None:
                               defaults={"lam": 1.0})
     finally:
         for name in ("strided", "anything", "bad_defaults"):
-            _REGISTRY.pop(name, None)
+            if name in SELECTORS:
+                SELECTORS.unregister(name)

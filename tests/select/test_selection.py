@@ -8,7 +8,20 @@ import numpy as np
 import pytest
 
 from vidsel.errors import InvalidArgumentError
-from vidsel.selection import FrameSelector, Selection, candidate_indices, select_frames
+from vidsel.io import VideoReader
+from vidsel.results import VisualSelection
+from vidsel.selection import (
+    DEFAULT_NUM_CANDIDATES,
+    FrameSelector,
+    Selection,
+    candidate_indices,
+    indices_for,
+    qwen_video_metadata,
+    sample_indices_fn,
+    select_frames,
+    to_qwen,
+)
+from vidsel.selection._candidates import decode_identity, embed_candidates
 from vidsel.synth import decode_counter, make_video
 
 
@@ -28,8 +41,6 @@ def siglip(tiny_siglip_dir):
 
 def test_uniform_needs_no_model_and_returns_real_indices(counter_video) -> None:
     sel = select_frames(counter_video, k=8, method="uniform")
-    from vidsel.io import VideoReader
-
     with VideoReader(counter_video) as r:
         assert sel.indices.tolist() == r.uniform_indices(8).tolist()
         np.testing.assert_allclose(sel.timestamps_s, r.metadata.timestamps_s[sel.indices])
@@ -47,7 +58,7 @@ def test_uniform_needs_no_model_and_returns_real_indices(counter_video) -> None:
 def test_methods_need_an_embedder_and_a_question(counter_video) -> None:
     with pytest.raises(InvalidArgumentError, match="needs an embedder"):
         select_frames(counter_video, "what?", k=4, method="mdp3")
-    with pytest.raises(InvalidArgumentError, match=r"method='magic' is not allowed"):
+    with pytest.raises(InvalidArgumentError, match=r"selector='magic' is not registered"):
         select_frames(counter_video, "what?", k=4, method="magic")
 
 
@@ -71,8 +82,6 @@ def test_cache_hit_avoids_decoding_and_image_encoding(counter_video, siglip, tmp
     assert not first.cache_hit
     assert len(list(tmp_path.rglob("*.safetensors"))) == 1
     assert not list(tmp_path.rglob("*.pkl"))
-
-    from vidsel.io import VideoReader
 
     def no_decode(*a, **k):
         raise AssertionError("decoded on a cache hit")
@@ -109,8 +118,6 @@ def test_cache_key_is_content_not_path(counter_video, siglip, tmp_path) -> None:
 
 
 def test_candidates(counter_video) -> None:
-    from vidsel.io import VideoReader
-
     with VideoReader(counter_video) as r:
         assert len(candidate_indices(r, 16)) == 16
         assert candidate_indices(r, "uniform:16").tolist() == candidate_indices(r, 16).tolist()
@@ -149,14 +156,14 @@ def test_selection_validates_itself() -> None:
 
 def test_qwen_and_transformers_adapters(counter_video) -> None:
     sel = select_frames(counter_video, k=5, method="uniform")
-    md = sel.video_metadata(pad_to_multiple=2)
+    md = qwen_video_metadata(sel, pad_to_multiple=2)
     assert md["fps"] == pytest.approx(30.0) and md["total_num_frames"] == 90
     assert md["frames_indices"] == [*sel.indices.tolist(), int(sel.indices[-1])]  # even count
-    frames, vmd = sel.to_qwen(size=64)
+    frames, vmd = to_qwen(sel, size=64)
     assert frames.shape[0] == 6 and frames.shape[1] == 64
     assert vmd.frames_indices == md["frames_indices"] and vmd.fps == pytest.approx(30.0)
     assert vmd.timestamps[1] == pytest.approx(sel.timestamps_s[1])
-    fn = sel.sample_indices_fn()
+    fn = sample_indices_fn(sel)
     from transformers.video_utils import VideoMetadata
 
     assert fn(VideoMetadata(total_num_frames=90, fps=30.0)).tolist() == sel.indices.tolist()
@@ -189,17 +196,17 @@ def test_timestamp_mapping_to_another_decoder_is_explicit_and_never_merges_frame
     # stream starting at 0.5 s, 30 fps, 90 frames
     idx = np.array([0, 12, 13, 60])
     sel = Selection(indices=idx, timestamps_s=0.5 + idx / 30.0, scores=None, method="x",
-                    source_fps=30.0, num_frames=90, video="clip.mp4")
-    assert sel.indices_for(90, 30.0).tolist() == idx.tolist()  # same count: unchanged
-    assert sel.indices_for(None).tolist() == idx.tolist()
+                    source_fps=30.0, num_frames=90, path="clip.mp4")
+    assert indices_for(sel, 90, 30.0).tolist() == idx.tolist()  # same count: unchanged
+    assert indices_for(sel, None).tolist() == idx.tolist()
     # a decoder that sees twice the frames (e.g. field-doubled): the stream start maps to 0
-    assert sel.indices_for(180, 60.0).tolist() == [0, 24, 26, 120]
+    assert indices_for(sel, 180, 60.0).tolist() == [0, 24, 26, 120]
     # half the frames: 12 and 13 both land on frame 6 -> an error naming the video, not 3 frames
     with pytest.raises(InvalidArgumentError,
                        match=r"clip\.mp4: the decoder reports 45 frames at 15 fps where vidsel "
                              r"counted 90.*merges frames 12 and 13"):
-        sel.indices_for(45, 15.0)
-    fn = sel.sample_indices_fn()
+        indices_for(sel, 45, 15.0)
+    fn = sample_indices_fn(sel)
     assert fn(VideoMetadata(total_num_frames=90, fps=30.0)).tolist() == idx.tolist()
     with pytest.raises(InvalidArgumentError, match="1 selected frame"):
         fn(VideoMetadata(total_num_frames=45, fps=15.0))
@@ -237,8 +244,6 @@ def test_frame_selector_checks_placeholder_count_and_keeps_text_intact(siglip) -
 
 
 def test_unknown_params_fail_before_decoding(counter_video, monkeypatch) -> None:
-    from vidsel.io import VideoReader
-
     monkeypatch.setattr(VideoReader, "__init__", lambda *a, **k: pytest.fail("opened"))
     with pytest.raises(InvalidArgumentError, match=r"'uniform' does not take \['lam'\]"):
         select_frames(counter_video, k=3, method="uniform", params={"lam": 0.2})
@@ -248,7 +253,6 @@ def test_unknown_params_fail_before_decoding(counter_video, monkeypatch) -> None
 
 def test_no_decodable_candidate_is_a_corrupt_video_error() -> None:
     from vidsel.errors import CorruptVideoError
-    from vidsel.selection import _embed_candidates
 
     class Batch:
         def __init__(self, missing):
@@ -268,7 +272,7 @@ def test_no_decodable_candidate_is_a_corrupt_video_error() -> None:
     with pytest.raises(CorruptVideoError,
                        match=r"/videos/broken\.mp4: none of the 10 candidate frames could be "
                              r"decoded") as info:
-        _embed_candidates(DeadReader(), cand, embedder=None, size=None, mode="exact")
+        embed_candidates(DeadReader(), cand, embedder=None, size=None, mode="exact")
     assert info.value.path == "/videos/broken.mp4"
     assert info.value.missing == tuple(cand.tolist())
 
@@ -276,13 +280,10 @@ def test_no_decodable_candidate_is_a_corrupt_video_error() -> None:
 def test_cache_key_includes_the_decode_backend(counter_video, siglip, tmp_path) -> None:
     from safetensors import safe_open
 
-    from vidsel.io import VideoReader
-    from vidsel.selection import _decode_identity
-
     with VideoReader(counter_video) as r:
-        assert _decode_identity(r) == "backend=pyav|interp=BILINEAR"
+        assert decode_identity(r) == "backend=pyav|interp=BILINEAR"
     with VideoReader(counter_video, interpolation="AREA") as r:
-        assert _decode_identity(r) == "backend=pyav|interp=AREA"
+        assert decode_identity(r) == "backend=pyav|interp=AREA"
     first = select_frames(counter_video, "a", k=3, embedder=siglip, candidates=8,
                           cache_dir=tmp_path)
     (entry,) = tmp_path.rglob("*.safetensors")
@@ -293,3 +294,55 @@ def test_cache_key_includes_the_decode_backend(counter_video, siglip, tmp_path) 
                           cache_dir=tmp_path, backend="decord")
     assert not other.cache_hit  # PyAV embeddings are not served to a decord run
     assert len(list(tmp_path.rglob("*.safetensors"))) == 2
+
+
+def test_selection_is_a_visual_selection_with_json_round_trip(counter_video) -> None:
+    sel = select_frames(counter_video, k=4, method="uniform", tokens_per_frame=196)
+    assert isinstance(sel, VisualSelection) and sel.kind == "frames"
+    assert sel.source_frames.tolist() == sel.indices.tolist()
+    np.testing.assert_array_equal(sel.source_timestamps_s, sel.timestamps_s)
+    assert sel.num_tokens == 4 * 196 and sel.path == counter_video
+    assert select_frames(counter_video, k=4, method="uniform").num_tokens is None
+    images, labels = sel.images()
+    assert images.shape == (4, 120, 160, 3) and images.dtype == np.uint8
+    assert [decode_counter(f) for f in images] == sel.indices.tolist()
+    assert labels[0] == "frame_000000_0000.000s" and len(labels) == 4
+    assert labels[1] == f"frame_{int(sel.indices[1]):06d}_{float(sel.timestamps_s[1]):08.3f}s"
+    d = json.loads(json.dumps(sel.to_dict()))
+    assert d["path"] == counter_video and d["tokens_per_frame"] == 196 and "video" not in d
+    back = Selection.from_dict(d)
+    assert back.to_dict() == d and back.num_tokens == sel.num_tokens
+    nan = Selection(indices=np.array([1, 2]), timestamps_s=[0.0, 1.0], scores=[0.5, np.nan],
+                    method="x", source_fps=30.0)
+    d = json.loads(json.dumps(nan.to_dict()))
+    assert d["scores"] == [0.5, None]
+    assert np.isnan(Selection.from_dict(d).scores[1])
+    with pytest.raises(InvalidArgumentError, match="tokens_per_frame"):
+        select_frames(counter_video, k=4, method="uniform", tokens_per_frame=0)
+
+
+def test_renamed_names_keep_deprecated_aliases(counter_video) -> None:
+    with pytest.warns(DeprecationWarning, match=r"select_frames\.video"):
+        sel = select_frames(video=counter_video, k=3, method="uniform")
+    assert sel.path == counter_video
+    with pytest.warns(DeprecationWarning, match=r"Selection\.video"):
+        old = Selection(indices=np.array([0]), timestamps_s=[0.0], scores=None, method="x",
+                        source_fps=30.0, video="a.mp4")
+    assert old.path == "a.mp4"
+    with pytest.warns(DeprecationWarning, match=r"Selection\.video"):
+        assert old.video == "a.mp4"
+    legacy = {**sel.to_dict(), "video": "b.mp4"}
+    del legacy["path"], legacy["tokens_per_frame"], legacy["kind"]
+    assert Selection.from_dict(legacy).path == "b.mp4"  # dicts written before the rename
+    # the adapters moved to vidsel.selection; the methods still answer, with a warning
+    with pytest.warns(DeprecationWarning, match=r"use vidsel\.selection\.qwen_video_metadata"):
+        assert sel.video_metadata() == qwen_video_metadata(sel)
+    with pytest.warns(DeprecationWarning, match=r"use vidsel\.selection\.indices_for"):
+        assert sel.indices_for(90).tolist() == sel.indices.tolist()
+    with pytest.warns(DeprecationWarning, match="padded_indices"):
+        assert sel.padded_indices(2).tolist() == [*sel.indices.tolist(), int(sel.indices[-1])]
+    with pytest.warns(DeprecationWarning, match="sample_indices_fn"):
+        assert sel.sample_indices_fn()(None).tolist() == sel.indices.tolist()
+    with pytest.warns(DeprecationWarning, match="to_qwen"):
+        assert sel.to_qwen(size=32)[0].shape[0] == 4
+    assert DEFAULT_NUM_CANDIDATES == 128

@@ -19,12 +19,13 @@ from ._base import DTYPES, Embedder
 from ._cache import CachedEmbeddings, EmbeddingCache, content_id
 from ._hf import DEFAULT_HF_MODEL, HF_MODEL_TYPES, HFEmbedder
 from ._openclip import OpenClipEmbedder
-from ._registry import available_embedders, load_embedder, register_embedder
+from ._registry import EMBEDDERS, available_embedders, load_embedder, register_embedder
 from ._text import PromptCleaner, head_tail_chunks, make_prompt_cleaner
 
 __all__ = [
     "DEFAULT_HF_MODEL",
     "DTYPES",
+    "EMBEDDERS",
     "HF_MODEL_TYPES",
     "CachedEmbeddings",
     "Embedder",

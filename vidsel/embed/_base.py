@@ -9,15 +9,25 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from .._validate import check_choice, check_positive_int
 from ..errors import InvalidArgumentError
 from ._text import PromptCleaner
 
-__all__ = ["DTYPES", "Embedder"]
+__all__ = ["DTYPES", "Embedder", "import_torch"]
 
 logger = logging.getLogger(__name__)
 
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+
+
+def import_torch(feature: str = "vidsel's embedders") -> Any:
+    """torch, imported on first use.
+
+    Raises:
+        MissingDependencyError: "... needs torch and transformers: pip install 'vidsel[embed]'".
+    """
+    return require("torch", feature, extra="embed", needs="torch and transformers")
 
 
 class Embedder(ABC):
@@ -75,8 +85,7 @@ class Embedder(ABC):
 
     @property
     def torch_dtype(self) -> Any:
-        import torch
-
+        torch = import_torch()
         return {"float32": torch.float32, "bfloat16": torch.bfloat16,
                 "float16": torch.float16}[self.dtype]
 
@@ -94,8 +103,7 @@ class Embedder(ABC):
         batch = _as_frame_list(frames)
         if not batch:
             return np.zeros((0, self.dim), dtype=np.float32)
-        import torch
-
+        torch = import_torch()
         out = []
         with torch.inference_mode():
             for i in range(0, len(batch), self.batch_size):
@@ -119,8 +127,7 @@ class Embedder(ABC):
             raise InvalidArgumentError(f"text must be a str, got {type(text).__name__}")
         if self.prompt_cleaner is not None:
             text = self.prompt_cleaner(text)
-        import torch
-
+        torch = import_torch()
         with torch.inference_mode():
             feats = self._encode_text(text)  # (chunks, d)
             feats = torch.nn.functional.normalize(feats.float(), dim=-1)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from ..errors import InvalidArgumentError, VideoNotFoundError
 
 __all__ = ["CachedEmbeddings", "EmbeddingCache", "content_id"]
@@ -31,6 +32,16 @@ logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20  # bytes hashed at head, middle and tail
 _FORMAT = "vidsel.frame_embeddings.v1"
 _TENSORS = ("embeds", "indices", "timestamps_s")
+
+
+def _safetensors(module: str = "safetensors") -> Any:
+    """``safetensors`` (or a submodule), imported on first use.
+
+    Raises:
+        MissingDependencyError: "the embedding cache needs safetensors: pip install
+            'vidsel[embed]'".
+    """
+    return require(module, "the embedding cache", extra="embed", needs="safetensors")
 
 
 def content_id(path: str | os.PathLike[str]) -> str:
@@ -117,19 +128,15 @@ class EmbeddingCache:
 
     def load(self, meta: dict[str, str]) -> CachedEmbeddings | None:
         """The entry for ``meta``, or None (missing, unreadable or mismatching entries)."""
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
+        st, st_numpy = _safetensors(), _safetensors("safetensors.numpy")
         path = self.path_for(meta)
         if not path.is_file():
             return None
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="numpy") as f:
+            with st.safe_open(str(path), framework="numpy") as f:
                 stored = dict(f.metadata() or {})
-            tensors = load_file(str(path))
-        except (OSError, SafetensorError, ValueError) as e:
+            tensors = st_numpy.load_file(str(path))
+        except (OSError, st.SafetensorError, ValueError) as e:
             logger.warning("ignoring unreadable cache entry %s: %s", path, e)
             return None
         if stored != meta:
@@ -152,8 +159,7 @@ class EmbeddingCache:
     def save(self, meta: dict[str, str], embeds: np.ndarray, indices: np.ndarray,
              timestamps_s: np.ndarray) -> Path:
         """Store an entry atomically; returns its path."""
-        from safetensors.numpy import save_file
-
+        save_file = _safetensors("safetensors.numpy").save_file
         entry = CachedEmbeddings(np.ascontiguousarray(embeds, dtype=np.float32),
                                  np.ascontiguousarray(indices, dtype=np.int64),
                                  np.ascontiguousarray(timestamps_s, dtype=np.float64), meta)
@@ -186,11 +192,9 @@ class EmbeddingCache:
         embeds, indices, ts = compute()
         entry = CachedEmbeddings(np.asarray(embeds, np.float32), np.asarray(indices, np.int64),
                                  np.asarray(ts, np.float64), meta)
-        from safetensors import SafetensorError  # wraps the writer's I/O errors
-
         try:
             self.save(meta, entry.embeds, entry.indices, entry.timestamps_s)
-        except (OSError, SafetensorError) as e:
+        except (OSError, _safetensors().SafetensorError) as e:  # it wraps the writer's I/O
             logger.warning("could not write the embedding cache entry %s (%s); continuing "
                            "without caching it", self.path_for(meta), e)
         return entry, False

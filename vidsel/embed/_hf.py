@@ -7,8 +7,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .._optional import require
 from ..errors import InvalidArgumentError, ModelNotAvailableError
-from ._base import Embedder, unwrap_features
+from ._base import Embedder, import_torch, unwrap_features
 from ._text import PromptCleaner, head_tail_chunks
 
 __all__ = ["DEFAULT_HF_MODEL", "HF_MODEL_TYPES", "HFEmbedder"]
@@ -64,12 +65,15 @@ class HFEmbedder(Embedder):
         """Load from a local directory or a hub id.
 
         Raises:
+            MissingDependencyError: torch or transformers is not installed
+                (``pip install 'vidsel[embed]'``).
             ModelNotAvailableError: the weights are neither local nor downloadable (offline);
                 the message says how to provide them.
             InvalidArgumentError: the checkpoint is not a SigLIP / SigLIP2 / CLIP model.
         """
-        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
-
+        import_torch("the hf embedder")
+        tf = require("transformers", "the hf embedder", extra="embed",
+                     needs="torch and transformers")
         src = str(name_or_path)
         local = Path(src).expanduser()
         if local.is_dir():
@@ -77,7 +81,7 @@ class HFEmbedder(Embedder):
         elif _looks_like_path(src):
             raise ModelNotAvailableError(f"no model directory at {src!r}")
         try:
-            config = AutoConfig.from_pretrained(src, revision=revision)
+            config = tf.AutoConfig.from_pretrained(src, revision=revision)
         except (OSError, ValueError) as e:
             raise ModelNotAvailableError(
                 f"cannot load model {src!r}: {e}. {offline_hint(src)}"
@@ -90,9 +94,9 @@ class HFEmbedder(Embedder):
         probe = Embedder.__new__(cls)
         Embedder.__init__(probe, device=device, dtype=dtype)
         try:
-            model = AutoModel.from_pretrained(src, revision=revision, dtype=probe.torch_dtype)
-            tokenizer = AutoTokenizer.from_pretrained(src, revision=revision)
-            image_processor = AutoImageProcessor.from_pretrained(src, revision=revision)
+            model = tf.AutoModel.from_pretrained(src, revision=revision, dtype=probe.torch_dtype)
+            tokenizer = tf.AutoTokenizer.from_pretrained(src, revision=revision)
+            image_processor = tf.AutoImageProcessor.from_pretrained(src, revision=revision)
         except (OSError, ValueError) as e:
             raise ModelNotAvailableError(
                 f"cannot load model {src!r}: {e}. {offline_hint(src)}"
@@ -122,8 +126,7 @@ class HFEmbedder(Embedder):
         return unwrap_features(self.model.get_image_features(**kw))
 
     def _encode_text(self, text: str) -> Any:
-        import torch
-
+        torch = import_torch()
         limit = min(self.max_text_tokens, self._max_positions)
         if self.model_type in ("siglip", "siglip2"):
             # MDP3: pad to max length, no truncation; chunk the raw ids (EOS in the last chunk)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidArgumentError, MissingDependencyError, ModelNotAvailableError
-from ._base import Embedder
+from ._base import Embedder, import_torch
 from ._text import PromptCleaner, head_tail_chunks
 
 __all__ = ["OpenClipEmbedder"]
@@ -58,8 +58,7 @@ class OpenClipEmbedder(Embedder):
         self.std = tuple(cfg.get("std", _OPENCLIP_STD))
         self.resize_mode = str(cfg.get("resize_mode", "shortest"))
         self.interpolation = str(cfg.get("interpolation", "bicubic"))
-        import torch
-
+        torch = import_torch("the open_clip embedder")
         with torch.inference_mode():
             probe = model.encode_text(self._tokens("a").to(self.device))
         self._dim = int(probe.shape[-1])
@@ -136,9 +135,8 @@ class OpenClipEmbedder(Embedder):
 
     def _pixels(self, frames: list[Any]) -> Any:
         """(b,) uint8 RGB frames -> (b, 3, h, w) normalised tensor on the device."""
-        import torch
-        import torch.nn.functional as F
-
+        torch = import_torch("the open_clip embedder")
+        F = torch.nn.functional
         arrs = [np.asarray(f.convert("RGB")) if hasattr(f, "convert") else np.asarray(f)
                 for f in frames]
         th, tw = self.image_size
@@ -169,8 +167,7 @@ class OpenClipEmbedder(Embedder):
     def _tokens(self, text: str) -> Any:
         """(chunks, context_length) token ids; long text in head/tail chunks, each wrapped in
         start/end tokens (SimpleTokenizer); other tokenizers truncate."""
-        import torch
-
+        torch = import_torch("the open_clip embedder")
         tok = self.tokenizer
         ctx = int(getattr(tok, "context_length", 77) or 77)
         if not all(hasattr(tok, a) for a in ("encode", "sot_token_id", "eot_token_id")):

@@ -16,28 +16,32 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._validate import check_choice
 from ..errors import InvalidArgumentError, ModelNotAvailableError
+from ..registry import Registry
 from ._base import Embedder
+from ._hf import DEFAULT_HF_MODEL, HFEmbedder
+from ._openclip import OpenClipEmbedder
 
-__all__ = ["available_embedders", "load_embedder", "register_embedder"]
+__all__ = ["EMBEDDERS", "available_embedders", "load_embedder", "register_embedder"]
 
-#: kind -> factory(target: str, **options) -> Embedder
-_FACTORIES: dict[str, Callable[..., Embedder]] = {}
-_ALIASES: dict[str, str] = {"siglip": "hf:google/siglip-so400m-patch14-384"}
+#: kind (spec prefix) -> factory(target: str, **options) -> Embedder
+EMBEDDERS: Registry[Callable[..., Embedder]] = Registry("embedder kind")
+_ALIASES: dict[str, str] = {"siglip": f"hf:{DEFAULT_HF_MODEL}"}
 
 
 def register_embedder(kind: str, factory: Callable[..., Embedder], *,
                       overwrite: bool = False) -> None:
-    """Register ``factory(target, **options) -> Embedder`` for specs ``"<kind>:<target>"``."""
-    if kind in _FACTORIES and not overwrite:
-        raise InvalidArgumentError(f"embedder kind {kind!r} is already registered")
-    _FACTORIES[kind] = factory
+    """Register ``factory(target, **options) -> Embedder`` for specs ``"<kind>:<target>"``.
+
+    Raises:
+        InvalidArgumentError: ``kind`` is taken and ``overwrite`` is False.
+    """
+    EMBEDDERS.register(kind, factory, overwrite=overwrite)
 
 
 def available_embedders() -> tuple[str, ...]:
     """Registered embedder kinds (spec prefixes) and aliases, sorted."""
-    return tuple(sorted([*_FACTORIES, *_ALIASES]))
+    return tuple(sorted([*EMBEDDERS.names(), *_ALIASES]))
 
 
 def load_embedder(spec: str | Embedder, **options: Any) -> Embedder:
@@ -50,6 +54,9 @@ def load_embedder(spec: str | Embedder, **options: Any) -> Embedder:
 
     Raises:
         InvalidArgumentError: unknown kind or malformed spec.
+        MissingDependencyError: the embedder's packages are not installed (``hf``: torch and
+            transformers, ``pip install 'vidsel[embed]'``; ``open_clip``:
+            ``pip install 'vidsel[clip]'``).
         ModelNotAvailableError: weights not available (message says how to provide them).
     """
     if isinstance(spec, Embedder):
@@ -60,7 +67,7 @@ def load_embedder(spec: str | Embedder, **options: Any) -> Embedder:
     path = Path(spec).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file():
-            return _FACTORIES["hf"](str(path), **options)
+            return EMBEDDERS.get("hf")(str(path), **options)
         raise ModelNotAvailableError(
             f"{spec!r} is a directory without config.json; for open_clip checkpoints use "
             f"'open_clip:MODEL_NAME@{spec}/<file>.safetensors'"
@@ -69,22 +76,17 @@ def load_embedder(spec: str | Embedder, **options: Any) -> Embedder:
     if not sep:
         raise InvalidArgumentError(
             f"embedder={spec!r} is not a spec: use '<kind>:<model>' with kind one of "
-            f"{', '.join(map(repr, sorted(_FACTORIES)))}, or an alias "
+            f"{', '.join(map(repr, EMBEDDERS.names()))}, or an alias "
             f"{', '.join(map(repr, sorted(_ALIASES)))}, or a local model directory"
         )
-    check_choice("embedder kind", kind, sorted(_FACTORIES))
-    return _FACTORIES[kind](target, **options)
+    return EMBEDDERS.get(kind)(target, **options)
 
 
 def _hf_factory(target: str, **options: Any) -> Embedder:
-    from ._hf import HFEmbedder
-
     return HFEmbedder.from_pretrained(target, **options)
 
 
 def _open_clip_factory(target: str, **options: Any) -> Embedder:
-    from ._openclip import OpenClipEmbedder
-
     name, _, pretrained = target.partition("@")
     if pretrained == "random":
         options.setdefault("random_init", True)

@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["PromptCleaner", "head_tail_chunks", "make_prompt_cleaner"]
 
 T = TypeVar("T")
@@ -27,7 +29,7 @@ def head_tail_chunks(tokens: Sequence[T], max_len: int) -> list[list[T]]:
         [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]
     """
     if max_len < 1:
-        raise ValueError(f"max_len={max_len} must be >= 1")
+        raise InvalidArgumentError(f"max_len={max_len} must be >= 1")
     n = len(tokens)
     if n <= max_len:
         return [list(tokens)]

@@ -8,7 +8,9 @@ No model is needed here: every function takes plain arrays (numpy, or torch wher
   any PSD kernel matrix (numpy or torch, fast incremental Cholesky);
 - :func:`uniform`, :func:`topk`, :func:`bolt`, :func:`aks` — baselines;
 - :func:`multi_gaussian_kernel`, :func:`relevance` — the MDP3 kernel;
-- a registry (:func:`available_selectors`, :func:`run_selector`, :func:`register_selector`).
+- a registry (:data:`SELECTORS`, a :class:`vidsel.registry.Registry`, and its helpers
+  :func:`available_selectors`, :func:`get_selector`, :func:`run_selector`,
+  :func:`register_selector`).
 
 Shapes: ``frame_embeds`` (n, d) float, ``text_embed`` (d,) float, ``scores`` (n,) float;
 selectors return (min(k, n),) int64 indices into the candidates, ascending.
@@ -26,6 +28,7 @@ from ._dpp import MIN_LAM, dpp, dpp_greedy
 from ._kernel import DEFAULT_ALPHAS, multi_gaussian_kernel, relevance
 from ._mdp3 import MDP3_MODES, OVIS_DEFAULTS, mdp3, mdp3_objective
 from ._registry import (
+    SELECTORS,
     SelectorInfo,
     SelectorInputs,
     available_selectors,
@@ -39,6 +42,7 @@ __all__ = [
     "MDP3_MODES",
     "MIN_LAM",
     "OVIS_DEFAULTS",
+    "SELECTORS",
     "SelectorInfo",
     "SelectorInputs",
     "aks",

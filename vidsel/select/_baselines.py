@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_positive_float, check_positive_int
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, VidselError
 from ._dpp import _to_numpy
 
 __all__ = ["aks", "bolt", "cosine_scores", "topk", "uniform"]
@@ -120,7 +120,7 @@ def _nearest_free(taken: np.ndarray, i: int, p: np.ndarray) -> int:
         cands = [j for j in (i - dist, i + dist) if 0 <= j < n and not taken[j]]
         if cands:
             return max(cands, key=lambda j: (p[j], -j))
-    raise RuntimeError("no free candidate left")  # pragma: no cover - k < n
+    raise VidselError("internal error: no free candidate left")  # pragma: no cover - k < n
 
 
 def aks(

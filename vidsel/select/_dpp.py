@@ -33,6 +33,7 @@ from ._kernel import (
     DEFAULT_ALPHAS,
     KernelRows,
     _is_torch,
+    _torch,
     check_alphas,
     log_relevance,
     multi_gaussian_kernel,
@@ -157,8 +158,7 @@ def _greedy_torch(kmat: Any, q: Any | None, k: int, tiny: float) -> tuple[Any, A
 
     Returns (order (k,) long, dsel (k,) float): the caller truncates at the first ``dsel <= tol``.
     """
-    import torch
-
+    torch = _torch()
     n = kmat.shape[0]
     d2 = torch.diagonal(kmat).clone().to(torch.float64 if kmat.dtype == torch.float64 else
                                          torch.float32)
@@ -248,8 +248,7 @@ def dpp_greedy(L: Any, k: int, *, eps: float = DEFAULT_EPS) -> np.ndarray:
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     if _is_torch(L):
-        import torch
-
+        torch = _torch()
         if not L.is_floating_point():
             L = L.double()
         diag_t = torch.diagonal(L)
@@ -341,8 +340,7 @@ def _dpp_torch(
     return_order: bool,
 ) -> np.ndarray:
     """GPU path of :func:`dpp`: the full kernel on the device (one matmul), Chen greedy there."""
-    import torch
-
+    torch = _torch()
     x = frame_embeds.detach().float()
     t = torch.as_tensor(text_embed.detach() if _is_torch(text_embed) else
                         np.asarray(text_embed)).float().to(x.device)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from .._validate import check_positive_float
 from ..errors import InvalidArgumentError
 
@@ -51,6 +52,11 @@ def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
 
+def _torch() -> Any:
+    """torch for the tensor paths (MissingDependencyError naming the ``embed`` extra)."""
+    return require("torch", "the torch selector path", extra="embed")
+
+
 def sq_distances(x: Any, y: Any | None = None) -> Any:
     """Squared Euclidean distances between the rows of ``x`` (n, d) and ``y`` (m, d) -> (n, m).
 
@@ -59,8 +65,7 @@ def sq_distances(x: Any, y: Any | None = None) -> Any:
     """
     same = y is None
     if _is_torch(x):
-        import torch
-
+        torch = _torch()
         yy = x if y is None else y
         d2 = (x * x).sum(-1)[:, None] + (yy * yy).sum(-1)[None, :] - 2.0 * (x @ yy.T)
         d2 = torch.clamp_min(d2, 0.0)
@@ -80,8 +85,7 @@ def sq_distances(x: Any, y: Any | None = None) -> Any:
 def _kernel_from_d2(d2: Any, alphas: Sequence[float]) -> Any:
     """Apply ``sum_u exp(-d2 / (2 a_u))`` elementwise (numpy or torch)."""
     if _is_torch(d2):
-        import torch
-
+        torch = _torch()
         out = torch.zeros_like(d2)
         for a in alphas:
             out += torch.exp(d2 * (-0.5 / a))

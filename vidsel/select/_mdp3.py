@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import check_choice, check_positive_int
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, VidselError
 from ._dpp import DEFAULT_EPS, _as_f64, check_lam, greedy_batched, relevance_log_weights
 from ._kernel import (
     DEFAULT_ALPHAS,
@@ -172,7 +172,8 @@ def _mdp3_dp(
         dp, last = new_dp, new_last
 
     if not np.isfinite(dp[k]):  # pragma: no cover - k < n always has a path
-        raise RuntimeError(f"MDP3 dynamic programme found no path to k={k} (n={n})")
+        raise VidselError(f"internal error: the MDP3 dynamic programme found no path to "
+                          f"k={k} (n={n})")
     out: list[np.ndarray] = []
     c = k
     for b_start, b_j, b_group, order in reversed(back):

@@ -32,11 +32,13 @@ import numpy as np
 
 from .._validate import check_choice, check_positive_int
 from ..errors import InvalidArgumentError
+from ..registry import Registry
 from ._baselines import aks, bolt, cosine_scores, topk, uniform
 from ._dpp import dpp
 from ._mdp3 import OVIS_DEFAULTS, mdp3
 
 __all__ = [
+    "SELECTORS",
     "SelectorInfo",
     "SelectorInputs",
     "available_selectors",
@@ -142,7 +144,8 @@ def _signature_params(fn: Callable[..., Any], *, skip: int = 2) -> frozenset[str
     return frozenset(p.name for p in ps[skip:] if p.kind in ok)
 
 
-_REGISTRY: dict[str, SelectorInfo] = {}
+#: The array-level selectors by name.
+SELECTORS: Registry[SelectorInfo] = Registry("selector")
 
 
 def register_selector(
@@ -161,26 +164,27 @@ def register_selector(
         fn: ``fn(inputs, k, **params)``.
         params: the parameter names ``fn`` accepts; default: read from ``fn``'s signature
             (nothing is checked when ``fn`` takes ``**kwargs``).
+
+    Raises:
+        InvalidArgumentError: ``name`` is taken and ``overwrite`` is False, or a bad ``needs``.
     """
-    if name in _REGISTRY and not overwrite:
-        raise InvalidArgumentError(
-            f"selector {name!r} is already registered; pass overwrite=True to replace it"
-        )
     accepted = frozenset(params) if params is not None else _signature_params(fn)
     info = SelectorInfo(name, fn, needs, description, defaults or {}, accepted)
-    _REGISTRY[name] = info
-    return info
+    return SELECTORS.register(name, info, overwrite=overwrite)
 
 
 def available_selectors() -> tuple[str, ...]:
     """Names of the registered selectors, sorted."""
-    return tuple(sorted(_REGISTRY))
+    return SELECTORS.names()
 
 
 def get_selector(name: str) -> SelectorInfo:
-    """The registered selector ``name``; unknown names raise with the list of known ones."""
-    check_choice("method", name, available_selectors())
-    return _REGISTRY[name]
+    """The registered selector ``name``.
+
+    Raises:
+        InvalidArgumentError: ``name`` is not registered (the message lists the selectors).
+    """
+    return SELECTORS.get(name)
 
 
 def run_selector(

@@ -1,0 +1,46 @@
+"""Keyframe selection for a video and a question: :func:`select_frames` -> :class:`Selection`.
+
+- :func:`select_frames` (``_select.py``): candidates -> embeddings -> an array-level selector
+  from :mod:`vidsel.select`;
+- candidates, their decoding and embedding, and the embedding-cache key (``_candidates.py``):
+  :func:`candidate_indices`, :data:`DEFAULT_NUM_CANDIDATES`;
+- adapters to other libraries (``_adapters.py``): Qwen-VL metadata (:func:`to_qwen`,
+  :func:`qwen_video_metadata`) and transformers' ``sample_indices_fn`` (:func:`indices_for`);
+- :class:`FrameSelector` (``_frame_selector.py``): an Ovis-style
+  ``frame_selector(conversations, frames)``.
+
+:class:`Selection` itself is a result type (:mod:`vidsel.results`), re-exported here.
+
+Example:
+    >>> sel = select_frames("talk.mp4", "When is the whiteboard shown?", k=8,
+    ...                     embedder="hf:/models/siglip-so400m", cache_dir="~/.cache/vidsel")
+    ...                                                                 # doctest: +SKIP
+    >>> sel.indices, sel.timestamps_s, sel.source_fps                   # doctest: +SKIP
+    >>> frames, metadata = to_qwen(sel, size=448)                       # doctest: +SKIP
+"""
+
+from ..results import Selection
+from ._adapters import indices_for, padded_indices, qwen_video_metadata, sample_indices_fn, to_qwen
+from ._candidates import (
+    DEFAULT_EMBED_SIZE,
+    DEFAULT_NUM_CANDIDATES,
+    CandidateMode,
+    candidate_indices,
+)
+from ._frame_selector import FrameSelector
+from ._select import select_frames
+
+__all__ = [
+    "DEFAULT_EMBED_SIZE",
+    "DEFAULT_NUM_CANDIDATES",
+    "CandidateMode",
+    "FrameSelector",
+    "Selection",
+    "candidate_indices",
+    "indices_for",
+    "padded_indices",
+    "qwen_video_metadata",
+    "sample_indices_fn",
+    "select_frames",
+    "to_qwen",
+]
