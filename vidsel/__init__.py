@@ -3,9 +3,15 @@
 Public faces:
 
 - :class:`VideoReader` — exact frames by index or time, fast sparse sampling (``vidsel.io``).
+- :func:`run_method` — every way of choosing what a model sees (uniform, top-k, DPP, MDP3,
+  BOLT, AKS, codec patches, your own) with one call shape (``vidsel.methods``).
+- ``vidsel.results`` — every result type, one vocabulary (``timestamps_s``, ``path``,
+  ``timings_s``), JSON round trips.
 - ``vidsel.codec`` — codec signals and motion-rich patch selection at a fixed token budget.
 - ``vidsel.select`` — array-level selectors (uniform, top-k, DPP, MDP3, BOLT, AKS).
 - :func:`select_frames` / :class:`Selection` — text-relevant keyframe selection end to end.
+
+See docs/architecture.md for the layers and each module's job.
 """
 
 from ._version import __version__
@@ -23,13 +29,18 @@ from .errors import (
     VidselError,
 )
 from .io import FrameBatch, PacketTable, VideoMetadata, VideoReader, packet_table
-from .selection import FrameSelector, Selection, select_frames
+from .methods import available_methods, get_method, register_method, run_method
+from .results import PatchConfig, PatchSelection, Selection, VisualSelection
+from .selection import FrameSelector, select_frames
 
-_SUBMODULES = ("cli", "codec", "embed", "io", "select", "synth")
+#: Subpackages loaded on first attribute access (``vidsel.codec``...): the CLI and the test
+#: video generator are not needed by library users.
+_SUBMODULES = ("cli", "codec", "embed", "io", "methods", "registry", "render", "results",
+               "select", "selection", "synth")
 
 
 def __getattr__(name: str) -> object:
-    """``vidsel.codec``, ``vidsel.select``... without importing them until first use."""
+    """``vidsel.cli``, ``vidsel.synth``... without importing them until first use."""
     if name in _SUBMODULES:
         import importlib
 
@@ -49,13 +60,20 @@ __all__ = [
     "NoVideoStreamError",
     "NotAVideoError",
     "PacketTable",
+    "PatchConfig",
+    "PatchSelection",
     "Selection",
     "UnsupportedCodecError",
     "VideoMetadata",
     "VideoNotFoundError",
     "VideoReader",
     "VidselError",
+    "VisualSelection",
     "__version__",
+    "available_methods",
+    "get_method",
     "packet_table",
+    "register_method",
+    "run_method",
     "select_frames",
 ]

@@ -1,0 +1,103 @@
+"""The built-in methods: every array-level selector as a frame method, and ``codec``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..codec import select_patches
+from ..errors import InvalidArgumentError
+from ..io import VideoReader
+from ..results import PatchConfig, PatchSelection, Selection
+from ..select import get_selector
+from ..selection import DEFAULT_EMBED_SIZE, select_frames
+from ._registry import MethodFn, register_method
+
+__all__ = ["codec_method", "frame_method"]
+
+#: Options every frame method takes (forwarded to :func:`vidsel.selection.select_frames`).
+FRAME_OPTIONS = frozenset({"embedder", "candidates", "candidate_mode", "cache_dir", "params",
+                           "embed_size", "embedder_options", "backend"})
+
+
+def frame_method(selector: str) -> MethodFn:
+    """A video-level frame method around the array-level selector ``selector``
+    (:func:`vidsel.select.register_selector`): candidates are decoded and embedded by
+    :func:`~vidsel.selection.select_frames`, which returns a
+    :class:`~vidsel.results.Selection` of ``budget`` frames.
+
+    Register a selector of your own as a method with
+    ``register_method(name, frame_method(name), needs_embedder=...)``.
+    """
+
+    def run(path: str | VideoReader, *, question: str | None, budget: int,
+            geometry: PatchConfig, embedder: Any = None, candidates: int | str | None = None,
+            candidate_mode: str = "exact", cache_dir: str | None = None,
+            params: Mapping[str, Any] | None = None,
+            embed_size: int | None = DEFAULT_EMBED_SIZE,
+            embedder_options: Mapping[str, Any] | None = None,
+            backend: str = "pyav") -> Selection:
+        return select_frames(path, question, budget, method=selector, embedder=embedder,
+                             candidates=candidates,
+                             candidate_mode=candidate_mode,  # type: ignore[arg-type]
+                             cache_dir=cache_dir, params=params, embed_size=embed_size,
+                             embedder_options=embedder_options, backend=backend,
+                             tokens_per_frame=geometry.tokens_per_frame)
+
+    run.__name__ = run.__qualname__ = f"frame_method_{selector.replace('-', '_')}"
+    run.__doc__ = f"Frame method around the array-level selector {selector!r}."
+    return run
+
+
+def codec_method(path: str | VideoReader, *, question: str | None, budget: int,
+                 geometry: PatchConfig, **options: Any) -> PatchSelection:
+    """Codec patches (:func:`vidsel.codec.select_patches`) at ``budget`` frame-equivalents of
+    ``geometry``. The question is not used yet (motion decides)."""
+    target = path.path if isinstance(path, VideoReader) else path
+    return select_patches(target, budget_frames=budget, patch_size=geometry.patch_size,
+                          merge=geometry.merge, frame_size=geometry.frame_size, **options)
+
+
+#: select_patches keywords that the call shape (budget, geometry) decides.
+_CODEC_FIXED = frozenset({"path", "budget_frames", "budget_tokens", "patch_size", "merge",
+                          "frame_size"})
+
+
+def _codec_options() -> frozenset[str]:
+    return frozenset(inspect.signature(select_patches).parameters) - _CODEC_FIXED
+
+
+_FRAME_METHODS = {
+    "uniform": "evenly spaced frames over the whole video; needs no model",
+    "topk": "the frames most relevant to the question",
+    "dpp": "relevant and diverse frames (determinantal point process, fast greedy MAP)",
+    "mdp3": "MDP3: relevance, diversity and sequence via a dynamic programme (Ovis2)",
+    "mdp3-reference": "MDP3 exactly as the public implementation computes it",
+    "bolt": "BOLT: inverse-transform sampling of the relevance curve",
+    "aks": "AKS: adaptive keyframe sampling (relevance and coverage, split recursively)",
+}
+
+def _params_check(selector: str) -> Callable[[Mapping[str, Any]], None]:
+    """Check a frame method's ``params`` option against its selector's parameters."""
+
+    def check(options: Mapping[str, Any]) -> None:
+        params = options.get("params")
+        if params is not None and not isinstance(params, Mapping):
+            raise InvalidArgumentError(f"params={params!r} must be a mapping of selector "
+                                       f"parameters")
+        get_selector(selector).check_params(dict(params or {}))
+
+    return check
+
+
+for _name, _description in _FRAME_METHODS.items():
+    _needs = get_selector(_name).needs
+    register_method(_name, frame_method(_name), kind="frames",
+                    needs_question=_needs != "none", needs_embedder=_needs != "none",
+                    options=FRAME_OPTIONS, description=_description,
+                    check=_params_check(_name))
+
+register_method("codec", codec_method, kind="patches", options=_codec_options(),
+                description="dense anchor frames plus the most changing patches of many "
+                            "frames, from codec motion vectors, at an exact token budget")
