@@ -18,9 +18,12 @@ from vidsel.cli import main
 from vidsel.cli._jsonl import ResultsFile, read_records
 
 REPO = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"
 MIXED_OK = {"a.mp4", "b.mkv", "renamed.bin"}
-MIXED_FAILED = {"empty.mp4", "corrupt.mp4", "garbage.mp4"}
-RECORD_KEYS = {"schema", "key", "status", "video", "realpath", "content_id", "size", "mtime_ns",
+#: Damaged videos (io: CorruptVideoError on opening) get failure records; an empty file is not
+#: a video (io: NotAVideoError) and is skipped like text and images.
+MIXED_FAILED = {"corrupt.mp4", "garbage.mp4"}
+RECORD_KEYS = {"schema", "key", "status", "path", "realpath", "content_id", "size", "mtime_ns",
                "question", "method", "k", "parameters", "params_hash", "vidsel_version",
                "timings_s", "host", "pid", "finished_at"}
 #: Fields that legitimately differ between two runs of the same work.
@@ -37,9 +40,6 @@ def stable(rec: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in rec.items() if k not in VOLATILE}
     if "selection" in out:
         out["selection"] = {k: v for k, v in out["selection"].items() if k != "timings_s"}
-        if "codec" in out["selection"]:
-            out["selection"]["codec"] = {k: v for k, v in out["selection"]["codec"].items()
-                                         if k != "timings"}
     return out
 
 
@@ -56,23 +56,24 @@ def test_mixed_folder_records_failures_and_exit_code(mixed_dir: Path, tmp_path: 
     assert main(["batch", str(mixed_dir), "--out", str(out), "--method", "uniform", "--k", "4",
                  "--workers", "2"]) == 1
     recs = records(out)
-    by_name = {Path(r["video"]).name: r for r in recs}
-    assert set(by_name) == MIXED_OK | MIXED_FAILED  # hidden, text, image, npy: not videos
+    by_name = {Path(r["path"]).name: r for r in recs}
+    assert set(by_name) == MIXED_OK | MIXED_FAILED  # hidden, empty, text, image, npy: skipped
     assert len(recs) == len(by_name)
     for name in MIXED_OK:
         r = by_name[name]
         assert r["status"] == "ok" and RECORD_KEYS | {"metadata", "selection"} <= set(r)
-        assert r["selection"]["indices"][0] == 0 and len(r["selection"]["indices"]) == 4
-        assert r["metadata"]["num_frames"] == 40 and r["schema"] == "vidsel.batch/1"
+        sel = r["selection"]
+        assert sel["source_frames"][0] == 0 and len(sel["source_frames"]) == 4
+        assert r["metadata"]["num_frames"] == 40 and r["schema"] == "vidsel.batch/2"
         assert r["parameters"]["method"] == "uniform" and r["timings_s"]["total"] > 0
-    assert by_name["empty.mp4"]["error"]["type"] == "NotAVideoError"
     assert by_name["corrupt.mp4"]["error"]["type"] == "CorruptVideoError"
     assert by_name["garbage.mp4"]["status"] == "error"
     for name in MIXED_FAILED:
         assert RECORD_KEYS | {"error"} <= set(by_name[name])
         assert "traceback" not in by_name[name]["error"]  # vidsel errors: message only
     summary = capsys.readouterr().out
-    assert "3 ok, 3 failed" in summary and "FAILED" in summary and "corrupt.mp4" in summary
+    assert "3 ok, 2 failed" in summary and "FAILED" in summary and "corrupt.mp4" in summary
+    assert "4 files were not videos" in summary  # notes.txt, still.png, data.npy, empty.mp4
 
 
 def test_resume_skips_done_and_retry_failed_replaces(mixed_dir: Path, tmp_path: Path,
@@ -85,7 +86,7 @@ def test_resume_skips_done_and_retry_failed_replaces(mixed_dir: Path, tmp_path: 
     assert main(args) == 2  # results exist: refuse to mix runs silently
     assert "--resume" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 1  # failures from before still count
-    assert "6 already done (3 of them failed)" in capsys.readouterr().out
+    assert "5 already done (2 of them failed)" in capsys.readouterr().out
     assert records(out) == first
     assert main([*args, "--resume", "--retry-failed"]) == 1
     again = records(out)
@@ -105,7 +106,7 @@ def test_resume_drops_a_torn_last_line(good_dir: Path, tmp_path: Path) -> None:
                     + json.dumps(recs[-1]).encode()[:57])
     assert main([*args, "--resume"]) == 0
     final = records(out)
-    assert sorted(r["video"] for r in final) == sorted(r["video"] for r in recs)
+    assert sorted(r["path"] for r in final) == sorted(r["path"] for r in recs)
     assert len({r["key"] for r in final}) == len(final)
 
 
@@ -146,7 +147,7 @@ def test_kill_the_batch_mid_run_then_resume(good_dir: Path, tmp_path: Path) -> N
         fh.write(b'{"schema": "vidsel.batch/1", "key": "dead')
     assert main(["batch", *args, "--resume", "--workers", "2"]) == 0
     final = records(out)
-    names = sorted(Path(r["video"]).name for r in final)
+    names = sorted(Path(r["path"]).name for r in final)
     assert names == sorted(p.name for p in good_dir.iterdir())  # none missing, none twice
     assert all(r["status"] == "ok" for r in final)
     assert [r["key"] for r in final[: len(done)]] == [r["key"] for r in done]
@@ -185,7 +186,7 @@ def test_a_killed_worker_loses_no_record(good_dir: Path, tmp_path: Path) -> None
     assert proc.returncode == 0, err
     assert "worker process died" in err
     final = records(out)
-    assert sorted(Path(r["video"]).name for r in final) == sorted(
+    assert sorted(Path(r["path"]).name for r in final) == sorted(
         p.name for p in good_dir.iterdir())
     assert all(r["status"] == "ok" for r in final)
 
@@ -246,11 +247,11 @@ def test_questions_file_gives_one_record_per_question(good_dir: Path, tmp_path: 
                  "--question", "default q", "--method", "uniform", "--k", "2",
                  "--executor", "serial"]) == 0
     recs = records(out)
-    qs = sorted((Path(r["video"]).name, r["question"]) for r in recs)
+    qs = sorted((Path(r["path"]).name, r["question"]) for r in recs)
     assert ("clip0.mp4", "where is the box?") in qs and ("clip0.mp4", "a red box") in qs
     assert ("clip1.mp4", "the yellow box") in qs and ("clip2.mp4", "default q") in qs
     assert len(recs) == len(list(good_dir.iterdir())) + 1
-    assert all(r["selection"]["question"] == r["question"] for r in recs)
+    assert all(r["selection"].get("question") == r["question"] for r in recs)
     qjsonl = tmp_path / "q.jsonl"
     qjsonl.write_text(json.dumps({"video": "clip0.mp4", "question": "q1"}) + "\n")
     out2 = tmp_path / "r2.jsonl"
@@ -282,7 +283,7 @@ def test_glob_and_missing_inputs(good_dir: Path, tmp_path: Path) -> None:
     assert main(["batch", f"{good_dir}/clip[01].mp4", str(tmp_path / "gone.mp4"), "--out",
                  str(out), "--method", "uniform", "--executor", "serial"]) == 1
     recs = records(out)
-    assert sorted(Path(r["video"]).name for r in recs) == ["clip0.mp4", "clip1.mp4", "gone.mp4"]
+    assert sorted(Path(r["path"]).name for r in recs) == ["clip0.mp4", "clip1.mp4", "gone.mp4"]
     assert [r["error"]["type"] for r in recs if r["status"] == "error"] == ["VideoNotFoundError"]
     assert main(["batch", str(tmp_path / "nothing*"), "--out", str(tmp_path / "x.jsonl"),
                  "--method", "uniform"]) == 1
@@ -299,8 +300,71 @@ def test_ray_executor_matches_the_process_pool(mixed_dir: Path, tmp_path: Path) 
                   key=lambda r: r["key"])
     ray = sorted((stable(r) for r in read_records(tmp_path / "ray.jsonl")),
                  key=lambda r: r["key"])
-    assert len(pool) == 6 and pool == ray
+    assert len(pool) == 5 and pool == ray
     # resumable the same way: nothing left to do
     assert main(["batch", *args, "--out", str(tmp_path / "ray.jsonl"), "--executor", "ray",
                  "--resume"]) == 1
-    assert len(read_records(tmp_path / "ray.jsonl")) == 6
+    assert len(read_records(tmp_path / "ray.jsonl")) == 5
+
+
+def test_uniform_and_codec_batch_records_have_the_same_shape(good_dir: Path,
+                                                             tmp_path: Path) -> None:
+    recs = {}
+    for method in ("uniform", "codec"):
+        out = tmp_path / f"{method}.jsonl"
+        assert main(["batch", str(good_dir / "clip0.mp4"), "--out", str(out), "--method",
+                     method, "--k", "3", "--frame-size", "112", "--executor", "serial"]) == 0
+        (recs[method],) = records(out)
+    uni, cod = recs["uniform"], recs["codec"]
+    assert set(uni) == set(cod)
+    shared = ("kind", "method", "source_frames", "source_timestamps_s", "num_tokens")
+    assert {k: type(uni["selection"][k]) for k in shared} == {
+        k: type(cod["selection"][k]) for k in shared}
+    assert (uni["selection"]["kind"], cod["selection"]["kind"]) == ("frames", "patches")
+    assert uni["selection"]["num_tokens"] == cod["selection"]["num_tokens"] == 3 * 16
+    assert uni["parameters"]["geometry"] == cod["parameters"]["geometry"] == {
+        "frame_size": 112, "patch_size": 14, "merge": 2}
+
+
+def _v1_file(clip: str, out: Path) -> list[dict[str, Any]]:
+    """``tests/cli/data/batch_v1.jsonl`` (written by vidsel 0.1.0's ``vidsel batch``: a uniform
+    and a codec record of this clip, k = 3, --frame-size 112) moved to this machine: path,
+    content id and the key recomputed as that version did."""
+    import hashlib
+
+    from vidsel.embed import content_id
+
+    real = os.path.realpath(clip)
+    st = os.stat(real)
+    cid = content_id(real)
+    recs = []
+    for line in (DATA / "batch_v1.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        assert rec["schema"] == "vidsel.batch/1" and "video" in rec and "path" not in rec
+        key = json.dumps([real, cid, rec["question"], rec["params_hash"]])
+        rec.update(video=clip, realpath=real, content_id=cid, size=st.st_size,
+                   mtime_ns=st.st_mtime_ns, key=hashlib.sha256(key.encode()).hexdigest()[:32])
+        recs.append(rec)
+    out.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return recs
+
+
+def test_resume_reads_results_of_the_previous_schema(clip: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "old.jsonl"
+    old = _v1_file(clip, out)
+    before = out.read_bytes()
+    for method in ("uniform", "codec"):
+        assert main(["batch", clip, "--out", str(out), "--method", method, "--k", "3",
+                     "--frame-size", "112", "--executor", "serial", "--resume"]) == 0
+        assert "0 ok, 0 failed, 1 already done" in capsys.readouterr().out
+    assert out.read_bytes() == before  # nothing ran again
+    # other parameters are new work, written in the new schema next to the old records
+    assert main(["batch", clip, "--out", str(out), "--method", "uniform", "--k", "4",
+                 "--executor", "serial", "--resume"]) == 0
+    recs = records(out)
+    assert recs[: len(old)] == old and recs[-1]["schema"] == "vidsel.batch/2"
+    # a failure summary names the video of an old record too
+    from vidsel.cli._work import record_path
+
+    assert record_path(old[0]) == clip and record_path(recs[-1]) == clip

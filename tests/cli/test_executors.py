@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from vidsel.cli._executors import (
+    EXECUTORS,
     ProcessExecutor,
     SerialExecutor,
     WorkerCrashedError,
     available_executors,
+    executor_help,
     make_executor,
+    register_executor,
 )
 from vidsel.errors import InvalidArgumentError
 
@@ -22,10 +25,18 @@ def _collect(executor, items):
 
 
 def test_registry() -> None:
-    assert available_executors()[0] == "process"
-    assert {"process", "ray", "serial"} <= set(available_executors())
-    with pytest.raises(InvalidArgumentError, match="executor='mpi' is not allowed"):
+    assert available_executors() == EXECUTORS.names() == ("process", "ray", "serial")
+    with pytest.raises(InvalidArgumentError,
+                       match="executor='mpi' is not registered; choose one of 'process'"):
         make_executor("mpi")
+    with pytest.raises(InvalidArgumentError, match="already registered"):
+        register_executor("serial", SerialExecutor)
+    register_executor("serial-test", SerialExecutor, description="a test entry")
+    try:
+        assert isinstance(make_executor("serial-test"), SerialExecutor)
+        assert "serial-test: a test entry" in executor_help()
+    finally:
+        EXECUTORS.unregister("serial-test")
 
 
 def test_serial_reports_exceptions_per_item() -> None:

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from vidsel.errors import MissingDependencyError
+from vidsel.errors import InvalidArgumentError, MissingDependencyError
+from vidsel.render import contact_sheet, relevance_plot, to_png
 from vidsel.selection import Selection, select_frames
 
 
@@ -25,7 +26,7 @@ def test_uniform_selection_renders_as_png(clip: str) -> None:
 
 def test_repr_png_never_raises(tmp_path) -> None:
     sel = Selection(indices=np.array([0, 3]), timestamps_s=[0.0, 0.1], scores=None,
-                    method="uniform", source_fps=30.0, video=str(tmp_path / "gone.mp4"))
+                    method="uniform", source_fps=30.0, path=str(tmp_path / "gone.mp4"))
     assert sel._repr_png_() is None
     assert Selection(indices=np.array([0]), timestamps_s=[0.0], scores=None, method="x",
                      source_fps=30.0)._repr_png_() is None
@@ -81,8 +82,6 @@ def test_plot_without_matplotlib_says_how_to_install(clip: str,
 
 
 def test_candidate_fields_are_checked() -> None:
-    from vidsel.errors import InvalidArgumentError
-
     ok = dict(indices=np.array([1]), timestamps_s=[0.0], scores=None, method="x",
               source_fps=30.0)
     with pytest.raises(InvalidArgumentError, match="together"):
@@ -92,19 +91,33 @@ def test_candidate_fields_are_checked() -> None:
 
 
 def test_patch_selection_sheet(clip: str) -> None:
-    from vidsel._render import contact_sheet, patch_selection_sheet, to_png
     from vidsel.codec import select_patches
 
     res = select_patches(clip, budget_frames=2, frame_size=112)
-    img = patch_selection_sheet(res, thumb=64)
+    img = res.contact_sheet(thumb=64)
     assert to_png(img).startswith(b"\x89PNG")
-    from vidsel.errors import InvalidArgumentError
-
     with pytest.raises(InvalidArgumentError, match="pixels"):
-        patch_selection_sheet(select_patches(clip, budget_frames=2, frame_size=112,
-                                             pixels="none"))
+        select_patches(clip, budget_frames=2, frame_size=112, pixels="none").contact_sheet()
+
+
+def test_render_takes_arrays_and_never_opens_a_video() -> None:
+    frames = np.zeros((3, 20, 40, 3), np.uint8)
+    img = contact_sheet(frames, ["a", "b", "c\nd"], thumb=40, title="t")
+    assert img.mode == "RGB" and img.size[0] == 3 * (40 + 8)
     with pytest.raises(InvalidArgumentError, match="labels"):
         contact_sheet(np.zeros((2, 8, 8, 3), np.uint8), ["one"])
+    with pytest.raises(InvalidArgumentError, match="at least one frame"):
+        contact_sheet(np.zeros((0, 8, 8, 3), np.uint8), [])
+    sel = Selection(indices=np.array([0, 3]), timestamps_s=[0.0, 0.1], scores=[0.2, 0.3],
+                    method="topk", source_fps=30.0, question="q")  # no path: nothing to decode
+    sheet = sel.contact_sheet(frames=frames[:2], thumb=40)
+    assert sheet.size == contact_sheet(frames[:2], ["x", "y"], thumb=40, title="t").size
+    pytest.importorskip("matplotlib")
+    fig = relevance_plot(np.array([1.0, 2.0]), np.array([0.1, 0.2]),
+                         candidate_timestamps_s=np.arange(4.0), candidate_scores=np.zeros(4),
+                         duration_s=5.0, title="r")
+    (ax,) = fig.axes
+    assert ax.get_title() == "r" and ax.get_xlim()[1] == pytest.approx(5.0)
 
 
 def test_plot_leaves_matplotlib_global_state_alone(clip: str, tmp_path) -> None:

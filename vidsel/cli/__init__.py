@@ -1,9 +1,12 @@
 """The ``vidsel`` command line (also ``python -m vidsel``).
 
-Subcommands (one module each; heavy imports happen inside them, so ``vidsel --help`` is fast):
+Subcommands (one module each, registered in :data:`SUBCOMMANDS`; optional third-party
+dependencies such as torch, matplotlib, ray and tqdm are imported only when a command uses
+them, so ``vidsel --help`` is fast):
 
 - ``vidsel demo``     generate a sample video and run selection end to end;
-- ``vidsel select``   the frames (or codec patches) of one video for a question;
+- ``vidsel select``   what a model sees of one video for a question, by any method of
+  :mod:`vidsel.methods`;
 - ``vidsel batch``    a folder / glob / list of videos to a resumable JSON-lines file, in
   parallel (local processes or Ray);
 - ``vidsel compare``  codec vs uniform sampling at equal token budgets;
@@ -19,16 +22,32 @@ import argparse
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from .. import __version__
+from ..errors import VidselError
+from ..registry import Registry
+from . import _batch, _compare, _demo, _inspect, _select
 from ._common import UsageError, add_verbosity, configure_logging, verbosity
 
-__all__ = ["build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "build_parser", "main", "register_subcommand"]
 
 logger = logging.getLogger(__name__)
 
-#: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("demo", "select", "batch", "compare", "inspect")
+#: Subcommands by name: ``add_parser(subparsers)``, which adds the command's parser and sets
+#: ``func`` (``func(args) -> exit code``) as its default.
+SUBCOMMANDS: Registry[Callable[[Any], None]] = Registry("subcommand")
+
+
+def register_subcommand(name: str, add_parser: Callable[[Any], None], *,
+                        overwrite: bool = False) -> None:
+    """Add a subcommand (``--help`` lists them sorted)."""
+    SUBCOMMANDS.register(name, add_parser, overwrite=overwrite)
+
+
+for _module in (_batch, _compare, _demo, _inspect, _select):
+    register_subcommand(_module.__name__.rsplit("._", 1)[1], _module.add_parser)
 
 EPILOG = """\
 examples:
@@ -44,11 +63,7 @@ Run 'vidsel COMMAND --help' for the options of a command.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (subcommand modules are imported, their heavy deps are not)."""
-    from importlib import import_module
-
-    from vidsel import __version__
-
+    """The full argument parser."""
     parser = argparse.ArgumentParser(
         prog="vidsel",
         description="Choose which frames / pixels of a long video a vision-language model sees.",
@@ -56,9 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vidsel {__version__}")
     add_verbosity(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in SUBCOMMANDS:
-        module = import_module(f"{__name__}._{name}")
-        module.add_parser(sub)
+    for _name, add_parser in SUBCOMMANDS.items():
+        add_parser(sub)
     return parser
 
 
@@ -83,8 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vidsel {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        from vidsel.errors import VidselError
-
         if level >= 1 or not isinstance(e, (VidselError, OSError)):
             traceback.print_exc()
         print(f"vidsel {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)

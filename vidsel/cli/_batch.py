@@ -16,16 +16,30 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._common import UsageError, add_verbosity, fmt_seconds, mapping_get
+from ._common import UsageError, add_verbosity, fmt_seconds, mapping_get, verbosity
+from ._discover import discover
+from ._executors import available_executors, executor_help, make_executor
+from ._jsonl import ResultsFile
+from ._select import add_selection_options, spec_from_args
+from ._work import (
+    LEGACY_SCHEMA,
+    AssetSpec,
+    Task,
+    failure_record,
+    file_identity,
+    make_key,
+    record_path,
+    run_task,
+)
 
 logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
-Run a selection over many videos and append one JSON record per video (and question) to a
+Run a method over many videos and append one JSON record per video (and question) to a
 results file: selection, metadata, timings, vidsel version, parameters, or a failure record
-for a bad file (the batch goes on). Inputs are folders (searched recursively; files are
-recognised by probing their content, not only by suffix), glob patterns, list files (.txt,
-one path per line; '-' for stdin) or video files.
+for a bad file (the batch goes on). Inputs are folders (searched recursively; a file is a
+video when its content says so, whatever its name), glob patterns, list files (.txt, one path
+per line; '-' for stdin) or video files.
 
 Resumable: --resume skips videos already in the results file (a torn last line left by a
 killed run is dropped); records are appended atomically by this process only, so a crash or
@@ -49,9 +63,6 @@ several rows for one video give one record per question.
 
 
 def add_parser(sub: Any) -> None:
-    from ._executors import available_executors, executor_help
-    from ._select import add_selection_options
-
     p = sub.add_parser("batch", help="process a folder / glob / list of videos to JSON lines",
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,15 +89,14 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--retry-failed", action="store_true",
                    help="with --resume: run failed videos again (their old record is replaced)")
     r.add_argument("--overwrite", action="store_true", help="start a new results file")
-    r.add_argument("--no-probe", action="store_true",
-                   help="recognise videos by suffix only (faster on huge folders)")
+    r.add_argument("--no-probe", action="store_true", help=argparse.SUPPRESS)  # deprecated
     r.add_argument("--no-fsync", action="store_true",
                    help="do not fsync after each record (faster; a power cut may lose some)")
     r.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
     a = p.add_argument_group("per-video files (written under RESULTS_assets/)")
     a.add_argument("--save-frames", action="store_true",
-                   help="write the selected frames (codec: canvases)")
+                   help="write what the model sees: the frames (patch methods: canvases)")
     a.add_argument("--contact-sheets", action="store_true", help="write a contact sheet each")
     a.add_argument("--frame-format", choices=("jpg", "png"), default="jpg")
     add_verbosity(p, suppress=True)
@@ -189,9 +199,8 @@ class Plan:
 
 
 def plan_tasks(tasks: Sequence[Any], results: Any, *, retry_failed: bool) -> Plan:
-    """Split tasks into those to run and those the results file already has."""
-    from ._work import file_identity, make_key
-
+    """Split tasks into those to run and those the results file already has (records of
+    every readable schema count; a ``vidsel.batch/1`` record matches by its legacy key)."""
     plan = Plan()
     if not results.records:
         plan.todo = list(tasks)
@@ -216,6 +225,11 @@ def plan_tasks(tasks: Sequence[Any], results: Any, *, retry_failed: bool) -> Pla
             cids[real] = str(same[0]["content_id"]) if same else file_identity(real)[0]
         key = make_key(real, cids[real], task.question, task.spec.params_hash())
         rec = results.records.get(key)
+        if rec is None:
+            old = make_key(real, cids[real], task.question, task.spec.legacy_params_hash())
+            found = results.records.get(old)
+            if found is not None and found.get("schema") == LEGACY_SCHEMA:
+                key, rec = old, found
         if rec is not None and results.done(key, retry_failed=retry_failed):
             if rec.get("status") == "ok":
                 plan.done_ok += 1
@@ -249,13 +263,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._common import verbosity
-    from ._discover import discover
-    from ._executors import make_executor
-    from ._jsonl import ResultsFile
-    from ._select import spec_from_args
-    from ._work import AssetSpec, Task, failure_record, run_task
-
     if args.retry_failed and not args.resume:
         raise UsageError("--retry-failed only makes sense with --resume")
     if args.resume and args.overwrite:
@@ -273,13 +280,16 @@ def run(args: argparse.Namespace) -> int:
     pairs = load_questions(args.questions) if args.questions else []
 
     t0 = time.perf_counter()
-    found = discover(args.inputs, probe=not args.no_probe)
+    if args.no_probe:
+        logger.warning("--no-probe is deprecated and ignored: vidsel.io decides what is a "
+                       "video by content")
+    found = discover(args.inputs)
     out_real = os.path.realpath(out)
     videos = [v for v in found.videos if os.path.realpath(v.path) != out_real]
     if not videos:
         print(f"vidsel batch: no videos found in {' '.join(args.inputs)}", file=sys.stderr)
         return 1
-    tasks = [Task(video=v.path, rel=v.rel, question=q, spec=spec, assets=assets)
+    tasks = [Task(path=v.path, rel=v.rel, question=q, spec=spec, assets=assets)
              for v, q in assign_questions(videos, pairs, args.question)]
     mode = "resume" if args.resume else ("overwrite" if args.overwrite else "new")
     with ResultsFile(out, mode=mode, fsync=not args.no_fsync) as results:
@@ -304,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
             executor = make_executor(args.executor, **options)
             desc = executor.describe()
         show = args.progress if args.progress is not None else (level >= 0 and sys.stderr.isatty())
-        from tqdm import tqdm
+        from tqdm import tqdm  # optional third-party, imported when a batch runs
         from tqdm.contrib.logging import logging_redirect_tqdm
 
         try:
@@ -360,6 +370,6 @@ def _summary(args: argparse.Namespace, out: Path, n_videos: int, n_tasks: int, o
     bad = failed + plan.done_failed
     for rec in bad[:20]:
         err = rec.get("error") or {}
-        print(f"  FAILED {rec.get('video')}: {err.get('type')}: {err.get('message')}")
+        print(f"  FAILED {record_path(rec)}: {err.get('type')}: {err.get('message')}")
     if len(bad) > 20:
         print(f"  ... and {len(bad) - 20} more (status 'error' in the results)")

@@ -1,18 +1,21 @@
 """Helpers shared by the subcommands: logging set-up, argument parsing, safe output paths,
-JSON output, text tables. Light imports only (``vidsel --help`` must stay fast)."""
+JSON output, text tables."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import math
 import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from .._json import json_safe
 
 __all__ = [
     "UsageError",
@@ -161,24 +164,10 @@ def confined_path(root: str | os.PathLike[str], *parts: str) -> Path:
 # -- output -----------------------------------------------------------------------------------
 
 
-def _json_default(obj: Any) -> Any:
-    import numpy as np
-
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
 def dumps(obj: Any, *, indent: int | None = None) -> str:
-    """JSON text (numpy scalars and arrays allowed; NaN is not: it becomes null upstream)."""
-    return json.dumps(obj, indent=indent, default=_json_default, ensure_ascii=False,
-                      allow_nan=False)
+    """JSON text through vidsel's one converter (:func:`vidsel._json.json_safe`: numpy values
+    and paths allowed, NaN becomes null)."""
+    return json.dumps(json_safe(obj), indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 def dump_json(obj: Any, path: str | None) -> None:
@@ -209,8 +198,6 @@ _BARS = " ▁▂▃▄▅▆▇█"
 
 def sparkline(values: Sequence[float], width: int = 64) -> str:
     """Values resampled (max per bin) to ``width`` characters of block glyphs."""
-    import numpy as np
-
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:

@@ -7,7 +7,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ._common import UsageError, add_verbosity, dump_json, format_table, parse_int_list
+import numpy as np
+
+from ..codec import compare
+from ..errors import VidselError
+from ._common import (
+    UsageError,
+    add_verbosity,
+    dump_json,
+    format_table,
+    parse_int_list,
+    parse_params,
+    safe_component,
+)
+from ._discover import discover
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +62,6 @@ def add_parser(sub: Any) -> None:
 
 
 def _mean_table(comparisons: list[Any]) -> str:
-    import numpy as np
-
     keys = sorted({(r.budget_frames, r.method) for c in comparisons for r in c.rows},
                   key=lambda t: (t[0], t[1] != "uniform"))
     rows = []
@@ -65,11 +76,6 @@ def _mean_table(comparisons: list[Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidsel.codec import compare
-
-    from ._common import parse_params
-    from ._discover import discover
-
     budgets = parse_int_list(args.budgets)
     options = parse_params(args.param)
     src = Path(args.input)
@@ -95,11 +101,9 @@ def run(args: argparse.Namespace) -> int:
             comp = compare(video, budgets=budgets, patch_size=args.patch_size, merge=args.merge,
                            frame_size=args.frame_size, eval_frames=args.eval_frames, **options)
         except Exception as e:
-            from vidsel.errors import VidselError
-
             if not multi or not isinstance(e, (VidselError, OSError)):
                 raise
-            failures.append({"video": video, "error": {"type": type(e).__name__,
+            failures.append({"path": video, "error": {"type": type(e).__name__,
                                                        "message": str(e)}})
             logger.warning("%s: %s: %s", video, type(e).__name__, e)
             continue
@@ -109,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
                   f"signal {comp.signal}, {comp.eval_frames} evaluation frames")
             print(comp.table())
         if args.plot:
-            from ._common import safe_component
-
             path = (plot_dir / f"{safe_component(Path(video).stem)}.compare.png"
                     if plot_dir is not None else Path(args.plot))
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,5 +126,5 @@ def run(args: argparse.Namespace) -> int:
             "videos": [c.to_dict() for c in results], "failures": failures}
         dump_json(payload, args.json)
     for f in failures:
-        print(f"FAILED {f['video']}: {f['error']['type']}: {f['error']['message']}")
+        print(f"FAILED {f['path']}: {f['error']['type']}: {f['error']['message']}")
     return 1 if failures else 0

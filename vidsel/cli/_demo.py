@@ -8,7 +8,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import MissingDependencyError, VidselError
+from ..io import VideoReader
+from ..synth import make_video
 from ._common import add_verbosity, dump_json, format_table
+from ._work import SelectSpec, select_one
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +65,6 @@ def add_parser(sub: Any) -> None:
 
 def sample_video(out: Path) -> tuple[Path, bool]:
     """The sample clip in ``out`` (generated unless a readable one is there); (path, made)."""
-    from vidsel.errors import VidselError
-    from vidsel.io import VideoReader
-    from vidsel.synth import make_video
-
     path = out / "sample.mp4"
     if path.is_file():
         try:
@@ -77,20 +77,25 @@ def sample_video(out: Path) -> tuple[Path, bool]:
     return path, True
 
 
-def _frames_table(indices: list[int], times: list[float], scores: list[Any] | None) -> str:
-    rows = [[i, f"{t:.2f}"] + ([f"{s:.3f}" if s is not None else "-"] if scores else [])
-            for j, (i, t) in enumerate(zip(indices, times))
-            for s in ([scores[j]] if scores else [None])]
-    return format_table(rows, ["frame", "time_s"] + (["score"] if scores else []))
+def _frames_table(payload: dict[str, Any]) -> str:
+    scores = payload.get("scores")
+    if scores is not None and payload.get("indices") != payload["source_frames"]:
+        scores = None
+    rows = [[i, f"{t:.2f}"] + ([f"{scores[j]:.3f}" if scores[j] is not None else "-"]
+                               if scores is not None else [])
+            for j, (i, t) in enumerate(zip(payload["source_frames"],
+                                           payload["source_timestamps_s"]))]
+    return format_table(rows, ["frame", "time_s"] + (["score"] if scores is not None else []))
+
+
+#: What the demo runs without weights: (method, what it does). With --embedder, mdp3 follows.
+STEPS = (
+    ("uniform", "evenly spaced frames (no model)"),
+    ("codec", "dense anchors + motion-rich patches from the codec (no model)"),
+)
 
 
 def run(args: argparse.Namespace) -> int:
-    from vidsel.codec import select_patches
-    from vidsel.io import VideoReader
-    from vidsel.selection import select_frames
-
-    from ._work import SelectSpec, codec_payload
-
     quiet = getattr(args, "quiet", 0) > 0
 
     def say(text: str = "") -> None:
@@ -112,51 +117,38 @@ def run(args: argparse.Namespace) -> int:
     say(f"  {md.codec} {md.width}x{md.height}, {md.num_frames} frames, {md.fps:.2f} fps, "
         f"{md.duration_s:.2f} s, keyframes at {md.keyframe_indices.tolist()[:8]}"
         f"{'...' if len(md.keyframe_indices) > 8 else ''}")
-    summary: dict[str, Any] = {"video": str(video), "metadata": md.to_dict()}
+    summary: dict[str, Any] = {"path": str(video), "metadata": md.to_dict()}
 
-    # 1. uniform: no model
-    sel = select_frames(video, k=args.k, method="uniform")
-    sheet = out / "uniform_sheet.png"
-    sel.save_contact_sheet(sheet)
-    summary["uniform"] = {**sel.to_dict(), "contact_sheet": str(sheet)}
-    say(f"\n[1] uniform: {args.k} evenly spaced frames (no model) -> {sheet}")
-    say(_frames_table(sel.indices.tolist(), sel.timestamps_s.tolist(), None))
-
-    # 2. codec: no model
-    spec = SelectSpec(method="codec", k=args.k)
-    res = select_patches(video, budget_frames=args.k)
-    sheet = out / "codec_sheet.png"
-    from vidsel._render import patch_selection_sheet
-
-    patch_selection_sheet(res).save(sheet)
-    heat = res.save_heatmap(out / "codec_heatmap.png")
-    payload = codec_payload(res, args.k, spec)
-    summary["codec"] = {**payload, "contact_sheet": str(sheet), "heatmap": str(heat)}
-    say(f"\n[2] codec: {res.num_tokens} tokens (= {args.k} frames' worth) from "
-        f"{len(res.source_frames)} frames: {len(res.anchor_frames)} dense anchors "
-        f"{res.anchor_frames.tolist()} + {res.num_motion_patches} motion patches "
-        f"(signal: {res.signal}) -> {sheet}")
-
-    # 3. text relevance: only with an embedder
+    steps: list[tuple[SelectSpec, str | None, str]] = [
+        (SelectSpec(method=m, k=args.k), None, text) for m, text in STEPS]
     if args.embedder:
-        opts = {"device": args.device} if args.device else None
-        sel = select_frames(video, args.question, k=args.k, method="mdp3",
-                            embedder=args.embedder, embedder_options=opts)
-        sheet = out / "mdp3_sheet.png"
-        sel.save_contact_sheet(sheet)
-        summary["mdp3"] = {**sel.to_dict(), "contact_sheet": str(sheet)}
-        say(f"\n[3] mdp3 with {args.embedder}: {args.question!r} -> {sheet}")
-        say(_frames_table(sel.indices.tolist(), sel.timestamps_s.tolist(),
-                          None if sel.scores is None else sel.scores.tolist()))
-        try:
-            fig = sel.plot()  # a bare Figure: no pyplot state, no backend switch
-            fig.savefig(out / "mdp3_relevance.png", dpi=110)
-            summary["mdp3"]["plot"] = str(out / "mdp3_relevance.png")
-            say(f"    relevance curve -> {out / 'mdp3_relevance.png'}")
-        except ImportError:
-            say("    (pip install 'vidsel[plot]' for the relevance curve)")
-    else:
-        say("\n[3] text-relevant selection: skipped")
+        steps.append((SelectSpec(method="mdp3", k=args.k, options={"embedder": args.embedder},
+                                 device=args.device), args.question,
+                      f"text relevance with {args.embedder}: {args.question!r}"))
+    for n, (spec, question, text) in enumerate(steps, start=1):
+        payload, result = select_one(str(video), question, spec, pixels=True)
+        entry: dict[str, Any] = {**payload}
+        sheet = out / f"{spec.method}_sheet.png"
+        result.contact_sheet().save(sheet)
+        entry["contact_sheet"] = str(sheet)
+        say(f"\n[{n}] {spec.method}: {text}: {result.num_tokens} tokens "
+            f"(= {args.k} frames' worth) from {len(payload['source_frames'])} frames -> {sheet}")
+        say(_frames_table(payload))
+        heatmap = getattr(result, "save_heatmap", None)
+        if callable(heatmap):
+            entry["heatmap"] = str(heatmap(out / f"{spec.method}_heatmap.png"))
+        plot = getattr(result, "plot", None)
+        if question is not None and callable(plot):
+            try:
+                fig = plot()  # a bare Figure: no pyplot state, no backend switch
+                fig.savefig(out / f"{spec.method}_relevance.png", dpi=110)
+                entry["plot"] = str(out / f"{spec.method}_relevance.png")
+                say(f"    relevance curve -> {entry['plot']}")
+            except MissingDependencyError:
+                say("    (pip install 'vidsel[plot]' for the relevance curve)")
+        summary[spec.method] = entry
+    if not args.embedder:
+        say(f"\n[{len(steps) + 1}] text-relevant selection: skipped")
         say(NO_EMBEDDER)
     summary["elapsed_s"] = round(time.perf_counter() - t0, 3)
     dump_json(summary, str(out / "demo.json"))

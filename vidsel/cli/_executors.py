@@ -14,7 +14,8 @@
 Every executor has the same contract: ``map_unordered(fn, items)`` yields ``(item, result)`` as
 tasks finish, where ``result`` is ``fn(item)`` or the exception that stopped it. The parent
 process writes the results, so the output contract and resumability are the executor's no
-concern. New executors plug in with :func:`register_executor` (the CLI's choices come from
+concern. Executors live in the :data:`EXECUTORS` registry (:class:`vidsel.registry.Registry`);
+new ones plug in with :func:`register_executor` (the CLI's choices come from
 :func:`available_executors`).
 """
 
@@ -22,17 +23,23 @@ from __future__ import annotations
 
 import abc
 import logging
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from vidsel.errors import InvalidArgumentError, MissingDependencyError, VidselError
+from ..errors import InvalidArgumentError, MissingDependencyError, VidselError
+from ..registry import Registry
+from ._common import configure_logging
 
 __all__ = [
+    "EXECUTORS",
     "Executor",
+    "ExecutorEntry",
     "ProcessExecutor",
     "RayExecutor",
     "SerialExecutor",
@@ -111,8 +118,6 @@ class SerialExecutor(Executor):
 
 def _init_worker(log_level: int, threads: int) -> None:
     """Worker start-up: logging like the parent, and a fair share of BLAS / torch threads."""
-    from ._common import configure_logging
-
     configure_logging(log_level)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
@@ -135,8 +140,6 @@ class ProcessExecutor(Executor):
         self.crashes = 0
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        import multiprocessing
-
         threads = max(1, default_workers() // self.workers)
         return ProcessPoolExecutor(max_workers=self.workers,
                                    mp_context=multiprocessing.get_context("spawn"),
@@ -209,7 +212,7 @@ class ProcessExecutor(Executor):
                 if not crashed:
                     empty_breaks += 1
                     if empty_breaks >= 3:
-                        raise RuntimeError("worker processes keep dying before taking any task "
+                        raise WorkerCrashedError("worker processes keep dying before taking any task "
                                            "(they fail to start); try --executor serial -v")
                     continue  # nothing was running when the pool broke: start a new one
                 empty_breaks = 0
@@ -252,8 +255,6 @@ def _ray_call(fn: Callable[[Any], Any], item: Any, log_level: int) -> Any:
     """Runs inside a Ray worker process."""
     global _RAY_WORKER_CONFIGURED
     if not _RAY_WORKER_CONFIGURED:
-        from ._common import configure_logging
-
         configure_logging(log_level)
         _RAY_WORKER_CONFIGURED = True
     return fn(item)
@@ -343,32 +344,42 @@ class RayExecutor(Executor):
 
 # -- registry ----------------------------------------------------------------------------------
 
-_EXECUTORS: dict[str, tuple[Callable[..., Executor], str]] = {}
+
+@dataclass(frozen=True)
+class ExecutorEntry:
+    """A registered executor: ``factory(workers=..., log_level=..., **options) -> Executor``
+    and a one-line description for ``--help``."""
+
+    factory: Callable[..., Executor]
+    description: str = ""
+
+
+#: Executors by name.
+EXECUTORS: Registry[ExecutorEntry] = Registry("executor")
 
 
 def register_executor(name: str, factory: Callable[..., Executor], *, description: str = "",
                       overwrite: bool = False) -> None:
-    """Add an executor: ``factory(workers=..., log_level=..., **options) -> Executor``."""
-    if name in _EXECUTORS and not overwrite:
-        raise InvalidArgumentError(f"executor {name!r} is already registered")
-    _EXECUTORS[name] = (factory, description)
+    """Add an executor: ``factory(workers=..., log_level=..., **options) -> Executor``.
+
+    Raises:
+        InvalidArgumentError: ``name`` is taken and ``overwrite`` is False.
+    """
+    EXECUTORS.register(name, ExecutorEntry(factory, description), overwrite=overwrite)
 
 
 def available_executors() -> tuple[str, ...]:
-    """Registered executor names (the default first)."""
-    return tuple(_EXECUTORS)
+    """Registered executor names, sorted."""
+    return EXECUTORS.names()
 
 
 def executor_help() -> str:
-    return "; ".join(f"{n}: {d}" for n, (_, d) in _EXECUTORS.items())
+    return "; ".join(f"{n}: {e.description}" for n, e in EXECUTORS.items())
 
 
 def make_executor(name: str, **options: Any) -> Executor:
-    """Build a registered executor by name."""
-    from vidsel._validate import check_choice
-
-    check_choice("executor", name, available_executors())
-    return _EXECUTORS[name][0](**options)
+    """Build a registered executor by name (an unknown name lists the choices)."""
+    return EXECUTORS.get(name).factory(**options)
 
 
 register_executor("process", ProcessExecutor,

@@ -8,6 +8,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..codec import MV_CODECS, motion_vectors, packet_index
+from ..errors import MissingDependencyError
+from ..io import VideoReader
 from ._common import add_verbosity, dump_json, format_table, sparkline
 
 logger = logging.getLogger(__name__)
@@ -44,12 +49,10 @@ def add_parser(sub: Any) -> None:
 
 
 def _gop_stats(index: Any) -> dict[str, Any]:
-    import numpy as np
-
     starts = index.gop_starts
     bounds = np.append(starts, index.num_frames)
     lengths = np.diff(bounds) if len(starts) else np.array([index.num_frames])
-    secs = index.seconds
+    secs = index.timestamps_s
     gop_s = [float(secs[min(b, len(secs) - 1)] - secs[a])
              for a, b in itertools.pairwise(bounds.tolist())]
     return {"count": len(starts), "length_frames": {"min": int(lengths.min()),
@@ -61,8 +64,6 @@ def _gop_stats(index: Any) -> dict[str, Any]:
 
 
 def _motion(path: str, index: Any) -> dict[str, Any] | None:
-    from vidsel.codec import MV_CODECS, motion_vectors
-
     if index.codec not in MV_CODECS:
         return None
     mf = motion_vectors(path, index=index)
@@ -77,11 +78,6 @@ def _motion(path: str, index: Any) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from vidsel.codec import packet_index
-    from vidsel.io import VideoReader
-
     with VideoReader(args.video) as reader:
         md = reader.metadata
     index = packet_index(args.video)
@@ -99,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if not to_stdout and not getattr(args, "quiet", 0):
         print(_text(args.video, md, index, info, motion))
         if args.frames:
-            rows = [[i, int(index.pts[i]), f"{index.seconds[i]:.3f}", index.pict_type[i],
+            rows = [[i, int(index.pts[i]), f"{index.timestamps_s[i]:.3f}", index.pict_type[i],
                      "K" if index.is_keyframe[i] else "", int(index.size[i]),
                      int(index.gop_index[i])] for i in range(index.num_frames)]
             print(format_table(rows, ["frame", "pts", "time_s", "type", "key", "bytes", "gop"]))
@@ -112,8 +108,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _text(path: str, md: Any, index: Any, info: dict[str, Any],
           motion: dict[str, Any] | None) -> str:
-    import numpy as np
-
     g = info["gops"]
     lines = [
         f"{path}",
@@ -144,8 +138,6 @@ def _text(path: str, md: Any, index: Any, info: dict[str, Any],
         lines.append(f"  motion     {sparkline(full.tolist(), w)}  (mean vector length, px; "
                      f"max {max(motion['mean_magnitude_px'] or [0]):.1f})")
     else:
-        from vidsel.codec import MV_CODECS
-
         lines.append("  motion     skipped (--no-motion)" if index.codec in MV_CODECS else
                      f"  motion     n/a: {index.codec} exports no motion vectors")
     lines.append(f"  timeline   0 s{' ' * max(1, w - 10)}{md.duration_s:.1f} s")
@@ -153,22 +145,17 @@ def _text(path: str, md: Any, index: Any, info: dict[str, Any],
 
 
 def _plot(path: str, md: Any, index: Any, motion: dict[str, Any] | None) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # a bare Figure: no pyplot state, no backend switch
+        from matplotlib.figure import Figure
     except ImportError as e:
-        from vidsel.errors import MissingDependencyError
-
         raise MissingDependencyError("--plot needs matplotlib: pip install 'vidsel[plot]'") from e
-    import numpy as np
 
     n = 2 if motion is not None else 1
-    fig, axes = plt.subplots(n, 1, figsize=(10, 2.4 * n + 0.4), sharex=True, squeeze=False)
+    fig = Figure(figsize=(10, 2.4 * n + 0.4))
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False)
     ax = axes[0, 0]
     colours = {"I": "tab:red", "P": "tab:blue", "B": "tab:green", "S": "tab:purple"}
-    t = index.seconds - index.seconds[0]
+    t = index.timestamps_s - index.timestamps_s[0]
     for kind, colour in colours.items():
         sel = index.pict_type == kind
         if sel.any():
@@ -195,4 +182,3 @@ def _plot(path: str, md: Any, index: Any, motion: dict[str, Any] | None) -> None
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -22,6 +22,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from ..errors import VidselError
 from ._common import UsageError, dumps
 
 try:  # POSIX
@@ -29,9 +30,13 @@ try:  # POSIX
 except ImportError:  # pragma: no cover - Windows: no advisory lock
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ResultsFile", "read_records"]
+__all__ = ["ResultsFile", "ResultsWriteError", "read_records"]
 
 logger = logging.getLogger(__name__)
+
+
+class ResultsWriteError(VidselError, OSError):
+    """A record could not be written completely (e.g. a full disk); the file is rolled back."""
 
 
 def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -168,7 +173,7 @@ class ResultsFile:
         try:
             n = os.write(self._fd, data)
             if n != len(data):  # regular files only fall short on a full disk
-                raise OSError(f"short write to {self.path} ({n} of {len(data)} bytes)")
+                raise ResultsWriteError(f"short write to {self.path} ({n} of {len(data)} bytes)")
             if self.fsync:
                 os.fsync(self._fd)
         except BaseException:

@@ -1,21 +1,28 @@
-"""One unit of work: select frames of one video for one question, as a JSON-safe record.
+"""One unit of work: run a method of :mod:`vidsel.methods` on one video for one question, as a
+JSON-safe record.
 
 Used by ``vidsel select`` directly and by ``vidsel batch`` through an executor (process pool or
 Ray): :func:`run_task` is a module-level function of picklable arguments that never raises for
-a bad input; it returns a failure record instead (``"status": "error"``).
+a bad input; it returns a failure record instead (``"status": "error"``). Every method goes
+through the same call (:func:`vidsel.methods.run_method`) and every result through the same
+:class:`~vidsel.results.VisualSelection` protocol: nothing here knows a method by name.
 
-Record schema (``vidsel.batch/1``), one JSON object per line of the results file::
+Record schema (``vidsel.batch/2``), one JSON object per line of the results file::
 
-    schema, key, status ("ok" | "error"), video, realpath, content_id, size, mtime_ns,
+    schema, key, status ("ok" | "error"), path, realpath, content_id, size, mtime_ns,
     question, method, k, parameters, params_hash, vidsel_version, host, pid, finished_at,
     timings_s {probe, select, assets, total},
     metadata   (ok: VideoMetadata.to_dict()),
-    selection  (ok: indices, timestamps_s, scores, method, params, ...; codec adds tokens,
-                is_anchor and the PatchSelection summary under "codec"),
+    selection  (ok: kind, method, source_frames, source_timestamps_s, num_tokens, then the
+                result's own fields: ``summary()`` where the result has a compact one and
+                ``--per-patch`` is off, else ``to_dict()``),
     outputs    (ok, when assets were asked for: dir, frames, contact_sheet),
     error      (error: type, message; traceback for unexpected exceptions)
 
 ``key`` = SHA-256 of (real path, content id, question, parameters): what ``--resume`` uses.
+Files written by the previous version (``vidsel.batch/1``: ``video`` instead of ``path``, and
+parameters keyed per method family) are still read: :meth:`SelectSpec.legacy_params_hash`
+gives the hash those records carry, so ``--resume`` skips their finished work too.
 """
 
 from __future__ import annotations
@@ -33,17 +40,41 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
+from .. import __version__
+from ..embed import content_id, load_embedder
+from ..errors import VidselError
+from ..io import VideoReader
+from ..methods import Method, get_method, run_method
+from ..results import PatchConfig, VisualSelection
 from ._common import confined_path, safe_component
 
-__all__ = ["SCHEMA", "AssetSpec", "SelectSpec", "Task", "make_key", "run_task", "select_one"]
+__all__ = [
+    "SCHEMA",
+    "AssetSpec",
+    "SelectSpec",
+    "Task",
+    "make_key",
+    "record_path",
+    "run_task",
+    "select_one",
+    "selection_payload",
+]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = "vidsel.batch/1"
-#: Method name of codec-aware patch selection (``vidsel.codec.select_patches``); the other
-#: method names come from the selector registry.
-CODEC_METHOD = "codec"
+SCHEMA = "vidsel.batch/2"
+#: The previous schema (``video`` instead of ``path``; see :meth:`SelectSpec.legacy_params_hash`).
+LEGACY_SCHEMA = "vidsel.batch/1"
+#: Schemas whose records this version reads (``--resume``, summaries).
+READABLE_SCHEMAS = (LEGACY_SCHEMA, SCHEMA)
 FRAME_FORMATS = ("jpg", "png")
+#: Method options that change how a result is computed, never what it is (not in the key).
+RUNTIME_OPTIONS = frozenset({"backend", "cache_dir", "pixels"})
+#: Defaults of the ``vidsel.batch/1`` parameter records (see :meth:`SelectSpec.legacy_params_hash`).
+_V1_DEFAULTS = {"candidate_mode": "exact", "embed_size": 384, "anchors": "adaptive"}
 
 
 @dataclass(frozen=True)
@@ -51,50 +82,86 @@ class SelectSpec:
     """Everything that decides a selection (and so the record key), plus run-time options.
 
     Attributes:
-        method: a registered selector name or ``"codec"``.
-        k: frames to select (for ``codec``: the budget in frame-equivalents).
-        embedder: embedder spec (see :func:`vidsel.embed.load_embedder`) or None.
-        candidates: candidate pool (``128``, ``"fps:1"``, ``"all"``) or None (method default).
-        candidate_mode: ``"exact"`` or ``"keyframe"``.
-        params: selector (or ``select_patches``) keyword parameters.
-        embed_size: short side candidates are decoded at before embedding.
-        frame_size, patch_size, merge, anchors: codec patch geometry and anchor policy.
-        per_patch: codec records list every patch position.
-        backend: reader backend (run-time option, not part of the key).
+        method: a registered method name (:func:`vidsel.methods.available_methods`).
+        k: the budget in frame-equivalents (frames for frame methods).
+        options: method options the user set, named as :func:`vidsel.methods.run_method`
+            takes them (``embedder`` is a spec string, loaded once per process).
+        params: ``--param`` values: a method that takes a ``params`` option gets them there,
+            any other method takes them as options.
+        frame_size, patch_size, merge: the model's patch geometry (decides tokens per frame).
+        per_patch: records hold the result's full ``to_dict()`` (every row) instead of its
+            compact ``summary()``.
         device: embedder device (``"auto"``: CUDA when visible); run-time option.
-        cache_dir: frame-embedding cache directory; run-time option.
     """
 
     method: str = "mdp3"
     k: int = 8
-    embedder: str | None = None
-    candidates: int | str | None = None
-    candidate_mode: str = "exact"
+    options: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
-    embed_size: int | None = 384
     frame_size: int = 392
     patch_size: int = 14
     merge: int = 2
-    anchors: str = "adaptive"
     per_patch: bool = False
-    backend: str = "pyav"
     device: str | None = None
-    cache_dir: str | None = None
+
+    @property
+    def entry(self) -> Method:
+        return get_method(self.method)
+
+    @property
+    def geometry(self) -> PatchConfig:
+        return PatchConfig.make(patch_size=self.patch_size, merge=self.merge,
+                                frame_size=self.frame_size)
+
+    @property
+    def embedder(self) -> str | None:
+        value = self.options.get("embedder")
+        return None if value is None else str(value)
+
+    def method_options(self) -> dict[str, Any]:
+        """``options`` plus ``params`` as the method takes them (a ``params`` dict or options)."""
+        out = dict(self.options)
+        if self.params:
+            accepted = self.entry.options
+            if accepted is not None and "params" in accepted:
+                out["params"] = dict(self.params)
+            else:
+                out.update(self.params)
+        return out
 
     def identity(self) -> dict[str, Any]:
         """The parameters that decide the result (what ``params_hash`` covers)."""
-        d: dict[str, Any] = {"method": self.method, "k": self.k, "params": dict(self.params)}
-        if self.method == CODEC_METHOD:
-            d.update(frame_size=self.frame_size, patch_size=self.patch_size, merge=self.merge,
-                     anchors=self.anchors)
-        else:
-            d.update(embedder=self.embedder, candidates=self.candidates,
-                     candidate_mode=self.candidate_mode, embed_size=self.embed_size)
-        return d
+        return {"method": self.method, "k": self.k,
+                "geometry": {"frame_size": self.frame_size, "patch_size": self.patch_size,
+                             "merge": self.merge},
+                "options": {k: v for k, v in sorted(self.method_options().items())
+                            if k not in RUNTIME_OPTIONS}}
 
     def params_hash(self) -> str:
-        text = json.dumps(self.identity(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _hash(self.identity())
+
+    def legacy_params_hash(self) -> str:
+        """The ``params_hash`` a ``vidsel.batch/1`` record of the same work carries.
+
+        That version keyed patch methods by geometry and anchor policy and frame methods by
+        their embedding options, with its own defaults; read-only compatibility for
+        ``--resume`` on old files.
+        """
+        o = self.options
+        d: dict[str, Any] = {"method": self.method, "k": self.k, "params": dict(self.params)}
+        if self.entry.kind == "patches":
+            d.update(frame_size=self.frame_size, patch_size=self.patch_size, merge=self.merge,
+                     anchors=o.get("anchors", _V1_DEFAULTS["anchors"]))
+        else:
+            d.update(embedder=o.get("embedder"), candidates=o.get("candidates"),
+                     candidate_mode=o.get("candidate_mode", _V1_DEFAULTS["candidate_mode"]),
+                     embed_size=o.get("embed_size", _V1_DEFAULTS["embed_size"]))
+        return _hash(d)
+
+
+def _hash(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -103,7 +170,7 @@ class AssetSpec:
 
     Attributes:
         root: directory every file goes under (sanitised sub-folder per video), None for none.
-        frames: save the selected frames (codec: the packed canvases).
+        frames: save what the model sees (``result.images()``: frames or packed canvases).
         contact_sheet: save a contact sheet PNG.
         fmt: ``"jpg"`` or ``"png"`` for frames.
     """
@@ -123,7 +190,7 @@ class Task:
     """One video and question to process.
 
     Attributes:
-        video: the path as discovered / given.
+        path: the video file as discovered / given.
         rel: a display name (path relative to the input root), used for the asset folder name.
         question: the question (None for methods that need none).
         spec: what to run.
@@ -131,7 +198,7 @@ class Task:
         content_id: precomputed content id (None: the worker computes it).
     """
 
-    video: str
+    path: str
     rel: str
     question: str | None
     spec: SelectSpec
@@ -140,7 +207,7 @@ class Task:
 
     @property
     def realpath(self) -> str:
-        return os.path.realpath(self.video)
+        return os.path.realpath(self.path)
 
 
 def make_key(realpath: str, content_id: str, question: str | None, params_hash: str) -> str:
@@ -149,10 +216,14 @@ def make_key(realpath: str, content_id: str, question: str | None, params_hash: 
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def record_path(record: Mapping[str, Any]) -> str | None:
+    """The video of a record of any readable schema (``path``; ``video`` in ``/1``)."""
+    value = record.get("path", record.get("video"))
+    return None if value is None else str(value)
+
+
 def file_identity(path: str) -> tuple[str, int | None, int | None]:
     """(content id, size, mtime_ns) of a file; ``("missing", None, None)`` when absent."""
-    from vidsel.embed import content_id
-
     try:
         st = os.stat(path)
     except OSError:
@@ -170,102 +241,84 @@ def file_identity(path: str) -> tuple[str, int | None, int | None]:
 _EMBEDDERS: dict[tuple[str, str | None], Any] = {}
 
 
+def resolve_device(device: str | None) -> str | None:
+    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"`` (imports torch: call it
+    only when an embedder is used)."""
+    if device != "auto":
+        return device
+    import torch  # optional (vidsel[embed]); only reached with an embedder
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _embedder(spec: SelectSpec) -> Any:
-    """The spec's embedder, loaded once per process."""
+    """The spec's embedder, loaded once per process (None without one)."""
     if spec.embedder is None:
         return None
-    device = spec.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(spec.device)
     key = (spec.embedder, device)
     if key not in _EMBEDDERS:
-        from vidsel.embed import load_embedder
-
         opts = {"device": device} if device else {}
         _EMBEDDERS[key] = load_embedder(spec.embedder, **opts)
     return _EMBEDDERS[key]
 
 
-def codec_payload(res: Any, k: int, spec: SelectSpec) -> dict[str, Any]:
-    """A codec ``PatchSelection`` in the common selection shape: contributing source frames as
-    ``indices`` with their ``timestamps_s`` and token counts; the full summary under ``codec``."""
-    import numpy as np
-
-    frames, first = np.unique(res.positions[:, 0], return_index=True)
-    tpf = res.tokens_per_source_frame()
-    anchors = set(int(a) for a in res.anchor_frames.tolist())
-    return {
-        "method": CODEC_METHOD,
-        "indices": [int(f) for f in frames.tolist()],
-        "timestamps_s": [float(t) for t in res.timestamps[first].tolist()],
-        "scores": None,
-        "tokens": [int(tpf.get(int(f), 0)) for f in frames.tolist()],
-        "is_anchor": [int(f) in anchors for f in frames.tolist()],
-        "params": {"budget_frames": k, "frame_size": spec.frame_size,
-                   "patch_size": spec.patch_size, "merge": spec.merge, "anchors": spec.anchors,
-                   **dict(spec.params)},
-        "num_frames": int(res.num_frames),
-        "codec": res.to_dict(per_patch=spec.per_patch),
+def selection_payload(result: VisualSelection, *, full: bool = False) -> dict[str, Any]:
+    """A result in the record shape every method shares: ``kind``, ``method``,
+    ``source_frames``, ``source_timestamps_s`` and ``num_tokens`` first, then the result's own
+    fields (its compact ``summary()`` where it has one and ``full`` is False, else
+    ``to_dict()``)."""
+    summary = getattr(result, "summary", None)
+    detail = summary() if callable(summary) and not full else result.to_dict()
+    common = {
+        "kind": result.kind,
+        "method": result.method,
+        "source_frames": [int(f) for f in np.asarray(result.source_frames).tolist()],
+        "source_timestamps_s": [float(t) for t in
+                                np.asarray(result.source_timestamps_s).tolist()],
+        "num_tokens": result.num_tokens,
     }
+    return {**common, **{k: v for k, v in detail.items() if k not in common}}
 
 
-def select_one(video: str, question: str | None, spec: SelectSpec, *, pixels: bool = False,
-               reader: Any = None) -> tuple[dict[str, Any], Any]:
+def select_one(path: str, question: str | None, spec: SelectSpec, *, pixels: bool = False,
+               reader: VideoReader | None = None) -> tuple[dict[str, Any], VisualSelection]:
     """Run the spec on one video: (JSON-safe selection payload, the result object).
 
-    ``pixels`` keeps codec pixels (needed for frames and contact sheets). ``reader``: an open
-    :class:`vidsel.VideoReader` of ``video`` to reuse.
+    ``pixels``: the caller will ask the result for its images (frames, contact sheet); a
+    method with a ``pixels`` option then keeps them, else skips that work. ``reader``: an open
+    :class:`vidsel.VideoReader` of ``path`` to reuse.
     """
-    if spec.method == CODEC_METHOD:
-        from vidsel.codec import select_patches
-
-        res = select_patches(video, budget_frames=spec.k, patch_size=spec.patch_size,
-                             merge=spec.merge, frame_size=spec.frame_size,
-                             anchors=spec.anchors,  # type: ignore[arg-type]
-                             pixels="decode" if pixels else "none", **dict(spec.params))
-        return codec_payload(res, spec.k, spec), res
-    from vidsel.selection import select_frames
-
-    sel = select_frames(reader if reader is not None else video, question, spec.k,
-                        method=spec.method, embedder=_embedder(spec), candidates=spec.candidates,
-                        candidate_mode=spec.candidate_mode,  # type: ignore[arg-type]
-                        cache_dir=spec.cache_dir, params=dict(spec.params),
-                        embed_size=spec.embed_size, backend=spec.backend)
-    return sel.to_dict(), sel
+    options = spec.method_options()
+    if spec.embedder is not None:
+        options["embedder"] = _embedder(spec)
+    accepted = spec.entry.options
+    if accepted is not None and "pixels" in accepted and "pixels" not in options:
+        options["pixels"] = "decode" if pixels else "none"
+    result = run_method(spec.method, reader if reader is not None else path,
+                        question=question, budget=spec.k, geometry=spec.geometry, **options)
+    return selection_payload(result, full=spec.per_patch), result
 
 
-def save_assets(result: Any, out_dir: Path, *, frames: bool, contact_sheet: bool,
+def save_assets(result: VisualSelection, out_dir: Path, *, frames: bool, contact_sheet: bool,
                 fmt: str = "jpg") -> dict[str, Any]:
-    """Write a result's frames and/or contact sheet into ``out_dir`` (created). File names are
-    generated (frame index and time), never taken from user input. Returns the names written."""
-    import numpy as np
-    from PIL import Image
-
-    from vidsel._render import patch_selection_sheet, selection_sheet
-
+    """Write a result's images (``result.images()``: frames or packed canvases) and/or contact
+    sheet into ``out_dir`` (created). File names come from the result's labels (made
+    file-name safe), never from user input. Returns the names written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Any] = {}
-    is_codec = getattr(result, "method", None) == CODEC_METHOD or hasattr(result, "canvases")
     if frames:
-        names = []
-        if is_codec:
-            for i, img in enumerate(result.canvases().images):
-                name = f"canvas_{i:03d}.{fmt}"
-                Image.fromarray(img).save(out_dir / name)
-                names.append(name)
-        else:
-            pix = result.load_frames()
-            for j, img in enumerate(pix):
-                name = (f"frame_{int(result.indices[j]):06d}_"
-                        f"{float(result.timestamps_s[j]):010.3f}s.{fmt}")
-                Image.fromarray(np.ascontiguousarray(img)).save(out_dir / name)
-                names.append(name)
+        images, labels = result.images()
+        names: list[str] = []
+        for j, (img, label) in enumerate(zip(images, labels)):
+            name = f"{safe_component(label) if label else f'image_{j:04d}'}.{fmt}"
+            if name in names:
+                name = f"{j:04d}_{name}"
+            Image.fromarray(np.ascontiguousarray(img)).save(out_dir / name)
+            names.append(name)
         written["frames"] = names
     if contact_sheet:
-        sheet = patch_selection_sheet(result) if is_codec else selection_sheet(result)
-        sheet.save(out_dir / "contact_sheet.png")
+        result.contact_sheet().save(out_dir / "contact_sheet.png")
         written["contact_sheet"] = "contact_sheet.png"
     return written
 
@@ -279,15 +332,13 @@ def _now() -> str:
 
 def base_record(task: Task) -> dict[str, Any]:
     """Header fields shared by success and failure records."""
-    from vidsel import __version__
-
     spec = task.spec
     cid, size, mtime = (task.content_id, None, None)
     if cid is None:
-        cid, size, mtime = file_identity(task.video)
+        cid, size, mtime = file_identity(task.path)
     else:
         try:
-            st = os.stat(task.video)
+            st = os.stat(task.path)
             size, mtime = st.st_size, st.st_mtime_ns
         except OSError:  # gone or unreadable: the record keeps no size / mtime
             size, mtime = None, None
@@ -296,7 +347,7 @@ def base_record(task: Task) -> dict[str, Any]:
         "schema": SCHEMA,
         "key": make_key(task.realpath, cid, task.question, phash),
         "status": "ok",
-        "video": task.video,
+        "path": task.path,
         "realpath": task.realpath,
         "content_id": cid,
         "size": size,
@@ -312,8 +363,6 @@ def base_record(task: Task) -> dict[str, Any]:
 
 def error_info(exc: BaseException) -> dict[str, Any]:
     """``{"type", "message"}`` plus a traceback for exceptions vidsel did not raise on purpose."""
-    from vidsel.errors import VidselError
-
     info: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
     if not isinstance(exc, VidselError):
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -334,19 +383,17 @@ def run_task(task: Task) -> dict[str, Any]:
     t0 = time.perf_counter()
     rec = base_record(task)
     timings: dict[str, float] = {}
+    backend = task.spec.options.get("backend")
     try:
-        from vidsel.io import VideoReader
-
-        with VideoReader(task.video, backend=task.spec.backend) as reader:
+        with VideoReader(task.path, **({"backend": backend} if backend else {})) as reader:
             md = reader.metadata
             t1 = time.perf_counter()
             timings["probe"] = t1 - t0
-            payload, result = select_one(task.video, task.question, task.spec,
+            payload, result = select_one(task.path, task.question, task.spec,
                                          pixels=task.assets.wanted, reader=reader)
             t2 = time.perf_counter()
             timings["select"] = t2 - t1
-            if task.assets.wanted:
-                assert task.assets.root is not None
+            if task.assets.wanted and task.assets.root is not None:
                 sub = f"{safe_component(Path(task.rel).with_suffix('').as_posix(), max_len=60)}" \
                       f"-{rec['key'][:8]}"
                 out_dir = confined_path(task.assets.root, sub)
@@ -358,7 +405,7 @@ def run_task(task: Task) -> dict[str, Any]:
         rec["metadata"] = md.to_dict()
         rec["selection"] = payload
     except Exception as e:  # batch contract: record the failure for this input and go on
-        logger.debug("%s failed", task.video, exc_info=True)
+        logger.debug("%s failed", task.path, exc_info=True)
         return failure_record(task, e, elapsed=time.perf_counter() - t0)
     timings["total"] = time.perf_counter() - t0
     rec.update(timings_s={k: round(v, 4) for k, v in timings.items()},
@@ -368,4 +415,4 @@ def run_task(task: Task) -> dict[str, Any]:
 
 def task_summary(task: Task) -> dict[str, Any]:
     """A short description of a task for logs."""
-    return {"video": task.video, "question": task.question, **asdict(task.spec)}
+    return {"path": task.path, "question": task.question, **asdict(task.spec)}
