@@ -4,21 +4,46 @@ Loads real Ovis2.5 checkpoints (config.json + safetensors, no remote code), runs
 encoder over packed patches of images, frames or codec samples with per-patch (t, h, w) positions
 and a choice of attention backends, and answers / grounds questions about videos.
 
-Heavy pieces (transformers, the LLM, optional kernels) load only when used.
+Needs the ``model`` extra (``pip install 'vidsel[model]'``: torch, transformers, safetensors);
+transformers, safetensors and optional kernels load only when used. Every error raised on
+purpose is an :class:`OvisError` (:mod:`ovis_model.errors`).
+
+Modules, bottom to top: ``errors``, ``constants``, ``config`` -> ``positions``, ``attention``,
+``preprocessing`` -> ``vision`` -> ``visual_tokenizer`` -> ``checkpoint`` -> ``modeling``;
+``tokenizers``, ``budget`` -> ``processor`` -> ``tasks`` (which calls :mod:`vidsel.methods`).
 """
 
 from __future__ import annotations
 
-from .attention import ATTENTION_BACKENDS, available_attention_backends, resolve_attention_backend
-from .checkpoint import CheckpointError
+from .errors import (
+    CheckpointError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    ModelNotAvailableError,
+    OvisError,
+)
+
+try:
+    import torch as _torch  # noqa: F401
+except ImportError as _exc:  # pragma: no cover - depends on the install
+    raise MissingDependencyError("ovis_model needs torch: pip install 'vidsel[model]'") from _exc
+
+from .attention import (
+    ATTENTION_BACKENDS,
+    available_attention_backends,
+    register_attention_backend,
+    resolve_attention_backend,
+)
+from .budget import TokenBudget
 from .config import PRESETS, OvisConfig, VisionConfig, preset
 from .constants import INDICATOR_IDS, VISUAL_ATOM_ID
 from .metrics import grounding_metrics, mcq_accuracy, temporal_iou
 from .modeling import OvisModel
 from .parsing import extract_choice, parse_time_span
 from .preprocessing import ImageProcessorConfig, smart_resize
-from .processor import ByteTokenizer, HFTokenizer, OvisProcessor, ProcessorOutput, TokenBudget
-from .tasks import AnswerResult, GroundingResult, answer, ground
+from .processor import OvisProcessor, ProcessorOutput
+from .tasks import AnswerResult, GroundingResult, answer, gather_visual, ground
+from .tokenizers import ByteTokenizer, HFTokenizer, TextTokenizer
 from .vision import VisionEncoder
 
 __all__ = [
@@ -32,21 +57,28 @@ __all__ = [
     "GroundingResult",
     "HFTokenizer",
     "ImageProcessorConfig",
+    "InvalidArgumentError",
+    "MissingDependencyError",
+    "ModelNotAvailableError",
     "OvisConfig",
+    "OvisError",
     "OvisModel",
     "OvisProcessor",
     "ProcessorOutput",
+    "TextTokenizer",
     "TokenBudget",
     "VisionConfig",
     "VisionEncoder",
     "answer",
     "available_attention_backends",
     "extract_choice",
+    "gather_visual",
     "ground",
     "grounding_metrics",
     "mcq_accuracy",
     "parse_time_span",
     "preset",
+    "register_attention_backend",
     "resolve_attention_backend",
     "smart_resize",
     "temporal_iou",

@@ -7,7 +7,8 @@ every token of its own segment and to nothing else (no causal mask).
 Worked example: three frames of 4, 4 and 2 patches -> ``cu_seqlens = [0, 4, 8, 10]``; tokens 0-3,
 4-7 and 8-9 form three independent attention problems.
 
-Backends (registry :data:`ATTENTION_BACKENDS`):
+Backends (registry :data:`ATTENTION_BACKENDS`, a :class:`vidsel.registry.Registry` of
+:class:`AttentionSpec`; add one with :func:`register_attention_backend`):
 
 ========== ======================================================= ==========================
 name       implementation                                          devices / dtypes
@@ -22,9 +23,9 @@ flash      ``flash_attn.flash_attn_varlen_func`` (``gpu`` extra)     CUDA, fp16 
 ========== ======================================================= ==========================
 
 Optional kernels are imported lazily, inside :func:`resolve_attention_backend`; asking for one that
-cannot run raises (:class:`~vidsel.errors.MissingDependencyError` when a package is missing,
-:class:`~vidsel.errors.InvalidArgumentError` when the device cannot run it). Nothing falls back
-silently.
+cannot run raises (:class:`~ovis_model.errors.MissingDependencyError` when a package is missing,
+:class:`~ovis_model.errors.InvalidArgumentError` for an unknown name or a device / dtype it cannot
+run on). Nothing falls back silently.
 """
 
 from __future__ import annotations
@@ -39,14 +40,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from vidsel.errors import InvalidArgumentError, MissingDependencyError
+from vidsel import errors as vidsel_errors
+from vidsel.registry import Registry
+
+from .errors import InvalidArgumentError, MissingDependencyError
 
 __all__ = [
     "ATTENTION_BACKENDS",
     "AttentionBackend",
+    "AttentionSpec",
     "Segments",
     "available_attention_backends",
     "make_segments",
+    "register_attention_backend",
     "resolve_attention_backend",
 ]
 
@@ -290,23 +296,64 @@ def _make_flash() -> AttentionFn:
 
 
 @dataclass(frozen=True)
-class _Spec:
+class AttentionSpec:
+    """A registered attention backend, not yet resolved.
+
+    Attributes:
+        factory: builds the attention function (imports the optional kernel); called once per
+            :func:`resolve_attention_backend`.
+        cuda_only: runs on CUDA tensors only.
+        half_only: runs in float16 / bfloat16 only.
+        doc: one line for logs and listings.
+    """
+
     factory: Callable[[], AttentionFn]
-    cuda_only: bool
-    half_only: bool
-    doc: str
+    cuda_only: bool = False
+    half_only: bool = False
+    doc: str = ""
 
 
-#: Registry of attention backends: name -> spec. Resolve with :func:`resolve_attention_backend`.
-ATTENTION_BACKENDS: dict[str, _Spec] = {
-    "sdpa": _Spec(lambda: _sdpa_per_segment, False, False,
-                  "SDPA once per distinct segment length (default; CPU and GPU)"),
-    "sdpa_masked": _Spec(lambda: _sdpa_masked, False, False,
-                         "one SDPA call with a block-diagonal mask (reference)"),
-    "flex": _Spec(_make_flex, False, False, "FlexAttention with a document block mask"),
-    "varlen": _Spec(_make_varlen, True, True, "torch.nn.attention.varlen.varlen_attn"),
-    "flash": _Spec(_make_flash, True, True, "flash_attn.flash_attn_varlen_func"),
-}
+#: Registry of attention backends: name -> :class:`AttentionSpec`. Resolve a name with
+#: :func:`resolve_attention_backend`; add one with :func:`register_attention_backend`.
+ATTENTION_BACKENDS: Registry[AttentionSpec] = Registry("attn_impl")
+
+
+def register_attention_backend(name: str, factory: Callable[[], AttentionFn], *,
+                               cuda_only: bool = False, half_only: bool = False, doc: str = "",
+                               overwrite: bool = False) -> AttentionSpec:
+    """Register a vision attention backend under ``name``.
+
+    Args:
+        factory: returns ``fn(q, k, v, segments, scale, dropout_p) -> out`` with ``q, k, v,
+            out`` of shape ``(total, heads, head_dim)``; import optional kernels inside it.
+        overwrite: replace an existing entry of that name.
+
+    Raises:
+        InvalidArgumentError: ``name`` is taken (and ``overwrite`` is False) or empty.
+    """
+    spec = AttentionSpec(factory, cuda_only=cuda_only, half_only=half_only, doc=doc)
+    try:
+        return ATTENTION_BACKENDS.register(name, spec, overwrite=overwrite)
+    except vidsel_errors.InvalidArgumentError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+
+
+register_attention_backend("sdpa", lambda: _sdpa_per_segment,
+                           doc="SDPA once per distinct segment length (default; CPU and GPU)")
+register_attention_backend("sdpa_masked", lambda: _sdpa_masked,
+                           doc="one SDPA call with a block-diagonal mask (reference)")
+register_attention_backend("flex", _make_flex, doc="FlexAttention with a document block mask")
+register_attention_backend("varlen", _make_varlen, cuda_only=True, half_only=True,
+                           doc="torch.nn.attention.varlen.varlen_attn")
+register_attention_backend("flash", _make_flash, cuda_only=True, half_only=True,
+                           doc="flash_attn.flash_attn_varlen_func")
+
+
+def _get_spec(name: str) -> AttentionSpec:
+    try:
+        return ATTENTION_BACKENDS.get(name)
+    except vidsel_errors.InvalidArgumentError as exc:
+        raise InvalidArgumentError(str(exc)) from None
 
 
 def resolve_attention_backend(name: str, device: torch.device | str | None = None,
@@ -314,13 +361,11 @@ def resolve_attention_backend(name: str, device: torch.device | str | None = Non
     """Resolve ``name`` for ``device`` / ``dtype`` once, importing optional kernels now.
 
     Raises:
-        InvalidArgumentError: unknown name, or a device / dtype the backend cannot run on.
+        InvalidArgumentError: unknown name (the message lists the registered ones), or a
+            device / dtype the backend cannot run on.
         MissingDependencyError: the backend's package is not installed.
     """
-    if name not in ATTENTION_BACKENDS:
-        raise InvalidArgumentError(
-            f"attn_impl={name!r} is unknown; allowed: {sorted(ATTENTION_BACKENDS)}")
-    spec = ATTENTION_BACKENDS[name]
+    spec = _get_spec(name)
     dev = torch.device(device) if device is not None else None
     if spec.cuda_only and (dev is None or dev.type != "cuda"):
         raise InvalidArgumentError(

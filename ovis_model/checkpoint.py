@@ -9,10 +9,14 @@
 * A hub id resolves through ``huggingface_hub`` when it is installed and the network is allowed;
   offline (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``, read through
   ``huggingface_hub.constants`` and the environment) without a local copy raises
-  :class:`~vidsel.errors.ModelNotAvailableError`. Other failures (an unreadable cache, a
+  :class:`~ovis_model.errors.ModelNotAvailableError`. Other failures (an unreadable cache, a
   permission error) keep their type and get a note naming the repository and the cache folder.
 * A checkpoint that does not match its config (missing / unexpected keys, an unknown
-  ``torch_dtype``) raises :class:`CheckpointError` naming the directory.
+  ``torch_dtype``, a malformed shard index or one naming files outside the directory) raises
+  :class:`~ovis_model.errors.CheckpointError` naming the directory.
+
+Layering: this module knows configs and ``nn.Module`` s, never :class:`~ovis_model.OvisModel`
+itself; :mod:`ovis_model.modeling` imports it (``OvisModel.from_pretrained`` passes its class).
 """
 
 from __future__ import annotations
@@ -20,22 +24,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
 
-from vidsel.errors import ModelNotAvailableError, VidselError
-
+from ._optional import require
 from .config import OvisConfig
-
-if TYPE_CHECKING:
-    from .modeling import OvisModel
+from .errors import CheckpointError, ModelNotAvailableError
 
 __all__ = [
     "CheckpointError",
+    "PretrainedModel",
     "load_pretrained",
     "load_state_dict",
     "parse_torch_dtype",
@@ -55,12 +57,25 @@ _DTYPE_ALIASES = {"float": "float32", "half": "float16"}
 _TRUE = ("1", "ON", "YES", "TRUE")
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.jinja", "tokenizer*"]
 
-M = TypeVar("M", bound="OvisModel")
 
 
-class CheckpointError(VidselError, ValueError):
-    """A checkpoint directory whose contents do not fit its config (missing or unexpected
-    tensors, an unknown ``torch_dtype``); the message names the directory."""
+class PretrainedModel(Protocol):
+    """What loading and saving need from a model (:class:`~ovis_model.OvisModel` fits).
+
+    Its class is built as ``cls(config, attn_impl=..., llm_attn_impl=..., device=...,
+    dtype=...)``; ``llm`` is a transformers causal LM.
+    """
+
+    config: OvisConfig
+    llm: Any
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def parse_torch_dtype(value: Any, *, where: Path | str | None = None) -> torch.dtype:
@@ -153,12 +168,38 @@ def resolve_checkpoint_dir(path_or_hub_id: str | Path) -> Path:
         raise
 
 
+def _shard_names(directory: Path) -> list[str]:
+    """Shard file names of ``model.safetensors.index.json``, confined to ``directory``.
+
+    Raises:
+        CheckpointError: the index is not JSON, has no ``weight_map`` object of strings, or
+            names a file outside the checkpoint directory (``../x``, an absolute path).
+    """
+    index = directory / INDEX_NAME
+    try:
+        with open(index, encoding="utf-8") as fh:
+            weight_map = json.load(fh)["weight_map"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{directory}: {INDEX_NAME} is malformed ({type(exc).__name__}: "
+                              f"{exc}); it needs a 'weight_map' object") from exc
+    if not isinstance(weight_map, dict) or not all(
+            isinstance(v, str) and v for v in weight_map.values()):
+        raise CheckpointError(f"{directory}: {INDEX_NAME} 'weight_map' must map tensor names "
+                              "to shard file names")
+    root = directory.resolve()
+    files = sorted(set(weight_map.values()))
+    outside = [f for f in files
+               if Path(f).is_absolute() or not (root / f).resolve().is_relative_to(root)]
+    if outside:
+        raise CheckpointError(f"{directory}: {INDEX_NAME} names shards outside the checkpoint "
+                              f"directory: {outside[:5]}")
+    return files
+
+
 def _weight_files(directory: Path) -> list[Path]:
     index = directory / INDEX_NAME
     if index.is_file():
-        with open(index, encoding="utf-8") as fh:
-            weight_map = json.load(fh)["weight_map"]
-        files = sorted(set(weight_map.values()))
+        files = _shard_names(directory)
         missing = [f for f in files if not (directory / f).is_file()]
         if missing:
             raise ModelNotAvailableError(f"{directory}: shards listed in {INDEX_NAME} are "
@@ -178,8 +219,7 @@ def _weight_files(directory: Path) -> list[Path]:
 def load_state_dict(directory: Path, *, device: torch.device | str = "cpu",
                     dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """Every tensor of the checkpoint, floating ones cast to ``dtype``."""
-    from safetensors import safe_open
-
+    safe_open = require("safetensors", "loading a checkpoint").safe_open
     out: dict[str, torch.Tensor] = {}
     for file in _weight_files(directory):
         with safe_open(str(file), framework="pt", device=str(device)) as fh:
@@ -210,8 +250,8 @@ def _materialise_buffers(model: nn.Module, device: torch.device | str) -> None:
             continue
         cfg = getattr(module, "config", None)
         if cfg is None or "Rotary" not in type(module).__name__:
-            raise RuntimeError(f"module {name} ({type(module).__name__}) has buffers that are "
-                               "not in the checkpoint and cannot be rebuilt")
+            raise CheckpointError(f"module {name} ({type(module).__name__}) has buffers that are "
+                                  "not in the checkpoint and cannot be rebuilt")
         with torch.device(device):
             fresh = type(module)(config=cfg)  # type: ignore[call-arg]
         parent_name, _, child = name.rpartition(".")
@@ -219,10 +259,11 @@ def _materialise_buffers(model: nn.Module, device: torch.device | str) -> None:
         setattr(parent, child, fresh)
 
 
-def load_pretrained(cls: type[M], path_or_hub_id: str | Path, *,
+def load_pretrained(cls: Callable[..., M], path_or_hub_id: str | Path, *,
                     dtype: torch.dtype | None = None, device: torch.device | str = "cpu",
                     attn_impl: str = "sdpa", llm_attn_impl: str = "sdpa") -> M:
-    """Load a checkpoint into ``cls`` (an :class:`~ovis_model.modeling.OvisModel` subclass).
+    """Load a checkpoint into ``cls`` (:class:`~ovis_model.modeling.OvisModel` or a subclass;
+    any :class:`PretrainedModel`).
 
     Args:
         dtype: parameter dtype. None (the default) = the dtype the checkpoint was saved in:
@@ -264,11 +305,10 @@ def load_pretrained(cls: type[M], path_or_hub_id: str | Path, *,
     return model.eval()
 
 
-def save_pretrained(model: OvisModel, directory: str | Path, *,
+def save_pretrained(model: PretrainedModel, directory: str | Path, *,
                     max_shard_size: int = 5 * 2**30) -> Path:
     """Write ``config.json`` and safetensors (sharded above ``max_shard_size`` bytes)."""
-    from safetensors.torch import save_file
-
+    save_file = require("safetensors.torch", "saving a checkpoint").save_file
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     config = model.config

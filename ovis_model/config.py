@@ -11,7 +11,7 @@ The on-disk layout is the official Ovis2.5 one::
 ``VisionConfig`` also carries a few vidsel fields (``position_scheme``, ``segment_mode``, ...);
 official checkpoints do not have them and get the Ovis2.5 defaults. Fields that change results are
 all honoured; values the implementation cannot honour are refused in ``__post_init__`` with an
-:class:`~vidsel.errors.InvalidArgumentError` naming the field.
+:class:`~ovis_model.errors.InvalidArgumentError` naming the field.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from vidsel.errors import InvalidArgumentError
-
 from .constants import INDICATOR_IDS
+from .errors import InvalidArgumentError
 
 __all__ = [
     "PRESETS",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vidsel.errors import InvalidArgumentError
+from .errors import InvalidArgumentError
 
 __all__ = ["grounding_metrics", "mcq_accuracy", "temporal_iou"]
 

@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from vidsel.errors import InvalidArgumentError, MissingDependencyError
-
+from . import checkpoint
+from ._optional import require
 from .config import OvisConfig
 from .constants import INDICATOR_IDS, VISUAL_ATOM_ID
+from .errors import InvalidArgumentError, MissingDependencyError
 from .positions import layout_from_grids
 from .visual_tokenizer import VisualEmbedding, VisualTokenizer, VisualTokens
 
@@ -50,12 +51,11 @@ def build_llm(config: OvisConfig, *, attn_impl: str = "sdpa",
             raise MissingDependencyError(
                 "llm_attn_impl='flash_attention_2' needs flash-attn: pip install 'vidsel[gpu]'"
             ) from exc
-    from transformers import AutoConfig, AutoModelForCausalLM
-
+    transformers = require("transformers", "ovis_model's LLM")
     llm_dict = dict(config.llm_config)
     model_type = llm_dict.pop("model_type")
-    llm_cfg = AutoConfig.for_model(model_type, **llm_dict)
-    return AutoModelForCausalLM.from_config(  # type: ignore[no-any-return]
+    llm_cfg = transformers.AutoConfig.for_model(model_type, **llm_dict)
+    return transformers.AutoModelForCausalLM.from_config(
         llm_cfg, attn_implementation=attn_impl, dtype=dtype or torch.float32)
 
 
@@ -139,16 +139,12 @@ class OvisModel(nn.Module):
                 config's ``torch_dtype`` is not float32 / float16 / bfloat16.
 
         See :func:`ovis_model.checkpoint.load_pretrained`."""
-        from .checkpoint import load_pretrained
-
-        return load_pretrained(cls, path_or_hub_id, dtype=dtype, device=device,
-                               attn_impl=attn_impl, llm_attn_impl=llm_attn_impl)
+        return checkpoint.load_pretrained(cls, path_or_hub_id, dtype=dtype, device=device,
+                                          attn_impl=attn_impl, llm_attn_impl=llm_attn_impl)
 
     def save_pretrained(self, directory: str | Path, *, max_shard_size: int = 5 * 2**30) -> Path:
         """Write config.json + safetensors with the official key names."""
-        from .checkpoint import save_pretrained
-
-        return save_pretrained(self, directory, max_shard_size=max_shard_size)
+        return checkpoint.save_pretrained(self, directory, max_shard_size=max_shard_size)
 
     # properties ------------------------------------------------------------------------------
     @property

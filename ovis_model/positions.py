@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
-from vidsel.errors import InvalidArgumentError
+from .errors import InvalidArgumentError
 
 __all__ = [
     "apply_rotary",

@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidsel.errors import InvalidArgumentError
-
+from .errors import InvalidArgumentError
 from .positions import block_order_positions
 
 __all__ = [

@@ -27,13 +27,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from vidsel.errors import InvalidArgumentError, ModelNotAvailableError
+from vidsel.results import PatchConfig
 
+from .budget import TokenBudget, format_time_tag
+from .checkpoint import resolve_checkpoint_dir
 from .config import OvisConfig, VisionConfig
 from .constants import (
     IMAGE_BEGIN_ID,
@@ -46,14 +48,19 @@ from .constants import (
     VIDEO_PLACEHOLDER_ID,
     VISUAL_ATOM_ID,
 )
+from .errors import InvalidArgumentError
 from .positions import segments_from_positions
 from .preprocessing import (
     ImageProcessorConfig,
     PackedVisual,
     pack_codec_patches,
     pack_frames,
+    smart_resize,
 )
+from .tokenizers import ByteTokenizer, HFTokenizer, TextTokenizer
 
+# ByteTokenizer, HFTokenizer, TextTokenizer (tokenizers.py) and TokenBudget, format_time_tag
+# (budget.py) are re-exported: they lived here before.
 __all__ = [
     "ByteTokenizer",
     "HFTokenizer",
@@ -62,6 +69,7 @@ __all__ = [
     "TextTokenizer",
     "TokenBudget",
     "format_time_tag",
+    "video_geometry",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,119 +77,8 @@ logger = logging.getLogger(__name__)
 VideoLayout = Literal["timestamped", "ovis"]
 _LAYOUTS = ("timestamped", "ovis")
 THINK_OFF = "<think>\n\n</think>\n\n"
-
-
-def format_time_tag(seconds: float) -> str:
-    """The text tag put before each frame: ``<12.5 seconds>``."""
-    return f"<{seconds:.1f} seconds>"
-
-
-class TextTokenizer(Protocol):
-    """What the processor needs from a text tokenizer."""
-
-    eos_token_id: int | None
-    pad_token_id: int | None
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str: ...
-
-
-class ByteTokenizer:
-    """UTF-8 bytes (ids 0-255) + ChatML special tokens: a real, tiny tokenizer for tests.
-
-    Vocabulary size 261; fits the ``tiny`` preset's 1024-entry LLM vocabulary.
-    """
-
-    SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
-
-    def __init__(self) -> None:
-        self.special_ids = {tok: 256 + i for i, tok in enumerate(self.SPECIALS)}
-        self.id_to_special = {v: k for k, v in self.special_ids.items()}
-        self._split = re.compile("(" + "|".join(re.escape(s) for s in self.SPECIALS) + ")")
-        self.eos_token_id: int | None = self.special_ids["<|im_end|>"]
-        self.pad_token_id: int | None = self.special_ids["<|endoftext|>"]
-
-    @property
-    def vocab_size(self) -> int:
-        return 256 + len(self.SPECIALS)
-
-    def encode(self, text: str) -> list[int]:
-        ids: list[int] = []
-        for part in self._split.split(text):
-            if part in self.special_ids:
-                ids.append(self.special_ids[part])
-            elif part:
-                ids.extend(part.encode("utf-8"))
-        return ids
-
-    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        out = bytearray()
-        for i in ids:
-            i = int(i)
-            if i < 256:
-                out.append(i)
-            elif i in self.id_to_special and not skip_special_tokens:
-                out.extend(self.id_to_special[i].encode())
-        return out.decode("utf-8", errors="replace")
-
-
-class HFTokenizer:
-    """Adapter around a transformers tokenizer (e.g. the checkpoint's Qwen tokenizer)."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        self.eos_token_id: int | None = tokenizer.convert_tokens_to_ids("<|im_end|>")
-        if self.eos_token_id is None or self.eos_token_id == tokenizer.unk_token_id:
-            self.eos_token_id = tokenizer.eos_token_id
-        self.pad_token_id: int | None = tokenizer.pad_token_id
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> HFTokenizer:
-        from transformers import AutoTokenizer
-
-        try:
-            tok = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False)
-        except (OSError, ValueError) as exc:
-            raise ModelNotAvailableError(f"{directory}: no usable tokenizer ({exc})") from exc
-        return cls(tok)
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
-
-    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        return str(self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens))
-
-
-@dataclass(frozen=True)
-class TokenBudget:
-    """LLM token accounting of one prompt.
-
-    Attributes:
-        visual_tokens: visual atoms (``-300``), i.e. patches / hidden_stride^2 - the number
-            vidsel's frame / codec budgets are stated in.
-        indicator_tokens: begin / end markers.
-        time_tag_tokens: text tokens spent on ``<t seconds>`` tags.
-        text_tokens: every other text token (chat template + question).
-        tokens_per_frame: visual tokens of one full frame at the processed resolution (0 if no
-            video); ``frame_equivalents`` = visual_tokens / tokens_per_frame.
-        source_frames: distinct source frames that contributed patches.
-    """
-
-    visual_tokens: int
-    indicator_tokens: int
-    time_tag_tokens: int
-    text_tokens: int
-    tokens_per_frame: int = 0
-    source_frames: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.visual_tokens + self.indicator_tokens + self.time_tag_tokens + self.text_tokens
-
-    @property
-    def frame_equivalents(self) -> float:
-        return self.visual_tokens / self.tokens_per_frame if self.tokens_per_frame else 0.0
+#: what :meth:`OvisProcessor.pack_codec` reads (vidsel.results.PatchSelection's names)
+_CODEC_FIELDS = ("pixels", "positions", "timestamps_s", "grid_hw", "num_tokens")
 
 
 @dataclass
@@ -254,8 +151,6 @@ class OvisProcessor:
     def from_pretrained(cls, directory: str | Path, *, tokenizer: TextTokenizer | None = None,
                         **kwargs: Any) -> OvisProcessor:
         """Processor for a checkpoint directory (its tokenizer unless one is given)."""
-        from .checkpoint import resolve_checkpoint_dir
-
         path = resolve_checkpoint_dir(directory)
         cfg = OvisConfig.from_json_file(path / "config.json")
         tok = tokenizer if tokenizer is not None else HFTokenizer.from_pretrained(path)
@@ -265,6 +160,20 @@ class OvisProcessor:
     @property
     def merge_unit(self) -> int:
         return int(self.vit_config.hidden_stride ** 2)
+
+    def patch_geometry(self, height: int, width: int, *, min_pixels: int | None = None,
+                       max_pixels: int | None = None) -> PatchConfig:
+        """The model's patch geometry for a ``height`` x ``width`` video: patch size, merge
+        (``hidden_stride``) and the frame size :meth:`pack_video` resizes its frames to (a
+        multiple of ``patch_size * hidden_stride``), as ``run_method(..., geometry=)`` wants.
+
+        Example: the ``tiny`` preset (16 px, stride 2) with a 64 x 96 video and
+        ``video_max_pixels=64 * 96`` -> ``PatchConfig(16, 2, (64, 96))``, 6 tokens per frame.
+        """
+        ic = self.image_config
+        return video_geometry(height, width, patch_size=self.vit_config.patch_size,
+                              hidden_stride=self.vit_config.hidden_stride, image_config=ic,
+                              min_pixels=min_pixels, max_pixels=max_pixels)
 
     # visuals ---------------------------------------------------------------------------------
     def pack_image(self, image: np.ndarray, *, min_pixels: int | None = None,
@@ -290,31 +199,41 @@ class OvisProcessor:
                            cfg=ic, frame_ids=frame_indices)
 
     def pack_codec(self, sample: Any) -> tuple[PackedVisual, list[float]]:
-        """A codec sample from ``vidsel.codec.select_patches``.
+        """A patch selection (:class:`vidsel.results.PatchSelection`, e.g. from
+        ``vidsel.methods.run_method("codec", ...)``), or any object with the same fields.
 
-        Reads ``.pixels`` (N, p, p, 3) uint8 (or ``.patches``), ``.positions`` (N, 3)
-        (source frame, row, col), ``.timestamps`` (N,) seconds, the full frame's patch grid
-        (``.grid_hw`` = (rows, cols), else derived from ``.frame_size`` (H, W) and
-        ``.patch_size``) and optional ``.num_tokens``. Returns the packed patches and the time
-        of each source-frame run.
+        Reads ``.pixels`` (N, p, p, 3) uint8, ``.positions`` (N, 3) (source frame, row, col),
+        ``.timestamps_s`` (N,) seconds, ``.grid_hw`` (rows, cols of the full frame's patch grid)
+        and ``.num_tokens`` (None to skip the check). Returns the packed patches and the time of
+        each source-frame run.
 
         Raises:
-            InvalidArgumentError: the sample gives no patch grid (it is never guessed from the
-                selected positions), or its ``num_tokens`` differs from the visual tokens its
-                patches pack into.
+            InvalidArgumentError: a field is missing (the grid is never guessed from the
+                selected positions: a motion-only selection need not reach the frame border),
+                the selection holds no pixels, or its ``num_tokens`` differs from the visual
+                tokens its patches pack into.
         """
-        pixels = _first_attr(sample, ("pixels", "patches", "patch_pixels"))
+        missing = [name for name in _CODEC_FIELDS if not hasattr(sample, name)]
+        if missing:
+            raise InvalidArgumentError(
+                f"codec sample {type(sample).__name__} has no {', '.join('.' + m for m in missing)}"
+                f"; a patch selection gives .pixels, .positions, .timestamps_s, .grid_hw (rows, "
+                f"cols of the full frame's patch grid) and .num_tokens")
+        if sample.pixels is None:
+            raise InvalidArgumentError(
+                f"codec sample {type(sample).__name__} holds no pixels; select the patches with "
+                "pixels='decode' (or 'reader')")
         positions = np.asarray(sample.positions)
-        times = np.asarray(_first_attr(sample, ("timestamps", "timestamps_s")), dtype=np.float64)
-        packed = pack_codec_patches(np.asarray(pixels), positions,
+        times = np.asarray(sample.timestamps_s, dtype=np.float64)
+        packed = pack_codec_patches(np.asarray(sample.pixels), positions,
                                     patch_size=self.vit_config.patch_size,
                                     hidden_stride=self.vit_config.hidden_stride,
-                                    cfg=self.image_config, grid_hw=_codec_grid(sample))
+                                    cfg=self.image_config, grid_hw=_codec_grid(sample.grid_hw))
         frame_time: dict[int, float] = {}
         for f, ts in zip(positions[:, 0].tolist(), times.tolist()):
             frame_time.setdefault(int(f), float(ts))
         run_times = [frame_time[f] for f, _ in packed.runs]
-        expected = getattr(sample, "num_tokens", None)
+        expected = sample.num_tokens
         atoms = packed.num_patches // self.merge_unit
         if expected is not None and int(expected) != atoms:
             raise InvalidArgumentError(
@@ -514,6 +433,26 @@ class OvisProcessor:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
 
+def video_geometry(height: int, width: int, *, patch_size: int, hidden_stride: int,
+                   image_config: ImageProcessorConfig, min_pixels: int | None = None,
+                   max_pixels: int | None = None) -> PatchConfig:
+    """Patch geometry of video frames of ``height`` x ``width`` pixels: Ovis2.5's smart resize
+    to multiples of ``patch_size * hidden_stride`` within the video pixel limits of
+    ``image_config`` (or ``min_pixels`` / ``max_pixels``)."""
+    factor = patch_size * hidden_stride
+    lo = image_config.video_min_pixels if min_pixels is None else min_pixels
+    hi = image_config.video_max_pixels if max_pixels is None else max_pixels
+    if image_config.do_resize:
+        h, w = smart_resize(int(height), int(width), factor, lo, hi)
+    elif height % factor or width % factor:
+        raise InvalidArgumentError(
+            f"do_resize=false needs frames whose sides are multiples of {factor}, got "
+            f"{height}x{width}")
+    else:
+        h, w = int(height), int(width)
+    return PatchConfig(patch_size=patch_size, merge=hidden_stride, frame_size=(h, w))
+
+
 def _as_array(image: Any) -> np.ndarray:
     if hasattr(image, "convert"):  # PIL image
         image = np.asarray(image.convert("RGB"))
@@ -521,37 +460,13 @@ def _as_array(image: Any) -> np.ndarray:
     return arr
 
 
-def _codec_grid(sample: Any) -> tuple[int, int]:
-    """(rows, cols) of the full frame patch grid of a codec sample: ``.grid_hw``, else
-    ``.frame_size // .patch_size``."""
-    grid = getattr(sample, "grid_hw", None)
-    if grid is not None:
-        return tuple(int(v) for v in grid)  # type: ignore[return-value]
-    frame_size = getattr(sample, "frame_size", None)
-    patch = getattr(sample, "patch_size", None)
-    if frame_size is None or patch is None:
-        raise InvalidArgumentError(
-            f"codec sample {type(sample).__name__} gives no patch grid: it needs .grid_hw "
-            "(rows, cols of the full frame's patch grid) or .frame_size (H, W) and .patch_size "
-            "to derive it; the grid is not guessed from the selected positions (a motion-only "
-            "selection need not reach the frame border)")
+def _codec_grid(grid: Any) -> tuple[int, int]:
+    """A codec sample's ``.grid_hw`` as ``(rows, cols)`` of positive ints."""
     try:
-        hw = ([int(frame_size)] * 2 if isinstance(frame_size, (int, np.integer))
-              else [int(v) for v in frame_size])
-        p = int(patch)
+        rows, cols = (int(v) for v in grid)
     except (TypeError, ValueError):
-        hw, p = [], 0
-    if len(hw) != 2 or p <= 0 or min(hw) <= 0 or hw[0] % p or hw[1] % p:
+        rows = cols = 0
+    if rows <= 0 or cols <= 0:
         raise InvalidArgumentError(
-            f"codec sample frame_size={frame_size!r} must be (H, W) multiples of "
-            f"patch_size={patch!r}")
-    return hw[0] // p, hw[1] // p
-
-
-def _first_attr(obj: Any, names: Sequence[str]) -> Any:
-    for name in names:
-        value = getattr(obj, name, None)
-        if value is not None:
-            return value
-    raise InvalidArgumentError(
-        f"{type(obj).__name__} has none of the attributes {list(names)}")
+            f"codec sample grid_hw={grid!r} must be (rows, cols) of the full frame's patch grid")
+    return rows, cols

@@ -1,26 +1,37 @@
 """End-to-end tasks on a video: question answering and temporal grounding.
 
-Both take a video path plus either explicit frames, a frame selector (a vidsel method name or a
-callable) or a codec budget, build a time-tagged prompt and generate. vidsel is imported lazily
-inside the functions so the model core never depends on the reader.
+What the model sees of the video comes from explicit frames or from a video-level method of
+vidsel's registry (:func:`vidsel.methods.run_method`: ``"uniform"``, ``"mdp3"``, ``"codec"``, ...,
+or one of your own), asked for ``budget`` frame-equivalents in the model's own patch geometry
+(:meth:`ovis_model.OvisProcessor.patch_geometry`). Frame methods return a
+:class:`vidsel.results.Selection`, whose frames are decoded; patch methods a
+:class:`vidsel.results.PatchSelection`, packed as is. The tasks then build a time-tagged prompt
+and generate.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from vidsel.errors import InvalidArgumentError
+from vidsel import errors as vidsel_errors
+from vidsel.io import VideoReader
+from vidsel.methods import Method, get_method, run_method
+from vidsel.results import PatchConfig
 
+from .budget import TokenBudget
+from .errors import InvalidArgumentError
 from .modeling import OvisModel
 from .parsing import extract_choice, parse_time_span
-from .processor import OvisProcessor, ProcessorOutput, TokenBudget
+from .preprocessing import ImageProcessorConfig
+from .processor import OvisProcessor, ProcessorOutput, video_geometry
 
 __all__ = [
     "AnswerResult",
@@ -29,24 +40,32 @@ __all__ = [
     "answer",
     "gather_visual",
     "ground",
+    "grounding_prompt",
+    "mcq_prompt",
 ]
 
 logger = logging.getLogger(__name__)
 
+#: deprecated ``selector=`` callable: ``selector(path, question, k)`` -> ``.indices``,
+#: ``.timestamps_s`` (and optionally ``.frames()``).
 Selector = str | Callable[..., Any]
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DEFAULT_METHOD = "uniform"
+DEFAULT_BUDGET = 8
 
 
 @dataclass
 class VisualSample:
-    """What the model will see from a video: frames + times, or a codec sample.
+    """What the model will see from a video: frames + times, or a patch selection.
 
     Attributes:
-        frames: uint8 ``(T, H, W, 3)`` or None (codec).
+        frames: uint8 ``(T, H, W, 3)`` or None (patches).
         timestamps_s: time of each frame (frames mode).
         frame_indices: source frame index of each frame (frames mode).
-        codec: the codec sample (codec mode).
+        codec: the :class:`vidsel.results.PatchSelection` (patches mode).
         duration_s: video length when known.
+        selection: the :class:`vidsel.results.VisualSelection` the method returned (None for
+            explicit frames and the deprecated selector callable).
     """
 
     frames: np.ndarray | None = None
@@ -54,8 +73,7 @@ class VisualSample:
     frame_indices: list[int] | None = None
     codec: Any = None
     duration_s: float | None = None
-
-
+    selection: Any = None
 @dataclass
 class AnswerResult:
     text: str
@@ -79,20 +97,81 @@ class GroundingResult:
         return (self.start_s, self.end_s)
 
 
-def gather_visual(video: str | os.PathLike[str] | None, question: str, *,
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated and will be removed in vidsel 0.3; use {new}",
+                  DeprecationWarning, stacklevel=4)
+
+
+def _resolve_method(method: str | None, budget: int | None, *, selector: Selector | None,
+                    k: int | None, codec_budget: int | None) -> tuple[str | Selector, int]:
+    """(method name or deprecated selector callable, budget) from new and deprecated keywords."""
+    if k is not None:
+        if budget is not None:
+            raise InvalidArgumentError("give budget= only (k= is its deprecated name)")
+        _deprecated("k=", "budget=")
+        budget = k
+    if codec_budget is not None:
+        if method is not None or budget is not None or selector is not None:
+            raise InvalidArgumentError(
+                "codec_budget=N is the deprecated form of method='codec', budget=N; do not "
+                "combine it with method=, budget=, k= or selector=")
+        _deprecated("codec_budget=N", "method='codec', budget=N")
+        method, budget = "codec", codec_budget
+    chosen: str | Selector = DEFAULT_METHOD if method is None else method
+    if selector is not None:
+        if method is not None:
+            raise InvalidArgumentError("give method= only (selector= is its deprecated name)")
+        _deprecated("selector=", "method=")
+        chosen = selector
+    budget = DEFAULT_BUDGET if budget is None else budget
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise InvalidArgumentError(f"budget={budget!r} must be an int >= 1 (frame-equivalents)")
+    return chosen, int(budget)
+
+
+def _lookup(name: str) -> Method:
+    if not isinstance(name, str):
+        raise InvalidArgumentError(
+            f"method={name!r} must be a method name (vidsel.methods.available_methods())")
+    try:
+        return get_method(name)
+    except vidsel_errors.InvalidArgumentError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+
+
+def gather_visual(video: str | os.PathLike[str] | None, question: str | None, *,
                   frames: np.ndarray | Sequence[np.ndarray] | None = None,
                   timestamps_s: Sequence[float] | None = None,
                   frame_indices: Sequence[int] | None = None,
-                  selector: Selector = "uniform", k: int = 8,
-                  codec_budget: int | None = None, patch_size: int = 16,
-                  merge: int = 2) -> VisualSample:
+                  method: str | None = None, budget: int | None = None,
+                  embedder: Any = None, method_options: Mapping[str, Any] | None = None,
+                  processor: OvisProcessor | None = None, geometry: PatchConfig | None = None,
+                  min_pixels: int | None = None, max_pixels: int | None = None,
+                  selector: Selector | None = None, k: int | None = None,
+                  codec_budget: int | None = None, patch_size: int | None = None,
+                  merge: int | None = None) -> VisualSample:
     """Decide what the model sees.
 
-    Precedence: explicit ``frames`` (+ ``timestamps_s``) > ``codec_budget`` (frame-equivalents,
-    via ``vidsel.codec.select_patches``) > ``selector``: ``"uniform"`` (``VideoReader``
-    uniform sampling), any other name (``vidsel.select_frames(video, question, k=k,
-    method=name)``) or a callable ``selector(video, question, k)`` returning an object with
-    ``.indices`` and ``.timestamps_s`` (and optionally ``.frames()``).
+    Explicit ``frames`` (+ ``timestamps_s``) win; otherwise
+    ``vidsel.methods.run_method(method, video, question=question, budget=budget,
+    geometry=..., embedder=embedder, **method_options)``.
+
+    Args:
+        method: a registered vidsel method (default ``"uniform"``); ``"codec"`` and other patch
+            methods give a patch selection, frame methods frames.
+        budget: frame-equivalents (default 8): frames, or the tokens of that many frames.
+        embedder: the text/image embedder of relevance methods (``"mdp3"``, ``"topk"``...).
+        method_options: further options of the method (``get_method(method).options``).
+        processor: the model's processor; the geometry is
+            ``processor.patch_geometry(height, width, min_pixels=, max_pixels=)`` for the
+            video's size: the frame size the processor resizes frames to.
+        geometry: an explicit :class:`vidsel.results.PatchConfig` (wins over ``processor``);
+            without either, Ovis2.5's defaults (16 px patches, 2 x 2 merge, 448 x 448 px area).
+        selector, k, codec_budget: deprecated: ``selector=name`` is ``method=name`` (a callable
+            ``selector(path, question, k)`` still works), ``k=`` is ``budget=``,
+            ``codec_budget=N`` is ``method="codec", budget=N``.
+        patch_size, merge: deprecated geometry overrides (pass ``processor=`` or
+            ``geometry=``).
     """
     if frames is not None:
         arr = np.asarray(frames)
@@ -103,44 +182,50 @@ def gather_visual(video: str | os.PathLike[str] | None, question: str, *,
                             [int(i) for i in frame_indices])
     if video is None:
         raise InvalidArgumentError("give a video path or explicit frames")
-    if k < 1:
-        raise InvalidArgumentError(f"k={k} must be >= 1")
-    from vidsel import VideoReader
-
+    chosen, budget = _resolve_method(method, budget, selector=selector, k=k,
+                                     codec_budget=codec_budget)
+    if patch_size is not None or merge is not None:
+        _deprecated("gather_visual(patch_size=, merge=)", "processor= or geometry=")
     path = os.fspath(video)
     with VideoReader(path) as reader:
-        duration = float(reader.metadata.duration_s)
-        if codec_budget is not None:
-            from vidsel.codec import select_patches  # type: ignore[attr-defined]
-
-            sample = select_patches(path, budget_frames=codec_budget, patch_size=patch_size,
-                                    merge=merge)
-            return VisualSample(codec=sample, duration_s=duration)
-        if isinstance(selector, str) and selector == "uniform":
-            batch = reader.sample_uniform(k)
-            return VisualSample(frames=np.asarray(batch.frames),
-                                timestamps_s=[float(t) for t in batch.timestamps_s],
-                                frame_indices=[int(i) for i in batch.indices],
-                                duration_s=duration)
-        if isinstance(selector, str):
-            import vidsel
-
-            select_frames = getattr(vidsel, "select_frames", None)
-            if select_frames is None:
-                raise InvalidArgumentError(
-                    f"selector={selector!r} needs vidsel.select_frames, which this vidsel "
-                    "build does not provide; use selector='uniform' or a callable")
-            sel = select_frames(path, question, k=k, method=selector)
-        elif callable(selector):
-            sel = selector(path, question, k)
-        else:
+        meta = reader.metadata
+        duration = float(meta.duration_s)
+        if callable(chosen):
+            sel = chosen(path, question, budget)
+            return _frames_sample(reader, sel, duration, selection=None)
+        spec = _lookup(chosen)
+        if spec.needs_embedder and embedder is None:
             raise InvalidArgumentError(
-                f"selector={selector!r} must be a method name or a callable")
-        indices = [int(i) for i in np.asarray(sel.indices)]
-        got = sel.frames() if callable(getattr(sel, "frames", None)) else None
-        arr = np.asarray(got) if got is not None else reader.get_frames(indices)
-        return VisualSample(frames=arr, timestamps_s=[float(t) for t in sel.timestamps_s],
-                            frame_indices=indices, duration_s=duration)
+                f"method={chosen!r} scores frames against the question and needs embedder= "
+                "(e.g. embedder='hf:/path/to/siglip'); 'uniform' and 'codec' need none")
+        if geometry is None:
+            if processor is not None:
+                geometry = processor.patch_geometry(meta.height, meta.width,
+                                                    min_pixels=min_pixels, max_pixels=max_pixels)
+            else:
+                geometry = video_geometry(meta.height, meta.width,
+                                          patch_size=16 if patch_size is None else patch_size,
+                                          hidden_stride=2 if merge is None else merge,
+                                          image_config=ImageProcessorConfig())
+        options = dict(method_options or {})
+        if embedder is not None:
+            options["embedder"] = embedder
+        result = run_method(chosen, path, question=question, budget=budget, geometry=geometry,
+                            **options)
+        logger.info("%s: method %s, budget %d x %d tokens -> %s visual tokens", path, chosen,
+                    budget, geometry.tokens_per_frame, result.num_tokens)
+        if result.kind == "patches":
+            return VisualSample(codec=result, duration_s=duration, selection=result)
+        return _frames_sample(reader, result, duration, selection=result)
+
+
+def _frames_sample(reader: VideoReader, sel: Any, duration: float, *,
+                   selection: Any) -> VisualSample:
+    """Decode a frame selection (``.indices``, ``.timestamps_s``) through the open reader."""
+    indices = [int(i) for i in np.asarray(sel.indices)]
+    return VisualSample(frames=np.asarray(reader.get_frames(indices)),
+                        timestamps_s=[float(t) for t in sel.timestamps_s],
+                        frame_indices=indices, duration_s=duration, selection=selection)
 
 
 def _process(processor: OvisProcessor, sample: VisualSample, text: str,
@@ -180,22 +265,31 @@ def answer(model: OvisModel, processor: OvisProcessor, video: str | os.PathLike[
            question: str, *, options: Sequence[str] | None = None,
            frames: np.ndarray | Sequence[np.ndarray] | None = None,
            timestamps_s: Sequence[float] | None = None,
-           frame_indices: Sequence[int] | None = None, selector: Selector = "uniform",
-           k: int = 8, codec_budget: int | None = None, max_new_tokens: int = 64,
+           frame_indices: Sequence[int] | None = None, method: str | None = None,
+           budget: int | None = None, embedder: Any = None,
+           method_options: Mapping[str, Any] | None = None, max_new_tokens: int = 64,
            min_pixels: int | None = None, max_pixels: int | None = None,
-           **generate_kwargs: Any) -> AnswerResult:
+           selector: Selector | None = None, k: int | None = None,
+           codec_budget: int | None = None, **generate_kwargs: Any) -> AnswerResult:
     """Answer a question about a video (open-ended, or multiple choice with ``options``).
+
+    Args:
+        method, budget, embedder, method_options: what the model sees (see
+            :func:`gather_visual`; default 8 uniform frames), in the model's geometry.
+        min_pixels, max_pixels: override the processor's per-frame resize limits.
+        selector, k, codec_budget: deprecated forms of ``method=`` / ``budget=``.
+        **generate_kwargs: passed to :meth:`OvisModel.generate`.
 
     Returns:
         the generated text and, for multiple choice, the extracted letter (None if unreadable).
     """
     if options is not None and not 1 <= len(options) <= len(LETTERS):
         raise InvalidArgumentError(f"options must hold 1..26 entries, got {len(options)}")
-    vit = processor.vit_config
     sample = gather_visual(video, question, frames=frames, timestamps_s=timestamps_s,
-                           frame_indices=frame_indices, selector=selector, k=k,
-                           codec_budget=codec_budget, patch_size=vit.patch_size,
-                           merge=vit.hidden_stride)
+                           frame_indices=frame_indices, method=method, budget=budget,
+                           embedder=embedder, method_options=method_options,
+                           processor=processor, min_pixels=min_pixels, max_pixels=max_pixels,
+                           selector=selector, k=k, codec_budget=codec_budget)
     text = question if options is None else mcq_prompt(question, options)
     inputs = _process(processor, sample, text, min_pixels=min_pixels, max_pixels=max_pixels)
     out = _generate(model, processor, inputs, max_new_tokens, **generate_kwargs)
@@ -208,19 +302,22 @@ def ground(model: OvisModel, processor: OvisProcessor, video: str | os.PathLike[
            query: str, *, frames: np.ndarray | Sequence[np.ndarray] | None = None,
            timestamps_s: Sequence[float] | None = None,
            frame_indices: Sequence[int] | None = None, duration_s: float | None = None,
-           selector: Selector = "uniform", k: int = 8, codec_budget: int | None = None,
-           max_new_tokens: int = 32, min_pixels: int | None = None,
-           max_pixels: int | None = None, **generate_kwargs: Any) -> GroundingResult:
+           method: str | None = None, budget: int | None = None, embedder: Any = None,
+           method_options: Mapping[str, Any] | None = None, max_new_tokens: int = 32,
+           min_pixels: int | None = None, max_pixels: int | None = None,
+           selector: Selector | None = None, k: int | None = None,
+           codec_budget: int | None = None, **generate_kwargs: Any) -> GroundingResult:
     """Temporal grounding: when does ``query`` happen? Returns (start_s, end_s) and the text.
 
-    The span is parsed with :func:`ovis_model.parsing.parse_time_span` and clipped to the
-    video's duration; (None, None) when the answer holds no span.
+    Arguments as :func:`answer`. The span is parsed with
+    :func:`ovis_model.parsing.parse_time_span` and clipped to the video's duration; (None, None)
+    when the answer holds no span.
     """
-    vit = processor.vit_config
     sample = gather_visual(video, query, frames=frames, timestamps_s=timestamps_s,
-                           frame_indices=frame_indices, selector=selector, k=k,
-                           codec_budget=codec_budget, patch_size=vit.patch_size,
-                           merge=vit.hidden_stride)
+                           frame_indices=frame_indices, method=method, budget=budget,
+                           embedder=embedder, method_options=method_options,
+                           processor=processor, min_pixels=min_pixels, max_pixels=max_pixels,
+                           selector=selector, k=k, codec_budget=codec_budget)
     duration = duration_s if duration_s is not None else sample.duration_s
     inputs = _process(processor, sample, grounding_prompt(query, duration),
                       min_pixels=min_pixels, max_pixels=max_pixels)

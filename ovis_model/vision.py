@@ -17,10 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidsel.errors import InvalidArgumentError
-
 from .attention import AttentionBackend, Segments, make_segments, resolve_attention_backend
 from .config import VisionConfig
+from .errors import InvalidArgumentError
 from .positions import apply_rotary, rotary_frequencies, window_partition
 
 __all__ = ["VisionEncoder", "VisionOutput"]

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vidsel.errors import InvalidArgumentError
-
 from .config import OvisConfig
 from .constants import INDICATOR_IDS
+from .errors import InvalidArgumentError
 from .vision import VisionEncoder, VisionOutput
 
 __all__ = ["VisualEmbedding", "VisualTokenizer", "VisualTokens"]

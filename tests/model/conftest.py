@@ -57,15 +57,14 @@ def tiny_video(tmp_path_factory) -> Path:
 
 @dataclass
 class FakeCodecSample:
-    """The documented fields of vidsel.codec.select_patches' result (a ``PatchSelection``):
-    the full frame is ``frame_size`` pixels, a grid of ``frame_size // patch_size`` patches."""
+    """The fields ``OvisProcessor.pack_codec`` reads from a ``vidsel.results.PatchSelection``
+    (hand-built, to pin exact layouts): the full frame is a ``grid_hw`` grid of patches."""
 
     positions: np.ndarray
-    timestamps: np.ndarray
+    timestamps_s: np.ndarray
     pixels: np.ndarray
-    num_tokens: int
-    frame_size: tuple[int, int] = (64, 96)
-    patch_size: int = 16
+    num_tokens: int | None
+    grid_hw: tuple[int, int] = (4, 6)
 
 
 def _codec_sample(p: int = 16) -> FakeCodecSample:
@@ -78,8 +77,7 @@ def _codec_sample(p: int = 16) -> FakeCodecSample:
             ts.append(f / 8.0)
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 255, size=(len(pos), p, p, 3), dtype=np.uint8)
-    return FakeCodecSample(np.array(pos), np.array(ts), pixels, num_tokens=3,
-                           frame_size=(4 * p, 6 * p), patch_size=p)
+    return FakeCodecSample(np.array(pos), np.array(ts), pixels, num_tokens=3, grid_hw=(4, 6))
 
 
 @pytest.fixture(scope="session")

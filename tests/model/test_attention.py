@@ -57,6 +57,37 @@ def test_unknown_and_unavailable_backends_raise():
             resolve_attention_backend("flash", "cuda", torch.bfloat16)
 
 
+def test_attention_registry():
+    """One Registry: sorted names, overwrite guard, the unknown-name error lists the choices."""
+    from ovis_model import ATTENTION_BACKENDS, OvisError, register_attention_backend
+    from ovis_model.attention import AttentionSpec, _sdpa_masked
+
+    assert ATTENTION_BACKENDS.names() == ("flash", "flex", "sdpa", "sdpa_masked", "varlen")
+    assert isinstance(ATTENTION_BACKENDS.get("sdpa"), AttentionSpec)
+    with pytest.raises(InvalidArgumentError, match=r"attn_impl='nope' is not registered; choose "
+                                                   r"one of 'flash', 'flex', 'sdpa', "):
+        resolve_attention_backend("nope")
+    with pytest.raises(OvisError, match="'sdpa' is already registered; pass overwrite=True"):
+        register_attention_backend("sdpa", lambda: _sdpa_masked)
+    register_attention_backend("my_masked", lambda: _sdpa_masked, doc="test entry")
+    try:
+        assert "my_masked" in ovis_available()
+        q, k, v = _qkv(CU[-1])
+        out = resolve_attention_backend("my_masked", "cpu")(q, k, v, make_segments(CU, "cpu"),
+                                                            32**-0.5)
+        torch.testing.assert_close(out, _reference(q, k, v, CU), atol=2e-5, rtol=1e-4)
+        register_attention_backend("my_masked", lambda: _sdpa_masked, overwrite=True)
+    finally:
+        ATTENTION_BACKENDS.unregister("my_masked")
+    assert "my_masked" not in ATTENTION_BACKENDS
+
+
+def ovis_available() -> list[str]:
+    from ovis_model import available_attention_backends
+
+    return available_attention_backends("cpu")
+
+
 def test_bad_cu_seqlens():
     with pytest.raises(InvalidArgumentError, match="start at 0"):
         make_segments([1, 4], "cpu")

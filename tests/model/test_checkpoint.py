@@ -121,6 +121,34 @@ def test_strict_keys_and_no_pickle(tmp_path, golden_dir):
         OvisModel.from_pretrained(bad)
 
 
+def test_shard_index_is_checked_and_confined(tmp_path):
+    """Issue 10: a malformed index is a CheckpointError; shards outside the folder are refused."""
+    from ovis_model import CheckpointError, OvisError
+
+    model = OvisModel.from_config(preset("tiny"), seed=0)
+    ckpt = tmp_path / "ckpt"
+    model.save_pretrained(ckpt)
+    (ckpt / "model.safetensors").rename(tmp_path / "elsewhere.safetensors")
+    index = ckpt / "model.safetensors.index.json"
+    keys = list(model.state_dict())
+    for weight_map in ({k: "../elsewhere.safetensors" for k in keys},
+                       {k: str(tmp_path / "elsewhere.safetensors") for k in keys}):
+        index.write_text(json.dumps({"weight_map": weight_map}))
+        with pytest.raises(CheckpointError, match="names shards outside the checkpoint "
+                                                  "directory"):
+            OvisModel.from_pretrained(ckpt)
+    index.write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"ckpt: model.safetensors.index.json is "
+                                              r"malformed \(JSONDecodeError"):
+        OvisModel.from_pretrained(ckpt)
+    index.write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(OvisError, match="malformed .*KeyError"):
+        OvisModel.from_pretrained(ckpt)
+    index.write_text(json.dumps({"weight_map": {"a": 3}}))
+    with pytest.raises(ValueError, match="'weight_map' must map tensor names"):
+        OvisModel.from_pretrained(ckpt)
+
+
 def test_offline_hub_id_raises(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -150,8 +152,8 @@ def test_codec_rejects_incomplete_blocks(tiny_processor, make_codec_sample):
     with pytest.raises(InvalidArgumentError, match="complete 2x2 blocks"):
         tiny_processor("x", codec=sample)
     with pytest.raises(InvalidArgumentError, match="patch_size=16"):
-        tiny_processor.pack_codec(type(sample)(sample.positions, sample.timestamps,
-                                                  sample.pixels[:, :14, :14], 3))
+        tiny_processor.pack_codec(type(sample)(sample.positions, sample.timestamps_s,
+                                               sample.pixels[:, :14, :14], 3))
 
 
 def test_image_and_frame_positions(tiny_processor):
@@ -173,41 +175,62 @@ def test_image_and_frame_positions(tiny_processor):
 
 def test_codec_grid_comes_from_the_sample_never_from_the_positions(tiny_processor,
                                                                    make_codec_sample):
-    from dataclasses import dataclass
+    from dataclasses import replace
 
     from vidsel.errors import InvalidArgumentError
 
-    sample = make_codec_sample()  # frame_size (64, 96), patch 16 -> a 4 x 6 patch grid
+    sample = make_codec_sample()  # grid_hw (4, 6)
     packed, _ = tiny_processor.pack_codec(sample)
     assert packed.grid_thw[1:] == (4, 6)  # the positions only reach column 3
     assert packed.frame_grids[0].tolist() == [4, 6]
-
-    @dataclass
-    class WithGrid:  # what PatchSelection.grid_hw will provide
-        positions: np.ndarray
-        timestamps: np.ndarray
-        pixels: np.ndarray
-        grid_hw: tuple
-
-    packed, _ = tiny_processor.pack_codec(WithGrid(sample.positions, sample.timestamps,
-                                                   sample.pixels, (8, 8)))
+    packed, _ = tiny_processor.pack_codec(replace(sample, grid_hw=(8, 8)))
     assert packed.grid_thw[1:] == (8, 8)
 
     @dataclass
     class NoGrid:
         positions: np.ndarray
-        timestamps: np.ndarray
+        timestamps_s: np.ndarray
         pixels: np.ndarray
+        num_tokens: int
 
-    with pytest.raises(InvalidArgumentError, match=r"NoGrid gives no patch grid: it needs "
-                                                   r"\.grid_hw .* or \.frame_size"):
-        tiny_processor.pack_codec(NoGrid(sample.positions, sample.timestamps, sample.pixels))
+    with pytest.raises(InvalidArgumentError, match=r"NoGrid has no \.grid_hw; a patch selection "
+                                                   r"gives .*\.grid_hw \(rows, cols"):
+        tiny_processor.pack_codec(NoGrid(sample.positions, sample.timestamps_s, sample.pixels, 3))
     with pytest.raises(InvalidArgumentError, match=r"codec positions exceed grid_hw=\(2, 2\)"):
-        tiny_processor.pack_codec(WithGrid(sample.positions, sample.timestamps, sample.pixels,
-                                           (2, 2)))
+        tiny_processor.pack_codec(replace(sample, grid_hw=(2, 2)))
     with pytest.raises(InvalidArgumentError, match="multiples of hidden_stride=2"):
-        tiny_processor.pack_codec(WithGrid(sample.positions, sample.timestamps, sample.pixels,
-                                           (5, 6)))
+        tiny_processor.pack_codec(replace(sample, grid_hw=(5, 6)))
+    with pytest.raises(InvalidArgumentError, match=r"grid_hw=None must be \(rows, cols\)"):
+        tiny_processor.pack_codec(replace(sample, grid_hw=None))
+
+
+def test_codec_reads_only_the_canonical_field_names(tiny_processor, make_codec_sample):
+    """``.timestamps_s`` / ``.pixels`` / ``.grid_hw`` only: the old spellings (``.timestamps``,
+    ``.patches``, ``.frame_size`` + ``.patch_size``) are not read."""
+    from vidsel.errors import InvalidArgumentError
+
+    sample = make_codec_sample()
+
+    @dataclass
+    class OldNames:
+        positions: np.ndarray
+        timestamps: np.ndarray
+        patches: np.ndarray
+        num_tokens: int
+        frame_size: tuple = (64, 96)
+        patch_size: int = 16
+
+    with pytest.raises(InvalidArgumentError,
+                       match=r"OldNames has no \.pixels, \.timestamps_s, \.grid_hw;"):
+        tiny_processor.pack_codec(OldNames(sample.positions, sample.timestamps_s, sample.pixels,
+                                           3))
+    from dataclasses import replace
+
+    with pytest.raises(InvalidArgumentError, match="holds no pixels; select the patches with "
+                                                   "pixels='decode'"):
+        tiny_processor.pack_codec(replace(sample, pixels=None))
+    packed, times = tiny_processor.pack_codec(replace(sample, num_tokens=None))  # unchecked
+    assert packed.num_patches == 12 and times == [1.0, 5.0]
 
 
 def test_codec_num_tokens_mismatch_raises(tiny_processor, make_codec_sample):

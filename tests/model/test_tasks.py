@@ -9,14 +9,21 @@ import pytest
 import torch
 
 from ovis_model import (
+    ByteTokenizer,
+    InvalidArgumentError,
+    OvisError,
+    OvisProcessor,
     answer,
     extract_choice,
     ground,
     grounding_metrics,
     mcq_accuracy,
     parse_time_span,
+    preset,
     temporal_iou,
 )
+from ovis_model.tasks import gather_visual
+from vidsel.io import VideoReader
 
 
 @pytest.mark.parametrize("text,span", [
@@ -75,18 +82,74 @@ def test_generation_runs_on_cpu(tiny_model, tiny_processor):
 
 def test_answer_and_ground_end_to_end(tiny_model, tiny_processor, tiny_video):
     res = answer(tiny_model, tiny_processor, tiny_video, "Where does the box go?",
-                 options=["left", "right"], k=3, max_new_tokens=4)
+                 options=["left", "right"], method="uniform", budget=3, max_new_tokens=4)
     assert isinstance(res.text, str) and res.choice in (None, "A", "B")
-    assert len(res.frame_times_s) == 3 and res.budget.visual_tokens > 0
-    g = ground(tiny_model, tiny_processor, tiny_video, "the box moves", k=2, max_new_tokens=4)
+    assert len(res.frame_times_s) == 3 and res.budget.visual_tokens == 3 * 6
+    with VideoReader(tiny_video) as reader:
+        expected = reader.metadata.timestamps_s[reader.uniform_indices(3)]
+    assert res.frame_times_s == pytest.approx(expected.tolist())
+    g = ground(tiny_model, tiny_processor, tiny_video, "the box moves", budget=2,
+               max_new_tokens=4)  # method defaults to "uniform"
     assert isinstance(g.text, str)
+    assert len(g.frame_times_s) == 2 and g.budget.visual_tokens == 2 * 6
     assert (g.start_s is None) == (g.end_s is None)
     if g.span is not None:
         assert 0.0 <= g.start_s <= g.end_s <= 3.0
 
 
-def test_answer_with_selector_callable_and_codec(tiny_model, tiny_processor, tiny_video,
-                                                 monkeypatch, make_codec_sample):
+def test_answer_and_ground_with_codec_method(tiny_model, tiny_processor, tiny_video):
+    """The real codec pass in the model's geometry: tiny preset, 16 px patches, stride 2, the
+    processor's frame size for a 96 x 64 video (64 x 96 -> 6 tokens per frame)."""
+    geometry = tiny_processor.patch_geometry(64, 96)
+    assert (geometry.patch_size, geometry.merge, geometry.frame_size) == (16, 2, (64, 96))
+    sample = gather_visual(tiny_video, "what moves?", method="codec", budget=2,
+                           processor=tiny_processor)
+    sel = sample.codec
+    assert sel is sample.selection and sel.kind == "patches" and sample.frames is None
+    assert sel.grid_hw == (4, 6) and sel.num_tokens <= 2 * 6
+    g = ground(tiny_model, tiny_processor, tiny_video, "the box moves", method="codec",
+               budget=2, max_new_tokens=2)
+    assert g.budget.visual_tokens == sel.num_tokens
+    frames = sel.source_frames.tolist()
+    assert len(g.frame_times_s) == len(frames)
+    assert g.frame_times_s == pytest.approx(sel.source_timestamps_s.tolist())
+    res = answer(tiny_model, tiny_processor, tiny_video, "What moves?", method="codec",
+                 budget=2, max_new_tokens=2)
+    assert res.budget.visual_tokens == sel.num_tokens
+
+
+def test_codec_geometry_comes_from_the_model_config(tiny_video):
+    """Issue 10 item 2: the Ovis2.5 preset's frame size is a multiple of 16 * 2 = 32 (never the
+    392 of LLaVA-OneVision) and equals the size its uniform frames are resized to."""
+    proc = OvisProcessor(ByteTokenizer(), preset("ovis2.5-2b").vit_config)
+    geometry = proc.patch_geometry(64, 96)
+    assert geometry.patch_size == 16 and geometry.merge == 2
+    assert geometry.frame_size == (384, 576)  # smart resize up to 448 * 448 px
+    assert all(side % 32 == 0 for side in geometry.frame_size)
+    frames = np.zeros((1, 64, 96, 3), np.uint8)
+    assert proc.pack_video(frames).grid_thw[1:] == geometry.grid
+    sample = gather_visual(tiny_video, None, method="codec", budget=1, processor=proc,
+                           method_options={"candidates_per_frame": 2})
+    assert sample.codec.grid_hw == (24, 36) and sample.codec.num_tokens <= 216
+    packed, _ = proc.pack_codec(sample.codec)
+    assert packed.num_patches // 4 == sample.codec.num_tokens
+
+
+def test_deprecated_keywords_still_work(tiny_model, tiny_processor, tiny_video):
+    with pytest.warns(DeprecationWarning, match="codec_budget=N is deprecated"):
+        old = gather_visual(tiny_video, "q", codec_budget=2, processor=tiny_processor)
+    new = gather_visual(tiny_video, "q", method="codec", budget=2, processor=tiny_processor)
+    np.testing.assert_array_equal(old.codec.positions, new.codec.positions)
+    with pytest.warns(DeprecationWarning, match="selector= is deprecated"):
+        old = gather_visual(tiny_video, "q", selector="uniform", budget=3)
+    with pytest.warns(DeprecationWarning, match="k= is deprecated"):
+        older = gather_visual(tiny_video, "q", k=3)
+    assert old.frame_indices == older.frame_indices == [0, 12, 23]
+    with pytest.warns(DeprecationWarning, match="codec_budget"):
+        g = ground(tiny_model, tiny_processor, tiny_video, "event", codec_budget=2,
+                   max_new_tokens=2)
+    assert g.budget.visual_tokens == new.codec.num_tokens
+
     @dataclass
     class Sel:
         indices: np.ndarray
@@ -98,23 +161,66 @@ def test_answer_with_selector_callable_and_codec(tiny_model, tiny_processor, tin
         calls.append((question, k))
         return Sel(np.array([1, 20]), np.array([0.125, 2.5]))
 
-    res = answer(tiny_model, tiny_processor, tiny_video, "q?", selector=selector, k=2,
-                 max_new_tokens=2)
+    with pytest.warns(DeprecationWarning, match="selector="):
+        res = answer(tiny_model, tiny_processor, tiny_video, "q?", selector=selector, budget=2,
+                     max_new_tokens=2)
     assert calls == [("q?", 2)] and res.frame_times_s == [0.125, 2.5]
 
-    import vidsel.codec
+
+def test_task_argument_errors(tiny_model, tiny_processor, tiny_video):
+    with pytest.raises(InvalidArgumentError, match="needs embedder="):
+        answer(tiny_model, tiny_processor, tiny_video, "q", method="mdp3")
+    with pytest.raises(InvalidArgumentError, match="method='nope' is not registered; choose one "
+                                                   "of .*'codec'.*'uniform'"):
+        answer(tiny_model, tiny_processor, tiny_video, "q", method="nope")
+    with pytest.raises(InvalidArgumentError, match="budget=0 must be an int >= 1"):
+        ground(tiny_model, tiny_processor, tiny_video, "q", budget=0)
+    with pytest.raises(InvalidArgumentError, match="give method= only"):
+        gather_visual(tiny_video, "q", method="uniform", selector="uniform")
+    with pytest.raises(InvalidArgumentError, match="do not combine it"):
+        gather_visual(tiny_video, "q", method="codec", codec_budget=2)
+    with pytest.raises(OvisError):
+        gather_visual(None, "q")
+
+
+def test_embedder_reaches_the_method(tiny_model, tiny_processor, tiny_video, tiny_siglip_dir):
+    """Issue 10 item 3: ``embedder=`` is forwarded to the text selector (never to generate)."""
+    res = answer(tiny_model, tiny_processor, tiny_video, "where does the box go", method="mdp3",
+                 budget=3, embedder=f"hf:{tiny_siglip_dir}",
+                 method_options={"candidates": 12}, max_new_tokens=2)
+    assert len(res.frame_times_s) == 3 and res.budget.visual_tokens == 3 * 6
+    sample = gather_visual(tiny_video, "the red box", method="topk", budget=2,
+                           embedder=f"hf:{tiny_siglip_dir}", method_options={"candidates": 8},
+                           processor=tiny_processor)
+    assert sample.selection.method == "topk" and sample.selection.scores is not None
+    assert len(sample.frames) == 2
+
+
+def test_a_registered_method_runs_through_the_tasks(tiny_model, tiny_processor, tiny_video):
+    """A third-party method registered with vidsel.methods.register_method is a task method."""
+    from vidsel.methods import METHODS, register_method
+    from vidsel.results import Selection
 
     seen = {}
 
-    def fake_select_patches(path, *, budget_frames, patch_size, merge):
-        seen.update(budget_frames=budget_frames, patch_size=patch_size, merge=merge)
-        return make_codec_sample(patch_size)
+    def first_frames(path, *, question, budget, geometry):
+        seen.update(path=path, question=question, budget=budget, geometry=geometry)
+        with VideoReader(path) as reader:
+            idx = np.arange(budget)
+            return Selection(indices=idx, timestamps_s=reader.metadata.timestamps_s[idx],
+                             scores=None, method="first-frames", source_fps=reader.metadata.fps,
+                             path=reader.path, num_frames=len(reader),
+                             tokens_per_frame=geometry.tokens_per_frame)
 
-    monkeypatch.setattr(vidsel.codec, "select_patches", fake_select_patches, raising=False)
-    g = ground(tiny_model, tiny_processor, tiny_video, "event", codec_budget=2,
-               max_new_tokens=2)
-    assert seen == {"budget_frames": 2, "patch_size": 16, "merge": 2}
-    assert g.frame_times_s == [1.0, 5.0] and g.budget.visual_tokens == 3
+    register_method("test-first-frames", first_frames)
+    try:
+        res = answer(tiny_model, tiny_processor, tiny_video, "what is in the video",
+                     method="test-first-frames", budget=2, max_new_tokens=2)
+    finally:
+        METHODS.unregister("test-first-frames")
+    assert seen["path"] == str(tiny_video) and seen["question"] == "what is in the video"
+    assert seen["budget"] == 2 and seen["geometry"] == tiny_processor.patch_geometry(64, 96)
+    assert res.frame_times_s == [0.0, 0.125] and res.budget.visual_tokens == 2 * 6
 
 
 def test_onevision_variant_runs(tiny_processor):

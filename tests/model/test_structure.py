@@ -1,0 +1,123 @@
+"""ovis_model's boundaries: its own error tree, module-level project imports, no import cycle,
+vidsel's public API only, modules under 600 lines."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import ovis_model
+import vidsel.errors
+from ovis_model import errors
+
+PACKAGE = Path(ovis_model.__file__).parent
+MODULES = sorted(PACKAGE.glob("*.py"))
+BUILTIN_EXCEPTIONS = {name for name, obj in vars(builtins).items()
+                      if isinstance(obj, type) and issubclass(obj, BaseException)}
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def test_error_tree():
+    assert issubclass(errors.OvisError, vidsel.errors.VidselError)
+    for cls, vidsel_cls, builtin in (
+            (errors.InvalidArgumentError, vidsel.errors.InvalidArgumentError, ValueError),
+            (errors.MissingDependencyError, vidsel.errors.MissingDependencyError, ImportError),
+            (errors.ModelNotAvailableError, vidsel.errors.ModelNotAvailableError, OSError),
+            (errors.CheckpointError, vidsel.errors.VidselError, ValueError)):
+        assert issubclass(cls, errors.OvisError) and issubclass(cls, vidsel_cls)
+        assert issubclass(cls, builtin)
+    assert ovis_model.CheckpointError is errors.CheckpointError
+    from ovis_model.checkpoint import CheckpointError
+
+    assert CheckpointError is errors.CheckpointError
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_module_rules(path):
+    tree = _tree(path)
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= 600
+    for node in ast.walk(tree):
+        # every raise is from ovis_model.errors, never a bare builtin
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            if isinstance(exc, ast.Name):
+                assert exc.id not in BUILTIN_EXCEPTIONS, f"{path.name}:{node.lineno} raises {exc.id}"
+        # vidsel's public API only
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            parts = node.module.split(".")
+            if parts[0] == "vidsel":
+                assert not any(p.startswith("_") for p in parts), f"{path.name}: {node.module}"
+                assert not any(a.name.startswith("_") for a in node.names), path.name
+            if path.name != "errors.py":
+                assert node.module != "vidsel.errors", f"{path.name}: use ovis_model.errors"
+    # project imports at module level only
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, ast.ImportFrom):
+                own = node.level > 0 or (node.module or "").split(".")[0] in ("vidsel",
+                                                                              "ovis_model")
+                assert not own, f"{path.name}:{node.lineno} imports {node.module} in a function"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name.split(".")[0] not in ("vidsel", "ovis_model"), path.name
+
+
+def _own_imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                out.add(node.module.split(".")[0])
+            else:
+                out.update(a.name for a in node.names)
+    return out
+
+
+def test_no_import_cycles():
+    graph = {p.stem: _own_imports(p) for p in MODULES}
+    assert "modeling" not in graph["checkpoint"]  # checkpoint sits below modeling
+    state: dict[str, int] = {}
+
+    def visit(name: str, stack: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        assert state.get(name) != 1, f"import cycle: {' -> '.join([*stack, name])}"
+        state[name] = 1
+        for dep in graph.get(name, ()):
+            visit(dep, [*stack, name])
+        state[name] = 2
+
+    for name in graph:
+        visit(name, [])
+
+
+def test_import_without_the_model_extra_names_it():
+    """Without torch (the ``model`` extra), ``import ovis_model`` says what to install."""
+    code = textwrap.dedent("""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "transformers", "safetensors"):
+                    raise ImportError(f"blocked: {name}")
+        sys.meta_path.insert(0, Block())
+        from vidsel.errors import MissingDependencyError
+        try:
+            import ovis_model
+        except MissingDependencyError as exc:
+            print(exc)
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ovis_model needs torch: pip install 'vidsel[model]'"
