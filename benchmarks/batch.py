@@ -41,8 +41,8 @@ from vidsel import __version__
 from vidsel.cli import main
 from vidsel.cli._executors import default_workers
 from vidsel.cli._jsonl import read_records
-from vidsel.cli._select import method_choices
 from vidsel.cli._work import SelectSpec, select_one
+from vidsel.methods import available_methods
 
 HERE = Path(__file__).resolve().parent
 CLIP = {"scene": "multi_scene", "num_frames": 150, "fps": 30, "width": 320, "height": 240,
@@ -66,13 +66,14 @@ def method_args(method: str, k: int) -> list[str]:
 
 
 def direct(videos: list[Path], method: str, k: int) -> tuple[float, dict[str, Any]]:
-    """The library called in a loop in this process: seconds, {video: indices}."""
+    """The library (``vidsel.methods.run_method``, through the batch worker's own call) in a
+    loop in this process: seconds, {video: source frames}."""
     spec = SelectSpec(method=method, k=k)
     t0 = time.perf_counter()
     out = {}
     for v in videos:
         payload, _ = select_one(str(v), None, spec)
-        out[str(v)] = payload["indices"]
+        out[str(v)] = payload["source_frames"]
     return time.perf_counter() - t0, out
 
 
@@ -89,7 +90,7 @@ def run_batch(folder: Path, method: str, k: int, executor: str, workers: int,
         recs = read_records(out)
         if rc != 0 or len(recs) != len(expect):
             raise SystemExit(f"{executor} x{workers}: rc={rc}, {len(recs)} records")
-        got = {r["video"]: r["selection"]["indices"] for r in recs}
+        got = {r["path"]: r["selection"]["source_frames"] for r in recs}
         if got != expect:
             raise SystemExit(f"{executor} x{workers}: selections differ from the library")
         return elapsed
@@ -115,10 +116,11 @@ def main_() -> None:
     videos = sorted(folder.glob("*.mp4"))
     rows: list[dict[str, Any]] = []
     for method in args.methods.split(","):
-        if method not in method_choices():
+        if method not in available_methods():
             raise SystemExit(f"unknown method {method}")
         direct(videos[:2], method, args.k)  # warm-up (imports, caches)
-        times, expect = [], {}
+        times: list[float] = []
+        expect: dict[str, Any] = {}
         for _ in range(args.repeat):
             t, expect = direct(videos, method, args.k)
             times.append(t)

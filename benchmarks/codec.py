@@ -187,7 +187,7 @@ def bench_clip(clip: Path, budget: int, repeat: int, peer: Path | None, peer_sta
         "clip": clip.name, "frames": idx.num_frames, "duration_s": round(idx.duration_s, 3),
         "codec": idx.codec, "types": idx.type_counts(), "signal": sel.signal,
         "source_frames": len(last.source_frames), "candidate_frames": len(last.candidate_frames),
-        "select_stage_s": {k: round(v, 4) for k, v in last.timings.items()},
+        "select_stage_s": {k: round(v, 4) for k, v in last.timings_s.items()},
     }
     for name in ("packet_index", "motion_vectors", "select", "ffmpeg_null", "peer",
                  "peer_matched"):

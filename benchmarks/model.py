@@ -19,12 +19,18 @@ CPU smoke run at small sizes (what runs on the 2-core CI machines)::
 
 from __future__ import annotations
 
+import sys
+
+# This folder holds select.py (the selection benchmark), which would shadow the standard
+# library's `select` module (used by subprocess) when a script here runs: drop the folder.
+if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
+    sys.path.pop(0)
+
 import argparse
 import json
 import logging
 import platform
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -118,6 +124,7 @@ def bench_encoder(args: argparse.Namespace, device: torch.device, dtype: torch.d
         cfg = type(cfg)(**{**cfg.__dict__, "num_hidden_layers": args.vit_layers})
     backends = args.backends or available_attention_backends(device, dtype)
     backends = [b for b in backends if b != "sdpa_masked"]  # O(N^2) memory reference only
+    backends.sort(key=lambda b: b != "sdpa")  # the default backend is the reference (first)
     torch.manual_seed(0)
     with torch.device(device):
         enc = VisionEncoder(cfg, device=device, dtype=dtype).to(dtype).eval()
