@@ -152,3 +152,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+
+
+# --- installs without an extra ----------------------------------------------------------------
+
+_BLOCKER = """
+import sys, importlib.abc
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"blocked optional extra: {{name}}")
+        return None
+sys.meta_path.insert(0, _Block())
+"""
+
+
+@pytest.fixture(scope="session")
+def run_without() -> Callable[..., Any]:
+    """``run(blocked, code)``: run ``code`` in a fresh interpreter where the top-level packages
+    ``blocked`` cannot be imported (an install without those extras); returns the
+    ``CompletedProcess`` with text stdout / stderr."""
+    import subprocess
+    import sys
+    import textwrap
+
+    def run(blocked: tuple[str, ...], code: str, *, timeout: float = 300) -> Any:
+        prelude = _BLOCKER.format(blocked=tuple(blocked))
+        return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
+                              capture_output=True, text=True, timeout=timeout)
+
+    return run
+

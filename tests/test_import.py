@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 BLOCK = ("decord", "open_clip", "flash_attn", "ray", "matplotlib", "torchcodec")
 
 
-def _run(code: str) -> subprocess.CompletedProcess[str]:
-    prelude = textwrap.dedent(f"""
-        import sys, importlib.abc
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {BLOCK!r}:
-                    raise ImportError(f"blocked optional extra: {{name}}")
-                return None
-        sys.meta_path.insert(0, Block())
-    """)
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_import_without_optional_extras():
-    res = _run("""
+def test_import_without_optional_extras(run_without):
+    res = run_without(BLOCK, """
         import vidsel, vidsel.io, vidsel.codec, vidsel.select, vidsel.embed, vidsel.synth
         import vidsel.cli
         import ovis_model
@@ -38,8 +20,8 @@ def test_import_without_optional_extras():
     assert res.stdout.strip().endswith("ok")
 
 
-def test_missing_extra_fails_only_when_used(tmp_path):
-    res = _run(f"""
+def test_missing_extra_fails_only_when_used(tmp_path, run_without):
+    res = run_without(BLOCK, f"""
         from vidsel.synth import make_video
         from vidsel import VideoReader, MissingDependencyError
         info = make_video({str(tmp_path / "v.mp4")!r}, num_frames=5)

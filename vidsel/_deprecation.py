@@ -30,6 +30,18 @@ def warn_renamed(where: str, old: str, new: str, *, stacklevel: int = 3) -> None
                   f"use {where}.{new}", DeprecationWarning, stacklevel=stacklevel)
 
 
+def _renamed(where: str, renames: Mapping[str, str], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with deprecated keyword names replaced by their new names (warning each)."""
+    for old, new in renames.items():
+        if old in kwargs:
+            if new in kwargs:
+                raise InvalidArgumentError(
+                    f"{where}: give {new}= only ({old}= is its deprecated name)")
+            warn_renamed(where, old, new, stacklevel=4)
+            kwargs[new] = kwargs.pop(old)
+    return kwargs
+
+
 def renamed_fields(renames: Mapping[str, str]) -> Callable[[type[T]], type[T]]:
     """Class decorator for a (frozen) dataclass: ``{old_name: new_name}`` aliases.
 
@@ -42,14 +54,7 @@ def renamed_fields(renames: Mapping[str, str]) -> Callable[[type[T]], type[T]]:
 
         @functools.wraps(init)
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            for old, new in renames.items():
-                if old in kwargs:
-                    if new in kwargs:
-                        raise InvalidArgumentError(
-                            f"{cls.__name__}: give {new}= only ({old}= is its deprecated name)")
-                    warn_renamed(cls.__name__, old, new)
-                    kwargs[new] = kwargs.pop(old)
-            init(self, *args, **kwargs)
+            init(self, *args, **_renamed(cls.__name__, renames, kwargs))
 
         cls.__init__ = __init__  # type: ignore[method-assign,misc]
         for old, new in renames.items():
@@ -74,14 +79,7 @@ def renamed_kwargs(renames: Mapping[str, str]) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def inner(*args: Any, **kwargs: Any) -> Any:
-            for old, new in renames.items():
-                if old in kwargs:
-                    if new in kwargs:
-                        raise InvalidArgumentError(
-                            f"{fn.__name__}: give {new}= only ({old}= is its deprecated name)")
-                    warn_renamed(fn.__name__, old, new)
-                    kwargs[new] = kwargs.pop(old)
-            return fn(*args, **kwargs)
+            return fn(*args, **_renamed(fn.__name__, renames, kwargs))
 
         return inner  # type: ignore[return-value]
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -102,22 +99,14 @@ def test_no_import_cycles():
         visit(name, [])
 
 
-def test_import_without_the_model_extra_names_it():
+def test_import_without_the_model_extra_names_it(run_without):
     """Without torch (the ``model`` extra), ``import ovis_model`` says what to install."""
-    code = textwrap.dedent("""
-        import sys, importlib.abc
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "transformers", "safetensors"):
-                    raise ImportError(f"blocked: {name}")
-        sys.meta_path.insert(0, Block())
+    res = run_without(("torch", "transformers", "safetensors"), """
         from vidsel.errors import MissingDependencyError
         try:
             import ovis_model
         except MissingDependencyError as exc:
             print(exc)
-    """)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    """, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ovis_model needs torch: pip install 'vidsel[model]'"

@@ -7,30 +7,13 @@ cache, Qwen metadata) raises MissingDependencyError naming it.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 BLOCK = ("torch", "transformers", "safetensors", "open_clip")
 
 
-def _run(code: str) -> subprocess.CompletedProcess[str]:
-    prelude = textwrap.dedent(f"""
-        import sys, importlib.abc
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {BLOCK!r}:
-                    raise ImportError(f"blocked optional extra: {{name}}")
-                return None
-        sys.meta_path.insert(0, Block())
-    """)
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_uniform_and_numpy_selectors_work_without_torch(tmp_path: Path) -> None:
-    res = _run(f"""
+def test_uniform_and_numpy_selectors_work_without_torch(tmp_path: Path, run_without) -> None:
+    res = run_without(BLOCK, f"""
         import numpy as np
         import vidsel, vidsel.embed, vidsel.select, vidsel.selection
         from vidsel import MissingDependencyError, select_frames
