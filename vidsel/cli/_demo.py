@@ -39,11 +39,12 @@ SAMPLE = {"scene": "multi_scene", "num_frames": 240, "fps": 30, "width": 320, "h
 NO_EMBEDDER = """\
 note: no embedder given, so the text-relevant methods (mdp3, dpp, topk, bolt, aks) were not run.
       vidsel never downloads weights behind your back and none ship with it; to rank frames by
-      a question, point --embedder at a local model:
+      a question, install the text embedders (pip install 'vidsel[embed]', plus 'vidsel[clip]'
+      for open_clip) and point --embedder at a local model:
         --embedder hf:/path/to/siglip-so400m-patch14-384   (a transformers SigLIP/CLIP folder)
         --embedder open_clip:ViT-B-32@/path/to/open_clip_model.safetensors
         --embedder siglip                                  (from the Hugging Face cache/hub)
-      uniform and codec selection (above) need no weights."""
+      uniform and codec selection (above) need no weights and no torch."""
 
 
 def add_parser(sub: Any) -> None:
