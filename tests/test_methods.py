@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,64 @@ def test_options_are_checked_before_any_video_is_read(tmp_path: Path) -> None:
     get_method("mdp3").check_options({"params": {"lam": 0.2}, "embedder": "x"})
     with pytest.raises(InvalidArgumentError, match="does not take option"):
         get_method("codec").check_options({"cache_dir": "x"})
+
+
+def test_a_reader_reaches_path_only_methods_as_its_path(clip: str) -> None:
+    """Methods registered without takes_reader always get a file path, even from a reader
+    (the documented plugin shape opens VideoReader(path) itself)."""
+    import vidsel
+
+    seen = []
+
+    @register_method("path-only-test")
+    def path_only(path, *, question, budget, geometry):
+        seen.append(path)
+        return run_method("uniform", path, budget=budget, geometry=geometry)
+
+    try:
+        with vidsel.VideoReader(clip) as r:
+            res = run_method("path-only-test", r, budget=2)
+        assert seen == [clip] and len(res.source_frames) == 2
+        runpy_globals = runpy.run_path(str(ROOT / "examples" / "custom_method.py"))
+        with vidsel.VideoReader(clip) as r:
+            assert len(run_method("keyframes", r, budget=2).source_frames) >= 1
+        del runpy_globals
+    finally:
+        METHODS.unregister("path-only-test")
+        if "keyframes" in METHODS:
+            METHODS.unregister("keyframes")
+
+
+def test_codec_from_an_open_reader_uses_its_interpolation(clip: str) -> None:
+    import vidsel
+    from vidsel.codec import select_patches
+
+    with vidsel.VideoReader(clip, interpolation="AREA") as r:
+        res = run_method("codec", r, budget=2, geometry=GEOMETRY)
+    ref = select_patches(clip, budget_frames=2, patch_size=14, merge=2, frame_size=112,
+                         interpolation="AREA")
+    np.testing.assert_array_equal(res.positions, ref.positions)
+    np.testing.assert_array_equal(res.pixels, ref.pixels)
+
+
+def test_result_kind_must_match_the_registration(clip: str) -> None:
+    @register_method("liar-test", kind="patches")
+    def liar(path, *, question, budget, geometry):
+        return run_method("uniform", path, budget=budget)
+
+    try:
+        with pytest.raises(InvalidArgumentError, match="registered as kind='patches'"):
+            run_method("liar-test", clip, budget=2)
+    finally:
+        METHODS.unregister("liar-test")
+
+
+def test_options_a_method_ignores_are_refused_and_none_means_default(clip: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="does not take option"):
+        run_method("uniform", clip, embedder="hf:/x")
+    with pytest.raises(InvalidArgumentError, match="does not take option"):
+        run_method("uniform", clip, cache_dir="/tmp/x")
+    res = run_method("uniform", clip, budget=2, embedder=None, cache_dir=None)
+    assert len(res.source_frames) == 2
+    with pytest.raises(InvalidArgumentError, match="must be a video file path"):
+        run_method("uniform", None)  # type: ignore[arg-type]

@@ -37,7 +37,9 @@ def _renamed(where: str, renames: Mapping[str, str], kwargs: dict[str, Any]) -> 
             if new in kwargs:
                 raise InvalidArgumentError(
                     f"{where}: give {new}= only ({old}= is its deprecated name)")
-            warn_renamed(where, old, new, stacklevel=4)
+            warnings.warn(f"{where}({old}=...) is deprecated and will be removed in vidsel "
+                          f"{REMOVED_IN}; use {where}({new}=...)", DeprecationWarning,
+                          stacklevel=3)
             kwargs[new] = kwargs.pop(old)
     return kwargs
 

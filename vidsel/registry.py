@@ -92,6 +92,10 @@ class Registry(Generic[T]):
             raise InvalidArgumentError(
                 f"{self.kind}={name!r} is not registered; choose one of {choices}") from None
 
+    def __getitem__(self, name: str) -> T:
+        """``registry[name]``: same as :meth:`get` (for code that used a plain dict)."""
+        return self.get(name)
+
     def names(self) -> tuple[str, ...]:
         """Registered names, sorted."""
         return tuple(sorted(self._entries))

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._json import json_safe
+from ..errors import InvalidArgumentError
 
 __all__ = [
     "UsageError",
@@ -38,8 +39,11 @@ OWN_LOGGERS = ("vidsel", "ovis_model")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class UsageError(Exception):
-    """Bad command-line usage found after parsing (exit code 2, like argparse's own)."""
+class UsageError(InvalidArgumentError):
+    """Bad command-line usage found after parsing (exit code 2, like argparse's own).
+
+    An :class:`~vidsel.errors.InvalidArgumentError` (so also a ``VidselError`` and a
+    ``ValueError``): code that calls a subcommand's helpers catches it like any bad argument."""
 
 
 # -- logging ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ See :func:`run_method`; a method of your own plugs in with :func:`register_metho
 """
 
 from ._builtin import codec_method, frame_method
+from ._plugins import ENTRY_POINT_GROUP, load_plugins
 from ._registry import (
     DEFAULT_GEOMETRY,
     METHODS,
@@ -21,6 +22,7 @@ from ._registry import (
 
 __all__ = [
     "DEFAULT_GEOMETRY",
+    "ENTRY_POINT_GROUP",
     "METHODS",
     "Method",
     "MethodFn",
@@ -28,6 +30,7 @@ __all__ = [
     "codec_method",
     "frame_method",
     "get_method",
+    "load_plugins",
     "register_method",
     "run_method",
 ]

@@ -17,8 +17,9 @@ from ._registry import MethodFn, register_method
 __all__ = ["codec_method", "frame_method"]
 
 #: Options every frame method takes (forwarded to :func:`vidsel.selection.select_frames`).
-FRAME_OPTIONS = frozenset({"embedder", "candidates", "candidate_mode", "cache_dir", "params",
-                           "embed_size", "embedder_options", "backend"})
+FRAME_OPTIONS = frozenset({"candidates", "candidate_mode", "params", "embed_size", "backend"})
+#: ... and those only methods that score relevance take.
+EMBEDDER_OPTIONS = frozenset({"embedder", "embedder_options", "cache_dir"})
 
 
 def frame_method(selector: str) -> MethodFn:
@@ -53,9 +54,12 @@ def frame_method(selector: str) -> MethodFn:
 def codec_method(path: str | VideoReader, *, question: str | None, budget: int,
                  geometry: PatchConfig, **options: Any) -> PatchSelection:
     """Codec patches (:func:`vidsel.codec.select_patches`) at ``budget`` frame-equivalents of
-    ``geometry``. The question is not used yet (motion decides)."""
-    target = path.path if isinstance(path, VideoReader) else path
-    return select_patches(target, budget_frames=budget, patch_size=geometry.patch_size,
+    ``geometry``. The question is not used yet (motion decides). Given an open reader, its
+    file and its interpolation are used (so pixels equal the reader's crops)."""
+    if isinstance(path, VideoReader):
+        options.setdefault("interpolation", path.interpolation)
+        path = path.path
+    return select_patches(path, budget_frames=budget, patch_size=geometry.patch_size,
                           merge=geometry.merge, frame_size=geometry.frame_size, **options)
 
 
@@ -95,9 +99,10 @@ for _name, _description in _FRAME_METHODS.items():
     _needs = get_selector(_name).needs
     register_method(_name, frame_method(_name), kind="frames",
                     needs_question=_needs != "none", needs_embedder=_needs != "none",
-                    options=FRAME_OPTIONS, description=_description,
-                    check=_params_check(_name))
+                    options=FRAME_OPTIONS | (EMBEDDER_OPTIONS if _needs != "none" else set()),
+                    description=_description, check=_params_check(_name), takes_reader=True)
 
 register_method("codec", codec_method, kind="patches", options=_codec_options(),
+                takes_reader=True,
                 description="dense anchor frames plus the most changing patches of many "
                             "frames, from codec motion vectors, at an exact token budget")

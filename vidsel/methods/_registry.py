@@ -70,6 +70,8 @@ class Method:
         description: one line for ``--help`` and docs.
         check: optional ``check(options)`` raising InvalidArgumentError for option values the
             method would refuse (run by :meth:`check_options`, before any video is read).
+        takes_reader: ``fn`` accepts an open :class:`vidsel.VideoReader` as ``path`` (and reuses
+            it); otherwise a reader passed to :func:`run_method` reaches ``fn`` as its path.
     """
 
     name: str
@@ -80,6 +82,7 @@ class Method:
     options: frozenset[str] | None = None
     description: str = ""
     check: Callable[[Mapping[str, Any]], None] | None = None
+    takes_reader: bool = False
 
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, ("frames", "patches"))
@@ -100,20 +103,29 @@ class Method:
             raise InvalidArgumentError(f"question={question!r} must be a string or None")
         if self.needs_question and not question:
             raise InvalidArgumentError(f"method {self.name!r} needs a question")
-        if self.needs_embedder and options.get("embedder") is None:
+        # None means "not given": the method's own default applies
+        options = {k: v for k, v in options.items() if v is not None}
+        if self.needs_embedder and "embedder" not in options:
             raise InvalidArgumentError(
                 f"method {self.name!r} scores frames against the question and needs an "
                 f"embedder (e.g. embedder='hf:/path/to/siglip' or 'open_clip:ViT-B-32@/ckpt'); "
                 f"methods that need none: "
                 f"{', '.join(n for n, m in METHODS.items() if not m.needs_embedder)}")
         self.check_options(options)
-        target = path if isinstance(path, VideoReader) else os.fspath(path)
+        if isinstance(path, VideoReader):
+            target: str | VideoReader = path if self.takes_reader else path.path
+        elif isinstance(path, (str, os.PathLike)):
+            target = os.fspath(path)
+        else:
+            raise InvalidArgumentError(
+                f"path={path!r} must be a video file path or an open vidsel.VideoReader")
         result = self.fn(target, question=question, budget=budget, geometry=geometry,
                          **options)
-        if not isinstance(result, VisualSelection):
+        if not isinstance(result, VisualSelection) or result.kind != self.kind:
             raise InvalidArgumentError(
-                f"method {self.name!r} returned {type(result).__name__}, not a "
-                f"VisualSelection (a vidsel.results.Selection or PatchSelection)")
+                f"method {self.name!r} is registered as kind={self.kind!r} but returned "
+                f"{type(result).__name__} (kind={getattr(result, 'kind', None)!r}); frame "
+                f"methods return a vidsel.results.Selection, patch methods a PatchSelection")
         return result
 
     def check_options(self, options: Mapping[str, Any]) -> None:
@@ -151,7 +163,7 @@ def register_method(name: str, fn: MethodFn | None = None, *, kind: SelectionKin
                     needs_question: bool = False, needs_embedder: bool = False,
                     options: frozenset[str] | set[str] | None = None, description: str = "",
                     check: Callable[[Mapping[str, Any]], None] | None = None,
-                    overwrite: bool = False) -> Any:
+                    takes_reader: bool = False, overwrite: bool = False) -> Any:
     """Register a video-level method (directly, or as a decorator when ``fn`` is omitted).
 
     Args:
@@ -162,6 +174,8 @@ def register_method(name: str, fn: MethodFn | None = None, *, kind: SelectionKin
         options: accepted option names (default: read from ``fn``'s signature).
         description: one line for help texts.
         check: ``check(options)`` validating option values up front (see :class:`Method`).
+        takes_reader: ``fn`` reuses an open :class:`vidsel.VideoReader` passed as ``path``
+            (default: it always gets a file path).
         overwrite: replace an existing entry of that name.
 
     Returns:
@@ -188,7 +202,7 @@ def register_method(name: str, fn: MethodFn | None = None, *, kind: SelectionKin
         method = Method(name=name, fn=f, kind=kind, needs_question=needs_question,
                         needs_embedder=needs_embedder,
                         options=frozenset(options) if options is not None else _option_names(f),
-                        description=description, check=check)
+                        description=description, check=check, takes_reader=takes_reader)
         METHODS.register(name, method, overwrite=overwrite)
         return method
 
