@@ -62,13 +62,13 @@ def make_clips(n: int) -> Path:
 
 
 def method_args(method: str, k: int) -> list[str]:
-    return ["--method", method, "--k", str(k)]
+    return ["--method", method, "--budget", str(k)]
 
 
 def direct(videos: list[Path], method: str, k: int) -> tuple[float, dict[str, Any]]:
     """The library (``vidsel.methods.run_method``, through the batch worker's own call) in a
     loop in this process: seconds, {video: source frames}."""
-    spec = SelectSpec(method=method, k=k)
+    spec = SelectSpec(method=method, budget=k)
     t0 = time.perf_counter()
     out = {}
     for v in videos:

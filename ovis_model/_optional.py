@@ -13,8 +13,16 @@ __all__ = ["EXTRA", "require"]
 EXTRA = "model"
 
 
-def require(module: str, feature: str) -> ModuleType:
-    """Import ``module`` (e.g. ``"safetensors.torch"``) for ``feature``.
+def require(module: str, feature: str, *, extra: str = EXTRA,
+            needs: str | None = None) -> ModuleType:
+    """Import ``module`` (e.g. ``"safetensors.torch"``) for ``feature`` (the same contract as
+    vidsel's own helper, raising ovis_model's error).
+
+    Args:
+        module: the module to import.
+        feature: what needs it, the start of the message.
+        extra: the vidsel extra that installs it.
+        needs: what to name as missing (default: the top-level package of ``module``).
 
     Raises:
         MissingDependencyError: the package is not installed; the message names the extra.
@@ -22,6 +30,6 @@ def require(module: str, feature: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        package = module.split(".")[0]
         raise MissingDependencyError(
-            f"{feature} needs {package}: pip install 'vidsel[{EXTRA}]'") from exc
+            f"{feature} needs {needs or module.split('.')[0]}: "
+            f"pip install 'vidsel[{extra}]'") from exc

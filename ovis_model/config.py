@@ -23,6 +23,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from vidsel import errors as vidsel_errors
+from vidsel.registry import Registry
+
 from .constants import INDICATOR_IDS
 from .errors import InvalidArgumentError
 
@@ -59,6 +62,39 @@ _METADATA_KEYS = frozenset({
 
 def _bad(name: str, value: object, allowed: str) -> InvalidArgumentError:
     return InvalidArgumentError(f"{name}={value!r} is not supported; allowed: {allowed}")
+
+
+#: Field annotations checked by :func:`_check_types` -> (accepted types, their description).
+_SCALAR_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "bool": ((bool,), "true or false"),
+    "str": ((str,), "a string"),
+}
+
+
+def _check_types(obj: Any, prefix: str) -> None:
+    """Refuse a scalar field whose value has the wrong type (e.g. ``hidden_size="x"`` from a
+    hand-edited config.json) with one clear error, before any arithmetic on it."""
+    for f in fields(obj):
+        spec = _SCALAR_TYPES.get(str(f.type))
+        if spec is None:
+            continue
+        value = getattr(obj, f.name)
+        ok = isinstance(value, spec[0]) and (f.type == "bool" or not isinstance(value, bool))
+        if not ok:
+            raise InvalidArgumentError(
+                f"{prefix}{f.name}={value!r} must be {spec[1]}, got {type(value).__name__}")
+
+
+def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
+    """``"0|3|7"`` or ``[0, 3, 7]`` -> ``(0, 3, 7)``."""
+    items = value.split("|") if isinstance(value, str) else value
+    try:
+        return tuple(int(i) for i in items if i != "")
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"{name}={value!r} must be layer indices ('0|3|7' or [0, 3, 7])") from None
 
 
 @dataclass(frozen=True)
@@ -109,6 +145,15 @@ class VisionConfig:
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        _check_types(self, "vit_config.")
+        fai = self.fullatt_block_indexes
+        if fai is not None and (not isinstance(fai, tuple) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in fai)):
+            raise InvalidArgumentError(
+                f"vit_config.fullatt_block_indexes={fai!r} must be None or a tuple of ints")
+        if self.num_attention_heads < 1:
+            raise _bad("vit_config.num_attention_heads", self.num_attention_heads,
+                       "an integer >= 1")
         if self.hidden_size % self.num_attention_heads:
             raise InvalidArgumentError(
                 f"vit_config.hidden_size={self.hidden_size} is not divisible by "
@@ -188,6 +233,9 @@ class VisionConfig:
     # serialisation ---------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VisionConfig:
+        if not isinstance(data, Mapping):
+            raise InvalidArgumentError(
+                f"vit_config must be a JSON object, got {type(data).__name__}")
         names = {f.name for f in fields(cls)} - {"extra"}
         kwargs: dict[str, Any] = {}
         extra: dict[str, Any] = {}
@@ -199,10 +247,8 @@ class VisionConfig:
                     logger.warning("vit_config: unknown field %r=%r kept but not used", key, value)
                 extra[key] = value
         fai = kwargs.get("fullatt_block_indexes")
-        if isinstance(fai, str):
-            kwargs["fullatt_block_indexes"] = tuple(int(i) for i in fai.split("|") if i != "")
-        elif isinstance(fai, (list, tuple)):
-            kwargs["fullatt_block_indexes"] = tuple(int(i) for i in fai)
+        if fai is not None:
+            kwargs["fullatt_block_indexes"] = _int_tuple("vit_config.fullatt_block_indexes", fai)
         return cls(**kwargs, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,12 +283,20 @@ class OvisConfig:
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        _check_types(self, "")
+        if not isinstance(self.llm_config, Mapping):
+            raise InvalidArgumentError(
+                f"llm_config must be a mapping (a transformers config dict), got "
+                f"{type(self.llm_config).__name__}")
+        if not isinstance(self.vit_config, VisionConfig):
+            raise InvalidArgumentError(
+                f"vit_config must be a VisionConfig, got {type(self.vit_config).__name__}")
         if self.model_type not in _OVIS_TYPES:
             raise _bad("model_type", self.model_type, str(_OVIS_TYPES))
         llm_type = self.llm_config.get("model_type")
         if llm_type not in _LLM_TYPES:
             raise _bad("llm_config.model_type", llm_type, str(_LLM_TYPES))
-        if int(self.llm_config.get("hidden_size", -1)) != self.hidden_size:
+        if self.llm_config.get("hidden_size", -1) != self.hidden_size:
             raise InvalidArgumentError(
                 f"hidden_size={self.hidden_size} differs from llm_config.hidden_size="
                 f"{self.llm_config.get('hidden_size')}")
@@ -273,6 +327,8 @@ class OvisConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OvisConfig:
+        if not isinstance(data, Mapping):
+            raise InvalidArgumentError(f"config must be a JSON object, got {type(data).__name__}")
         data = dict(data)
         for key in ("llm_config", "vit_config"):
             if key not in data:
@@ -281,7 +337,11 @@ class OvisConfig:
             raise InvalidArgumentError(
                 "config has 'visual_tokenizer_config': this is an Ovis1.x/Ovis2 checkpoint; "
                 "only the Ovis2.5 layout (llm_config + vit_config) is supported")
-        llm = dict(data.pop("llm_config"))
+        llm = data.pop("llm_config")
+        if not isinstance(llm, Mapping):
+            raise InvalidArgumentError(
+                f"llm_config must be a JSON object, got {type(llm).__name__}")
+        llm = dict(llm)
         vit = VisionConfig.from_dict(data.pop("vit_config"))
         kwargs: dict[str, Any] = {}
         for name in ("visual_vocab_size", "hidden_size", "model_type",
@@ -388,21 +448,24 @@ def _tiny_onevision() -> OvisConfig:
                       hidden_size=64)
 
 
-#: Named presets: name -> factory. ``tiny`` matches the golden checkpoint and is for tests.
-PRESETS: dict[str, Callable[[], OvisConfig]] = {
-    "ovis2.5-2b": _ovis2_5_2b,
-    "ovis2.5-9b": _ovis2_5_9b,
-    "onevision-2b": _onevision_2b,
-    "tiny": _tiny,
-    "tiny-onevision": _tiny_onevision,
-}
+#: Named presets: name -> factory of a fresh :class:`OvisConfig`. ``tiny`` matches the golden
+#: checkpoint and is for tests. Add one with ``PRESETS.register(name, factory)``.
+PRESETS: Registry[Callable[[], OvisConfig]] = Registry("preset")
+PRESETS.register("ovis2.5-2b", _ovis2_5_2b)
+PRESETS.register("ovis2.5-9b", _ovis2_5_9b)
+PRESETS.register("onevision-2b", _onevision_2b)
+PRESETS.register("tiny", _tiny)
+PRESETS.register("tiny-onevision", _tiny_onevision)
 
 
 def preset(name: str) -> OvisConfig:
-    """Return the named preset config (see :data:`PRESETS`)."""
+    """Return the named preset config (see :data:`PRESETS`).
+
+    Raises:
+        InvalidArgumentError: ``name`` is not registered (the registry's message lists them).
+    """
     try:
-        factory = PRESETS[name]
-    except KeyError:
-        raise InvalidArgumentError(
-            f"preset={name!r} is unknown; allowed: {sorted(PRESETS)}") from None
+        factory = PRESETS.get(name)
+    except vidsel_errors.InvalidArgumentError as exc:
+        raise InvalidArgumentError(str(exc)) from None
     return factory()

@@ -26,7 +26,7 @@ from . import checkpoint
 from ._optional import require
 from .config import OvisConfig
 from .constants import INDICATOR_IDS, VISUAL_ATOM_ID
-from .errors import InvalidArgumentError, MissingDependencyError
+from .errors import InvalidArgumentError
 from .positions import layout_from_grids
 from .visual_tokenizer import VisualEmbedding, VisualTokenizer, VisualTokens
 
@@ -45,12 +45,8 @@ def build_llm(config: OvisConfig, *, attn_impl: str = "sdpa",
         raise InvalidArgumentError(
             f"llm_attn_impl={attn_impl!r} is unknown; allowed: {list(LLM_ATTN_IMPLS)}")
     if attn_impl == "flash_attention_2":
-        try:
-            import flash_attn  # noqa: F401
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "llm_attn_impl='flash_attention_2' needs flash-attn: pip install 'vidsel[gpu]'"
-            ) from exc
+        require("flash_attn", "llm_attn_impl='flash_attention_2'", extra="gpu",
+                needs="flash-attn")
     transformers = require("transformers", "ovis_model's LLM")
     llm_dict = dict(config.llm_config)
     model_type = llm_dict.pop("model_type")
@@ -227,8 +223,7 @@ class OvisModel(nn.Module):
             raise InvalidArgumentError(
                 f"input_ids hold {n_atoms} visual atoms (-300) but the images give {n_tokens} "
                 "visual tokens")
-        if n_atoms:
-            assert visual_tokens is not None
+        if n_atoms and visual_tokens is not None:  # equal counts: tokens exist for the atoms
             visual = self.vte(visual_tokens).to(embeds.dtype)  # (M, D)
             embeds = embeds.masked_scatter(atoms[..., None], visual)
         return embeds  # type: ignore[no-any-return]

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from vidsel.deprecation import renamed_fields, warn_renamed
 from vidsel.results import PatchConfig
 
 from .budget import TokenBudget, format_time_tag
@@ -77,10 +78,14 @@ logger = logging.getLogger(__name__)
 VideoLayout = Literal["timestamped", "ovis"]
 _LAYOUTS = ("timestamped", "ovis")
 THINK_OFF = "<think>\n\n</think>\n\n"
-#: what :meth:`OvisProcessor.pack_codec` reads (vidsel.results.PatchSelection's names)
-_CODEC_FIELDS = ("pixels", "positions", "timestamps_s", "grid_hw", "num_tokens")
+#: what :meth:`OvisProcessor.pack_patches` reads (vidsel.results.PatchSelection's names)
+_PATCH_FIELDS = ("pixels", "positions", "timestamps_s", "grid_hw", "num_tokens")
+#: spellings of those fields before vidsel 0.2 (not read; named in the error message)
+_OLD_PATCH_FIELDS = {"timestamps": "timestamps_s", "patches": "pixels",
+                     "frame_size": "grid_hw"}
 
 
+@renamed_fields({"frame_times_s": "timestamps_s"})
 @dataclass
 class ProcessorOutput:
     """Model inputs for one prompt (batch 1).
@@ -92,7 +97,8 @@ class ProcessorOutput:
         grid_thws: long ``(n_items, 3)`` or None.
         positions: long ``(N, 3)``; frame_grids: long ``(N, 2)``; cu_seqlens: int32 ``(S + 1,)``.
         budget: token accounting.
-        frame_times_s: time of each visual run in prompt order (None for images).
+        timestamps_s: time of each visual run in prompt order (None for images;
+            ``frame_times_s`` before 0.2, deprecated).
     """
 
     input_ids: torch.Tensor
@@ -103,7 +109,7 @@ class ProcessorOutput:
     frame_grids: torch.Tensor | None
     cu_seqlens: torch.Tensor | None
     budget: TokenBudget
-    frame_times_s: list[float | None] = field(default_factory=list)
+    timestamps_s: list[float | None] = field(default_factory=list)
 
     def model_inputs(self) -> dict[str, Any]:
         """Keyword arguments for :meth:`OvisModel.forward` / :meth:`OvisModel.generate`."""
@@ -126,7 +132,7 @@ class _Item:
 
 
 class OvisProcessor:
-    """Turns text + images / video frames / codec samples into :class:`ProcessorOutput`.
+    """Turns text + images / video frames / patch selections into :class:`ProcessorOutput`.
 
     Args:
         tokenizer: a :class:`TextTokenizer` (``HFTokenizer`` for real checkpoints,
@@ -199,6 +205,11 @@ class OvisProcessor:
                            cfg=ic, frame_ids=frame_indices)
 
     def pack_codec(self, sample: Any) -> tuple[PackedVisual, list[float]]:
+        """Deprecated alias of :meth:`pack_patches` (removed in vidsel 0.3)."""
+        warn_renamed("OvisProcessor", "pack_codec", "pack_patches")
+        return self.pack_patches(sample)
+
+    def pack_patches(self, sample: Any) -> tuple[PackedVisual, list[float]]:
         """A patch selection (:class:`vidsel.results.PatchSelection`, e.g. from
         ``vidsel.methods.run_method("codec", ...)``), or any object with the same fields.
 
@@ -213,22 +224,28 @@ class OvisProcessor:
                 the selection holds no pixels, or its ``num_tokens`` differs from the visual
                 tokens its patches pack into.
         """
-        missing = [name for name in _CODEC_FIELDS if not hasattr(sample, name)]
+        missing = [name for name in _PATCH_FIELDS if not hasattr(sample, name)]
         if missing:
+            old = [f".{o} (now .{n})" for o, n in _OLD_PATCH_FIELDS.items()
+                   if n in missing and hasattr(sample, o)]
+            hint = (f"; it has the names before vidsel 0.2, which are not read: "
+                    f"{', '.join(old)}") if old else ""
             raise InvalidArgumentError(
-                f"codec sample {type(sample).__name__} has no {', '.join('.' + m for m in missing)}"
-                f"; a patch selection gives .pixels, .positions, .timestamps_s, .grid_hw (rows, "
-                f"cols of the full frame's patch grid) and .num_tokens")
+                f"patch selection {type(sample).__name__} has no "
+                f"{', '.join('.' + m for m in missing)}; expected a "
+                f"vidsel.results.PatchSelection or an object with .pixels (N, p, p, 3) uint8, "
+                f".positions (N, 3) (source frame, row, col), .timestamps_s (N,) seconds, "
+                f".grid_hw (rows, cols of the full frame's patch grid) and .num_tokens{hint}")
         if sample.pixels is None:
             raise InvalidArgumentError(
-                f"codec sample {type(sample).__name__} holds no pixels; select the patches with "
-                "pixels='decode' (or 'reader')")
+                f"patch selection {type(sample).__name__} holds no pixels; select the patches "
+                "with pixels='decode' (or 'reader')")
         positions = np.asarray(sample.positions)
         times = np.asarray(sample.timestamps_s, dtype=np.float64)
         packed = pack_codec_patches(np.asarray(sample.pixels), positions,
                                     patch_size=self.vit_config.patch_size,
                                     hidden_stride=self.vit_config.hidden_stride,
-                                    cfg=self.image_config, grid_hw=_codec_grid(sample.grid_hw))
+                                    cfg=self.image_config, grid_hw=_patch_grid(sample.grid_hw))
         frame_time: dict[int, float] = {}
         for f, ts in zip(positions[:, 0].tolist(), times.tolist()):
             frame_time.setdefault(int(f), float(ts))
@@ -237,7 +254,7 @@ class OvisProcessor:
         atoms = packed.num_patches // self.merge_unit
         if expected is not None and int(expected) != atoms:
             raise InvalidArgumentError(
-                f"codec sample reports num_tokens={expected} but its {packed.num_patches} "
+                f"patch selection reports num_tokens={expected} but its {packed.num_patches} "
                 f"patches pack into {atoms} visual tokens of {self.merge_unit} patches "
                 f"(hidden_stride={self.vit_config.hidden_stride}); select the patches with "
                 f"merge={self.vit_config.hidden_stride}")
@@ -323,11 +340,11 @@ class OvisProcessor:
     def __call__(self, text: str, *, images: Sequence[np.ndarray] = (),
                  video: Sequence[np.ndarray] | np.ndarray | None = None,
                  timestamps_s: Sequence[float] | None = None,
-                 frame_indices: Sequence[int] | None = None, codec: Any = None,
+                 frame_indices: Sequence[int] | None = None, patches: Any = None,
                  system: str | None = None, enable_thinking: bool = False,
                  video_layout: VideoLayout | None = None,
-                 min_pixels: int | None = None, max_pixels: int | None = None
-                 ) -> ProcessorOutput:
+                 min_pixels: int | None = None, max_pixels: int | None = None,
+                 codec: Any = None) -> ProcessorOutput:
         """Build model inputs.
 
         Args:
@@ -337,15 +354,21 @@ class OvisProcessor:
             video: frames (T, H, W, 3) uint8 of one video (e.g. a vidsel selection).
             timestamps_s: time of each frame (needed by the "timestamped" layout).
             frame_indices: source frame index of each frame (t of its patches).
-            codec: a codec sample (see :meth:`pack_codec`) instead of ``video``.
+            patches: a patch selection (see :meth:`pack_patches`) instead of ``video``.
             min_pixels, max_pixels: override the resize limits of images / frames.
+            codec: deprecated name of ``patches``.
         """
+        if codec is not None:
+            if patches is not None:
+                raise InvalidArgumentError("give patches= only (codec= is its deprecated name)")
+            warn_renamed("OvisProcessor.__call__", "codec", "patches")
+            patches = codec
         layout = video_layout or self.video_layout
         if layout not in _LAYOUTS:
             raise InvalidArgumentError(
                 f"video_layout={layout!r} is unknown; allowed: {list(_LAYOUTS)}")
-        if video is not None and codec is not None:
-            raise InvalidArgumentError("give either video frames or a codec sample, not both")
+        if video is not None and patches is not None:
+            raise InvalidArgumentError("give either video frames or patches, not both")
         packed_images = [self.pack_image(im, min_pixels=min_pixels, max_pixels=max_pixels)
                          for im in images]
         packed_video: PackedVisual | None = None
@@ -362,9 +385,9 @@ class OvisProcessor:
                     raise InvalidArgumentError(
                         f"timestamps_s has {len(timestamps_s)} entries for {len(frames)} frames")
                 run_times = [float(t) for t in timestamps_s]
-        elif codec is not None:
-            packed_video, codec_times = self.pack_codec(codec)
-            run_times = list(codec_times)
+        elif patches is not None:
+            packed_video, patch_times = self.pack_patches(patches)
+            run_times = list(patch_times)
         if packed_video is not None and layout == "timestamped" and run_times is None:
             raise InvalidArgumentError("the timestamped video layout needs timestamps_s")
 
@@ -460,13 +483,13 @@ def _as_array(image: Any) -> np.ndarray:
     return arr
 
 
-def _codec_grid(grid: Any) -> tuple[int, int]:
-    """A codec sample's ``.grid_hw`` as ``(rows, cols)`` of positive ints."""
+def _patch_grid(grid: Any) -> tuple[int, int]:
+    """A patch selection's ``.grid_hw`` as ``(rows, cols)`` of positive ints."""
     try:
         rows, cols = (int(v) for v in grid)
     except (TypeError, ValueError):
         rows = cols = 0
     if rows <= 0 or cols <= 0:
         raise InvalidArgumentError(
-            f"codec sample grid_hw={grid!r} must be (rows, cols) of the full frame's patch grid")
+            f"patch selection grid_hw={grid!r} must be (rows, cols) of the full frame's patch grid")
     return rows, cols

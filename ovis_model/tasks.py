@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from vidsel import errors as vidsel_errors
+from vidsel.deprecation import renamed_fields, renamed_kwargs
 from vidsel.io import VideoReader
-from vidsel.methods import Method, get_method, run_method
+from vidsel.methods import Method, available_methods, get_method, run_method
 from vidsel.results import PatchConfig
 
 from .budget import TokenBudget
@@ -54,6 +55,7 @@ DEFAULT_METHOD = "uniform"
 DEFAULT_BUDGET = 8
 
 
+@renamed_fields({"codec": "patches"})
 @dataclass
 class VisualSample:
     """What the model will see from a video: frames + times, or a patch selection.
@@ -62,7 +64,8 @@ class VisualSample:
         frames: uint8 ``(T, H, W, 3)`` or None (patches).
         timestamps_s: time of each frame (frames mode).
         frame_indices: source frame index of each frame (frames mode).
-        codec: the :class:`vidsel.results.PatchSelection` (patches mode).
+        patches: the :class:`vidsel.results.PatchSelection` of a patch method (patches mode;
+            ``codec`` before 0.2, deprecated).
         duration_s: video length when known.
         selection: the :class:`vidsel.results.VisualSelection` the method returned (None for
             explicit frames and the deprecated selector callable).
@@ -71,24 +74,35 @@ class VisualSample:
     frames: np.ndarray | None = None
     timestamps_s: list[float] | None = None
     frame_indices: list[int] | None = None
-    codec: Any = None
+    patches: Any = None
     duration_s: float | None = None
     selection: Any = None
+
+
+@renamed_fields({"frame_times_s": "timestamps_s"})
 @dataclass
 class AnswerResult:
+    """An answer: generated ``text``, the ``choice`` letter (multiple choice), token
+    accounting and ``timestamps_s``, the time of each visual run in prompt order (None for
+    images; ``frame_times_s`` before 0.2, deprecated)."""
+
     text: str
     choice: str | None
     budget: TokenBudget
-    frame_times_s: list[float | None]
+    timestamps_s: list[float | None]
 
 
+@renamed_fields({"frame_times_s": "timestamps_s"})
 @dataclass
 class GroundingResult:
+    """A grounding: the span (``start_s``, ``end_s``; None when the answer holds none), the
+    generated text, token accounting and ``timestamps_s`` as in :class:`AnswerResult`."""
+
     start_s: float | None
     end_s: float | None
     text: str
     budget: TokenBudget
-    frame_times_s: list[float | None]
+    timestamps_s: list[float | None]
 
     @property
     def span(self) -> tuple[float, float] | None:
@@ -100,6 +114,23 @@ class GroundingResult:
 def _deprecated(old: str, new: str) -> None:
     warnings.warn(f"{old} is deprecated and will be removed in vidsel 0.3; use {new}",
                   DeprecationWarning, stacklevel=4)
+
+
+def _check_options(method_options: Any) -> dict[str, Any]:
+    """``method_options`` as a dict of keyword arguments (a mapping with str keys)."""
+    if method_options is None:
+        return {}
+    if not isinstance(method_options, Mapping) or not all(
+            isinstance(key, str) for key in method_options):
+        raise InvalidArgumentError(
+            f"method_options={method_options!r} must be a mapping of option names to values "
+            "(vidsel.methods.get_method(method).options)")
+    return dict(method_options)
+
+
+def _model_free_methods() -> str:
+    """The registered methods that need no embedder, from the method registry."""
+    return ", ".join(repr(n) for n in available_methods() if not get_method(n).needs_embedder)
 
 
 def _resolve_method(method: str | None, budget: int | None, *, selector: Selector | None,
@@ -139,7 +170,8 @@ def _lookup(name: str) -> Method:
         raise InvalidArgumentError(str(exc)) from None
 
 
-def gather_visual(video: str | os.PathLike[str] | None, question: str | None, *,
+@renamed_kwargs({"video": "path"})
+def gather_visual(path: str | os.PathLike[str] | None, question: str | None, *,
                   frames: np.ndarray | Sequence[np.ndarray] | None = None,
                   timestamps_s: Sequence[float] | None = None,
                   frame_indices: Sequence[int] | None = None,
@@ -153,15 +185,17 @@ def gather_visual(video: str | os.PathLike[str] | None, question: str | None, *,
     """Decide what the model sees.
 
     Explicit ``frames`` (+ ``timestamps_s``) win; otherwise
-    ``vidsel.methods.run_method(method, video, question=question, budget=budget,
+    ``vidsel.methods.run_method(method, path, question=question, budget=budget,
     geometry=..., embedder=embedder, **method_options)``.
 
     Args:
+        path: the video file (``video=`` before 0.2, deprecated); None with explicit frames.
         method: a registered vidsel method (default ``"uniform"``); ``"codec"`` and other patch
             methods give a patch selection, frame methods frames.
         budget: frame-equivalents (default 8): frames, or the tokens of that many frames.
         embedder: the text/image embedder of relevance methods (``"mdp3"``, ``"topk"``...).
-        method_options: further options of the method (``get_method(method).options``).
+        method_options: further options of the method (a mapping,
+            ``get_method(method).options``).
         processor: the model's processor; the geometry is
             ``processor.patch_geometry(height, width, min_pixels=, max_pixels=)`` for the
             video's size: the frame size the processor resizes frames to.
@@ -180,13 +214,14 @@ def gather_visual(video: str | os.PathLike[str] | None, question: str | None, *,
         return VisualSample(frames=arr, timestamps_s=[float(t) for t in timestamps_s],
                             frame_indices=None if frame_indices is None else
                             [int(i) for i in frame_indices])
-    if video is None:
+    if path is None:
         raise InvalidArgumentError("give a video path or explicit frames")
     chosen, budget = _resolve_method(method, budget, selector=selector, k=k,
                                      codec_budget=codec_budget)
+    options = _check_options(method_options)
     if patch_size is not None or merge is not None:
         _deprecated("gather_visual(patch_size=, merge=)", "processor= or geometry=")
-    path = os.fspath(video)
+    path = os.fspath(path)
     with VideoReader(path) as reader:
         meta = reader.metadata
         duration = float(meta.duration_s)
@@ -197,7 +232,8 @@ def gather_visual(video: str | os.PathLike[str] | None, question: str | None, *,
         if spec.needs_embedder and embedder is None:
             raise InvalidArgumentError(
                 f"method={chosen!r} scores frames against the question and needs embedder= "
-                "(e.g. embedder='hf:/path/to/siglip'); 'uniform' and 'codec' need none")
+                f"(e.g. embedder='hf:/path/to/siglip'); methods that need none: "
+                f"{_model_free_methods()}")
         if geometry is None:
             if processor is not None:
                 geometry = processor.patch_geometry(meta.height, meta.width,
@@ -207,7 +243,6 @@ def gather_visual(video: str | os.PathLike[str] | None, question: str | None, *,
                                           patch_size=16 if patch_size is None else patch_size,
                                           hidden_stride=2 if merge is None else merge,
                                           image_config=ImageProcessorConfig())
-        options = dict(method_options or {})
         if embedder is not None:
             options["embedder"] = embedder
         result = run_method(chosen, path, question=question, budget=budget, geometry=geometry,
@@ -215,7 +250,7 @@ def gather_visual(video: str | os.PathLike[str] | None, question: str | None, *,
         logger.info("%s: method %s, budget %d x %d tokens -> %s visual tokens", path, chosen,
                     budget, geometry.tokens_per_frame, result.num_tokens)
         if result.kind == "patches":
-            return VisualSample(codec=result, duration_s=duration, selection=result)
+            return VisualSample(patches=result, duration_s=duration, selection=result)
         return _frames_sample(reader, result, duration, selection=result)
 
 
@@ -230,8 +265,8 @@ def _frames_sample(reader: VideoReader, sel: Any, duration: float, *,
 
 def _process(processor: OvisProcessor, sample: VisualSample, text: str,
              **kwargs: Any) -> ProcessorOutput:
-    if sample.codec is not None:
-        return processor(text, codec=sample.codec, **kwargs)
+    if sample.patches is not None:
+        return processor(text, patches=sample.patches, **kwargs)
     return processor(text, video=sample.frames, timestamps_s=sample.timestamps_s,
                      frame_indices=sample.frame_indices, **kwargs)
 
@@ -261,7 +296,8 @@ def grounding_prompt(query: str, duration_s: float | None) -> str:
             "Answer in the form 'start - end seconds'.")
 
 
-def answer(model: OvisModel, processor: OvisProcessor, video: str | os.PathLike[str] | None,
+@renamed_kwargs({"video": "path"})
+def answer(model: OvisModel, processor: OvisProcessor, path: str | os.PathLike[str] | None,
            question: str, *, options: Sequence[str] | None = None,
            frames: np.ndarray | Sequence[np.ndarray] | None = None,
            timestamps_s: Sequence[float] | None = None,
@@ -274,6 +310,7 @@ def answer(model: OvisModel, processor: OvisProcessor, video: str | os.PathLike[
     """Answer a question about a video (open-ended, or multiple choice with ``options``).
 
     Args:
+        path: the video file (``video=`` before 0.2, deprecated); None with explicit frames.
         method, budget, embedder, method_options: what the model sees (see
             :func:`gather_visual`; default 8 uniform frames), in the model's geometry.
         min_pixels, max_pixels: override the processor's per-frame resize limits.
@@ -285,7 +322,7 @@ def answer(model: OvisModel, processor: OvisProcessor, video: str | os.PathLike[
     """
     if options is not None and not 1 <= len(options) <= len(LETTERS):
         raise InvalidArgumentError(f"options must hold 1..26 entries, got {len(options)}")
-    sample = gather_visual(video, question, frames=frames, timestamps_s=timestamps_s,
+    sample = gather_visual(path, question, frames=frames, timestamps_s=timestamps_s,
                            frame_indices=frame_indices, method=method, budget=budget,
                            embedder=embedder, method_options=method_options,
                            processor=processor, min_pixels=min_pixels, max_pixels=max_pixels,
@@ -295,10 +332,11 @@ def answer(model: OvisModel, processor: OvisProcessor, video: str | os.PathLike[
     out = _generate(model, processor, inputs, max_new_tokens, **generate_kwargs)
     choice = None if options is None else extract_choice(out, len(options), options)
     return AnswerResult(text=out, choice=choice, budget=inputs.budget,
-                        frame_times_s=inputs.frame_times_s)
+                        timestamps_s=inputs.timestamps_s)
 
 
-def ground(model: OvisModel, processor: OvisProcessor, video: str | os.PathLike[str] | None,
+@renamed_kwargs({"video": "path"})
+def ground(model: OvisModel, processor: OvisProcessor, path: str | os.PathLike[str] | None,
            query: str, *, frames: np.ndarray | Sequence[np.ndarray] | None = None,
            timestamps_s: Sequence[float] | None = None,
            frame_indices: Sequence[int] | None = None, duration_s: float | None = None,
@@ -313,7 +351,7 @@ def ground(model: OvisModel, processor: OvisProcessor, video: str | os.PathLike[
     :func:`ovis_model.parsing.parse_time_span` and clipped to the video's duration; (None, None)
     when the answer holds no span.
     """
-    sample = gather_visual(video, query, frames=frames, timestamps_s=timestamps_s,
+    sample = gather_visual(path, query, frames=frames, timestamps_s=timestamps_s,
                            frame_indices=frame_indices, method=method, budget=budget,
                            embedder=embedder, method_options=method_options,
                            processor=processor, min_pixels=min_pixels, max_pixels=max_pixels,
@@ -325,4 +363,4 @@ def ground(model: OvisModel, processor: OvisProcessor, video: str | os.PathLike[
     span = parse_time_span(out, duration=duration)
     return GroundingResult(start_s=None if span is None else span[0],
                            end_s=None if span is None else span[1], text=out,
-                           budget=inputs.budget, frame_times_s=inputs.frame_times_s)
+                           budget=inputs.budget, timestamps_s=inputs.timestamps_s)

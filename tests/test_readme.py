@@ -26,3 +26,18 @@ def test_readme_python_example_runs(make_synth, tiny_siglip_dir: Path) -> None:
         exec(compile(code, "README.md", "exec"), scope)
         if "frames" in scope:  # the reader part: the documented shape is the real one
             assert np.asarray(scope["frames"]).shape == (4, 224, 398, 3)
+
+
+def test_architecture_doc_example_runs(make_synth) -> None:
+    from vidsel.methods import METHODS
+
+    clip = make_synth(num_frames=60, width=160, height=120, gop=10).path
+    (code,) = _python_blocks(ROOT / "docs" / "architecture.md")
+    scope: dict[str, object] = {}
+    try:
+        exec(compile(code.replace('"clip.mp4"', repr(clip)), "architecture.md", "exec"), scope)
+        res = scope["res"]
+        assert res.num_tokens == 4 * 196 and res.method == "keyframes"  # type: ignore[attr-defined]
+    finally:
+        if "keyframes" in METHODS:
+            METHODS.unregister("keyframes")

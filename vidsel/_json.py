@@ -11,15 +11,21 @@ Conventions (shared by every result type):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["float_array", "int_array", "json_safe"]
+from .errors import InvalidArgumentError
+
+__all__ = ["float_array", "float_dict", "float_or_nan", "int_array", "json_safe",
+           "reads_dict"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def json_safe(value: Any) -> Any:
@@ -74,3 +80,45 @@ def int_array(values: Sequence[Any] | None, *, dtype: Any = np.int64) -> np.ndar
 def fraction(value: str | int | float | Fraction) -> Fraction:
     """``"num/den"`` (or a number) back to a :class:`Fraction`."""
     return Fraction(value)
+
+
+def float_or_nan(value: Any) -> float:
+    """A JSON number back to a float; ``None`` (JSON's NaN, see :func:`json_safe`) is NaN."""
+    return math.nan if value is None else float(value)
+
+
+def float_dict(values: Mapping[str, Any] | None) -> dict[str, float]:
+    """A JSON ``{name: seconds}`` dict (e.g. ``timings_s``) back to floats; ``None`` values
+    become NaN (``json_safe`` turned NaN into None), a missing dict is empty."""
+    if values is None:
+        return {}
+    return {str(k): float_or_nan(v) for k, v in values.items()}
+
+
+def reads_dict(fn: F) -> F:
+    """Decorator for a ``from_dict(cls, data, ...)`` classmethod (apply it under
+    ``@classmethod``): malformed input raises one error.
+
+    ``data`` that is not a mapping, a missing key, or a value of the wrong type or shape
+    (``KeyError`` / ``TypeError`` / ``ValueError`` / ``AttributeError`` / ``IndexError`` raised
+    while reading it, or the type's own validation) becomes
+    ``InvalidArgumentError("<Class>.from_dict: malformed input: ...")``.
+    """
+
+    @functools.wraps(fn)
+    def from_dict(cls: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+        where = f"{cls.__name__}.from_dict: malformed input"
+        if not isinstance(data, Mapping):
+            raise InvalidArgumentError(
+                f"{where}: expected a mapping (a to_dict() result), got {type(data).__name__}")
+        try:
+            return fn(cls, data, *args, **kwargs)
+        except KeyError as e:
+            raise InvalidArgumentError(f"{where}: missing key {e}") from e
+        except (TypeError, ValueError, AttributeError, IndexError) as e:
+            msg = str(e)
+            if msg.startswith(f"{cls.__name__}.from_dict"):  # said it already
+                raise InvalidArgumentError(msg) from e
+            raise InvalidArgumentError(f"{where}: {msg}") from e
+
+    return from_dict  # type: ignore[return-value]

@@ -1,4 +1,4 @@
-"""Synthetic videos with known content, encoded with PyAV's bundled encoders.
+"""Synthetic videos with known content, encoded through :func:`vidsel.io.write_video`.
 
 Used by the README demo, the test-suite and the benchmarks, so that nothing depends on
 downloaded footage. Every scene is deterministic (seeded) and its ground truth is known:
@@ -27,11 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from ._validate import check_choice, check_positive_int
+from .io import write_video
 
 __all__ = ["SCENES", "SynthInfo", "box_position", "counter_code", "make_video", "render_frame"]
 
@@ -213,7 +214,6 @@ def make_video(
     num_frames = check_positive_int("num_frames", num_frames)
     check_positive_int("fps", fps)
     check_choice("rotation", rotation, (0, 90, 180, 270))
-    import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,49 +233,13 @@ def make_video(
         pts_list.append(t)
         t += (1 if i % 2 == 0 else 3) if vfr else 1
 
-    container = av.open(str(path), mode="w")
-    try:
-        stream: Any = container.add_stream(codec, rate=fps)
-        stream.width = width
-        stream.height = height
-        stream.pix_fmt = pix_fmt or "yuv420p"
-        stream.time_base = tick
-        stream.codec_context.time_base = tick
-        opts: dict[str, str] = {}
-        if codec == "libx264":
-            opts = {"crf": str(crf), "preset": preset, "bf": str(bframes), "g": str(gop),
-                    "keyint_min": str(gop), "sc_threshold": "0",
-                    "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"}
-        elif codec == "libx265":
-            opts = {"crf": str(crf), "preset": preset,
-                    "x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
-                                   ":log-level=error"}
-        elif codec in ("mpeg4", "mpeg2video", "mpeg1video"):
-            stream.codec_context.gop_size = gop
-            stream.codec_context.max_b_frames = bframes
-            opts = {"qscale": "4", "flags": "+qscale"}
-        elif codec in ("libvpx-vp9", "libvpx"):
-            opts = {"crf": str(crf), "b": "0", "deadline": "realtime", "cpu-used": "8",
-                    "g": str(gop), "lag-in-frames": "0"}
-        elif codec in ("libaom-av1", "libsvtav1", "libdav1d"):
-            opts = {"crf": str(crf), "g": str(gop)}
-        stream.options = opts
-        if rotation:
-            # FFmpeg's "rotate" stream metadata is turned into a display matrix by the muxer.
-            stream.metadata["rotate"] = str(rotation)
-        cache: dict[tuple[int, int, int, int], np.ndarray] = {}
-        for i in range(num_frames):
-            img = render_frame(scene, i, num_frames=num_frames, width=width, height=height,
-                               box=box, cut_frames=cuts, pan_px=pan_px, seed=seed, _cache=cache)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = pts_list[i]
-            frame.time_base = tick
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    finally:
-        container.close()
+    cache: dict[tuple[int, int, int, int], np.ndarray] = {}
+    frames = (render_frame(scene, i, num_frames=num_frames, width=width, height=height,
+                           box=box, cut_frames=cuts, pan_px=pan_px, seed=seed, _cache=cache)
+              for i in range(num_frames))
+    write_video(path, frames, fps=fps, codec=codec, gop=gop, bframes=bframes, crf=crf,
+                pix_fmt=pix_fmt, preset=preset, rotation=rotation, pts=pts_list,
+                time_base=tick)
     ts = tuple(float(p * tick) for p in pts_list)
     logger.debug("wrote %s (%s, %d frames, %s)", path, scene, num_frames, codec)
     return SynthInfo(path=str(path), num_frames=num_frames, fps=float(fps), width=width,

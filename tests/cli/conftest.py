@@ -36,8 +36,9 @@ def good_dir(tmp_path_factory: pytest.TempPathFactory, make_synth: Callable[...,
 def mixed_dir(tmp_path_factory: pytest.TempPathFactory, make_synth: Callable[..., Any]) -> Path:
     """Good clips plus corrupt, empty, non-video, renamed, hidden files and a symlink loop.
 
-    Expected: ok = a.mp4, sub/b.mkv, sub/renamed.bin; failed = empty.mp4, sub/corrupt.mp4,
-    garbage.mp4; skipped = notes.txt, still.png, .hidden/*, data.npy.
+    Expected (io's verdict by content, vidsel.io.probe_kind): ok = a.mp4, sub/b.mkv,
+    sub/renamed.bin; failed = sub/corrupt.mp4 (a damaged video); skipped = empty.mp4,
+    garbage.mp4 (random bytes named .mp4), notes.txt, still.png, .hidden/*, data.npy.
     """
     d = tmp_path_factory.mktemp("mixed")
     (d / "sub").mkdir()

@@ -20,11 +20,11 @@ from vidsel.cli._jsonl import ResultsFile, read_records
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
 MIXED_OK = {"a.mp4", "b.mkv", "renamed.bin"}
-#: Damaged videos (io: CorruptVideoError on opening) get failure records; an empty file is not
-#: a video (io: NotAVideoError) and is skipped like text and images.
-MIXED_FAILED = {"corrupt.mp4", "garbage.mp4"}
+#: Damaged videos (vidsel.io.probe_kind: "damaged") get failure records; an empty file or
+#: random bytes named .mp4 are not videos ("not_video") and are skipped like text and images.
+MIXED_FAILED = {"corrupt.mp4"}
 RECORD_KEYS = {"schema", "key", "status", "path", "realpath", "content_id", "size", "mtime_ns",
-               "question", "method", "k", "parameters", "params_hash", "vidsel_version",
+               "question", "method", "budget", "parameters", "params_hash", "vidsel_version",
                "timings_s", "host", "pid", "finished_at"}
 #: Fields that legitimately differ between two runs of the same work.
 VOLATILE = {"timings_s", "host", "pid", "finished_at"}
@@ -53,7 +53,7 @@ def spawn_batch(*args: str) -> subprocess.Popen[str]:
 def test_mixed_folder_records_failures_and_exit_code(mixed_dir: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r.jsonl"
-    assert main(["batch", str(mixed_dir), "--out", str(out), "--method", "uniform", "--k", "4",
+    assert main(["batch", str(mixed_dir), "--out", str(out), "--method", "uniform", "--budget", "4",
                  "--workers", "2"]) == 1
     recs = records(out)
     by_name = {Path(r["path"]).name: r for r in recs}
@@ -67,37 +67,38 @@ def test_mixed_folder_records_failures_and_exit_code(mixed_dir: Path, tmp_path: 
         assert r["metadata"]["num_frames"] == 40 and r["schema"] == "vidsel.batch/2"
         assert r["parameters"]["method"] == "uniform" and r["timings_s"]["total"] > 0
     assert by_name["corrupt.mp4"]["error"]["type"] == "CorruptVideoError"
-    assert by_name["garbage.mp4"]["status"] == "error"
     for name in MIXED_FAILED:
         assert RECORD_KEYS | {"error"} <= set(by_name[name])
         assert "traceback" not in by_name[name]["error"]  # vidsel errors: message only
     summary = capsys.readouterr().out
-    assert "3 ok, 2 failed" in summary and "FAILED" in summary and "corrupt.mp4" in summary
-    assert "4 files were not videos" in summary  # notes.txt, still.png, data.npy, empty.mp4
+    assert "3 ok, 1 failed" in summary and "FAILED" in summary and "corrupt.mp4" in summary
+    # notes.txt, still.png, data.npy, empty.mp4, garbage.mp4
+    assert "5 files were not videos" in summary
 
 
 def test_resume_skips_done_and_retry_failed_replaces(mixed_dir: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r.jsonl"
-    args = ["batch", str(mixed_dir), "--out", str(out), "--method", "uniform", "--k", "3",
+    args = ["batch", str(mixed_dir), "--out", str(out), "--method", "uniform", "--budget", "3",
             "--executor", "serial"]
     assert main(args) == 1
     first = records(out)
     assert main(args) == 2  # results exist: refuse to mix runs silently
     assert "--resume" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 1  # failures from before still count
-    assert "5 already done (2 of them failed)" in capsys.readouterr().out
+    assert "4 already done (1 of them failed)" in capsys.readouterr().out
     assert records(out) == first
     assert main([*args, "--resume", "--retry-failed"]) == 1
     again = records(out)
     assert len(again) == len(first) and len({r["key"] for r in again}) == len(first)
-    assert main([*args, "--overwrite", "--k", "2"]) == 1
-    assert all(r["k"] == 2 for r in records(out))
+    assert main([*args, "--overwrite", "--budget", "2"]) == 1
+    assert all(r["budget"] == 2 and r["parameters"]["budget"] == 2 and "k" not in r
+               and "k" not in r["parameters"] for r in records(out))
 
 
 def test_resume_drops_a_torn_last_line(good_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    args = ["batch", str(good_dir), "--out", str(out), "--method", "uniform", "--k", "2",
+    args = ["batch", str(good_dir), "--out", str(out), "--method", "uniform", "--budget", "2",
             "--executor", "serial"]
     assert main(args) == 0
     recs = records(out)
@@ -117,21 +118,21 @@ def test_changed_parameters_or_content_are_new_work(good_dir: Path, tmp_path: Pa
     shutil.copytree(good_dir, src)
     out = tmp_path / "r.jsonl"
     base = ["batch", str(src), "--out", str(out), "--method", "uniform", "--executor", "serial"]
-    assert main([*base, "--k", "2"]) == 0
+    assert main([*base, "--budget", "2"]) == 0
     n = len(records(out))
-    assert main([*base, "--k", "3", "--resume"]) == 0  # new parameters: every video again
+    assert main([*base, "--budget", "3", "--resume"]) == 0  # new parameters: every video again
     assert len(records(out)) == 2 * n
     os.utime(src / "clip0.mp4")  # touched, same content: still done
-    assert main([*base, "--k", "3", "--resume"]) == 0
+    assert main([*base, "--budget", "3", "--resume"]) == 0
     assert len(records(out)) == 2 * n
     shutil.copy(good_dir / "clip1.mp4", src / "clip0.mp4")  # new content at the same path
-    assert main([*base, "--k", "3", "--resume"]) == 0
+    assert main([*base, "--budget", "3", "--resume"]) == 0
     assert len(records(out)) == 2 * n + 1
 
 
 def test_kill_the_batch_mid_run_then_resume(good_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    args = [str(good_dir), "--out", str(out), "--method", "codec", "--k", "2", "--frame-size",
+    args = [str(good_dir), "--out", str(out), "--method", "codec", "--budget", "2", "--frame-size",
             "112", "--workers", "1", "--contact-sheets", "--no-fsync"]
     proc = spawn_batch(*args)
     deadline = time.monotonic() + 60
@@ -171,7 +172,7 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_a_killed_worker_loses_no_record(good_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
-    proc = spawn_batch(str(good_dir), "--out", str(out), "--method", "codec", "--k", "2",
+    proc = spawn_batch(str(good_dir), "--out", str(out), "--method", "codec", "--budget", "2",
                        "--frame-size", "112", "--workers", "2", "-v")
     killed = None
     deadline = time.monotonic() + 60
@@ -207,7 +208,7 @@ def test_output_paths_stay_in_the_output_dir(good_dir: Path, tmp_path: Path) -> 
     ]) + "\n")
     outdir = tmp_path / "results"
     out = outdir / "r.jsonl"
-    assert main(["batch", str(listing), "--out", str(out), "--method", "uniform", "--k", "2",
+    assert main(["batch", str(listing), "--out", str(out), "--method", "uniform", "--budget", "2",
                  "--save-frames", "--contact-sheets", "--executor", "serial"]) == 0
     recs = records(out)
     assert len(recs) == 2  # the same file twice (by real path) is processed once
@@ -240,11 +241,11 @@ def test_confined_path_rejects_escapes(tmp_path: Path) -> None:
 
 def test_questions_file_gives_one_record_per_question(good_dir: Path, tmp_path: Path) -> None:
     qcsv = tmp_path / "q.csv"
-    qcsv.write_text('video,question\nclip0.mp4,"where is the box?"\nclip0.mp4,a red box\n'
+    qcsv.write_text('path,question\nclip0.mp4,"where is the box?"\nclip0.mp4,a red box\n'
                     "clip1,the yellow box\nmissing.mp4,ghost\n")
     out = tmp_path / "r.jsonl"
     assert main(["batch", str(good_dir), "--out", str(out), "--questions", str(qcsv),
-                 "--question", "default q", "--method", "uniform", "--k", "2",
+                 "--question", "default q", "--method", "uniform", "--budget", "2",
                  "--executor", "serial"]) == 0
     recs = records(out)
     qs = sorted((Path(r["path"]).name, r["question"]) for r in recs)
@@ -253,18 +254,36 @@ def test_questions_file_gives_one_record_per_question(good_dir: Path, tmp_path: 
     assert len(recs) == len(list(good_dir.iterdir())) + 1
     assert all(r["selection"].get("question") == r["question"] for r in recs)
     qjsonl = tmp_path / "q.jsonl"
-    qjsonl.write_text(json.dumps({"video": "clip0.mp4", "question": "q1"}) + "\n")
+    qjsonl.write_text(json.dumps({"path": "clip0.mp4", "question": "q1"}) + "\n")
     out2 = tmp_path / "r2.jsonl"
     assert main(["batch", str(good_dir / "clip0.mp4"), "--out", str(out2), "--questions",
                  str(qjsonl), "--method", "uniform", "--executor", "serial"]) == 0
     assert [r["question"] for r in records(out2)] == ["q1"]
 
 
+def test_questions_file_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``path`` names the video (as everywhere in vidsel); ``video``, its old name, still works."""
+    from vidsel.cli._batch import load_questions
+
+    for head in ("path", "video"):
+        q = tmp_path / f"{head}.csv"
+        q.write_text(f"{head},question\nclip0.mp4,a box\n")
+        assert load_questions(str(q)) == [("clip0.mp4", "a box")]
+        qj = tmp_path / f"{head}.jsonl"
+        qj.write_text(json.dumps({head: "clip0.mp4", "question": "a box"}) + "\n")
+        assert load_questions(str(qj)) == [("clip0.mp4", "a box")]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("clip,question\nclip0.mp4,a box\n")
+    assert main(["batch", str(tmp_path), "--out", str(tmp_path / "r.jsonl"), "--questions",
+                 str(bad), "--method", "uniform"]) == 2
+    assert "needs columns path,question" in capsys.readouterr().err
+
+
 def test_model_method_without_question_fails_per_video(good_dir: Path, tmp_path: Path,
                                                        tiny_clip_dir: Path) -> None:
     out = tmp_path / "r.jsonl"
     assert main(["batch", str(good_dir / "clip0.mp4"), str(good_dir / "clip1.mp4"), "--out",
-                 str(out), "--method", "topk", "--k", "2", "--embedder", str(tiny_clip_dir),
+                 str(out), "--method", "topk", "--budget", "2", "--embedder", str(tiny_clip_dir),
                  "--candidates", "8", "--executor", "serial"]) == 1
     assert {r["error"]["type"] for r in records(out)} == {"InvalidArgumentError"}
 
@@ -291,7 +310,7 @@ def test_glob_and_missing_inputs(good_dir: Path, tmp_path: Path) -> None:
 
 def test_ray_executor_matches_the_process_pool(mixed_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    args = [str(mixed_dir), "--method", "codec", "--k", "2", "--frame-size", "56",
+    args = [str(mixed_dir), "--method", "codec", "--budget", "2", "--frame-size", "56",
             "--workers", "2"]
     assert main(["batch", *args, "--out", str(tmp_path / "pool.jsonl")]) == 1
     assert main(["batch", *args, "--out", str(tmp_path / "ray.jsonl"), "--executor",
@@ -300,11 +319,11 @@ def test_ray_executor_matches_the_process_pool(mixed_dir: Path, tmp_path: Path) 
                   key=lambda r: r["key"])
     ray = sorted((stable(r) for r in read_records(tmp_path / "ray.jsonl")),
                  key=lambda r: r["key"])
-    assert len(pool) == 5 and pool == ray
+    assert len(pool) == 4 and pool == ray  # 3 videos + 1 damaged one
     # resumable the same way: nothing left to do
     assert main(["batch", *args, "--out", str(tmp_path / "ray.jsonl"), "--executor", "ray",
                  "--resume"]) == 1
-    assert len(read_records(tmp_path / "ray.jsonl")) == 5
+    assert len(read_records(tmp_path / "ray.jsonl")) == 4
 
 
 def test_uniform_and_codec_batch_records_have_the_same_shape(good_dir: Path,
@@ -313,7 +332,7 @@ def test_uniform_and_codec_batch_records_have_the_same_shape(good_dir: Path,
     for method in ("uniform", "codec"):
         out = tmp_path / f"{method}.jsonl"
         assert main(["batch", str(good_dir / "clip0.mp4"), "--out", str(out), "--method",
-                     method, "--k", "3", "--frame-size", "112", "--executor", "serial"]) == 0
+                     method, "--budget", "3", "--frame-size", "112", "--executor", "serial"]) == 0
         (recs[method],) = records(out)
     uni, cod = recs["uniform"], recs["codec"]
     assert set(uni) == set(cod)
@@ -360,11 +379,46 @@ def test_resume_reads_results_of_the_previous_schema(clip: str, tmp_path: Path,
         assert "0 ok, 0 failed, 1 already done" in capsys.readouterr().out
     assert out.read_bytes() == before  # nothing ran again
     # other parameters are new work, written in the new schema next to the old records
-    assert main(["batch", clip, "--out", str(out), "--method", "uniform", "--k", "4",
-                 "--executor", "serial", "--resume"]) == 0
+    assert main(["batch", clip, "--out", str(out), "--method", "uniform", "--budget", "4",
+                 "--executor", "serial", "--resume"]) == 0  # (--k: the old flag, same option)
     recs = records(out)
     assert recs[: len(old)] == old and recs[-1]["schema"] == "vidsel.batch/2"
     # a failure summary names the video of an old record too
     from vidsel.cli._work import record_path
 
     assert record_path(old[0]) == clip and record_path(recs[-1]) == clip
+
+
+def test_discovery_follows_io_verdicts(mixed_dir: Path) -> None:
+    """Which found files become inputs is io's verdict (vidsel.io.probe_kind) alone: videos
+    and damaged videos are kept, everything else skipped; discovery itself opens nothing."""
+    import ast
+
+    import vidsel.cli._discover as disc
+    from vidsel.io import probe_kind
+
+    found = disc.discover([str(mixed_dir)])
+    kept = {Path(v.path).name for v in found.videos}
+    for path in sorted(p for p in mixed_dir.rglob("*") if p.is_file()
+                       and not any(part.startswith(".") for part in p.relative_to(mixed_dir).parts)):
+        kind = probe_kind(str(path))
+        assert (path.name in kept) == (kind in ("video", "damaged")), (path.name, kind)
+    assert kept == MIXED_OK | MIXED_FAILED
+    names = {n.id for n in ast.walk(ast.parse(Path(disc.__file__).read_text()))
+             if isinstance(n, ast.Name)} | {a.name for n in ast.walk(ast.parse(
+                 Path(disc.__file__).read_text())) if isinstance(n, ast.ImportFrom)
+                 for a in n.names}
+    assert not names & {"open_container", "CorruptVideoError", "is_video"}
+
+
+def test_select_spec_says_budget(tmp_path: Path) -> None:
+    """``budget`` as in the API (vidsel.methods.run_method); ``k=`` still builds one."""
+    from vidsel.cli._work import SelectSpec
+
+    spec = SelectSpec(method="uniform", budget=3)
+    assert spec.identity()["budget"] == 3 and "k" not in spec.identity()
+    with pytest.warns(DeprecationWarning, match="SelectSpec"):
+        old = SelectSpec(method="uniform", k=3)
+    assert old == spec and old.params_hash() == spec.params_hash()
+    with pytest.warns(DeprecationWarning):
+        assert old.k == 3

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_options_a_method_does_not_take_are_usage_errors(
 def test_select_uniform_json_schema(clip: str, capsys: pytest.CaptureFixture[str],
                                     tmp_path: Path) -> None:
     out = tmp_path / "sel.json"
-    assert main(["select", clip, "--method", "uniform", "--k", "5", "--json", "-o",
+    assert main(["select", clip, "--method", "uniform", "--budget", "5", "--json", "-o",
                  str(out)]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec == json.loads(out.read_text())
@@ -110,7 +111,7 @@ def test_select_uniform_json_schema(clip: str, capsys: pytest.CaptureFixture[str
 def test_select_text_table_and_assets(clip: str, capsys: pytest.CaptureFixture[str],
                                       tmp_path: Path) -> None:
     sheet = tmp_path / "sheet.png"
-    assert main(["select", clip, "--method", "uniform", "--k", "4", "--save-frames",
+    assert main(["select", clip, "--method", "uniform", "--budget", "4", "--save-frames",
                  str(tmp_path / "frames"), "--frame-format", "png", "--contact-sheet",
                  str(sheet)]) == 0
     text = capsys.readouterr().out
@@ -126,7 +127,7 @@ def test_select_text_table_and_assets(clip: str, capsys: pytest.CaptureFixture[s
 def test_select_codec_reports_source_frames_and_tokens(
         clip: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     sheet = tmp_path / "codec.png"
-    assert main(["select", clip, "--method", "codec", "--k", "2", "--frame-size", "112",
+    assert main(["select", clip, "--method", "codec", "--budget", "2", "--frame-size", "112",
                  "--json", "--contact-sheet", str(sheet), "--per-patch", "--save-frames",
                  str(tmp_path / "canvases")]) == 0
     sel = json.loads(capsys.readouterr().out)["selection"]
@@ -138,7 +139,7 @@ def test_select_codec_reports_source_frames_and_tokens(
     assert len(sel["positions"]) == sel["num_patches"]  # --per-patch: every row
     assert sheet.stat().st_size > 0
     assert len(list((tmp_path / "canvases").iterdir())) >= 1
-    assert main(["select", clip, "--method", "codec", "--k", "2", "--frame-size", "112"]) == 0
+    assert main(["select", clip, "--method", "codec", "--budget", "2", "--frame-size", "112"]) == 0
     text = capsys.readouterr().out
     assert "codec selected patches of" in text and "(32 tokens)" in text
 
@@ -153,7 +154,7 @@ def test_select_uniform_and_codec_records_have_the_same_shape(
         clip: str, capsys: pytest.CaptureFixture[str]) -> None:
     records = {}
     for method in ("uniform", "codec"):
-        assert main(["select", clip, "--method", method, "--k", "3", "--frame-size", "112",
+        assert main(["select", clip, "--method", method, "--budget", "3", "--frame-size", "112",
                      "--json"]) == 0
         records[method] = json.loads(capsys.readouterr().out)
     uni, cod = records["uniform"]["selection"], records["codec"]["selection"]
@@ -236,13 +237,14 @@ def test_compare_folder_reports_failures(mixed_dir: Path, tmp_path: Path,
                str(tmp_path / "all.json"), "--eval-frames", "8"])
     assert rc == 1
     data = json.loads((tmp_path / "all.json").read_text())
-    assert len(data["videos"]) == 3 and len(data["failures"]) == 2  # empty.mp4: skipped
-    assert {Path(f["path"]).name for f in data["failures"]} == {"corrupt.mp4", "garbage.mp4"}
+    # empty.mp4, garbage.mp4: not videos by content, skipped
+    assert len(data["videos"]) == 3 and len(data["failures"]) == 1
+    assert {Path(f["path"]).name for f in data["failures"]} == {"corrupt.mp4"}
     assert "mean over 3 videos" in capsys.readouterr().out
 
 
 def test_demo_subprocess(tmp_path: Path) -> None:
-    proc = run_cli("demo", "--out", str(tmp_path / "demo"), "--k", "4")
+    proc = run_cli("demo", "--out", str(tmp_path / "demo"), "--budget", "4")
     assert proc.returncode == 0, proc.stderr
     assert "no embedder given" in proc.stdout and "--embedder" in proc.stdout
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
@@ -251,7 +253,7 @@ def test_demo_subprocess(tmp_path: Path) -> None:
     assert summary["codec"]["kind"] == "patches"
     for name in ("sample.mp4", "uniform_sheet.png", "codec_sheet.png"):
         assert (tmp_path / "demo" / name).stat().st_size > 0
-    again = run_cli("demo", "--out", str(tmp_path / "demo"), "--k", "4", "-q")
+    again = run_cli("demo", "--out", str(tmp_path / "demo"), "--budget", "4", "-q")
     assert again.returncode == 0 and again.stdout == ""
 
 
@@ -292,12 +294,55 @@ def test_uniform_and_codec_run_without_torch(clip: str, tmp_path: Path) -> None:
         "    sys.modules[name] = None  # importing it now raises ImportError\n"
         "from vidsel.cli import main\n"
         f"clip, out = {clip!r}, {str(tmp_path)!r}\n"
-        "rcs = [main(['select', clip, '--method', m, '--k', '2', '--frame-size', '112', '-q',\n"
+        "rcs = [main(['select', clip, '--method', m, '--budget', '2', '--frame-size', '112', '-q',\n"
         "             '--contact-sheet', f'{out}/{m}.png', '--device', 'auto'])\n"
         "       for m in ('uniform', 'codec')]\n"
         "rcs.append(main(['batch', clip, '--out', f'{out}/r.jsonl', '--method', 'codec',\n"
-        "                 '--k', '2', '--frame-size', '112', '--executor', 'serial', '-qq']))\n"
+        "                 '--budget', '2', '--frame-size', '112', '--executor', 'serial', '-qq']))\n"
         "print(rcs)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, timeout=120)
     assert proc.stdout.strip() == "[0, 0, 0]", proc.stderr
+
+
+def test_usage_error_is_an_invalid_argument_error(clip: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from vidsel.cli._common import UsageError, parse_int_list
+    from vidsel.errors import InvalidArgumentError, VidselError
+
+    assert issubclass(UsageError, InvalidArgumentError) and issubclass(UsageError, VidselError)
+    with pytest.raises(InvalidArgumentError, match="--budgets 'x' must be comma-separated"):
+        parse_int_list("x")
+    assert main(["select", clip, "--method", "uniform", "--budget", "0"]) == 2  # still exit 2
+    assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_device_auto_without_torch_names_the_extra(clip: str, run_without: Any) -> None:
+    """A core install: ``--device auto`` with an embedder ends with MissingDependencyError
+    naming vidsel[embed], exit code 1, no traceback."""
+    proc = run_without(("torch", "transformers", "open_clip", "safetensors"), f"""
+        from vidsel.cli import main
+        rc = main(['select', {clip!r}, '--method', 'topk', '-Q', 'a box', '--embedder', 'hf:x',
+                   '--device', 'auto'])
+        print('rc', rc)
+        """)
+    assert proc.stdout.strip() == "rc 1", proc.stderr
+    assert "MissingDependencyError" in proc.stderr and "vidsel[embed]" in proc.stderr
+    assert "--device auto" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_optional_imports_go_through_one_helper() -> None:
+    """No hand-written ``try: import X / except ImportError: raise MissingDependencyError``
+    in the library: vidsel._optional.require is the one place."""
+    import ast
+
+    bad = []
+    for path in sorted((REPO / "vidsel").rglob("*.py")):
+        if path.name == "_optional.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.ExceptHandler) and node.type is not None
+                    and "ImportError" in ast.dump(node.type)
+                    and any(isinstance(n, ast.Raise) for n in ast.walk(node))):
+                bad.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not bad, bad

@@ -51,7 +51,7 @@ def test_motion_vectors_point_along_motion(videos):
     p_frames = np.flatnonzero(mf.pict_type == "P")
     mag = mf.magnitude()
     for t in p_frames[1:]:
-        f = int(mf.frame_indices[t])
+        f = int(mf.indices[t])
         _, x = box_position(f, info.num_frames, info.width, info.height, info.box_size)
         cols = slice(x // 16 + 1, (x + info.box_size) // 16)
         box_flow = mf.flow[t, rows, cols]
@@ -77,7 +77,7 @@ def test_cut_shows_as_intra(videos):
     mf = motion_vectors(info.path, frames="ip")
     cut = info.cut_frames[0]
     # the first P-frame at or after the cut predicts from the old scene: mostly intra
-    t = int(np.flatnonzero((mf.frame_indices >= cut) & (mf.pict_type == "P"))[0])
+    t = int(np.flatnonzero((mf.indices >= cut) & (mf.pict_type == "P"))[0])
     others = np.delete(mf.intra_share, [t, *np.flatnonzero(mf.pict_type == "I")])
     assert mf.intra_share[t] > max(0.3, 5 * float(np.median(others)))
 
@@ -128,4 +128,4 @@ def test_sequential_pass_never_shifts_after_damage(tmp_path, make_synth):
         r._backend._sequential = True
         assert r.decode(np.arange(index.num_frames), on_missing="skip").indices.tolist() == idx
     mf = motion_vectors(path, frames="all", index=index)
-    assert mf.frame_indices.tolist() == idx
+    assert mf.indices.tolist() == idx

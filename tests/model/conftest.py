@@ -57,7 +57,7 @@ def tiny_video(tmp_path_factory) -> Path:
 
 @dataclass
 class FakeCodecSample:
-    """The fields ``OvisProcessor.pack_codec`` reads from a ``vidsel.results.PatchSelection``
+    """The fields ``OvisProcessor.pack_patches`` reads from a ``vidsel.results.PatchSelection``
     (hand-built, to pin exact layouts): the full frame is a ``grid_hw`` grid of patches."""
 
     positions: np.ndarray

@@ -251,3 +251,46 @@ def test_cache_errors_other_than_not_cached_surface_with_the_place(monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     with pytest.raises(ModelNotAvailableError, match="org/m: not in the local Hugging Face cache"):
         resolve_checkpoint_dir("org/m")
+
+
+def test_presets_are_a_registry():
+    from ovis_model import PRESETS
+    from vidsel.registry import Registry
+
+    assert isinstance(PRESETS, Registry)
+    assert PRESETS.names() == ("onevision-2b", "ovis2.5-2b", "ovis2.5-9b", "tiny",
+                               "tiny-onevision")
+    assert PRESETS["tiny"]() == preset("tiny")
+    with pytest.raises(InvalidArgumentError, match="preset='x' is not registered; choose one "
+                                                   "of 'onevision-2b'"):
+        preset("x")
+
+
+@pytest.mark.parametrize("data,match", [
+    ({"hidden_size": "x"}, "vit_config.hidden_size='x' must be an integer"),
+    ({"num_attention_heads": 0}, "num_attention_heads=0"),
+    ({"use_rope": "yes"}, "use_rope='yes' must be true or false"),
+    ({"layer_norm_eps": "1e-6"}, "layer_norm_eps='1e-6' must be a number"),
+    ({"fullatt_block_indexes": "a|b"}, "fullatt_block_indexes='a|b' must be layer indices"),
+])
+def test_config_values_of_the_wrong_type_are_argument_errors(data, match):
+    import ovis_model
+
+    with pytest.raises(ovis_model.InvalidArgumentError, match=match):  # also vidsel's
+        VisionConfig.from_dict(data)
+    bad = preset("tiny").to_dict()
+    bad["vit_config"].update(data)
+    with pytest.raises(InvalidArgumentError, match=match):
+        OvisConfig.from_dict(bad)
+
+
+def test_config_blocks_of_the_wrong_shape_are_argument_errors():
+    good = preset("tiny").to_dict()
+    with pytest.raises(InvalidArgumentError, match="visual_vocab_size='9' must be an integer"):
+        OvisConfig.from_dict({**good, "visual_vocab_size": "9"})
+    with pytest.raises(InvalidArgumentError, match="llm_config must be a JSON object"):
+        OvisConfig.from_dict({**good, "llm_config": [1]})
+    with pytest.raises(InvalidArgumentError, match="vit_config must be a JSON object"):
+        OvisConfig.from_dict({**good, "vit_config": "x"})
+    with pytest.raises(InvalidArgumentError, match="config must be a JSON object"):
+        OvisConfig.from_dict([1])

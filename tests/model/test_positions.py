@@ -125,7 +125,7 @@ def test_codec_positions_and_prompt(tiny_processor, make_codec_sample):
     from ovis_model.constants import VIDEO_BEGIN_ID, VIDEO_END_ID, VISUAL_ATOM_ID
 
     sample = make_codec_sample()
-    out = tiny_processor("What moves?", codec=sample)
+    out = tiny_processor("What moves?", patches=sample)
     # regrouped by source frame, complete 2x2 blocks in merge-block order
     assert out.positions.tolist()[:4] == [[8, 0, 2], [8, 0, 3], [8, 1, 2], [8, 1, 3]]
     assert out.positions[4:, 0].tolist() == [40] * 8
@@ -136,7 +136,7 @@ def test_codec_positions_and_prompt(tiny_processor, make_codec_sample):
     assert "<1.0 seconds>" in text and "<5.0 seconds>" in text
     assert ids.count(VISUAL_ATOM_ID) == 3 == out.budget.visual_tokens
     assert ids.count(VIDEO_BEGIN_ID) == ids.count(VIDEO_END_ID) == 2
-    assert out.frame_times_s == [1.0, 5.0]
+    assert out.timestamps_s == [1.0, 5.0]
     # pixels follow the permutation: the frame-8 block's first patch is sample row 5 (0, 0)
     first = sample.pixels[5].astype(np.float32) / 255 * 2 - 1
     torch.testing.assert_close(out.pixel_values[0], torch.from_numpy(
@@ -150,9 +150,9 @@ def test_codec_rejects_incomplete_blocks(tiny_processor, make_codec_sample):
     sample.positions = sample.positions.copy()
     sample.positions[0] = (40, 5, 5)
     with pytest.raises(InvalidArgumentError, match="complete 2x2 blocks"):
-        tiny_processor("x", codec=sample)
+        tiny_processor("x", patches=sample)
     with pytest.raises(InvalidArgumentError, match="patch_size=16"):
-        tiny_processor.pack_codec(type(sample)(sample.positions, sample.timestamps_s,
+        tiny_processor.pack_patches(type(sample)(sample.positions, sample.timestamps_s,
                                                sample.pixels[:, :14, :14], 3))
 
 
@@ -168,7 +168,7 @@ def test_image_and_frame_positions(tiny_processor):
     per = int(out.grid_thws[1, 1] * out.grid_thws[1, 2])
     assert out.positions[n_img:, 0].tolist() == [0] * per + [12] * per + [24] * per
     assert out.cu_seqlens.tolist() == [0, n_img, n_img + per, n_img + 2 * per, n_img + 3 * per]
-    assert out.frame_times_s == [None, 0.0, 1.5, 3.0]
+    assert out.timestamps_s == [None, 0.0, 1.5, 3.0]
     assert out.budget.frame_equivalents == pytest.approx(
         (n_img + 3 * per) / 4 / (per / 4))
 
@@ -180,10 +180,10 @@ def test_codec_grid_comes_from_the_sample_never_from_the_positions(tiny_processo
     from vidsel.errors import InvalidArgumentError
 
     sample = make_codec_sample()  # grid_hw (4, 6)
-    packed, _ = tiny_processor.pack_codec(sample)
+    packed, _ = tiny_processor.pack_patches(sample)
     assert packed.grid_thw[1:] == (4, 6)  # the positions only reach column 3
     assert packed.frame_grids[0].tolist() == [4, 6]
-    packed, _ = tiny_processor.pack_codec(replace(sample, grid_hw=(8, 8)))
+    packed, _ = tiny_processor.pack_patches(replace(sample, grid_hw=(8, 8)))
     assert packed.grid_thw[1:] == (8, 8)
 
     @dataclass
@@ -193,15 +193,16 @@ def test_codec_grid_comes_from_the_sample_never_from_the_positions(tiny_processo
         pixels: np.ndarray
         num_tokens: int
 
-    with pytest.raises(InvalidArgumentError, match=r"NoGrid has no \.grid_hw; a patch selection "
-                                                   r"gives .*\.grid_hw \(rows, cols"):
-        tiny_processor.pack_codec(NoGrid(sample.positions, sample.timestamps_s, sample.pixels, 3))
+    with pytest.raises(InvalidArgumentError, match=r"NoGrid has no \.grid_hw; expected a "
+                                                   r"vidsel\.results\.PatchSelection or an "
+                                                   r"object with .*\.grid_hw \(rows, cols"):
+        tiny_processor.pack_patches(NoGrid(sample.positions, sample.timestamps_s, sample.pixels, 3))
     with pytest.raises(InvalidArgumentError, match=r"codec positions exceed grid_hw=\(2, 2\)"):
-        tiny_processor.pack_codec(replace(sample, grid_hw=(2, 2)))
+        tiny_processor.pack_patches(replace(sample, grid_hw=(2, 2)))
     with pytest.raises(InvalidArgumentError, match="multiples of hidden_stride=2"):
-        tiny_processor.pack_codec(replace(sample, grid_hw=(5, 6)))
+        tiny_processor.pack_patches(replace(sample, grid_hw=(5, 6)))
     with pytest.raises(InvalidArgumentError, match=r"grid_hw=None must be \(rows, cols\)"):
-        tiny_processor.pack_codec(replace(sample, grid_hw=None))
+        tiny_processor.pack_patches(replace(sample, grid_hw=None))
 
 
 def test_codec_reads_only_the_canonical_field_names(tiny_processor, make_codec_sample):
@@ -221,15 +222,19 @@ def test_codec_reads_only_the_canonical_field_names(tiny_processor, make_codec_s
         patch_size: int = 16
 
     with pytest.raises(InvalidArgumentError,
-                       match=r"OldNames has no \.pixels, \.timestamps_s, \.grid_hw;"):
-        tiny_processor.pack_codec(OldNames(sample.positions, sample.timestamps_s, sample.pixels,
+                       match=r"OldNames has no \.pixels, \.timestamps_s, \.grid_hw; expected a "
+                             r"vidsel\.results\.PatchSelection or an object with \.pixels "
+                             r"\(N, p, p, 3\) uint8.*names before vidsel 0\.2, which are not "
+                             r"read: \.timestamps \(now \.timestamps_s\), \.patches \(now "
+                             r"\.pixels\), \.frame_size \(now \.grid_hw\)"):
+        tiny_processor.pack_patches(OldNames(sample.positions, sample.timestamps_s, sample.pixels,
                                            3))
     from dataclasses import replace
 
     with pytest.raises(InvalidArgumentError, match="holds no pixels; select the patches with "
                                                    "pixels='decode'"):
-        tiny_processor.pack_codec(replace(sample, pixels=None))
-    packed, times = tiny_processor.pack_codec(replace(sample, num_tokens=None))  # unchecked
+        tiny_processor.pack_patches(replace(sample, pixels=None))
+    packed, times = tiny_processor.pack_patches(replace(sample, num_tokens=None))  # unchecked
     assert packed.num_patches == 12 and times == [1.0, 5.0]
 
 
@@ -241,4 +246,4 @@ def test_codec_num_tokens_mismatch_raises(tiny_processor, make_codec_sample):
     sample = replace(make_codec_sample(), num_tokens=5)  # the patches make 3 tokens
     with pytest.raises(InvalidArgumentError, match=r"num_tokens=5 but its 12 patches pack "
                                                    r"into 3 visual tokens"):
-        tiny_processor.pack_codec(sample)
+        tiny_processor.pack_patches(sample)

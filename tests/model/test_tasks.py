@@ -22,7 +22,8 @@ from ovis_model import (
     preset,
     temporal_iou,
 )
-from ovis_model.tasks import gather_visual
+from ovis_model.tasks import VisualSample, gather_visual
+from vidsel import errors as vidsel_errors
 from vidsel.io import VideoReader
 
 
@@ -84,14 +85,14 @@ def test_answer_and_ground_end_to_end(tiny_model, tiny_processor, tiny_video):
     res = answer(tiny_model, tiny_processor, tiny_video, "Where does the box go?",
                  options=["left", "right"], method="uniform", budget=3, max_new_tokens=4)
     assert isinstance(res.text, str) and res.choice in (None, "A", "B")
-    assert len(res.frame_times_s) == 3 and res.budget.visual_tokens == 3 * 6
+    assert len(res.timestamps_s) == 3 and res.budget.visual_tokens == 3 * 6
     with VideoReader(tiny_video) as reader:
         expected = reader.metadata.timestamps_s[reader.uniform_indices(3)]
-    assert res.frame_times_s == pytest.approx(expected.tolist())
+    assert res.timestamps_s == pytest.approx(expected.tolist())
     g = ground(tiny_model, tiny_processor, tiny_video, "the box moves", budget=2,
                max_new_tokens=4)  # method defaults to "uniform"
     assert isinstance(g.text, str)
-    assert len(g.frame_times_s) == 2 and g.budget.visual_tokens == 2 * 6
+    assert len(g.timestamps_s) == 2 and g.budget.visual_tokens == 2 * 6
     assert (g.start_s is None) == (g.end_s is None)
     if g.span is not None:
         assert 0.0 <= g.start_s <= g.end_s <= 3.0
@@ -104,15 +105,15 @@ def test_answer_and_ground_with_codec_method(tiny_model, tiny_processor, tiny_vi
     assert (geometry.patch_size, geometry.merge, geometry.frame_size) == (16, 2, (64, 96))
     sample = gather_visual(tiny_video, "what moves?", method="codec", budget=2,
                            processor=tiny_processor)
-    sel = sample.codec
+    sel = sample.patches
     assert sel is sample.selection and sel.kind == "patches" and sample.frames is None
     assert sel.grid_hw == (4, 6) and sel.num_tokens <= 2 * 6
     g = ground(tiny_model, tiny_processor, tiny_video, "the box moves", method="codec",
                budget=2, max_new_tokens=2)
     assert g.budget.visual_tokens == sel.num_tokens
     frames = sel.source_frames.tolist()
-    assert len(g.frame_times_s) == len(frames)
-    assert g.frame_times_s == pytest.approx(sel.source_timestamps_s.tolist())
+    assert len(g.timestamps_s) == len(frames)
+    assert g.timestamps_s == pytest.approx(sel.source_timestamps_s.tolist())
     res = answer(tiny_model, tiny_processor, tiny_video, "What moves?", method="codec",
                  budget=2, max_new_tokens=2)
     assert res.budget.visual_tokens == sel.num_tokens
@@ -130,16 +131,16 @@ def test_codec_geometry_comes_from_the_model_config(tiny_video):
     assert proc.pack_video(frames).grid_thw[1:] == geometry.grid
     sample = gather_visual(tiny_video, None, method="codec", budget=1, processor=proc,
                            method_options={"candidates_per_frame": 2})
-    assert sample.codec.grid_hw == (24, 36) and sample.codec.num_tokens <= 216
-    packed, _ = proc.pack_codec(sample.codec)
-    assert packed.num_patches // 4 == sample.codec.num_tokens
+    assert sample.patches.grid_hw == (24, 36) and sample.patches.num_tokens <= 216
+    packed, _ = proc.pack_patches(sample.patches)
+    assert packed.num_patches // 4 == sample.patches.num_tokens
 
 
 def test_deprecated_keywords_still_work(tiny_model, tiny_processor, tiny_video):
     with pytest.warns(DeprecationWarning, match="codec_budget=N is deprecated"):
         old = gather_visual(tiny_video, "q", codec_budget=2, processor=tiny_processor)
     new = gather_visual(tiny_video, "q", method="codec", budget=2, processor=tiny_processor)
-    np.testing.assert_array_equal(old.codec.positions, new.codec.positions)
+    np.testing.assert_array_equal(old.patches.positions, new.patches.positions)
     with pytest.warns(DeprecationWarning, match="selector= is deprecated"):
         old = gather_visual(tiny_video, "q", selector="uniform", budget=3)
     with pytest.warns(DeprecationWarning, match="k= is deprecated"):
@@ -148,7 +149,7 @@ def test_deprecated_keywords_still_work(tiny_model, tiny_processor, tiny_video):
     with pytest.warns(DeprecationWarning, match="codec_budget"):
         g = ground(tiny_model, tiny_processor, tiny_video, "event", codec_budget=2,
                    max_new_tokens=2)
-    assert g.budget.visual_tokens == new.codec.num_tokens
+    assert g.budget.visual_tokens == new.patches.num_tokens
 
     @dataclass
     class Sel:
@@ -164,7 +165,7 @@ def test_deprecated_keywords_still_work(tiny_model, tiny_processor, tiny_video):
     with pytest.warns(DeprecationWarning, match="selector="):
         res = answer(tiny_model, tiny_processor, tiny_video, "q?", selector=selector, budget=2,
                      max_new_tokens=2)
-    assert calls == [("q?", 2)] and res.frame_times_s == [0.125, 2.5]
+    assert calls == [("q?", 2)] and res.timestamps_s == [0.125, 2.5]
 
 
 def test_task_argument_errors(tiny_model, tiny_processor, tiny_video):
@@ -183,12 +184,76 @@ def test_task_argument_errors(tiny_model, tiny_processor, tiny_video):
         gather_visual(None, "q")
 
 
+def test_the_needs_no_embedder_list_comes_from_the_method_registry(tiny_video):
+    """A method registered by a user that needs no embedder is listed as one of them."""
+    from vidsel.methods import METHODS, available_methods, get_method, register_method
+
+    def free(path, *, question, budget, geometry):  # pragma: no cover - never run
+        raise NotImplementedError
+
+    register_method("test-free-method", free, description="test only")
+    try:
+        with pytest.raises(InvalidArgumentError, match="needs embedder=") as info:
+            gather_visual(tiny_video, "q", method="mdp3")
+        free_names = [n for n in available_methods() if not get_method(n).needs_embedder]
+    finally:
+        METHODS.unregister("test-free-method")
+    assert "'test-free-method'" in str(info.value)
+    assert all(repr(n) in str(info.value) for n in free_names)
+
+
+@pytest.mark.parametrize("bad", [[1], "uniform", {1: 2}])
+def test_bad_method_options_are_argument_errors(tiny_video, bad):
+    import vidsel
+
+    with pytest.raises(InvalidArgumentError, match="method_options=.* must be a mapping"):
+        gather_visual(tiny_video, "q", method_options=bad)
+    with pytest.raises(vidsel.errors.InvalidArgumentError):  # the vidsel tree catches it too
+        gather_visual(tiny_video, "q", method_options=bad)
+
+
+def test_renamed_task_names_keep_deprecated_aliases(tiny_model, tiny_processor, tiny_video):
+    """``video=`` -> ``path=``, ``frame_times_s`` -> ``timestamps_s``, ``VisualSample.codec`` ->
+    ``.patches``, ``processor(codec=)`` -> ``patches=``, ``pack_codec`` -> ``pack_patches``."""
+    new = gather_visual(path=tiny_video, question="q", budget=2)
+    with pytest.warns(DeprecationWarning, match=r"gather_visual.*video.*deprecated.*path"):
+        old = gather_visual(video=tiny_video, question="q", budget=2)
+    assert old.frame_indices == new.frame_indices
+    with pytest.raises(vidsel_errors.InvalidArgumentError, match="give path= only"):
+        gather_visual(path=tiny_video, video=tiny_video, question="q")
+    res = answer(tiny_model, tiny_processor, path=tiny_video, question="q", budget=2,
+                 max_new_tokens=2)
+    with pytest.warns(DeprecationWarning, match="frame_times_s is deprecated"):
+        assert res.frame_times_s == res.timestamps_s and len(res.timestamps_s) == 2
+    with pytest.warns(DeprecationWarning, match=r"ground.*video.*deprecated.*path"):
+        g = ground(tiny_model, tiny_processor, video=tiny_video, query="q", budget=2,
+                   max_new_tokens=2)
+    with pytest.warns(DeprecationWarning, match="GroundingResult.frame_times_s"):
+        assert g.frame_times_s == g.timestamps_s
+    patches = gather_visual(tiny_video, "q", method="codec", budget=2, processor=tiny_processor)
+    with pytest.warns(DeprecationWarning, match="VisualSample.codec is deprecated"):
+        assert patches.codec is patches.patches
+    with pytest.warns(DeprecationWarning, match="VisualSample.codec"):
+        assert VisualSample(codec=patches.patches).patches is patches.patches
+    out = tiny_processor("What moves?", patches=patches.patches)
+    with pytest.warns(DeprecationWarning, match="codec is deprecated"):
+        out_old = tiny_processor("What moves?", codec=patches.patches)
+    assert torch.equal(out.input_ids, out_old.input_ids)
+    with pytest.warns(DeprecationWarning, match="ProcessorOutput.frame_times_s"):
+        assert out_old.frame_times_s == out.timestamps_s
+    with pytest.warns(DeprecationWarning, match="OvisProcessor.pack_codec is deprecated"):
+        packed, _ = tiny_processor.pack_codec(patches.patches)
+    assert packed.num_patches == tiny_processor.pack_patches(patches.patches)[0].num_patches
+    with pytest.raises(InvalidArgumentError, match="give patches= only"):
+        tiny_processor("x", patches=patches.patches, codec=patches.patches)
+
+
 def test_embedder_reaches_the_method(tiny_model, tiny_processor, tiny_video, tiny_siglip_dir):
     """Issue 10 item 3: ``embedder=`` is forwarded to the text selector (never to generate)."""
     res = answer(tiny_model, tiny_processor, tiny_video, "where does the box go", method="mdp3",
                  budget=3, embedder=f"hf:{tiny_siglip_dir}",
                  method_options={"candidates": 12}, max_new_tokens=2)
-    assert len(res.frame_times_s) == 3 and res.budget.visual_tokens == 3 * 6
+    assert len(res.timestamps_s) == 3 and res.budget.visual_tokens == 3 * 6
     sample = gather_visual(tiny_video, "the red box", method="topk", budget=2,
                            embedder=f"hf:{tiny_siglip_dir}", method_options={"candidates": 8},
                            processor=tiny_processor)
@@ -220,7 +285,7 @@ def test_a_registered_method_runs_through_the_tasks(tiny_model, tiny_processor, 
         METHODS.unregister("test-first-frames")
     assert seen["path"] == str(tiny_video) and seen["question"] == "what is in the video"
     assert seen["budget"] == 2 and seen["geometry"] == tiny_processor.patch_geometry(64, 96)
-    assert res.frame_times_s == [0.0, 0.125] and res.budget.visual_tokens == 2 * 6
+    assert res.timestamps_s == [0.0, 0.125] and res.budget.visual_tokens == 2 * 6
 
 
 def test_onevision_variant_runs(tiny_processor):
@@ -237,3 +302,12 @@ def test_onevision_variant_runs(tiny_processor):
     with torch.no_grad():
         logits = model(**inputs.model_inputs()).logits
     assert torch.isfinite(logits).all()
+
+
+def test_visual_atoms_without_visual_tokens_are_an_argument_error(tiny_model):
+    """Atom placeholders but no visual tokens (python -O must not change the answer)."""
+    from ovis_model.constants import VISUAL_ATOM_ID
+
+    ids = torch.tensor([[5, VISUAL_ATOM_ID, VISUAL_ATOM_ID, 6]])
+    with pytest.raises(InvalidArgumentError, match="2 visual atoms .* give 0 visual tokens"):
+        tiny_model.merge_multimodal(ids, None)

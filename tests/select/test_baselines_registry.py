@@ -13,8 +13,12 @@ from vidsel.select import (
     available_selectors,
     bolt,
     cosine_scores,
+    dpp_greedy,
     get_selector,
+    mdp3,
+    multi_gaussian_kernel,
     register_selector,
+    relevance,
     run_selector,
     topk,
     uniform,
@@ -199,3 +203,27 @@ def test_run_selector_rejects_parameters_the_selector_does_not_take() -> None:
         for name in ("strided", "anything", "bad_defaults"):
             if name in SELECTORS:
                 SELECTORS.unregister(name)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: topk("abc", 2), "scores must be an array of numbers"),
+    (lambda: cosine_scores(np.ones((3, 2)), "a"), "text_embed must be an array of numbers"),
+    (lambda: mdp3("a", np.ones(2), 3), "frame_embeds must be an array of numbers"),
+    (lambda: dpp_greedy("a", 3), "L must be an array of numbers"),
+    (lambda: dpp_greedy([[1.0, 0.0], [0.0, 1.0]], 1), None),  # nested lists are fine
+    (lambda: multi_gaussian_kernel("a"), "x must be an array of numbers"),
+    (lambda: multi_gaussian_kernel(np.ones(3)), r"x must be \(n, d\) rows"),
+    (lambda: multi_gaussian_kernel(np.ones((3, 2)), np.ones((2, 3))), "differ in d"),
+    (lambda: relevance(np.ones((3, 2)), "a"), "text_embed must be an array of numbers"),
+    (lambda: run_selector("topk", 3, scores="a"), "scores must be an array of numbers"),
+    (lambda: run_selector("mdp3", 2, frame_embeds=[["a"]], text_embed=[1.0]),
+     "frame_embeds must be an array of numbers"),
+    (lambda: run_selector("mdp3", 2, frame_embeds=np.ones(3), text_embed=np.ones(3)),
+     r"frame_embeds must be \(n, d\)"),
+])
+def test_non_numeric_inputs_are_invalid_argument_errors(call, match) -> None:
+    if match is None:
+        call()
+        return
+    with pytest.raises(InvalidArgumentError, match=match):
+        call()

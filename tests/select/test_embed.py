@@ -243,3 +243,11 @@ def test_hf_embedder_records_the_commit_hash(tiny_siglip_dir, monkeypatch) -> No
     emb = _hf.HFEmbedder.from_pretrained(str(tiny_siglip_dir))
     assert "commit" in seen  # the config's _commit_hash is passed along (None for a local dir)
     assert emb._weights_fingerprint() == real(str(tiny_siglip_dir), None)
+
+
+@pytest.mark.parametrize("spec", ["hf:/nowhere", "open_clip:ViT-B-32@random"])
+def test_unknown_embedder_options_are_invalid_argument_errors(spec) -> None:
+    """Refused before anything loads (no TypeError from the loader's signature)."""
+    with pytest.raises(InvalidArgumentError, match=r"embedder does not take \['bogus'\]; "
+                                                   r"allowed: \['batch_size', 'device'"):
+        load_embedder(spec, bogus=1)

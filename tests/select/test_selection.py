@@ -322,14 +322,14 @@ def test_selection_is_a_visual_selection_with_json_round_trip(counter_video) -> 
 
 
 def test_renamed_names_keep_deprecated_aliases(counter_video) -> None:
-    with pytest.warns(DeprecationWarning, match=r"select_frames\.video"):
+    with pytest.warns(DeprecationWarning, match=r"select_frames\W+video\W.*deprecated"):
         sel = select_frames(video=counter_video, k=3, method="uniform")
     assert sel.path == counter_video
-    with pytest.warns(DeprecationWarning, match=r"Selection\.video"):
+    with pytest.warns(DeprecationWarning, match=r"Selection\W+video\W.*deprecated"):
         old = Selection(indices=np.array([0]), timestamps_s=[0.0], scores=None, method="x",
                         source_fps=30.0, video="a.mp4")
     assert old.path == "a.mp4"
-    with pytest.warns(DeprecationWarning, match=r"Selection\.video"):
+    with pytest.warns(DeprecationWarning, match=r"Selection\W+video\W.*deprecated"):
         assert old.video == "a.mp4"
     legacy = {**sel.to_dict(), "video": "b.mp4"}
     del legacy["path"], legacy["tokens_per_frame"], legacy["kind"]
@@ -346,3 +346,49 @@ def test_renamed_names_keep_deprecated_aliases(counter_video) -> None:
     with pytest.warns(DeprecationWarning, match="to_qwen"):
         assert sel.to_qwen(size=32)[0].shape[0] == 4
     assert DEFAULT_NUM_CANDIDATES == 128
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"candidates": object()}, "candidates=<object"),
+    ({"k": "3"}, "k='3' must be an integer"),
+    ({"embed_size": -1}, "embed_size=-1 must be >= 1"),
+    ({"embed_size": "big"}, "embed_size='big' must be an integer"),
+    ({"params": "x"}, "params='x' must be a mapping"),
+    ({"params": {1: 2}}, "params=.* must be a mapping"),
+    ({"embedder_options": "x"}, "embedder_options='x' must be a mapping"),
+    ({"cache_dir": 3}, "cache_dir=3 must be a directory path"),
+    ({"method": ["mdp3"]}, "is not registered"),
+])
+def test_bad_arguments_are_invalid_argument_errors(counter_video, kwargs, match) -> None:
+    """Never a bare TypeError / ValueError from inside; checked before any model loads (the
+    embedder spec below does not exist)."""
+    kwargs = {"method": "topk", "embedder": "hf:/nowhere", **kwargs}
+    with pytest.raises(InvalidArgumentError, match=match):
+        select_frames(counter_video, "q", **kwargs)
+
+
+@pytest.mark.parametrize("conversations,frames,match", [
+    (None, [0, 1], "conversations=None must be a list of turns"),
+    ("<image><image>", [0, 1], "must be a list of turns"),
+    ([1], [0, 1], r"conversations\[0\]=1 must be a turn"),
+    ([{"from": "human"}], [0, 1], r"conversations\[0\]=.* string 'value'"),
+    ([{"from": "human", "value": 3}], [0, 1], r"conversations\[0\]=.* string 'value'"),
+    ([{"from": 3, "value": "<image><image>"}], [0, 1], "a string 'from'"),
+    ([{"from": "human", "value": "<image>"}], None, "frames must be a sequence"),
+    ([{"from": "human", "value": "<image>"}], 3, "frames must be a sequence"),
+])
+def test_frame_selector_refuses_malformed_conversations(conversations, frames, match) -> None:
+    with pytest.raises(InvalidArgumentError, match=match):
+        FrameSelector(1, method="uniform")(conversations, frames)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"params": "x"}, "params='x' must be a mapping"),
+    ({"embedder_options": [1]}, r"embedder_options=\[1\] must be a mapping"),
+    ({"image_token": ""}, "image_token='' must be a non-empty string"),
+    ({"image_token": 3}, "image_token=3 must be a non-empty string"),
+    ({"k": "3"}, "k='3' must be an integer"),
+])
+def test_frame_selector_refuses_bad_options(kwargs, match) -> None:
+    with pytest.raises(InvalidArgumentError, match=match):
+        FrameSelector(**{"method": "uniform", **kwargs})

@@ -52,9 +52,9 @@ for _module in (_batch, _compare, _demo, _inspect, _select):
 EPILOG = """\
 examples:
   vidsel demo                                   # sample video, uniform + codec selection
-  vidsel select talk.mp4 --method uniform --k 8 --contact-sheet sheet.png
+  vidsel select talk.mp4 --method uniform --budget 8 --contact-sheet sheet.png
   vidsel select talk.mp4 -q "when is the graph drawn?" --embedder hf:/models/siglip --json
-  vidsel batch videos/ --out results.jsonl --method codec --k 8 --resume
+  vidsel batch videos/ --out results.jsonl --method codec --budget 8 --resume
   vidsel compare clip.mp4 --budgets 4,8,16,32 --plot compare.png
   vidsel inspect clip.mp4 --plot timeline.png
 

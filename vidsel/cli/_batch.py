@@ -47,16 +47,16 @@ kill never leaves a duplicated or half-written record. Exit code 1 when any inpu
 
 EPILOG = """\
 examples:
-  vidsel batch videos/ --out runs/uniform.jsonl --method uniform --k 16
-  vidsel batch 'data/**/*.mp4' --out runs/codec.jsonl --method codec --k 8 --contact-sheets
+  vidsel batch videos/ --out runs/uniform.jsonl --method uniform --budget 16
+  vidsel batch 'data/**/*.mp4' --out runs/codec.jsonl --method codec --budget 8 --contact-sheets
   vidsel batch videos/ --out runs/mdp3.jsonl --questions questions.csv \\
       --embedder hf:/models/siglip --cache-dir ~/.cache/vidsel --workers 4
   vidsel batch videos/ --out runs/mdp3.jsonl --resume          # after a crash or Ctrl-C
   vidsel batch videos/ --out runs/mdp3.jsonl --executor ray --ray-address auto \\
       --embedder hf:/models/siglip --questions q.jsonl           # on a Ray cluster
 
-questions file: CSV with columns video,question (or path/file, prompt/query), JSON lines
-{"video": ..., "question": ...}, or one JSON object {video: question or [questions]}.
+questions file: CSV with columns path,question (or video/file, prompt/query), JSON lines
+{"path": ..., "question": ...}, or one JSON object {path: question or [questions]}.
 A video matches by its path relative to the input folder, absolute path, file name or stem;
 several rows for one video give one record per question.
 """
@@ -105,9 +105,16 @@ def add_parser(sub: Any) -> None:
 
 # -- questions ---------------------------------------------------------------------------------
 
+#: Names of the video column of a questions file, first match wins (``video``: before 0.2).
+PATH_COLUMNS = ("path", "video", "file", "filename")
+
 
 def load_questions(path: str) -> list[tuple[str, str]]:
-    """(video, question) pairs from a CSV, JSON lines or JSON file."""
+    """(video path, question) pairs from a CSV, JSON lines or JSON file.
+
+    The video column is ``path`` (also read: ``video``, its name before 0.2, ``file``,
+    ``filename``); the question column ``question`` (also ``prompt``, ``query``, ``text``).
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -120,10 +127,10 @@ def load_questions(path: str) -> list[tuple[str, str]]:
         if not reader.fieldnames:
             raise UsageError(f"--questions {path}: empty CSV")
         for n, row in enumerate(reader, start=2):
-            video = mapping_get(row, "video", "path", "file", "filename")
+            video = mapping_get(row, *PATH_COLUMNS)
             question = mapping_get(row, "question", "prompt", "query", "text")
             if video is None or question is None:
-                raise UsageError(f"--questions {path}:{n}: needs columns video,question "
+                raise UsageError(f"--questions {path}:{n}: needs columns path,question "
                                  f"(got {reader.fieldnames})")
             pairs.append((str(video), str(question)))
         return pairs
@@ -138,7 +145,7 @@ def load_questions(path: str) -> list[tuple[str, str]]:
     for row in rows:
         if not isinstance(row, dict):
             raise UsageError(f"--questions {path}: expected objects, got {row!r:.60}")
-        video = mapping_get(row, "video", "path", "file")
+        video = mapping_get(row, *PATH_COLUMNS)
         if video is not None:
             question = mapping_get(row, "question", "prompt", "query")
             if question is None:

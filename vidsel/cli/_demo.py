@@ -25,7 +25,7 @@ summary into the output folder."""
 EPILOG = """\
 examples:
   vidsel demo
-  vidsel demo --out /tmp/demo --k 6
+  vidsel demo --out /tmp/demo --budget 6
   vidsel demo --embedder hf:/models/siglip-so400m-patch14-384 -Q "a yellow box"
   vidsel demo --embedder open_clip:ViT-B-32@/ckpt/open_clip_model.safetensors
 """
@@ -54,7 +54,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", "-o", default=DEFAULT_OUT,
                    help="output folder (default: ./%(default)s)")
     p.add_argument("--video", help="use this video instead of the generated sample")
-    p.add_argument("--k", "-k", type=int, default=8, help="frames to select (default: 8)")
+    p.add_argument("--budget", "--k", "-k", dest="budget", type=int, default=8, metavar="N",
+                   help="frames to select (default: 8; --k is its old name)")
     p.add_argument("--embedder", "-e", metavar="SPEC",
                    help="run the text-relevant path (mdp3) with this embedder")
     p.add_argument("--question", "-Q", default=DEFAULT_QUESTION,
@@ -118,12 +119,12 @@ def run(args: argparse.Namespace) -> int:
     say(f"  {md.codec} {md.width}x{md.height}, {md.num_frames} frames, {md.fps:.2f} fps, "
         f"{md.duration_s:.2f} s, keyframes at {md.keyframe_indices.tolist()[:8]}"
         f"{'...' if len(md.keyframe_indices) > 8 else ''}")
-    summary: dict[str, Any] = {"path": str(video), "metadata": md.to_dict()}
+    summary: dict[str, Any] = {"path": str(video), "metadata": md.summary()}
 
     steps: list[tuple[SelectSpec, str | None, str]] = [
-        (SelectSpec(method=m, k=args.k), None, text) for m, text in STEPS]
+        (SelectSpec(method=m, budget=args.budget), None, text) for m, text in STEPS]
     if args.embedder:
-        steps.append((SelectSpec(method="mdp3", k=args.k, options={"embedder": args.embedder},
+        steps.append((SelectSpec(method="mdp3", budget=args.budget, options={"embedder": args.embedder},
                                  device=args.device), args.question,
                       f"text relevance with {args.embedder}: {args.question!r}"))
     for n, (spec, question, text) in enumerate(steps, start=1):
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         result.contact_sheet().save(sheet)
         entry["contact_sheet"] = str(sheet)
         say(f"\n[{n}] {spec.method}: {text}: {result.num_tokens} tokens "
-            f"(= {args.k} frames' worth) from {len(payload['source_frames'])} frames -> {sheet}")
+            f"(= {args.budget} frames' worth) from {len(payload['source_frames'])} frames -> {sheet}")
         say(_frames_table(payload))
         heatmap = getattr(result, "save_heatmap", None)
         if callable(heatmap):

@@ -1,10 +1,10 @@
 """Find the videos a batch should process: folders (recursive), globs, list files, single files.
 
 Whether a file found while walking a folder or expanding a glob is a video is io's decision,
-by content, whatever the file's name: :func:`vidsel.io.is_video` (a container with a real video
-stream; not a still image, text or cover art), or io's verdict that it is a damaged video
-(:class:`~vidsel.errors.CorruptVideoError` on opening), so that a damaged video still gets a
-failure record instead of vanishing. Hidden files and folders are skipped, symlinked folders
+by content, whatever the file's name: :func:`vidsel.io.probe_kind` says ``"video"`` (a
+container with a real video stream; not a still image, text or cover art), ``"damaged"`` (a
+video io cannot fully read: it is kept, so that it gets a failure record instead of vanishing),
+``"not_video"`` or ``"missing"`` (both skipped). Hidden files and folders are skipped, symlinked folders
 are followed once (loops are safe), and each file is listed once (by real path). Files named
 explicitly are always kept: a bad one gets a failure record.
 """
@@ -19,8 +19,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import CorruptVideoError, VidselError
-from ..io import is_video, open_container
+from ..io import probe_kind
 
 __all__ = ["Discovery", "Found", "discover", "probe_video"]
 
@@ -29,6 +28,8 @@ logger = logging.getLogger(__name__)
 #: Files that list inputs, one path per line (given as inputs, never found by walking).
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 _GLOB_CHARS = frozenset("*?[")
+#: io's verdicts (:func:`vidsel.io.probe_kind`) on a found file that make it a batch input.
+PROCESSED_KINDS = frozenset({"video", "damaged"})
 
 
 @dataclass(frozen=True)
@@ -50,18 +51,10 @@ class Discovery:
 
 
 def probe_video(path: str) -> bool:
-    """Whether a file found under an input is processed: a video by io's judgement of its
-    content (:func:`vidsel.io.is_video`), or one io calls damaged (it gets a failure record).
-    Reads the header only; never raises."""
-    if is_video(path):
-        return True
-    try:
-        open_container(path).close()
-    except CorruptVideoError:  # io: a video container that is damaged or truncated
-        return True
-    except (VidselError, OSError):
-        return False
-    return False  # opens, but no usable video stream (audio only, cover art)
+    """Whether a file found under an input is processed: io's verdict on its content
+    (:func:`vidsel.io.probe_kind`) is ``"video"`` or ``"damaged"`` (a damaged video gets a
+    failure record). Never raises."""
+    return probe_kind(path) in PROCESSED_KINDS
 
 
 def _is_hidden(name: str) -> bool:

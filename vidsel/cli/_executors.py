@@ -32,7 +32,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import InvalidArgumentError, MissingDependencyError, VidselError
+from .._optional import require
+from ..errors import InvalidArgumentError, VidselError
 from ..registry import Registry
 from ._common import configure_logging
 
@@ -218,7 +219,7 @@ class ProcessExecutor(Executor):
                 empty_breaks = 0
                 if alone is not None and crashed == [alone]:
                     logger.error("a worker died while processing %r alone: recording a failure",
-                                 getattr(alone, "video", alone))
+                                 getattr(alone, "path", alone))
                     yield alone, WorkerCrashedError(
                         "the worker process died while processing this input (killed by a "
                         "signal, out of memory or a crash in native code)")
@@ -240,12 +241,7 @@ class ProcessExecutor(Executor):
 
 
 def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as e:
-        raise MissingDependencyError(
-            "--executor ray needs Ray: pip install 'vidsel[ray]'") from e
-    return ray
+    return require("ray", "--executor ray", extra="ray", needs="Ray")
 
 
 _RAY_WORKER_CONFIGURED = False

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from ..codec import MV_CODECS, motion_vectors, packet_index
-from ..errors import MissingDependencyError
 from ..io import VideoReader
 from ._common import add_verbosity, dump_json, format_table, sparkline
 
@@ -70,7 +70,7 @@ def _motion(path: str, index: Any) -> dict[str, Any] | None:
     mag = mf.magnitude()  # (T, Gh, Gw)
     cov = mf.coverage
     mean_mag = (mag * cov).sum(axis=(1, 2)) / (cov.sum(axis=(1, 2)) + 1e-9)
-    return {"frame_indices": mf.frame_indices.tolist(),
+    return {"frame_indices": mf.indices.tolist(),
             "pict_type": mf.pict_type.tolist(),
             "mean_magnitude_px": [round(float(v), 4) for v in mean_mag],
             "intra_share": [round(float(v), 4) for v in mf.intra_share],
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     per_type = {t: {"frames": int((index.pict_type == t).sum()),
                     "mean_bytes": float(sizes[index.pict_type == t].mean())}
                 for t in sorted(set(index.pict_type.tolist()))}
-    info = {"metadata": md.to_dict(), "bitrate_kbps": float(sizes.sum() * 8 / dur / 1000),
+    info = {"metadata": md.summary(), "bitrate_kbps": float(sizes.sum() * 8 / dur / 1000),
             "gops": gops, "types": per_type, "pict_type_source": index.pict_type_source,
             "packets": index.to_dict(), "motion": motion}
     to_stdout = args.json == "-"
@@ -145,10 +145,9 @@ def _text(path: str, md: Any, index: Any, info: dict[str, Any],
 
 
 def _plot(path: str, md: Any, index: Any, motion: dict[str, Any] | None) -> None:
-    try:  # a bare Figure: no pyplot state, no backend switch
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise MissingDependencyError("--plot needs matplotlib: pip install 'vidsel[plot]'") from e
+    # a bare Figure: no pyplot state, no backend switch
+    require("matplotlib", "--plot", extra="plot")  # the package itself, too
+    Figure = require("matplotlib.figure", "--plot", extra="plot").Figure
 
     n = 2 if motion is not None else 1
     fig = Figure(figsize=(10, 2.4 * n + 0.4))

@@ -24,9 +24,9 @@ from ._work import SelectSpec, save_assets, select_one
 logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
-Select what a vision-language model should see of VIDEO for a question, at a budget of k
+Select what a vision-language model should see of VIDEO for a question, at a budget of
 frame-equivalents, and print it (source frame, time, score), or write it as JSON. Methods come
-from the registry of vidsel.methods: frame methods return k whole frames (mdp3,
+from the registry of vidsel.methods: frame methods return --budget whole frames (mdp3,
 mdp3-reference, dpp, topk, bolt, aks rank them with an --embedder; uniform needs nothing),
 patch methods spend the same tokens on patches (codec: dense anchors plus motion-rich patches
 from the codec; no model). The geometry options decide the tokens of a frame for every
@@ -34,10 +34,10 @@ method."""
 
 EPILOG = """\
 examples:
-  vidsel select clip.mp4 --method uniform --k 8
-  vidsel select clip.mp4 --method codec --k 8 --contact-sheet codec.png --json
+  vidsel select clip.mp4 --method uniform --budget 8
+  vidsel select clip.mp4 --method codec --budget 8 --contact-sheet codec.png --json
   vidsel select clip.mp4 -Q "where does the red box go?" --embedder hf:/models/siglip \\
-      --method mdp3 --k 16 --param lam=0.2 --save-frames frames/ -o selection.json
+      --method mdp3 --budget 16 --param lam=0.2 --save-frames frames/ -o selection.json
   vidsel select clip.mp4 -Q "a cat" --embedder open_clip:ViT-B-32@/ckpt/clip.safetensors
 """
 
@@ -64,9 +64,10 @@ def add_selection_options(p: argparse.ArgumentParser, *, default_method: str = "
     g.add_argument("--method", "-m", default=default_method, choices=available_methods(),
                    metavar="METHOD",
                    help=f"a method of vidsel.methods (default: %(default)s): {method_help()}")
-    g.add_argument("--k", "-k", type=int, default=8,
-                   help="budget in frame-equivalents: frames for frame methods, k frames' "
-                        "tokens for patch methods (default: 8)")
+    g.add_argument("--budget", "--k", "-k", dest="budget", type=int, default=8,
+                   metavar="N",
+                   help="budget in frame-equivalents: N frames for frame methods, N frames' "
+                        "tokens for patch methods (default: 8; --k is its old name)")
     g.add_argument("--param", "-p", action="append", metavar="NAME=VALUE",
                    help="method parameter, repeatable (e.g. lam=0.2, segment_size=32; codec: "
                         "camera=median, signal=pixel_diff)")
@@ -106,8 +107,8 @@ def add_selection_options(p: argparse.ArgumentParser, *, default_method: str = "
 def spec_from_args(args: argparse.Namespace) -> SelectSpec:
     """A :class:`SelectSpec` from the parsed options, checked against the method's entry in
     the registry (before any video is touched)."""
-    if args.k <= 0:
-        raise UsageError(f"--k {args.k} must be >= 1")
+    if args.budget <= 0:
+        raise UsageError(f"--budget {args.budget} must be >= 1")
     method = get_method(args.method)
     options = {name: getattr(args, name) for name in OPTION_FLAGS
                if getattr(args, name, None) is not None}
@@ -131,7 +132,7 @@ def spec_from_args(args: argparse.Namespace) -> SelectSpec:
             f"--embedder (a local SigLIP/CLIP directory, hf:DIR, or open_clip:NAME@CKPT); "
             f"methods that need no model: {free}")
     try:
-        spec = SelectSpec(method=method.name, k=args.k, options=options, params=params,
+        spec = SelectSpec(method=method.name, budget=args.budget, options=options, params=params,
                           frame_size=args.frame_size, patch_size=args.patch_size,
                           merge=args.merge, per_patch=args.per_patch, device=args.device)
         spec.geometry  # noqa: B018 - checks the geometry flags
@@ -206,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         payload, result = select_one(args.video, args.question, spec, pixels=want_pixels,
                                      reader=reader)
     record: dict[str, Any] = {"path": args.video, "question": args.question,
-                              "metadata": md.to_dict(), "selection": payload}
+                              "metadata": md.summary(), "selection": payload}
     if args.save_frames:
         out = save_assets(result, Path(args.save_frames), frames=True, contact_sheet=False,
                           fmt=args.frame_format)

@@ -10,7 +10,7 @@ through the same call (:func:`vidsel.methods.run_method`) and every result throu
 Record schema (``vidsel.batch/2``), one JSON object per line of the results file::
 
     schema, key, status ("ok" | "error"), path, realpath, content_id, size, mtime_ns,
-    question, method, k, parameters, params_hash, vidsel_version, host, pid, finished_at,
+    question, method, budget, parameters, params_hash, vidsel_version, host, pid, finished_at,
     timings_s {probe, select, assets, total},
     metadata   (ok: VideoMetadata.to_dict()),
     selection  (ok: kind, method, source_frames, source_timestamps_s, num_tokens, then the
@@ -20,8 +20,8 @@ Record schema (``vidsel.batch/2``), one JSON object per line of the results file
     error      (error: type, message; traceback for unexpected exceptions)
 
 ``key`` = SHA-256 of (real path, content id, question, parameters): what ``--resume`` uses.
-Files written by the previous version (``vidsel.batch/1``: ``video`` instead of ``path``, and
-parameters keyed per method family) are still read: :meth:`SelectSpec.legacy_params_hash`
+Files written by the previous version (``vidsel.batch/1``: ``video`` instead of ``path``, ``k``
+instead of ``budget``, and parameters keyed per method family) are still read: :meth:`SelectSpec.legacy_params_hash`
 gives the hash those records carry, so ``--resume`` skips their finished work too.
 """
 
@@ -44,6 +44,8 @@ import numpy as np
 from PIL import Image
 
 from .. import __version__
+from .._optional import require
+from ..deprecation import renamed_fields
 from ..embed import content_id, load_embedder
 from ..errors import VidselError
 from ..io import VideoReader
@@ -77,13 +79,14 @@ RUNTIME_OPTIONS = frozenset({"backend", "cache_dir", "pixels"})
 _V1_DEFAULTS = {"candidate_mode": "exact", "embed_size": 384, "anchors": "adaptive"}
 
 
+@renamed_fields({"k": "budget"})
 @dataclass(frozen=True)
 class SelectSpec:
     """Everything that decides a selection (and so the record key), plus run-time options.
 
     Attributes:
         method: a registered method name (:func:`vidsel.methods.available_methods`).
-        k: the budget in frame-equivalents (frames for frame methods).
+        budget: frame-equivalents (frames for frame methods; ``k`` before 0.2, deprecated).
         options: method options the user set, named as :func:`vidsel.methods.run_method`
             takes them (``embedder`` is a spec string, loaded once per process).
         params: ``--param`` values: a method that takes a ``params`` option gets them there,
@@ -95,7 +98,7 @@ class SelectSpec:
     """
 
     method: str = "mdp3"
-    k: int = 8
+    budget: int = 8
     options: Mapping[str, Any] = field(default_factory=dict)
     params: Mapping[str, Any] = field(default_factory=dict)
     frame_size: int = 392
@@ -131,7 +134,7 @@ class SelectSpec:
 
     def identity(self) -> dict[str, Any]:
         """The parameters that decide the result (what ``params_hash`` covers)."""
-        return {"method": self.method, "k": self.k,
+        return {"method": self.method, "budget": self.budget,
                 "geometry": {"frame_size": self.frame_size, "patch_size": self.patch_size,
                              "merge": self.merge},
                 "options": {k: v for k, v in sorted(self.method_options().items())
@@ -148,7 +151,8 @@ class SelectSpec:
         ``--resume`` on old files.
         """
         o = self.options
-        d: dict[str, Any] = {"method": self.method, "k": self.k, "params": dict(self.params)}
+        d: dict[str, Any] = {"method": self.method, "k": self.budget,
+                             "params": dict(self.params)}
         if self.entry.kind == "patches":
             d.update(frame_size=self.frame_size, patch_size=self.patch_size, merge=self.merge,
                      anchors=o.get("anchors", _V1_DEFAULTS["anchors"]))
@@ -243,11 +247,14 @@ _EMBEDDERS: dict[tuple[str, str | None], Any] = {}
 
 def resolve_device(device: str | None) -> str | None:
     """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"`` (imports torch: call it
-    only when an embedder is used)."""
+    only when an embedder is used).
+
+    Raises:
+        MissingDependencyError: ``"auto"`` without torch (a core install), naming ``vidsel[embed]``.
+    """
     if device != "auto":
         return device
-    import torch  # optional (vidsel[embed]); only reached with an embedder
-
+    torch = require("torch", "--device auto (the embedder's device)", extra="embed")
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -296,7 +303,7 @@ def select_one(path: str, question: str | None, spec: SelectSpec, *, pixels: boo
     if accepted is not None and "pixels" in accepted and "pixels" not in options:
         options["pixels"] = "decode" if pixels else "none"
     result = run_method(spec.method, reader if reader is not None else path,
-                        question=question, budget=spec.k, geometry=spec.geometry, **options)
+                        question=question, budget=spec.budget, geometry=spec.geometry, **options)
     return selection_payload(result, full=spec.per_patch), result
 
 
@@ -354,7 +361,7 @@ def base_record(task: Task) -> dict[str, Any]:
         "mtime_ns": mtime,
         "question": task.question,
         "method": spec.method,
-        "k": spec.k,
+        "budget": spec.budget,
         "parameters": spec.identity(),
         "params_hash": phash,
         "vidsel_version": __version__,
@@ -402,7 +409,7 @@ def run_task(task: Task) -> dict[str, Any]:
                                       fmt=task.assets.fmt)
                 rec["outputs"] = {"dir": sub, **outputs}
                 timings["assets"] = time.perf_counter() - t2
-        rec["metadata"] = md.to_dict()
+        rec["metadata"] = md.summary()
         rec["selection"] = payload
     except Exception as e:  # batch contract: record the failure for this input and go on
         logger.debug("%s failed", task.path, exc_info=True)

@@ -17,7 +17,7 @@ alias.
 import warnings
 from collections.abc import Callable, Iterator
 
-from .._deprecation import REMOVED_IN
+from ..deprecation import REMOVED_IN
 from ..io import PacketIndex, packet_index
 from ..results import (
     PRESETS,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -98,7 +98,7 @@ def _moving_share(sel: PatchSelection, eval_idx: np.ndarray, moving: np.ndarray)
 def compare(
     path: str | os.PathLike[str],
     *,
-    budgets: Sequence[int] = (4, 8, 16, 32),
+    budgets: Sequence[int] | int = (4, 8, 16, 32),
     patch_size: int = 14,
     merge: int = 2,
     frame_size: int | Sequence[int] = 392,
@@ -110,7 +110,7 @@ def compare(
 
     Args:
         path: the video file.
-        budgets: budgets in frame-equivalents.
+        budgets: budgets in frame-equivalents (ints >= 1; a single int is one budget).
         patch_size, merge, frame_size: patch geometry (see :func:`select_patches`).
         eval_frames: frames the fidelity proxy re-renders, spread uniformly (None: every frame;
             slow on long videos).
@@ -119,7 +119,17 @@ def compare(
 
     Returns:
         :class:`~vidsel.results.Comparison` with one row per (budget, method).
+
+    Raises:
+        InvalidArgumentError: ``budgets`` is not a non-empty sequence of ints >= 1, or another
+            option is out of range.
     """
+    if isinstance(budgets, (int, np.integer)) and not isinstance(budgets, bool):
+        budgets = (int(budgets),)  # one budget
+    if isinstance(budgets, (str, bytes)) or not isinstance(budgets, Iterable):
+        raise InvalidArgumentError(
+            f"budgets={budgets!r} must be a sequence of budgets in frame-equivalents (ints "
+            f">= 1), e.g. (4, 8, 16)")
     budgets = [check_positive_int("budgets", b) for b in budgets]
     if not budgets:
         raise InvalidArgumentError("budgets=() must name at least one budget")

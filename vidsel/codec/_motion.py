@@ -116,7 +116,7 @@ def _fields(index: PacketIndex, frames: Iterator[StreamFrame]) -> MotionFields:
     flow = np.stack(flows)
     cov = np.stack(covs)
     return MotionFields(
-        path=index.path, codec=index.codec, frame_indices=np.asarray(idx_l, np.int64),
+        path=index.path, codec=index.codec, indices=np.asarray(idx_l, np.int64),
         pict_type=np.asarray(types, "<U1"), flow=flow, coverage=cov,
         intra_share=(1.0 - cov.mean(axis=(1, 2))).astype(np.float32), block=BLOCK,
         coded_size=coded, elapsed_s=time.perf_counter() - t0)

@@ -121,7 +121,9 @@ def scan(plan: Plan, frames: Iterator[StreamFrame]) -> Scan:
 
     def display(g: np.ndarray) -> np.ndarray:
         """A (Gh, Gw) coded-orientation grid as displayed."""
-        assert conv is not None
+        if conv is None:  # pragma: no cover - set by the first frame, before any call
+            raise DecodeError(f"{index.path}: internal error: no converter before the first "
+                              f"frame")
         return conv.display(g[..., None])[..., 0]
 
     for sf in frames:

@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..registry import Registry
+
 __all__ = ["CAMERA_MODELS", "SIGNALS", "block_overlap", "compensate", "cut_histogram",
            "motion_energy", "pixel_diff_energy", "robust_normalise"]
 
@@ -203,6 +205,8 @@ def block_overlap(n_out: int, out_len: float, n_cells: int, cell: float,
     return (ov / np.maximum(c1 - c0, 1e-9)).astype(np.float32)  # type: ignore[no-any-return]
 
 
-#: Registry of per-frame energy functions by signal name (used by the selector).
+#: Registry of per-frame energy functions by signal name (one per entry of :data:`SIGNALS`).
 EnergyFn = Callable[..., np.ndarray]
-ENERGY: dict[str, EnergyFn] = {"motion_vectors": motion_energy, "pixel_diff": pixel_diff_energy}
+ENERGY: Registry[EnergyFn] = Registry("signal")
+ENERGY.register("motion_vectors", motion_energy)
+ENERGY.register("pixel_diff", pixel_diff_energy)

@@ -47,8 +47,16 @@ from typing import Literal
 import numpy as np
 
 from .._validate import check_choice, check_positive_int
-from ..errors import InvalidArgumentError, UnsupportedCodecError
-from ..io import DEFAULT_INTERPOLATION, PacketIndex, StreamFrame, decode_pass, index_for
+from ..errors import DecodeError, InvalidArgumentError, UnsupportedCodecError
+from ..io import (
+    DEFAULT_INTERPOLATION,
+    PacketIndex,
+    StreamFrame,
+    check_interpolation,
+    check_stream,
+    decode_pass,
+    index_for,
+)
 from ..results import PatchConfig, PatchSelection
 from ._anchors import choose_anchors
 from ._motion import MV_CODECS, PREFETCH
@@ -114,6 +122,8 @@ def uniform_patches(path: str | os.PathLike[str], *, budget_frames: int = 8,
     :class:`~vidsel.errors.InvalidArgumentError`).
     """
     check_choice("pixels", pixels, PIXEL_MODES)
+    interpolation = check_interpolation(interpolation)
+    check_stream(stream)
     cfg = PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
     n = check_positive_int("budget_frames", budget_frames)
     t0 = time.perf_counter()
@@ -189,6 +199,8 @@ def select_patches(
     check_choice("camera", camera, CAMERA_MODELS)
     check_choice("signal", signal, ("auto", *SIGNALS))
     check_choice("pixels", pixels, PIXEL_MODES)
+    interpolation = check_interpolation(interpolation)
+    check_stream(stream)
     cfg = PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
     budget = resolve_budget(budget_frames, budget_tokens, cfg)
     cpf = check_positive_int("candidates_per_frame", candidates_per_frame)
@@ -237,7 +249,8 @@ def select_patches(
     # 3. anchors, 4. tokens
     t2 = time.perf_counter()
     anchor_frames, cuts = choose_anchors(sc)
-    assert sc.pool is not None
+    if sc.pool is None:  # pragma: no cover - scan() always leaves a pool
+        raise DecodeError(f"{index.path}: internal error: the decode pass left no token pool")
     tokens = choose_tokens(sc.pool, anchor_frames, budget, tpf, path=index.path,
                            candidates=len(sc.candidates), analysed=sc.analysed,
                            decodable=plan.decodable)

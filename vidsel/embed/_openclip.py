@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, MissingDependencyError, ModelNotAvailableError
+from .._optional import require
+from ..errors import InvalidArgumentError, ModelNotAvailableError
 from ._base import Embedder, import_torch
 from ._text import PromptCleaner, head_tail_chunks
 
@@ -22,13 +23,8 @@ _OPENCLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def import_open_clip() -> Any:
-    try:
-        import open_clip
-    except ImportError as e:
-        raise MissingDependencyError(
-            "the open_clip embedder needs open_clip_torch: pip install 'vidsel[clip]'"
-        ) from e
-    return open_clip
+    return require("open_clip", "the open_clip embedder", extra="clip",
+                   needs="open_clip_torch")
 
 
 class OpenClipEmbedder(Embedder):

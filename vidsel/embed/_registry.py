@@ -12,7 +12,8 @@ A spec names an embedder and its weights in one string (what the CLI's ``--embed
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,27 @@ def load_embedder(spec: str | Embedder, **options: Any) -> Embedder:
     return EMBEDDERS.get(kind)(target, **options)
 
 
+def _check_options(kind: str, loader: Callable[..., Any], options: Mapping[str, Any],
+                   *, skip: int = 1) -> None:
+    """Refuse options ``loader`` does not take (one message listing the ones it does)."""
+    params = list(inspect.signature(loader).parameters.values())[skip:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    names = {p.name for p in params}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise InvalidArgumentError(
+            f"the {kind} embedder does not take {unknown}; allowed: {sorted(names)}")
+
+
 def _hf_factory(target: str, **options: Any) -> Embedder:
+    _check_options("hf", HFEmbedder.from_pretrained, options)
     return HFEmbedder.from_pretrained(target, **options)
 
 
 def _open_clip_factory(target: str, **options: Any) -> Embedder:
     name, _, pretrained = target.partition("@")
+    _check_options("open_clip", OpenClipEmbedder.from_pretrained, options, skip=2)
     if pretrained == "random":
         options.setdefault("random_init", True)
     return OpenClipEmbedder.from_pretrained(name, pretrained if pretrained not in ("", "random")

@@ -3,13 +3,29 @@
 Exact frames by index or time (:class:`VideoReader`), packet-level metadata without decoding
 (:func:`packet_table`, :func:`packet_index`), one streaming decode pass for analyses
 (:func:`decode_stream`, :func:`decode_pass`), the one RGB converter (:class:`FrameConverter`)
-and the one answer to "is this a video?" (:func:`is_video`).
+the one answer to "is this a video?" (:func:`probe_kind`, :func:`is_video`), and encoding
+frames into a video file (:func:`write_video`).
 """
 
-from ._convert import DEFAULT_INTERPOLATION, FrameConverter, output_size
+from ._convert import (
+    DEFAULT_INTERPOLATION,
+    INTERPOLATIONS,
+    FrameConverter,
+    check_interpolation,
+    output_size,
+)
 from ._display import apply_display_op, display_transform, swaps_axes
+from ._encode import write_video
 from ._packets import index_for, packet_index
-from ._probe import is_video, open_container, packet_table
+from ._probe import (
+    VIDEO_KINDS,
+    VideoKind,
+    check_stream,
+    is_video,
+    open_container,
+    packet_table,
+    probe_kind,
+)
 from ._reader import BACKENDS, VideoReader, available_backends, register_backend
 from ._stream import (
     MV_DTYPE,
@@ -24,7 +40,9 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_INTERPOLATION",
     "FRAME_SETS",
+    "INTERPOLATIONS",
     "MV_DTYPE",
+    "VIDEO_KINDS",
     "FrameBatch",
     "FrameConverter",
     "FrameSet",
@@ -32,10 +50,13 @@ __all__ = [
     "PacketTable",
     "StreamFrame",
     "TimestampsUnreliable",
+    "VideoKind",
     "VideoMetadata",
     "VideoReader",
     "apply_display_op",
     "available_backends",
+    "check_interpolation",
+    "check_stream",
     "decode_pass",
     "decode_stream",
     "display_transform",
@@ -45,6 +66,8 @@ __all__ = [
     "output_size",
     "packet_index",
     "packet_table",
+    "probe_kind",
     "register_backend",
     "swaps_axes",
+    "write_video",
 ]

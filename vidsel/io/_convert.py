@@ -16,10 +16,28 @@ from .._validate import check_positive_int
 from ..errors import InvalidArgumentError
 from ._display import apply_display_op, frame_display_transform, swaps_axes
 
-__all__ = ["DEFAULT_INTERPOLATION", "FrameConverter", "Size", "output_size"]
+__all__ = ["DEFAULT_INTERPOLATION", "INTERPOLATIONS", "FrameConverter", "Size",
+           "check_interpolation", "output_size"]
 
 #: swscale interpolation used when resizing, unless a caller chooses another.
 DEFAULT_INTERPOLATION = "BILINEAR"
+#: swscale interpolations a resize may use (names are case-insensitive).
+INTERPOLATIONS: tuple[str, ...] = ("AREA", "BICUBIC", "BICUBLIN", "BILINEAR", "FAST_BILINEAR",
+                                   "GAUSS", "LANCZOS", "POINT", "SINC", "SPLINE", "X")
+
+
+def check_interpolation(interpolation: object) -> str:
+    """``interpolation`` as swscale's upper-case name.
+
+    Raises:
+        InvalidArgumentError: not one of :data:`INTERPOLATIONS` (the message lists them).
+    """
+    name = interpolation.upper() if isinstance(interpolation, str) else interpolation
+    if name not in INTERPOLATIONS:
+        raise InvalidArgumentError(
+            f"interpolation={interpolation!r} is not allowed; choose one of "
+            f"{', '.join(map(repr, INTERPOLATIONS))}")
+    return name  # type: ignore[return-value]
 
 #: ``size`` argument: None (native), an int (short side) or (height, width).
 Size = int | Sequence[int] | None
@@ -72,8 +90,9 @@ class FrameConverter:
     the display transform (rotation / flip from the display matrix) is applied afterwards.
 
     Args:
-        interpolation: swscale interpolation for resizing (``"BILINEAR"``, ``"AREA"``,
-            ``"BICUBIC"``...); a picture already at the output size is not resampled.
+        interpolation: swscale interpolation for resizing (one of :data:`INTERPOLATIONS`:
+            ``"BILINEAR"``, ``"AREA"``, ``"BICUBIC"``...); a picture already at the output
+            size is not resampled.
         display_op: display operation (see :func:`vidsel.io.display_transform`); ``""`` for
             none.
 
@@ -83,7 +102,7 @@ class FrameConverter:
 
     def __init__(self, *, interpolation: str = DEFAULT_INTERPOLATION,
                  display_op: str = "") -> None:
-        self.interpolation = interpolation
+        self.interpolation = check_interpolation(interpolation)
         self.display_op = display_op
         self._reformatter = VideoReformatter()
         self.conversions = 0

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DecodeError, MissingDependencyError
+from .._optional import require
+from ..errors import DecodeError
 from ._pyav import PyAVBackend
 
 __all__ = ["DecordBackend"]
@@ -28,13 +29,8 @@ logger = logging.getLogger(__name__)
 
 
 def _import_decord() -> Any:
-    try:
-        import decord
-    except ImportError as e:
-        raise MissingDependencyError(
-            "the decord backend needs the optional 'decord' package: "
-            "pip install 'vidsel[decord]' (x86-64 Linux/Windows wheels only)") from e
-    return decord
+    return require("decord", "the decord backend", extra="decord",
+                   needs="decord (x86-64 Linux/Windows wheels only)")
 
 
 class DecordBackend(PyAVBackend):

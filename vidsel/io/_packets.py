@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, VidselError
 from ._bitstream import PackedBitstream, peek_parser
-from ._probe import check_path, open_container, packet_table
+from ._probe import check_path, check_stream, open_container, packet_table
 from ._types import PacketIndex, PictSource
 
 __all__ = ["BITSTREAM_TYPED", "index_for", "packet_index"]
@@ -99,6 +99,7 @@ def index_for(path: str | os.PathLike[str], index: PacketIndex | None,
         InvalidArgumentError: ``index`` is not a :class:`PacketIndex` of the file ``path``.
         VideoNotFoundError: ``path`` does not exist.
     """
+    check_stream(stream)
     if index is None:
         return packet_index(path, stream=stream)
     if not isinstance(index, PacketIndex):

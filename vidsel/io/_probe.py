@@ -6,13 +6,14 @@ import logging
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import av
 import numpy as np
 
 from ..errors import (
     CorruptVideoError,
+    InvalidArgumentError,
     NotAVideoError,
     NoVideoStreamError,
     UnsupportedCodecError,
@@ -21,27 +22,62 @@ from ..errors import (
 )
 from ._types import PacketTable
 
-__all__ = ["check_path", "is_video", "open_container", "packet_table", "pick_video_stream"]
+__all__ = ["VIDEO_KINDS", "VideoKind", "check_path", "check_stream", "is_video",
+           "open_container", "packet_table", "pick_video_stream", "probe_kind"]
 
 logger = logging.getLogger(__name__)
 
-#: Leading bytes of container formats we know to be video; used to tell "damaged video" from
-#: "not a video at all" when FFmpeg refuses to open a file.
+#: What :func:`probe_kind` says about a path.
+VideoKind = Literal["video", "damaged", "not_video", "missing"]
+VIDEO_KINDS: tuple[str, ...] = ("video", "damaged", "not_video", "missing")
+
+#: Leading bytes (offset, signature) of container formats and elementary streams that hold
+#: video. The ONE content rule that tells "a damaged video" from "not a video at all" when
+#: FFmpeg refuses to open a file; the file's name never counts.
 _VIDEO_MAGIC: tuple[tuple[int, bytes], ...] = (
     (4, b"ftyp"), (4, b"moov"), (4, b"mdat"), (4, b"free"), (4, b"wide"), (4, b"skip"),
+    (4, b"pnot"),  # MP4 / QuickTime / 3GP boxes
     (0, b"\x1a\x45\xdf\xa3"),  # Matroska / WebM (EBML)
     (0, b"RIFF"),  # AVI
-    (0, b"FLV"), (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"),  # FLV, MPEG-PS
-    (0, b"OggS"),
+    (0, b"FLV"), (0, b"OggS"), (0, b"DKIF"), (0, b".RMF"),  # FLV, Ogg, IVF, RealMedia
+    (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"),  # ASF / WMV
+    (0, b"\x06\x0e\x2b\x34"),  # MXF
+    (0, b"\x00\x00\x01"), (0, b"\x00\x00\x00\x01"),  # MPEG-PS / MPEG video / Annex B
 )
 _TS_PACKET = 188
-_VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".ts", ".mts",
-                   ".m2ts", ".mpg", ".mpeg", ".wmv", ".3gp", ".ogv", ".mxf", ".h264", ".hevc"}
+
+
+def has_video_signature(path: str) -> bool:
+    """Whether the file starts like a video container or stream (see ``_VIDEO_MAGIC``; MPEG-TS:
+    two sync bytes 188 bytes apart). Judged by content only; False when unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_TS_PACKET + 1)
+    except OSError:
+        return False
+    # MPEG-TS: the sync byte "G" starts two consecutive 188-byte packets (a single "G" byte
+    # would call 1 in 256 random files a damaged video)
+    if head[:1] == b"G" and (len(head) <= _TS_PACKET or head[_TS_PACKET:] == b"G"):
+        return True
+    return any(head[off:off + len(magic)] == magic for off, magic in _VIDEO_MAGIC)
 
 
 def check_path(path: str | os.PathLike[str]) -> str:
-    """Return ``path`` as a string after checking it names a readable, non-empty file."""
-    p = Path(path)
+    """Return ``path`` as a string after checking it names a readable, non-empty file.
+
+    Raises:
+        InvalidArgumentError: ``path`` is not a ``str`` or ``os.PathLike``.
+        VideoNotFoundError: no such file, or not a regular file.
+        NotAVideoError: the file is empty.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgumentError(
+            f"path={path!r} must be a str or os.PathLike (a video file), got "
+            f"{type(path).__name__}")
+    try:
+        p = Path(path)
+    except TypeError as e:  # an os.PathLike whose __fspath__ gives no str
+        raise InvalidArgumentError(f"path={path!r} is not a file path ({e})") from None
     if not p.exists():
         raise VideoNotFoundError(f"{p}: no such file")
     if not p.is_file():
@@ -49,21 +85,6 @@ def check_path(path: str | os.PathLike[str]) -> str:
     if p.stat().st_size == 0:
         raise NotAVideoError(f"{p}: the file is empty (0 bytes)")
     return str(p)
-
-
-def _looks_like_video(path: str) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(_TS_PACKET + 1)
-    except OSError:
-        return False
-    if Path(path).suffix.lower() in _VIDEO_SUFFIXES:
-        return True
-    # MPEG-TS: the sync byte "G" starts two consecutive 188-byte packets (a single "G" byte
-    # would call 1 in 256 random files a damaged video)
-    if head[:1] == b"G" and (len(head) <= _TS_PACKET or head[_TS_PACKET:] == b"G"):
-        return True
-    return any(head[off:off + len(magic)] == magic for off, magic in _VIDEO_MAGIC)
 
 
 #: FFmpeg demuxers that turn non-video files into pictures: text-art renderers (any text file
@@ -74,8 +95,14 @@ _NON_VIDEO_FORMATS = frozenset({"tty", "bin", "idf", "xbin", "adf", "image2", "i
 _STILL_FORMATS = frozenset({"image2", "image2pipe", "gif", "apng", "webp", "ico"})
 
 
-def open_container(path: str) -> Any:
-    """``av.open`` with vidsel's errors: missing, empty, damaged or non-video files."""
+def open_container(path: str | os.PathLike[str]) -> Any:
+    """``av.open`` with vidsel's errors: missing, empty, damaged or non-video files.
+
+    When FFmpeg refuses the file, its content decides (never its name): a file that starts
+    like a video container (:func:`has_video_signature`) is a damaged video
+    (:class:`CorruptVideoError`), anything else is not a video (:class:`NotAVideoError`), as
+    in :func:`probe_kind`.
+    """
     path = check_path(path)
     try:
         container = av.open(path, metadata_errors="ignore")
@@ -83,14 +110,13 @@ def open_container(path: str) -> Any:
         raise VideoNotFoundError(f"{path}: no such file") from e
     except av.error.PermissionError as e:
         raise VideoNotFoundError(f"{path}: permission denied") from e
-    except (av.error.InvalidDataError, av.error.EOFError) as e:
-        if _looks_like_video(path):
-            raise CorruptVideoError(
-                f"{path}: the container header is damaged or truncated and cannot be read "
-                f"({e.__class__.__name__}: {getattr(e, 'strerror', e)})", path=path) from e
-        raise NotAVideoError(f"{path}: not a video file (no known container format)") from e
     except av.error.FFmpegError as e:
-        raise CorruptVideoError(f"{path}: cannot be opened: {e}", path=path) from e
+        if not has_video_signature(path):
+            raise NotAVideoError(
+                f"{path}: not a video file (no known container format)") from e
+        raise CorruptVideoError(
+            f"{path}: the container header is damaged or truncated and cannot be read "
+            f"({e.__class__.__name__}: {getattr(e, 'strerror', e)})", path=path) from e
     fmt = str(getattr(container.format, "name", "") or "")
     names = set(fmt.split(","))
     if names & _NON_VIDEO_FORMATS or fmt.endswith("_pipe"):
@@ -101,29 +127,71 @@ def open_container(path: str) -> Any:
     return container
 
 
-def is_video(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a video file vidsel can read, judged by content (never the suffix).
+def probe_kind(path: str | os.PathLike[str]) -> VideoKind:
+    """What ``path`` is, judged by its content (never its name); reads the header only and
+    never raises.
 
-    True when FFmpeg opens it as a container (not as an image or text) holding a video stream
-    with a decoder (cover art does not count). Reads the header only; never raises: missing,
-    empty, text, still-image, audio-only and unreadable files are all False.
+    Returns:
+        ``"video"``: FFmpeg opens it as a container (not as an image or text) holding a video
+        stream with a decoder (cover art does not count).
+        ``"damaged"``: a video vidsel cannot read: it starts like a video container (a known
+        signature) but FFmpeg cannot open it (damaged or truncated header), or its video
+        stream has no decoder in this FFmpeg build.
+        ``"not_video"``: anything else that exists: empty, text, random bytes (whatever the
+        suffix, e.g. ``notes.mp4``), still or animated images, audio-only files.
+        ``"missing"``: no regular file at ``path`` (nothing there, a folder, unreadable, or
+        ``path`` is not a path at all, e.g. None).
+
+    Example:
+        >>> probe_kind("clip.mp4"), probe_kind("notes.mp4")      # doctest: +SKIP
+        ('video', 'not_video')
+    """
+    try:
+        spath = check_path(path)
+        container = open_container(spath)
+    except (VideoNotFoundError, InvalidArgumentError):
+        return "missing"
+    except CorruptVideoError:
+        return "damaged"
+    except (VidselError, OSError, ValueError, av.error.FFmpegError):
+        return "not_video"
+    try:
+        pick_video_stream(container, spath, None)
+        return "video"
+    except UnsupportedCodecError:
+        return "damaged"
+    except (VidselError, OSError, ValueError, av.error.FFmpegError):
+        return "not_video"
+    finally:
+        container.close()
+
+
+def is_video(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a video file vidsel can read: ``probe_kind(path) == "video"``.
+
+    Judged by content (never the suffix); reads the header only; never raises: missing, empty,
+    text, still-image, audio-only, damaged and unreadable files are all False.
 
     Example:
         >>> is_video("clip.mp4"), is_video("notes.txt")          # doctest: +SKIP
         (True, False)
     """
-    try:
-        spath = check_path(path)
-        container = open_container(spath)
-    except (VidselError, OSError, ValueError, av.error.FFmpegError):
-        return False
-    try:
-        pick_video_stream(container, spath, None)
-        return True
-    except (VidselError, OSError, ValueError, av.error.FFmpegError):
-        return False
-    finally:
-        container.close()
+    return probe_kind(path) == "video"
+
+
+def check_stream(stream: object) -> int | None:
+    """``stream`` checked: None (the default stream) or an index >= 0 among the video streams.
+
+    Raises:
+        InvalidArgumentError: anything else (the message names the argument).
+    """
+    if stream is None:
+        return None
+    if isinstance(stream, bool) or not isinstance(stream, (int, np.integer)) or stream < 0:
+        raise InvalidArgumentError(
+            f"stream={stream!r} must be None (the default video stream) or an index >= 0 "
+            f"among the file's video streams")
+    return int(stream)
 
 
 def pick_video_stream(container: Any, path: str, stream: int | None) -> Any:
@@ -133,7 +201,13 @@ def pick_video_stream(container: Any, path: str, stream: int | None) -> Any:
         stream: None for the default (the stream FFmpeg marks as default, else the first
             decodable one), or an index into ``container.streams.video`` (0-based, counting video
             streams only).
+
+    Raises:
+        InvalidArgumentError: ``stream`` is neither None nor an int >= 0.
+        NoVideoStreamError: no (such) video stream.
+        UnsupportedCodecError: no decoder for the stream's codec.
     """
+    stream = check_stream(stream)
     videos = [s for s in container.streams.video
               if not (s.disposition and "attached_pic" in str(s.disposition).lower())]
     if not videos:
@@ -228,6 +302,7 @@ def packet_table(path: str | os.PathLike[str], stream: int | None = None) -> Pac
         CorruptVideoError: as their names say; a stream with no frame at all is corrupt.
     """
     spath = check_path(path)
+    check_stream(stream)
     container = open_container(spath)
     try:
         vs = pick_video_stream(container, spath, stream)

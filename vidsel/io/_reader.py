@@ -12,9 +12,9 @@ import numpy as np
 from .._validate import check_choice, check_positive_float, check_positive_int
 from ..errors import CorruptVideoError, FrameIndexError, InvalidArgumentError
 from ..registry import Registry
-from ._convert import DEFAULT_INTERPOLATION, Size, output_size
+from ._convert import DEFAULT_INTERPOLATION, Size, check_interpolation, output_size
 from ._decord import DecordBackend
-from ._probe import check_path
+from ._probe import check_path, check_stream
 from ._pyav import PyAVBackend
 from ._types import FrameBatch, PacketTable, VideoMetadata
 
@@ -63,10 +63,13 @@ class VideoReader:
         backend: ``"pyav"`` (default) or ``"decord"`` (optional extra), or any registered name.
         stream: video stream to read, counting video streams only (None: the default stream).
         threads: decoder threads (0: let FFmpeg choose).
-        interpolation: swscale interpolation for resizing (``"BILINEAR"``, ``"AREA"``,
-            ``"BICUBIC"``...).
+        interpolation: swscale interpolation for resizing (one of
+            :data:`vidsel.io.INTERPOLATIONS`: ``"BILINEAR"``, ``"AREA"``, ``"BICUBIC"``...).
 
     Raises:
+        InvalidArgumentError: ``path`` is not a str / os.PathLike, or another argument is out
+            of range (an unknown ``backend`` or ``interpolation``, a ``stream`` that is not an
+            int >= 0).
         VideoNotFoundError: the file does not exist.
         NotAVideoError: the file is empty or not a video container.
         NoVideoStreamError: no video stream (e.g. an audio-only file) or no such stream.
@@ -84,6 +87,8 @@ class VideoReader:
                  interpolation: str = DEFAULT_INTERPOLATION) -> None:
         factory = BACKENDS.get(backend)
         threads = check_positive_int("threads", threads, allow_zero=True)
+        interpolation = check_interpolation(interpolation)
+        check_stream(stream)
         self.path = check_path(path)
         self._interpolation = interpolation
         self._backend = factory(self.path, stream=stream, threads=threads,
@@ -140,7 +145,11 @@ class VideoReader:
 
     # -- validation ----------------------------------------------------------------------------
     def _indices(self, indices: Sequence[int] | np.ndarray | int) -> np.ndarray:
-        arr = np.asarray(indices)
+        try:
+            arr = np.asarray(indices)
+        except (TypeError, ValueError):  # ragged nested lists
+            raise InvalidArgumentError(
+                f"indices={indices!r} must be integers (a 1-D sequence or array)") from None
         if arr.ndim == 0:
             arr = arr.reshape(1)
         if arr.ndim != 1:
@@ -231,7 +240,14 @@ class VideoReader:
         A frame is displayed from its timestamp until the next frame's. Times before the first
         frame or after the end of the last frame raise :class:`FrameIndexError`.
         """
-        t = np.atleast_1d(np.asarray(seconds, dtype=np.float64))
+        try:
+            t = np.atleast_1d(np.asarray(seconds, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(
+                f"seconds={seconds!r} must be numbers (a float or a 1-D sequence of floats)"
+            ) from None
+        if t.ndim != 1:
+            raise InvalidArgumentError(f"seconds must be 1-D, got shape {t.shape}")
         md = self._metadata
         if not np.all(np.isfinite(t)):
             raise InvalidArgumentError(f"seconds must be finite, got {t[~np.isfinite(t)][:3]}")

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._validate import check_choice, check_positive_int
 from ..errors import CorruptVideoError, DecodeError
-from ._convert import DEFAULT_INTERPOLATION, FrameConverter
+from ._convert import DEFAULT_INTERPOLATION, FrameConverter, check_interpolation
 from ._decode import DecodeStats, decode_packets
 from ._probe import open_container
 from ._types import PacketTable
@@ -158,6 +158,7 @@ def decode_stream(table: PacketTable, *, skip: str = "DEFAULT", export_mvs: bool
         CorruptVideoError: not a single picture could be decoded.
     """
     check_choice("skip", skip, SKIP_MODES)
+    interpolation = check_interpolation(interpolation)
     threads = check_positive_int("threads", threads, allow_zero=True)
     prefetch = check_positive_int("prefetch", prefetch, allow_zero=True)
     frames = _decode(table, skip, export_mvs, keep, threads, interpolation)

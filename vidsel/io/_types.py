@@ -10,8 +10,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
-from .._deprecation import renamed_fields
-from .._json import float_array, int_array, json_safe
+from .._fields import FieldsEq, coerce_arrays
+from .._json import float_array, float_or_nan, int_array, json_safe, reads_dict
+from ..deprecation import renamed_fields
 from ..errors import InvalidArgumentError
 
 __all__ = ["FrameBatch", "PacketIndex", "PacketTable", "PictSource", "VideoMetadata"]
@@ -27,8 +28,8 @@ def _shape(a: np.ndarray | None) -> str:
 
 
 @renamed_fields({"seconds": "timestamps_s"})
-@dataclass(frozen=True, repr=False)
-class PacketTable:
+@dataclass(frozen=True, repr=False, eq=False)
+class PacketTable(FieldsEq):
     """Per-frame facts read from demuxed packets, without decoding, in PRESENTATION order.
 
     Entry ``i`` describes frame ``i`` (the i-th frame a full sequential decode outputs). Packets
@@ -67,8 +68,12 @@ class PacketTable:
     #: Per-frame array fields (checked for length; lists in :meth:`to_dict`).
     _ARRAYS: ClassVar[tuple[str, ...]] = ("pts", "timestamps_s", "size", "is_keyframe",
                                           "decode_order")
+    #: dtype a list given for an array field is converted to (int64 when not listed).
+    _DTYPES: ClassVar[dict[str, Any]] = {"timestamps_s": np.float64, "is_keyframe": bool,
+                                         "pict_type": "<U1", "is_reference": bool}
 
     def __post_init__(self) -> None:
+        coerce_arrays(self, {name: self._DTYPES.get(name, np.int64) for name in self._ARRAYS})
         n = len(self.pts)
         for name in self._ARRAYS:
             if len(getattr(self, name)) != n:
@@ -113,8 +118,14 @@ class PacketTable:
         return d
 
     @classmethod
+    @reads_dict
     def from_dict(cls: type[_T], data: Mapping[str, Any]) -> _T:
-        """Rebuild from :meth:`to_dict` output (``seconds`` is accepted for ``timestamps_s``)."""
+        """Rebuild from :meth:`to_dict` output (``seconds`` is accepted for ``timestamps_s``).
+
+        Raises:
+            InvalidArgumentError: ``data`` is malformed (not a mapping, a key missing, a value
+                of the wrong type).
+        """
         d = dict(data)
         if "timestamps_s" not in d and "seconds" in d:
             d["timestamps_s"] = d.pop("seconds")
@@ -134,7 +145,15 @@ class PacketTable:
             return np.asarray(value, bool)
         if name in cls._ARRAYS:
             return int_array(value)
-        return value
+        if name in ("path", "codec", "pict_type_source"):
+            if not isinstance(value, str):
+                raise InvalidArgumentError(f"{name} must be a string, got {value!r}")
+            return value
+        if name in ("truncated", "pts_reliable"):
+            return bool(value)
+        if name == "elapsed_s":
+            return float_or_nan(value)
+        return int(value)  # stream_index
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(path={self.path!r}, codec={self.codec!r}, "
@@ -143,7 +162,7 @@ class PacketTable:
 
 
 @renamed_fields({"seconds": "timestamps_s"})
-@dataclass(frozen=True, repr=False, kw_only=True)
+@dataclass(frozen=True, repr=False, kw_only=True, eq=False)
 class PacketIndex(PacketTable):
     """A :class:`PacketTable` with picture types, reference flags and GOPs (what the codec
     pipeline plans with), built by :func:`vidsel.io.packet_index`.
@@ -233,8 +252,8 @@ class PacketIndex(PacketTable):
                 f"({self.pict_type_source}), size={_shape(self.size)})")
 
 
-@dataclass(frozen=True, repr=False)
-class VideoMetadata:
+@dataclass(frozen=True, repr=False, eq=False)
+class VideoMetadata(FieldsEq):
     """What vidsel knows about a video stream, computed from demuxed packets.
 
     Frame counts and timestamps come from the packets actually present in the file, never from
@@ -280,32 +299,68 @@ class VideoMetadata:
     fps: float
     duration_s: float
     start_time_s: float
-    keyframe_indices: np.ndarray = field(compare=False)
-    timestamps_s: np.ndarray = field(compare=False)
+    keyframe_indices: np.ndarray
+    timestamps_s: np.ndarray
     header_num_frames: int = 0
     truncated: bool = False
     variable_frame_rate: bool = False
 
+    _INTS: ClassVar[tuple[str, ...]] = ("stream_index", "width", "height", "coded_width",
+                                        "coded_height", "rotation", "num_frames",
+                                        "header_num_frames")
+    _FLOATS: ClassVar[tuple[str, ...]] = ("fps", "duration_s", "start_time_s")
+    _STRS: ClassVar[tuple[str, ...]] = ("path", "backend", "codec", "pix_fmt")
+    _BOOLS: ClassVar[tuple[str, ...]] = ("mirrored", "truncated", "variable_frame_rate")
+
     def __post_init__(self) -> None:
+        coerce_arrays(self, {"keyframe_indices": np.int64, "timestamps_s": np.float64})
         if len(self.timestamps_s) != self.num_frames:
             raise InvalidArgumentError(f"timestamps_s has {len(self.timestamps_s)} entries for "
-                             f"{self.num_frames} frames")
+                                       f"{self.num_frames} frames")
         if self.rotation not in (0, 90, 180, 270):
             raise InvalidArgumentError(f"rotation must be 0, 90, 180 or 270, got {self.rotation}")
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-safe summary (per-frame arrays are left out; keyframes are kept)."""
-        return {
-            "path": self.path, "backend": self.backend, "stream_index": self.stream_index,
-            "codec": self.codec, "pix_fmt": self.pix_fmt, "width": self.width,
-            "height": self.height, "coded_width": self.coded_width,
-            "coded_height": self.coded_height, "rotation": self.rotation,
-            "mirrored": self.mirrored, "num_frames": self.num_frames, "fps": self.fps,
-            "duration_s": self.duration_s, "start_time_s": self.start_time_s,
-            "keyframe_indices": [int(k) for k in self.keyframe_indices],
-            "header_num_frames": self.header_num_frames, "truncated": self.truncated,
-            "variable_frame_rate": self.variable_frame_rate,
-        }
+    def summary(self) -> dict[str, Any]:
+        """Compact JSON-safe dict: every field except the per-frame ``timestamps_s``
+        (keyframes are kept). Not invertible: :meth:`to_dict` is."""
+        d = self.to_dict()
+        del d["timestamps_s"]
+        return d
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of every field, the per-frame ``timestamps_s`` included;
+        :meth:`from_dict` inverts it. :meth:`summary` leaves the per-frame array out."""
+        return {f.name: json_safe(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    @reads_dict
+    def from_dict(cls, data: Mapping[str, Any]) -> VideoMetadata:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            InvalidArgumentError: ``data`` is malformed, or is a :meth:`summary` (no
+                ``timestamps_s``).
+        """
+        if "timestamps_s" not in data:
+            raise InvalidArgumentError(
+                "VideoMetadata.from_dict needs the full to_dict() (with timestamps_s), not its "
+                "summary()")
+        kw: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data and f.default is not dataclasses.MISSING:
+                continue
+            v = data[f.name]
+            if f.name in cls._INTS:
+                kw[f.name] = int(v)
+            elif f.name in cls._FLOATS:
+                kw[f.name] = float_or_nan(v)
+            elif f.name in cls._BOOLS:
+                kw[f.name] = bool(v)
+            elif f.name in cls._STRS:
+                kw[f.name] = str(v)
+        kw["keyframe_indices"] = int_array(data["keyframe_indices"])
+        kw["timestamps_s"] = float_array(data["timestamps_s"])
+        return cls(**kw)
 
     def __repr__(self) -> str:
         return (f"VideoMetadata(path={self.path!r}, codec={self.codec!r}, "
@@ -314,12 +369,13 @@ class VideoMetadata:
                 f"keyframes={len(self.keyframe_indices)})")
 
 
-@dataclass(frozen=True, repr=False)
-class FrameBatch:
+@dataclass(frozen=True, repr=False, eq=False)
+class FrameBatch(FieldsEq):
     """Decoded frames with the indices and timestamps they really are.
 
     Attributes:
-        frames: (N, H, W, 3) uint8 RGB, in the order requested.
+        frames: (N, H, W, 3) uint8 RGB, in the order requested. (N, 0, 0, 3) after
+            :meth:`from_dict` without ``frames`` (pixels are not serialised).
         indices: (N,) int64 presentation index of each returned frame. In ``keyframe`` mode these
             are the keyframes actually returned, which can differ from the indices asked for.
         timestamps_s: (N,) float64 presentation timestamp of each returned frame in seconds.
@@ -335,14 +391,53 @@ class FrameBatch:
     requested: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        coerce_arrays(self, {"frames": np.uint8, "indices": np.int64,
+                             "timestamps_s": np.float64}, optional={"requested": np.int64})
+        object.__setattr__(self, "missing", tuple(int(m) for m in self.missing))
         n = len(self.indices)
         if self.frames.ndim != 4 or self.frames.shape[0] != n or self.frames.shape[-1] != 3:
-            raise InvalidArgumentError(f"frames must be (N, H, W, 3) with N={n}, got {self.frames.shape}")
+            raise InvalidArgumentError(
+                f"frames must be (N, H, W, 3) with N={n}, got {self.frames.shape}")
         if len(self.timestamps_s) != n:
             raise InvalidArgumentError("timestamps_s and indices differ in length")
+        if self.requested is not None and len(self.requested) != n:
+            raise InvalidArgumentError("requested and indices differ in length")
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict without the pixels: ``indices``, ``timestamps_s``, ``missing``,
+        ``requested`` and ``frame_shape`` ((H, W, 3) of one frame). :meth:`from_dict` inverts
+        it (give it the frames back, or it makes an empty-pixel batch)."""
+        return json_safe({  # type: ignore[no-any-return]
+            "indices": self.indices, "timestamps_s": self.timestamps_s,
+            "missing": list(self.missing), "requested": self.requested,
+            "frame_shape": list(self.frames.shape[1:])})
+
+    @classmethod
+    @reads_dict
+    def from_dict(cls, data: Mapping[str, Any], *, frames: np.ndarray | None = None
+                  ) -> FrameBatch:
+        """Inverse of :meth:`to_dict`.
+
+        Args:
+            data: a :meth:`to_dict` result.
+            frames: the (N, H, W, 3) uint8 pixels to put back; None gives an empty-pixel array
+                of shape (N, 0, 0, 3) (``frame_shape`` in ``data`` says what the pixels were).
+
+        Raises:
+            InvalidArgumentError: ``data`` is malformed or ``frames`` does not fit it.
+        """
+        indices = int_array(data["indices"])
+        rows = len(indices)  # type: ignore[arg-type]
+        if frames is None:
+            frames = np.zeros((rows, 0, 0, 3), np.uint8)
+        requested = data.get("requested")
+        return cls(frames=frames, indices=indices,  # type: ignore[arg-type]
+                   timestamps_s=float_array(data["timestamps_s"]),  # type: ignore[arg-type]
+                   missing=tuple(int(m) for m in data.get("missing") or ()),
+                   requested=None if requested is None else int_array(requested))
 
     def __repr__(self) -> str:
         return (f"FrameBatch(frames={_shape(self.frames)}, indices={_shape(self.indices)}, "

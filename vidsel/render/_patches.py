@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..errors import InvalidArgumentError, MissingDependencyError
+from .._optional import require
+from ..errors import InvalidArgumentError
 from ._sheet import _BG, _TEXT, DEFAULT_THUMB, MAX_TILES, _font, contact_sheet, tile_positions
 
 __all__ = ["ANCHOR_COLOUR", "MOTION_COLOUR", "comparison_plot", "patch_selection_heatmap",
@@ -147,11 +148,8 @@ def comparison_plot(series: Mapping[str, Sequence[tuple[int, float, int, float]]
     Raises:
         MissingDependencyError: matplotlib is not installed.
     """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise MissingDependencyError(
-            "plotting a comparison needs matplotlib: pip install 'vidsel[plot]'") from e
+    require("matplotlib", "plotting a comparison", extra="plot")  # the package itself, too
+    Figure = require("matplotlib.figure", "plotting a comparison", extra="plot").Figure
     fig = Figure(figsize=(12, 3.4))
     axes = fig.subplots(1, 3)
     for method in sorted(series):

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from .._optional import require
 
 __all__ = ["relevance_plot"]
 
@@ -39,12 +39,8 @@ def relevance_plot(timestamps_s: np.ndarray, scores: np.ndarray | None = None, *
     Raises:
         MissingDependencyError: matplotlib is not installed.
     """
-    try:
-        import matplotlib  # noqa: F401 - the package itself must be importable
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise MissingDependencyError(
-            "plotting a selection needs matplotlib: pip install 'vidsel[plot]'") from e
+    require("matplotlib", "plotting a selection", extra="plot")  # the package itself, too
+    Figure = require("matplotlib.figure", "plotting a selection", extra="plot").Figure
     if ax is None:
         fig = Figure(figsize=(9, 2.8), layout="tight")
         ax = fig.add_subplot()

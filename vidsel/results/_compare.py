@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._deprecation import renamed_fields
-from .._json import json_safe
+from .._fields import FieldsEq
+from .._json import float_or_nan, json_safe, reads_dict
+from ..deprecation import renamed_fields
+from ..errors import InvalidArgumentError
 from ..render import comparison_plot
 from ._patches import PatchConfig
 
@@ -18,8 +20,8 @@ __all__ = ["Comparison", "ComparisonRow"]
 
 
 @renamed_fields({"seconds": "elapsed_s"})
-@dataclass(frozen=True)
-class ComparisonRow:
+@dataclass(frozen=True, eq=False)
+class ComparisonRow(FieldsEq):
     """One (method, budget) measurement.
 
     Attributes:
@@ -53,24 +55,26 @@ class ComparisonRow:
         return json_safe(asdict(self))  # type: ignore[no-any-return]
 
     @classmethod
+    @reads_dict
     def from_dict(cls, d: Mapping[str, Any]) -> ComparisonRow:
-        """Inverse of :meth:`to_dict` (also reads the old key ``seconds``)."""
+        """Inverse of :meth:`to_dict` (also reads the old key ``seconds``; None, JSON's NaN,
+        comes back as NaN)."""
         kw = dict(d)
         if "elapsed_s" not in kw and "seconds" in kw:
             kw["elapsed_s"] = kw.pop("seconds")
-        nan = float("nan")
         return cls(method=str(kw["method"]), budget_frames=int(kw["budget_frames"]),
-                   num_tokens=int(kw["num_tokens"]), span_s=float(kw["span_s"]),
-                   span_fraction=float(kw["span_fraction"]),
+                   num_tokens=int(kw["num_tokens"]), span_s=float_or_nan(kw["span_s"]),
+                   span_fraction=float_or_nan(kw["span_fraction"]),
                    frames_touched=int(kw["frames_touched"]),
-                   moving_share=float(kw["moving_share"]),
-                   psnr_db=nan if kw["psnr_db"] is None else float(kw["psnr_db"]),
-                   elapsed_s=float(kw["elapsed_s"]), anchor_tokens=int(kw["anchor_tokens"]),
+                   moving_share=float_or_nan(kw["moving_share"]),
+                   psnr_db=float_or_nan(kw["psnr_db"]),
+                   elapsed_s=float_or_nan(kw["elapsed_s"]),
+                   anchor_tokens=int(kw["anchor_tokens"]),
                    motion_tokens=int(kw["motion_tokens"]))
 
 
-@dataclass(frozen=True, repr=False)
-class Comparison:
+@dataclass(frozen=True, repr=False, eq=False)
+class Comparison(FieldsEq):
     """Uniform vs codec sampling of one video at several budgets.
 
     Attributes:
@@ -91,6 +95,15 @@ class Comparison:
     config: PatchConfig
     rows: tuple[ComparisonRow, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, PatchConfig):
+            raise InvalidArgumentError(
+                f"config must be a PatchConfig, got {type(self.config).__name__}")
+        rows = tuple(self.rows)
+        if not all(isinstance(r, ComparisonRow) for r in rows):
+            raise InvalidArgumentError("rows must be ComparisonRow objects")
+        object.__setattr__(self, "rows", rows)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict; :meth:`from_dict` inverts it."""
         return json_safe({  # type: ignore[no-any-return]
@@ -99,10 +112,11 @@ class Comparison:
             **self.config.to_dict(), "rows": [r.to_dict() for r in self.rows]})
 
     @classmethod
+    @reads_dict
     def from_dict(cls, d: Mapping[str, Any]) -> Comparison:
         """Inverse of :meth:`to_dict`."""
-        return cls(path=d["path"], num_frames=int(d["num_frames"]),
-                   duration_s=float(d["duration_s"]), signal=str(d["signal"]),
+        return cls(path=str(d["path"]), num_frames=int(d["num_frames"]),
+                   duration_s=float_or_nan(d["duration_s"]), signal=str(d["signal"]),
                    eval_frames=int(d["eval_frames"]), config=PatchConfig.from_dict(d),
                    rows=tuple(ComparisonRow.from_dict(r) for r in d.get("rows", ())))
 

@@ -9,21 +9,26 @@ from typing import Any
 
 import numpy as np
 
-from .._json import float_array, json_safe
+from .._fields import FieldsEq, coerce_arrays
+from .._json import float_array, float_or_nan, json_safe, reads_dict
+from ..deprecation import renamed_fields
 from ..errors import InvalidArgumentError
 from ._patches import _shape
 
 __all__ = ["MotionFields"]
 
 
-@dataclass(frozen=True, repr=False)
-class MotionFields:
+@renamed_fields({"frame_indices": "indices"})
+@dataclass(frozen=True, repr=False, eq=False)
+class MotionFields(FieldsEq):
     """Per-frame motion on a block grid, for the frames a decode pass produced.
 
     Attributes:
         path: the video file.
         codec: decoder name.
-        frame_indices: (T,) int64 presentation indices of the analysed frames (ascending).
+        indices: (T,) int64 presentation indices of the analysed frames (ascending), as in
+            :class:`~vidsel.io.FrameBatch` and :class:`~vidsel.results.Selection`
+            (``frame_indices`` is its deprecated name).
         pict_type: (T,) ``<U1`` picture type of each analysed frame (from the decoder).
         flow: (T, Gh, Gw, 2) float32 mean displacement (dx, dy) along the motion, in coded
             pixels, of each ``block`` x ``block`` cell (0 where no vector: intra or keyframe).
@@ -37,7 +42,7 @@ class MotionFields:
 
     path: str
     codec: str
-    frame_indices: np.ndarray
+    indices: np.ndarray
     pict_type: np.ndarray
     flow: np.ndarray
     coverage: np.ndarray
@@ -47,7 +52,9 @@ class MotionFields:
     elapsed_s: float = field(default=0.0, compare=False)
 
     def __post_init__(self) -> None:
-        t = len(self.frame_indices)
+        coerce_arrays(self, {"indices": np.int64, "pict_type": "<U1", "flow": np.float32,
+                             "coverage": np.float32, "intra_share": np.float32})
+        t = len(self.indices)
         if self.flow.ndim != 4 or self.flow.shape[0] != t or self.flow.shape[-1] != 2:
             raise InvalidArgumentError(
                 f"flow must be (T, Gh, Gw, 2) with T={t}, got {self.flow.shape}")
@@ -56,11 +63,11 @@ class MotionFields:
                                        f"{self.flow.shape[:3]}")
         if len(self.pict_type) != t or len(self.intra_share) != t:
             raise InvalidArgumentError("pict_type / intra_share must have one entry per frame")
-        if t > 1 and not np.all(np.diff(self.frame_indices) > 0):
-            raise InvalidArgumentError("frame_indices must be strictly increasing")
+        if t > 1 and not np.all(np.diff(self.indices) > 0):
+            raise InvalidArgumentError("indices must be strictly increasing")
 
     def __len__(self) -> int:
-        return len(self.frame_indices)
+        return len(self.indices)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -81,25 +88,27 @@ class MotionFields:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict with every array; :meth:`from_dict` inverts it."""
         return json_safe({  # type: ignore[no-any-return]
-            "path": self.path, "codec": self.codec, "frame_indices": self.frame_indices,
+            "path": self.path, "codec": self.codec, "indices": self.indices,
             "pict_type": self.pict_type, "flow": self.flow, "coverage": self.coverage,
             "intra_share": self.intra_share, "block": self.block,
             "coded_size": list(self.coded_size), "elapsed_s": self.elapsed_s})
 
     @classmethod
+    @reads_dict
     def from_dict(cls, d: Mapping[str, Any]) -> MotionFields:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (also reads the old key ``frame_indices``)."""
         flow = np.asarray(d["flow"], np.float32)
         if flow.ndim != 4:  # no frames: JSON kept no grid shape
             flow = flow.reshape(0, 0, 0, 2)
         cov = np.asarray(d["coverage"], np.float32).reshape(flow.shape[:3])
         h, w = d["coded_size"]
-        return cls(path=d["path"], codec=d["codec"],
-                   frame_indices=np.asarray(d["frame_indices"], np.int64),
+        indices = d["frame_indices" if "frame_indices" in d and "indices" not in d else "indices"]
+        return cls(path=str(d["path"]), codec=str(d["codec"]),
+                   indices=np.asarray(indices, np.int64),
                    pict_type=np.asarray(d["pict_type"], "<U1"), flow=flow, coverage=cov,
                    intra_share=float_array(d["intra_share"], dtype=np.float32),  # type: ignore[arg-type]
                    block=int(d["block"]), coded_size=(int(h), int(w)),
-                   elapsed_s=float(d.get("elapsed_s") or 0.0))
+                   elapsed_s=float_or_nan(d.get("elapsed_s", 0.0)))
 
     def __repr__(self) -> str:
         return (f"MotionFields(path={self.path!r}, codec={self.codec!r}, frames={len(self)}, "

@@ -22,10 +22,12 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from .._deprecation import renamed_fields
-from .._json import float_array, int_array, json_safe
-from .._validate import check_choice, check_positive_int
+from .._fields import FieldsEq, coerce_arrays
+from .._json import float_array, float_dict, float_or_nan, json_safe, reads_dict
+from .._validate import check_positive_int
+from ..deprecation import renamed_fields
 from ..errors import InvalidArgumentError
+from ..registry import Registry
 from ..render import (
     DEFAULT_THUMB,
     MAX_TILES,
@@ -85,9 +87,12 @@ class PatchConfig:
 
     @classmethod
     def preset(cls, name: str) -> PatchConfig:
-        """A named preset: ``"llava-ov-2"`` (14 px, 2x2, 392x392) or ``"ovis2.5"`` (16 px, 448)."""
-        check_choice("preset", name, tuple(PRESETS))
-        return PRESETS[name]
+        """A named preset: ``"llava-ov-2"`` (14 px, 2x2, 392x392) or ``"ovis2.5"`` (16 px, 448).
+
+        Raises:
+            InvalidArgumentError: an unknown name (the message lists :data:`PRESETS`).
+        """
+        return PRESETS.get(name)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -116,21 +121,23 @@ class PatchConfig:
                 "frame_size": list(self.frame_size)}
 
     @classmethod
+    @reads_dict
     def from_dict(cls, d: Mapping[str, Any]) -> PatchConfig:
         """Inverse of :meth:`to_dict` (extra keys are ignored)."""
         return cls.make(patch_size=int(d["patch_size"]), merge=int(d["merge"]),
                         frame_size=d["frame_size"])
 
 
-PRESETS: dict[str, PatchConfig] = {
-    "llava-ov-2": PatchConfig(14, 2, (392, 392)),
-    "ovis2.5": PatchConfig(16, 2, (448, 448)),
-}
+#: Named patch geometries (``PatchConfig.preset(name)``); register more with
+#: ``PRESETS.register(name, PatchConfig(...))``.
+PRESETS: Registry[PatchConfig] = Registry("preset")
+PRESETS.register("llava-ov-2", PatchConfig(14, 2, (392, 392)))
+PRESETS.register("ovis2.5", PatchConfig(16, 2, (448, 448)))
 
 
 @renamed_fields({"timestamps": "timestamps_s"})
-@dataclass(frozen=True, repr=False)
-class Canvases:
+@dataclass(frozen=True, repr=False, eq=False)
+class Canvases(FieldsEq):
     """Selected patches packed into square images for models that take images.
 
     Attributes:
@@ -151,6 +158,10 @@ class Canvases:
     patch_size: int
 
     def __post_init__(self) -> None:
+        coerce_arrays(self, {"positions": np.int64, "valid": bool, "timestamps_s": np.float64},
+                      optional={"images": np.uint8})
+        if self.valid.ndim != 3:
+            raise InvalidArgumentError(f"valid must be (C, Gh, Gw), got {self.valid.shape}")
         c, gh, gw = self.valid.shape
         if self.positions.shape != (c, gh, gw, 3) or self.timestamps_s.shape != (c, gh, gw):
             raise InvalidArgumentError("positions / timestamps_s do not match valid")
@@ -176,12 +187,22 @@ class Canvases:
                           "timestamps_s": self.timestamps_s, "patch_size": self.patch_size})
 
     @classmethod
+    @reads_dict
     def from_dict(cls, d: Mapping[str, Any]) -> Canvases:
-        """Inverse of :meth:`to_dict` (also reads the old key ``timestamps``)."""
-        ts = d["timestamps_s"] if "timestamps_s" in d else d["timestamps"]
-        return cls(images=None, positions=int_array(d["positions"]),  # type: ignore[arg-type]
-                   valid=np.asarray(d["valid"], bool),
-                   timestamps_s=np.asarray(_nan(ts), np.float64),
+        """Inverse of :meth:`to_dict` (also reads the old key ``timestamps``); ``images`` is
+        None, so the result equals the original with ``images=None``.
+
+        Raises:
+            InvalidArgumentError: ``d`` is malformed.
+        """
+        ts = d["timestamps" if "timestamps" in d and "timestamps_s" not in d else "timestamps_s"]
+        valid = np.asarray(d["valid"], bool)
+        if valid.ndim != 3:  # no canvases: JSON kept no grid shape
+            valid = valid.reshape(0, 0, 0)
+        return cls(images=None,
+                   positions=np.asarray(d["positions"], np.int64).reshape(*valid.shape, 3),
+                   valid=valid,
+                   timestamps_s=np.asarray(_nan(ts), np.float64).reshape(valid.shape),
                    patch_size=int(d["patch_size"]))
 
     def __repr__(self) -> str:
@@ -199,8 +220,8 @@ def _nan(v: Any) -> Any:
 
 
 @renamed_fields({"timestamps": "timestamps_s", "timings": "timings_s"})
-@dataclass(frozen=True, repr=False)
-class PatchSelection:
+@dataclass(frozen=True, repr=False, eq=False)
+class PatchSelection(FieldsEq):
     """Which patches of a video a model sees, with their positions, times and pixels.
 
     Arrays with N rows have one row per selected patch, in the token-major order described in
@@ -215,7 +236,10 @@ class PatchSelection:
         timestamps_s: (N,) float64 presentation time of each patch's source frame, seconds
             (``timestamps`` is its deprecated name).
         is_anchor: (N,) bool, the patch belongs to a dense anchor frame.
-        scores: (N,) float32 change score of the patch's token (NaN for anchors).
+        scores: (N,) float32 the method's score of each row (patch): the change energy of the
+            patch's token for ``"codec"`` (motion patches), NaN for anchor patches and for
+            ``"uniform"``. The counterpart of :attr:`vidsel.results.Selection.scores`, which is
+            the method's per-frame score (relevance to the question).
         pixels: (N, patch_size, patch_size, 3) uint8 RGB, or None when not extracted.
         anchor_frames: (A,) int64 frames kept dense.
         candidate_frames: (T,) int64 frames whose patches competed for the motion budget.
@@ -250,6 +274,13 @@ class PatchSelection:
     timings_s: dict[str, float] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        coerce_arrays(self, {"positions": np.int64, "timestamps_s": np.float64,
+                             "is_anchor": bool, "scores": np.float32, "anchor_frames": np.int64,
+                             "candidate_frames": np.int64, "cut_frames": np.int64},
+                      optional={"pixels": np.uint8})
+        if not isinstance(self.config, PatchConfig):
+            raise InvalidArgumentError(
+                f"config must be a PatchConfig, got {type(self.config).__name__}")
         n = len(self.positions)
         if self.positions.ndim != 2 or self.positions.shape[1] != 3:
             raise InvalidArgumentError(f"positions must be (N, 3), got {self.positions.shape}")
@@ -384,19 +415,21 @@ class PatchSelection:
         return d
 
     @classmethod
+    @reads_dict
     def from_dict(cls, d: Mapping[str, Any]) -> PatchSelection:
-        """Inverse of :meth:`to_dict` (pixels are None). Reads the old keys ``timestamps``
-        and ``timings`` too.
+        """Inverse of :meth:`to_dict`: equal to the original with ``pixels=None`` (pixels are
+        not serialised; NaN scores and timings come back as NaN). Reads the old keys
+        ``timestamps`` and ``timings`` too.
 
         Raises:
-            InvalidArgumentError: ``d`` is a :meth:`summary` (no per-patch rows).
+            InvalidArgumentError: ``d`` is a :meth:`summary` (no per-patch rows) or malformed.
         """
         if "positions" not in d or "scores" not in d:
             raise InvalidArgumentError(
                 "PatchSelection.from_dict needs the full to_dict() (per-patch positions and "
                 "scores), not its summary()")
-        ts = d["timestamps_s"] if "timestamps_s" in d else d["timestamps"]
-        timings = d.get("timings_s", d.get("timings")) or {}
+        ts = d["timestamps" if "timestamps" in d and "timestamps_s" not in d else "timestamps_s"]
+        timings = d["timings_s"] if "timings_s" in d else d.get("timings")
         positions = np.asarray(d["positions"], np.int64).reshape(-1, 3)
         return cls(
             path=d["path"], method=str(d["method"]), config=PatchConfig.from_dict(d),
@@ -409,8 +442,8 @@ class PatchSelection:
             candidate_frames=np.asarray(d.get("candidate_frames", []), np.int64),
             cut_frames=np.asarray(d["cut_frames"], np.int64),
             budget_tokens=int(d["budget_tokens"]), num_frames=int(d["num_frames"]),
-            duration_s=float(d["duration_s"]), signal=str(d["signal"]),
-            fallback=bool(d["fallback"]), timings_s={k: float(v) for k, v in timings.items()})
+            duration_s=float_or_nan(d["duration_s"]), signal=str(d["signal"]),
+            fallback=bool(d["fallback"]), timings_s=float_dict(timings))
 
     def to_json(self, path: str | Path | None = None, *, per_patch: bool = True) -> str:
         """The :meth:`to_dict` dict as JSON text, also written to ``path`` if given."""
@@ -493,7 +526,8 @@ class PatchSelection:
         """What the model sees: the packed :meth:`canvases` (C, S, S, 3) uint8 and a label each
         (``canvas_000``...). Needs pixels."""
         c = self.canvases()
-        assert c.images is not None
+        if c.images is None:  # pragma: no cover - canvases() of a selection with pixels
+            raise InvalidArgumentError("images() needs pixels; select with pixels != 'none'")
         return c.images, c.labels
 
     def contact_sheet(self, *, thumb: int = DEFAULT_THUMB, columns: int | None = None,

@@ -19,9 +19,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import render
-from .._deprecation import REMOVED_IN, renamed_fields
-from .._json import float_array, int_array, json_safe
+from .._fields import FieldsEq
+from .._json import float_array, float_dict, int_array, json_safe, reads_dict
 from .._validate import check_positive_int
+from ..deprecation import REMOVED_IN, renamed_fields
 from ..errors import InvalidArgumentError, VidselError
 from ..io import VideoReader
 from ._protocol import SelectionKind
@@ -32,8 +33,8 @@ logger = logging.getLogger(__name__)
 
 
 @renamed_fields({"video": "path"})
-@dataclass(frozen=True, repr=False)
-class Selection:
+@dataclass(frozen=True, repr=False, eq=False)
+class Selection(FieldsEq):
     """The frames chosen for a question, in the source video's terms.
 
     Attributes:
@@ -204,8 +205,16 @@ class Selection:
         return json_safe(d)  # type: ignore[no-any-return]
 
     @classmethod
+    @reads_dict
     def from_dict(cls, d: Mapping[str, Any]) -> Selection:
-        """Inverse of :meth:`to_dict` (also reads the old key ``video`` for ``path``)."""
+        """Inverse of :meth:`to_dict` (also reads the old key ``video`` for ``path``).
+
+        The result equals the original (``==``); NaN timings come back as NaN, and tuples in
+        ``params`` come back as lists (JSON has no tuples; ``==`` treats them as equal).
+
+        Raises:
+            InvalidArgumentError: ``d`` is malformed.
+        """
         has_curve = d.get("candidate_scores") is not None
         return cls(
             indices=int_array(d["indices"]),  # type: ignore[arg-type]
@@ -215,7 +224,7 @@ class Selection:
             source_fps=float(d["source_fps"]), path=d.get("path", d.get("video")),
             num_frames=d.get("num_frames"), num_candidates=d.get("num_candidates"),
             question=d.get("question"), cache_hit=bool(d.get("cache_hit", False)),
-            timings_s=dict(d.get("timings_s") or {}),
+            timings_s=float_dict(d.get("timings_s")),
             candidate_timestamps_s=(float_array(d.get("candidate_timestamps_s"))
                                     if has_curve else None),
             candidate_scores=float_array(d["candidate_scores"]) if has_curve else None,

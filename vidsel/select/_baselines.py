@@ -38,7 +38,7 @@ def uniform(n: int, k: int) -> np.ndarray:
 
 
 def _scores(scores: Any) -> np.ndarray:
-    s = _to_numpy(scores).astype(np.float64, copy=False).reshape(-1)
+    s = _to_numpy(scores, "scores").astype(np.float64, copy=False).reshape(-1)
     if s.size == 0:
         raise InvalidArgumentError("scores is empty (no candidates)")
     if not np.isfinite(s).all():
@@ -65,8 +65,8 @@ def topk(scores: Any, k: int) -> np.ndarray:
 
 def cosine_scores(frame_embeds: Any, text_embed: Any) -> np.ndarray:
     """Cosine similarity (n,) float64 of every frame embedding (n, d) with the text (d,)."""
-    x = _to_numpy(frame_embeds).astype(np.float64, copy=False)
-    t = _to_numpy(text_embed).astype(np.float64, copy=False).reshape(-1)
+    x = _to_numpy(frame_embeds, "frame_embeds").astype(np.float64, copy=False)
+    t = _to_numpy(text_embed, "text_embed").astype(np.float64, copy=False).reshape(-1)
     if x.ndim != 2 or x.shape[1] != t.shape[0]:
         raise InvalidArgumentError(
             f"frame_embeds (n, d) and text_embed (d,) do not match: {x.shape} vs {t.shape}"

@@ -37,6 +37,7 @@ from ._kernel import (
     check_alphas,
     log_relevance,
     multi_gaussian_kernel,
+    numeric_array,
     sq_distances,
 )
 
@@ -241,6 +242,8 @@ def dpp_greedy(L: Any, k: int, *, eps: float = DEFAULT_EPS) -> np.ndarray:
     """
     k = check_positive_int("k", k)
     eps = check_positive_float("eps", eps)
+    if not _is_torch(L):
+        L = numeric_array("L", L)
     if len(L.shape) != 2 or L.shape[0] != L.shape[1]:
         raise InvalidArgumentError(f"L must be a square (n, n) matrix, got shape {tuple(L.shape)}")
     n = int(L.shape[0])
@@ -368,8 +371,8 @@ def _dpp_torch(
 
 def _as_f64(frame_embeds: Any, text_embed: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate and convert (n, d) frame and (d,) text embeddings to float64 numpy."""
-    x = _to_numpy(frame_embeds).astype(np.float64, copy=False)
-    t = _to_numpy(text_embed).astype(np.float64, copy=False)
+    x = _to_numpy(frame_embeds, "frame_embeds").astype(np.float64, copy=False)
+    t = _to_numpy(text_embed, "text_embed").astype(np.float64, copy=False)
     if t.ndim == 2 and t.shape[0] == 1:
         t = t[0]
     _check_embed_shapes(x.shape, t.shape,
@@ -392,11 +395,16 @@ def _check_embed_shapes(xshape: tuple[int, ...], tshape: tuple[int, ...], *,
         raise InvalidArgumentError("frame_embeds / text_embed contain NaN or inf")
 
 
-def _to_numpy(a: Any) -> np.ndarray:
+def _to_numpy(a: Any, name: str = "array") -> np.ndarray:
+    """A numpy array of numbers from a torch tensor (on any device) or array-like ``a``.
+
+    Raises:
+        InvalidArgumentError: ``a`` is not numeric (named ``name`` in the message).
+    """
     if _is_torch(a):
         return np.asarray(a.detach().float().cpu().numpy() if a.dtype.is_floating_point
                           and a.dtype.itemsize < 4 else a.detach().cpu().numpy())
-    return np.asarray(a)
+    return numeric_array(name, a)
 
 
 def _dot_dtype(a: Any) -> Any:

@@ -57,6 +57,30 @@ def _torch() -> Any:
     return require("torch", "the torch selector path", extra="embed")
 
 
+def numeric_array(name: str, a: Any) -> np.ndarray:
+    """``a`` (an array, a nested list...) as a numpy array of numbers.
+
+    Raises:
+        InvalidArgumentError: ``a`` holds something that is not a number (text, objects).
+    """
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(
+                f"{name} must be an array of numbers, got {type(a).__name__} "
+                f"{str(a)[:40]!r}") from None
+    return arr
+
+
+def _rows(name: str, a: Any) -> np.ndarray:
+    arr = numeric_array(name, a)
+    if arr.ndim != 2:
+        raise InvalidArgumentError(f"{name} must be (n, d) rows, got shape {arr.shape}")
+    return arr
+
+
 def sq_distances(x: Any, y: Any | None = None) -> Any:
     """Squared Euclidean distances between the rows of ``x`` (n, d) and ``y`` (m, d) -> (n, m).
 
@@ -72,8 +96,11 @@ def sq_distances(x: Any, y: Any | None = None) -> Any:
         if same:
             d2.fill_diagonal_(0.0)
         return d2
-    xa = np.asarray(x)
-    ya = xa if y is None else np.asarray(y)
+    xa = _rows("x", x)
+    ya = xa if y is None else _rows("y", y)
+    if ya.shape[1] != xa.shape[1]:
+        raise InvalidArgumentError(
+            f"x (n, d) and y (m, d) differ in d: shapes {xa.shape} and {ya.shape}")
     d2 = np.einsum("ij,ij->i", xa, xa)[:, None] + np.einsum("ij,ij->i", ya, ya)[None, :]
     d2 -= 2.0 * (xa @ ya.T)
     np.maximum(d2, 0.0, out=d2)
@@ -118,7 +145,10 @@ def relevance(
     frame_embeds: Any, text_embed: Any, *, alphas: Sequence[float] = DEFAULT_ALPHAS
 ) -> Any:
     """Relevance ``r_i = k(text, frame_i)`` (n,) of every frame to the text, same kernel."""
-    t = text_embed.reshape(1, -1)
+    if _is_torch(text_embed):
+        t = text_embed.reshape(1, -1)
+    else:
+        t = numeric_array("text_embed", text_embed).reshape(1, -1)
     return multi_gaussian_kernel(t, frame_embeds, alphas=alphas)[0]
 
 

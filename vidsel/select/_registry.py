@@ -34,7 +34,8 @@ from .._validate import check_choice, check_positive_int
 from ..errors import InvalidArgumentError
 from ..registry import Registry
 from ._baselines import aks, bolt, cosine_scores, topk, uniform
-from ._dpp import dpp
+from ._dpp import _to_numpy, dpp
+from ._kernel import _is_torch, numeric_array
 from ._mdp3 import OVIS_DEFAULTS, mdp3
 
 __all__ = [
@@ -69,6 +70,10 @@ class SelectorInputs:
 
     def __post_init__(self) -> None:
         check_positive_int("n", self.n)
+        if self.frame_embeds is not None and len(getattr(self.frame_embeds, "shape", ())) != 2:
+            raise InvalidArgumentError(
+                f"frame_embeds must be an (n, d) array or tensor, got "
+                f"{type(self.frame_embeds).__name__}")
         if self.frame_embeds is not None and int(self.frame_embeds.shape[0]) != self.n:
             raise InvalidArgumentError(
                 f"frame_embeds has {self.frame_embeds.shape[0]} rows, expected n={self.n}"
@@ -218,11 +223,20 @@ def run_selector(
     info = get_selector(name)
     info.check_params(params)
     k = check_positive_int("k", k)
+    if frame_embeds is not None and not _is_torch(frame_embeds):
+        frame_embeds = numeric_array("frame_embeds", frame_embeds)
+    if frame_embeds is not None and len(frame_embeds.shape) != 2:
+        raise InvalidArgumentError(
+            f"frame_embeds must be (n, d), got shape {tuple(frame_embeds.shape)}")
+    if text_embed is not None and not _is_torch(text_embed):
+        text_embed = numeric_array("text_embed", text_embed)
+    if scores is not None:
+        scores = _to_numpy(scores, "scores").astype(np.float64, copy=False)
     if n is None:
         if frame_embeds is not None:
             n = int(frame_embeds.shape[0])
         elif scores is not None:
-            n = int(np.asarray(scores).reshape(-1).size)
+            n = int(scores.reshape(-1).size)
         else:
             raise InvalidArgumentError(f"selector {name!r}: pass n, frame_embeds or scores")
     if info.needs == "embeddings" and (frame_embeds is None or text_embed is None):
@@ -233,8 +247,7 @@ def run_selector(
         raise InvalidArgumentError(
             f"selector {name!r} needs scores or frame_embeds and text_embed (an embedder)"
         )
-    inputs = SelectorInputs(n, frame_embeds, text_embed,
-                            None if scores is None else np.asarray(scores, dtype=np.float64))
+    inputs = SelectorInputs(n, frame_embeds, text_embed, scores)
     out = np.asarray(info.fn(inputs, k, **{**info.defaults, **params}), dtype=np.int64)
     return out
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import require
 from .._validate import check_positive_int
-from ..errors import InvalidArgumentError, MissingDependencyError
+from ..errors import InvalidArgumentError
 from ..results import Selection
 
 __all__ = [
@@ -86,11 +87,7 @@ def to_qwen(sel: Selection, *, size: int | tuple[int, int] | None = None,
     Raises:
         MissingDependencyError: transformers is not installed.
     """
-    try:
-        from transformers.video_utils import VideoMetadata
-    except ImportError as e:
-        raise MissingDependencyError(
-            "to_qwen needs transformers: pip install 'vidsel[embed]'") from e
+    VideoMetadata = require("transformers.video_utils", "to_qwen", extra="embed").VideoMetadata
     tps = check_positive_int("temporal_patch_size", temporal_patch_size)
     frames = sel.load_frames(size)
     pad = -len(frames) % tps

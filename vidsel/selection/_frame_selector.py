@@ -11,6 +11,7 @@ from .._validate import check_positive_int
 from ..embed import load_embedder
 from ..errors import InvalidArgumentError
 from ..select import get_selector, run_selector
+from ._select import options_dict
 
 __all__ = ["FrameSelector"]
 
@@ -43,12 +44,15 @@ class FrameSelector:
         self.k = check_positive_int("k", k)
         self.info = get_selector(method)
         self.method = method
-        self.params = dict(params or {})
+        self.params = options_dict("params", params)
         self.info.check_params(self.params)
+        if not isinstance(image_token, str) or not image_token:
+            raise InvalidArgumentError(
+                f"image_token={image_token!r} must be a non-empty string (e.g. '<image>')")
         self.image_token = image_token
         self.return_indices = return_indices
         self._embedder_spec = embedder
-        self._embedder_options = dict(embedder_options or {})
+        self._embedder_options = options_dict("embedder_options", embedder_options)
         self._embedder: Any = None
         if self.info.needs != "none" and embedder is None:
             raise InvalidArgumentError(f"method={method!r} needs an embedder")
@@ -86,10 +90,13 @@ class FrameSelector:
         line; every other character of the conversation is kept as it was.
 
         Raises:
-            InvalidArgumentError: the number of placeholders differs from ``len(frames)``.
+            InvalidArgumentError: ``conversations`` is not a list of ``{"from", "value"}``
+                turns with string values, ``frames`` is not a sequence, or the number of
+                placeholders differs from ``len(frames)``.
         """
         tok = self.image_token
-        g = sum(str(c["value"]).count(tok) for c in conversations)
+        _check_turns(conversations, frames)
+        g = sum(c["value"].count(tok) for c in conversations)
         if g != len(frames):
             raise InvalidArgumentError(
                 f"conversation has {g} {tok!r} placeholders but {len(frames)} frames")
@@ -112,3 +119,22 @@ class FrameSelector:
         if self.return_indices:
             return out_convs, kept, keep
         return out_convs, kept
+
+
+def _check_turns(conversations: Any, frames: Any) -> None:
+    """``conversations``: a sequence of mappings with a string ``"value"`` (and optionally a
+    string ``"from"``); ``frames``: a sequence (list, tuple or array)."""
+    if isinstance(conversations, (str, bytes)) or not isinstance(conversations, Sequence):
+        raise InvalidArgumentError(
+            f"conversations={conversations!r:.80} must be a list of turns "
+            "({'from': 'human', 'value': '<image>...'})")
+    for j, turn in enumerate(conversations):
+        if not isinstance(turn, Mapping) or not isinstance(turn.get("value"), str) or not (
+                isinstance(turn.get("from", ""), str)):
+            raise InvalidArgumentError(
+                f"conversations[{j}]={turn!r:.80} must be a turn with a string 'value' (and "
+                "a string 'from')")
+    if isinstance(frames, (str, bytes)) or not isinstance(frames, (Sequence, np.ndarray)):
+        raise InvalidArgumentError(
+            f"frames must be a sequence of images (list, tuple or array), got "
+            f"{type(frames).__name__}")

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .._deprecation import renamed_kwargs
 from .._validate import check_choice, check_positive_int
+from ..deprecation import renamed_kwargs
 from ..embed import load_embedder
 from ..errors import InvalidArgumentError
 from ..io import VideoReader
@@ -33,6 +33,20 @@ from ._candidates import (
 __all__ = ["select_frames"]
 
 logger = logging.getLogger(__name__)
+
+
+def options_dict(name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``value`` (a mapping of keyword names, or None) as a new dict.
+
+    Raises:
+        InvalidArgumentError: ``value`` is not a mapping, or a key is not a string.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise InvalidArgumentError(
+            f"{name}={value!r} must be a mapping of names to values (e.g. {{'lam': 0.2}})")
+    return dict(value)
 
 
 @renamed_kwargs({"video": "path"})
@@ -85,7 +99,8 @@ def select_frames(
 
     Raises:
         InvalidArgumentError: unknown method or parameter, a method needing an embedder or a
-            question without one, a bad candidate spec.
+            question without one, a bad candidate spec, ``k`` / ``embed_size`` not a positive
+            int, ``params`` / ``embedder_options`` not a mapping, ``cache_dir`` not a path.
         MissingDependencyError: an embedder is needed and torch / transformers are not
             installed (``pip install 'vidsel[embed]'``).
     """
@@ -94,7 +109,13 @@ def select_frames(
     check_choice("candidate_mode", candidate_mode, ("exact", "keyframe"))
     if tokens_per_frame is not None:
         tokens_per_frame = check_positive_int("tokens_per_frame", tokens_per_frame)
-    params = dict(params or {})
+    if embed_size is not None:
+        embed_size = check_positive_int("embed_size", embed_size)
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise InvalidArgumentError(
+            f"cache_dir={cache_dir!r} must be a directory path (str or os.PathLike) or None")
+    params = options_dict("params", params)
+    embedder_options = options_dict("embedder_options", embedder_options)
     info.check_params(params)  # before any decoding
     needs_model = info.needs != "none"
     if needs_model and embedder is None:
@@ -123,7 +144,7 @@ def select_frames(
             timings["select"] = time.perf_counter() - t0
             params = {**dict(info.defaults), **params}
         else:
-            emb = load_embedder(embedder, **dict(embedder_options or {}))
+            emb = load_embedder(embedder, **embedder_options)
             frame_embeds, cand, cand_ts, cache_hit = candidate_embeddings(
                 reader, cand, emb, size=embed_size, mode=candidate_mode, cache_dir=cache_dir,
                 timings=timings)
