@@ -27,11 +27,14 @@ from typing import Any
 
 from .. import __version__
 from ..errors import VidselError
+from ..methods import load_plugins
 from ..registry import Registry
 from . import _batch, _compare, _demo, _inspect, _select
 from ._common import UsageError, add_verbosity, configure_logging, verbosity
+from ._executors import EXECUTORS, register_executor
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main", "register_subcommand"]
+__all__ = ["EXECUTORS", "SUBCOMMANDS", "build_parser", "main", "register_executor",
+           "register_subcommand"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +56,8 @@ EPILOG = """\
 examples:
   vidsel demo                                   # sample video, uniform + codec selection
   vidsel select talk.mp4 --method uniform --budget 8 --contact-sheet sheet.png
-  vidsel select talk.mp4 -q "when is the graph drawn?" --embedder hf:/models/siglip --json
+  vidsel select talk.mp4 -Q "when is the graph drawn?" --embedder hf:/models/siglip --json
+  vidsel select talk.mp4 --plugin mypkg.methods --method mine     # a method of your own
   vidsel batch videos/ --out results.jsonl --method codec --budget 8 --resume
   vidsel compare clip.mp4 --budgets 4,8,16,32 --plot compare.png
   vidsel inspect clip.mp4 --plot timeline.png
@@ -76,8 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_plugins(argv: Sequence[str]) -> None:
+    """Import the ``--plugin`` modules named on the command line and the installed
+    ``vidsel.methods`` entry points, so their methods are ``--method`` choices."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(list(argv))
+    load_plugins(known.plugin)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (never calls ``sys.exit`` itself)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _load_plugins(argv)
+    except VidselError as e:
+        print(f"vidsel: error: {e}", file=sys.stderr)
+        return 2
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

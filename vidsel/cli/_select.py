@@ -61,6 +61,10 @@ def method_help() -> str:
 def add_selection_options(p: argparse.ArgumentParser, *, default_method: str = "mdp3") -> None:
     """Options shared by ``select`` and ``batch``."""
     g = p.add_argument_group("selection")
+    g.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first: it registers methods of its own (repeatable; "
+                        "installed plugins of the 'vidsel.methods' entry-point group load "
+                        "by themselves)")
     g.add_argument("--method", "-m", default=default_method, choices=available_methods(),
                    metavar="METHOD",
                    help=f"a method of vidsel.methods (default: %(default)s): {method_help()}")
@@ -134,7 +138,8 @@ def spec_from_args(args: argparse.Namespace) -> SelectSpec:
     try:
         spec = SelectSpec(method=method.name, budget=args.budget, options=options, params=params,
                           frame_size=args.frame_size, patch_size=args.patch_size,
-                          merge=args.merge, per_patch=args.per_patch, device=args.device)
+                          merge=args.merge, per_patch=args.per_patch, device=args.device,
+                          plugins=tuple(args.plugin or ()))
         spec.geometry  # noqa: B018 - checks the geometry flags
         method.check_options(spec.method_options())  # e.g. params a selector does not take
     except InvalidArgumentError as e:

@@ -49,7 +49,7 @@ from ..deprecation import renamed_fields
 from ..embed import content_id, load_embedder
 from ..errors import VidselError
 from ..io import VideoReader
-from ..methods import Method, get_method, run_method
+from ..methods import Method, get_method, load_plugins, run_method
 from ..results import PatchConfig, VisualSelection
 from ._common import confined_path, safe_component
 
@@ -95,6 +95,8 @@ class SelectSpec:
         per_patch: records hold the result's full ``to_dict()`` (every row) instead of its
             compact ``summary()``.
         device: embedder device (``"auto"``: CUDA when visible); run-time option.
+        plugins: modules to import (:func:`vidsel.methods.load_plugins`) before the method is
+            looked up, in this process and in every batch worker; run-time option.
     """
 
     method: str = "mdp3"
@@ -106,6 +108,7 @@ class SelectSpec:
     merge: int = 2
     per_patch: bool = False
     device: str | None = None
+    plugins: tuple[str, ...] = ()
 
     @property
     def entry(self) -> Method:
@@ -392,6 +395,7 @@ def run_task(task: Task) -> dict[str, Any]:
     timings: dict[str, float] = {}
     backend = task.spec.options.get("backend")
     try:
+        load_plugins(task.spec.plugins)  # a spawned worker knows only what it imports
         with VideoReader(task.path, **({"backend": backend} if backend else {})) as reader:
             md = reader.metadata
             t1 = time.perf_counter()
