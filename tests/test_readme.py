@@ -3,7 +3,10 @@ SigLIP standing in for the real weights (the only substitutions)."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +44,17 @@ def test_architecture_doc_example_runs(make_synth) -> None:
     finally:
         if "keyframes" in METHODS:
             METHODS.unregister("keyframes")
+
+
+def test_quickstart_example_runs_on_current_names(tmp_path: Path, tiny_siglip_dir: Path) -> None:
+    """examples/quickstart.py, with a tiny local embedder, and no deprecated name used."""
+    out = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", str(ROOT / "examples" / "quickstart.py"),
+         "--out", str(tmp_path / "q"), "--embedder", f"hf:{tiny_siglip_dir}",
+         "--question", "where does the box go"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Selection(k=8, method='uniform'" in out.stdout
+    assert "PatchSelection(method='codec'" in out.stdout
+    assert any((tmp_path / "q").iterdir())
