@@ -215,3 +215,16 @@ def test_dpp_torch_path_validates_its_inputs() -> None:
     # a numpy (1, d) text embedding is accepted like on the numpy path
     got = _dpp_torch(x, x[0].numpy()[None, :], 3, **kw)
     assert got.tolist() == dpp(x.numpy(), x[0].numpy(), 3).tolist()
+
+
+def test_kernel_rows_against_every_frame_needs_no_copy_and_is_exact() -> None:
+    """``block(rows)`` (all columns, no copy of the embeddings) equals ``block(rows, arange)``
+    bit for bit, so the DPP's picks do not depend on the path."""
+    from vidsel.select._kernel import KernelRows
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((50, 16))
+    kr = KernelRows(x, (0.5, 1.0))
+    rows = np.array([3, 7, 7, 49])
+    np.testing.assert_array_equal(kr.block(rows), kr.block(rows, np.arange(50)))
+    assert np.all(kr.block(rows)[np.arange(4), rows] == kr.diag)

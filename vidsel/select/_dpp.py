@@ -326,10 +326,8 @@ def dpp(
     q = relevance_log_weights(x, t, lam=lam, alphas=alphas)
     kr = KernelRows(x, alphas, dot_dtype=_dot_dtype(frame_embeds))
     diag = kr.diag
-    everything = np.arange(n)
-
     def rows(sel: np.ndarray) -> np.ndarray:
-        return kr.block(sel, everything)
+        return kr.block(sel)  # (len(sel), n): no copy of the (n, d) embeddings per call
 
     order, _, _ = greedy_batched(
         rows, q, np.zeros((1, 0, n)), np.full((1, n), diag), k, tiny=DEFAULT_EPS * diag

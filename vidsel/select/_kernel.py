@@ -190,12 +190,18 @@ class KernelRows:
     def __repr__(self) -> str:
         return f"KernelRows(n={self.x.shape[0]}, d={self.x.shape[1]}, alphas={self.alphas})"
 
-    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Kernel between frames ``rows`` (a,) and frames ``cols`` (b,) -> (a, b) float64."""
-        dots = (self.xd[rows] @ self.xd[cols].T).astype(np.float64, copy=False)
-        d2 = self.nrm[rows][:, None] + self.nrm[cols][None, :] - 2.0 * dots
+    def block(self, rows: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        """Kernel between frames ``rows`` (a,) and frames ``cols`` (b,) -> (a, b) float64;
+        ``cols=None`` means every frame (b = n) without copying the embeddings."""
+        xc, nc = (self.xd, self.nrm) if cols is None else (self.xd[cols], self.nrm[cols])
+        dots = (self.xd[rows] @ xc.T).astype(np.float64, copy=False)
+        d2 = self.nrm[rows][:, None] + nc[None, :] - 2.0 * dots
         np.maximum(d2, 0.0, out=d2)
-        d2[rows[:, None] == cols[None, :]] = 0.0  # k(x, x) is exactly len(alphas)
+        # k(x, x) is exactly len(alphas)
+        if cols is None:
+            d2[np.arange(len(rows)), rows] = 0.0
+        else:
+            d2[rows[:, None] == cols[None, :]] = 0.0
         return np.asarray(_kernel_from_d2(d2, self.alphas))
 
     def diagonal_blocks(self, m: int) -> np.ndarray:
