@@ -1,9 +1,11 @@
-"""Optional third-party packages of the ``model`` extra, imported when first needed."""
+"""Optional third-party packages of the ``model`` extra, imported when first needed: vidsel's
+:func:`vidsel.optional.require` with ovis_model's error and extra."""
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
+
+from vidsel.optional import require as _require
 
 from .errors import MissingDependencyError
 
@@ -15,21 +17,7 @@ EXTRA = "model"
 
 def require(module: str, feature: str, *, extra: str = EXTRA,
             needs: str | None = None) -> ModuleType:
-    """Import ``module`` (e.g. ``"safetensors.torch"``) for ``feature`` (the same contract as
-    vidsel's own helper, raising ovis_model's error).
-
-    Args:
-        module: the module to import.
-        feature: what needs it, the start of the message.
-        extra: the vidsel extra that installs it.
-        needs: what to name as missing (default: the top-level package of ``module``).
-
-    Raises:
-        MissingDependencyError: the package is not installed; the message names the extra.
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{feature} needs {needs or module.split('.')[0]}: "
-            f"pip install 'vidsel[{extra}]'") from exc
+    """Import ``module`` for ``feature``; a missing package raises ovis_model's
+    :class:`~ovis_model.errors.MissingDependencyError` naming the extra (see
+    :func:`vidsel.optional.require`)."""
+    return _require(module, feature, extra=extra, needs=needs, error=MissingDependencyError)

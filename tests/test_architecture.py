@@ -216,8 +216,8 @@ def test_library_raises_only_project_errors() -> None:
 #: submodules, optional third-party packages, plugins, and the deprecated Selection adapters
 #: (removed in 0.3).
 IMPORTLIB_ALLOWED = {
-    ("vidsel/__init__.py", "__getattr__"), ("vidsel/_optional.py", "require"),
-    ("ovis_model/_optional.py", "require"), ("vidsel/methods/_plugins.py", "load_plugins"),
+    ("vidsel/__init__.py", "__getattr__"), ("vidsel/optional.py", "require"),
+    ("vidsel/methods/_plugins.py", "load_plugins"),
     ("vidsel/results/_selection.py", "_adapter"),
 }
 

@@ -32,8 +32,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._optional import require
 from ..errors import InvalidArgumentError, VidselError
+from ..optional import require
 from ..registry import Registry
 from ._common import configure_logging
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from ..codec import MV_CODECS, motion_vectors, packet_index
 from ..io import VideoReader
+from ..optional import require
 from ._common import add_verbosity, dump_json, format_table, sparkline
 
 logger = logging.getLogger(__name__)

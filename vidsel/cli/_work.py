@@ -44,12 +44,12 @@ import numpy as np
 from PIL import Image
 
 from .. import __version__
-from .._optional import require
 from ..deprecation import renamed_fields
 from ..embed import content_id, load_embedder
 from ..errors import VidselError
 from ..io import VideoReader
 from ..methods import Method, get_method, load_plugins, run_method
+from ..optional import require
 from ..results import PatchConfig, VisualSelection
 from ._common import confined_path, safe_component
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from .._validate import check_choice, check_positive_int
 from ..errors import InvalidArgumentError
+from ..optional import require
 from ._text import PromptCleaner
 
 __all__ = ["DTYPES", "Embedder", "import_torch"]

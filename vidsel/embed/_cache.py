@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from ..errors import InvalidArgumentError, VideoNotFoundError
+from ..optional import require
 
 __all__ = ["CachedEmbeddings", "EmbeddingCache", "content_id"]
 

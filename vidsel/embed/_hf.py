@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .._optional import require
 from ..errors import InvalidArgumentError, ModelNotAvailableError
+from ..optional import require
 from ._base import Embedder, import_torch, unwrap_features
 from ._text import PromptCleaner, head_tail_chunks
 

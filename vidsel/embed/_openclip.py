@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from ..errors import InvalidArgumentError, ModelNotAvailableError
+from ..optional import require
 from ._base import Embedder, import_torch
 from ._text import PromptCleaner, head_tail_chunks
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from ..errors import DecodeError
+from ..optional import require
 from ._pyav import PyAVBackend
 
 __all__ = ["DecordBackend"]

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .._optional import require
 from ..errors import InvalidArgumentError
+from ..optional import require
 from ._sheet import _BG, _TEXT, DEFAULT_THUMB, MAX_TILES, _font, contact_sheet, tile_positions
 
 __all__ = ["ANCHOR_COLOUR", "MOTION_COLOUR", "comparison_plot", "patch_selection_heatmap",

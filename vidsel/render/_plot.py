@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
+from ..optional import require
 
 __all__ = ["relevance_plot"]
 

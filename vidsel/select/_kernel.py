@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from .._validate import check_positive_float
 from ..errors import InvalidArgumentError
+from ..optional import require
 
 __all__ = [
     "DEFAULT_ALPHAS",

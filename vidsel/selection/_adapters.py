@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .._optional import require
 from .._validate import check_positive_int
 from ..errors import InvalidArgumentError
+from ..optional import require
 from ..results import Selection
 
 __all__ = [

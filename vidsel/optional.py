@@ -12,8 +12,8 @@ from .errors import MissingDependencyError
 __all__ = ["require"]
 
 
-def require(module: str, feature: str, *, extra: str = "embed",
-            needs: str | None = None) -> ModuleType:
+def require(module: str, feature: str, *, extra: str = "embed", needs: str | None = None,
+            error: type[MissingDependencyError] = MissingDependencyError) -> ModuleType:
     """Import ``module`` (e.g. ``"safetensors.numpy"``) for ``feature``.
 
     Args:
@@ -21,6 +21,8 @@ def require(module: str, feature: str, *, extra: str = "embed",
         feature: what needs it, the start of the message (``"the hf embedder"``).
         extra: the vidsel extra that installs it.
         needs: what to name as missing (default: the top-level package of ``module``).
+        error: the error class to raise (a :class:`MissingDependencyError`; ovis_model passes
+            its own).
 
     Raises:
         MissingDependencyError: the package is not installed, e.g. "the hf embedder needs
@@ -29,6 +31,6 @@ def require(module: str, feature: str, *, extra: str = "embed",
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(
+        raise error(
             f"{feature} needs {needs or module.split('.')[0]}: "
             f"pip install 'vidsel[{extra}]'") from exc
