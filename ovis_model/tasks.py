@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from vidsel import errors as vidsel_errors
-from vidsel.deprecation import renamed_fields, renamed_kwargs
+from vidsel.deprecation import REMOVED_IN, renamed_fields, renamed_kwargs
 from vidsel.io import VideoReader
 from vidsel.methods import Method, available_methods, get_method, run_method
 from vidsel.results import PatchConfig
@@ -112,8 +113,14 @@ class GroundingResult:
 
 
 def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated and will be removed in vidsel 0.3; use {new}",
-                  DeprecationWarning, stacklevel=4)
+    """The deprecation warning of a keyword ``old`` replaced by ``new``, blamed on the first
+    caller outside ovis_model (``answer(k=)`` and ``gather_visual(k=)`` alike)."""
+    frame, level = sys._getframe(0), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+            ("ovis_model", "vidsel.deprecation")):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(f"{old} is deprecated and will be removed in vidsel {REMOVED_IN}; use {new}",
+                  DeprecationWarning, stacklevel=level)
 
 
 def _check_options(method_options: Any) -> dict[str, Any]:
@@ -229,7 +236,7 @@ def gather_visual(path: str | os.PathLike[str] | None, question: str | None, *,
             sel = chosen(path, question, budget)
             return _frames_sample(reader, sel, duration, selection=None)
         spec = _lookup(chosen)
-        if spec.needs_embedder and embedder is None:
+        if spec.needs_embedder and embedder is None and options.get("embedder") is None:
             raise InvalidArgumentError(
                 f"method={chosen!r} scores frames against the question and needs embedder= "
                 f"(e.g. embedder='hf:/path/to/siglip'); methods that need none: "
@@ -245,8 +252,9 @@ def gather_visual(path: str | os.PathLike[str] | None, question: str | None, *,
                                           image_config=ImageProcessorConfig())
         if embedder is not None:
             options["embedder"] = embedder
-        result = run_method(chosen, path, question=question, budget=budget, geometry=geometry,
-                            **options)
+        # the open reader is reused by methods that take one (others get its path)
+        result = run_method(chosen, reader, question=question, budget=budget,
+                            geometry=geometry, **options)
         logger.info("%s: method %s, budget %d x %d tokens -> %s visual tokens", path, chosen,
                     budget, geometry.tokens_per_frame, result.num_tokens)
         if result.kind == "patches":

@@ -77,11 +77,6 @@ def int_array(values: Sequence[Any] | None, *, dtype: Any = np.int64) -> np.ndar
     return np.asarray(values, dtype=dtype)
 
 
-def fraction(value: str | int | float | Fraction) -> Fraction:
-    """``"num/den"`` (or a number) back to a :class:`Fraction`."""
-    return Fraction(value)
-
-
 def float_or_nan(value: Any) -> float:
     """A JSON number back to a float; ``None`` (JSON's NaN, see :func:`json_safe`) is NaN."""
     return math.nan if value is None else float(value)

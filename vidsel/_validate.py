@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import InvalidArgumentError
@@ -48,3 +49,18 @@ def _is_np_int(value: Any) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(value, np.integer)
+
+
+def keyword_params(fn: Callable[..., Any], *, skip: int = 0) -> frozenset[str] | None:
+    """Names ``fn`` accepts as keywords after its first ``skip`` parameters; None when it takes
+    ``**kwargs`` (anything goes) or has no inspectable signature. What registries check option
+    names against."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    ok = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in params[skip:] if p.kind in ok)
+

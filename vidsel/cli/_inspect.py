@@ -146,7 +146,6 @@ def _text(path: str, md: Any, index: Any, info: dict[str, Any],
 
 def _plot(path: str, md: Any, index: Any, motion: dict[str, Any] | None) -> None:
     # a bare Figure: no pyplot state, no backend switch
-    require("matplotlib", "--plot", extra="plot")  # the package itself, too
     Figure = require("matplotlib.figure", "--plot", extra="plot").Figure
 
     n = 2 if motion is not None else 1

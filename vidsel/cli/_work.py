@@ -36,7 +36,7 @@ import socket
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,6 @@ SCHEMA = "vidsel.batch/2"
 #: The previous schema (``video`` instead of ``path``; see :meth:`SelectSpec.legacy_params_hash`).
 LEGACY_SCHEMA = "vidsel.batch/1"
 #: Schemas whose records this version reads (``--resume``, summaries).
-READABLE_SCHEMAS = (LEGACY_SCHEMA, SCHEMA)
-FRAME_FORMATS = ("jpg", "png")
 #: Method options that change how a result is computed, never what it is (not in the key).
 RUNTIME_OPTIONS = frozenset({"backend", "cache_dir", "pixels"})
 #: Defaults of the ``vidsel.batch/1`` parameter records (see :meth:`SelectSpec.legacy_params_hash`).
@@ -422,8 +420,3 @@ def run_task(task: Task) -> dict[str, Any]:
     rec.update(timings_s={k: round(v, 4) for k, v in timings.items()},
                host=socket.gethostname(), pid=os.getpid(), finished_at=_now())
     return rec
-
-
-def task_summary(task: Task) -> dict[str, Any]:
-    """A short description of a task for logs."""
-    return {"path": task.path, "question": task.question, **asdict(task.spec)}

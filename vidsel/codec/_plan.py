@@ -82,10 +82,6 @@ class Plan:
         return "motion_vectors" if self.use_mv else "pixel_diff"
 
     @property
-    def tokens_per_frame(self) -> int:
-        return self.config.tokens_per_frame
-
-    @property
     def stream_keep(self) -> np.ndarray | None:
         """The ``keep`` mask handed to the decoder: with motion vectors every decoded frame is
         yielded (reference B-frames add their vectors), else only the analysed ones."""

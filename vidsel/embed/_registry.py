@@ -12,11 +12,11 @@ A spec names an embedder and its weights in one string (what the CLI's ``--embed
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .._validate import keyword_params
 from ..errors import InvalidArgumentError, ModelNotAvailableError
 from ..registry import Registry
 from ._base import Embedder
@@ -86,10 +86,9 @@ def load_embedder(spec: str | Embedder, **options: Any) -> Embedder:
 def _check_options(kind: str, loader: Callable[..., Any], options: Mapping[str, Any],
                    *, skip: int = 1) -> None:
     """Refuse options ``loader`` does not take (one message listing the ones it does)."""
-    params = list(inspect.signature(loader).parameters.values())[skip:]
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+    names = keyword_params(loader, skip=skip)
+    if names is None:
         return
-    names = {p.name for p in params}
     unknown = sorted(set(options) - names)
     if unknown:
         raise InvalidArgumentError(

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import InvalidArgumentError, VidselError
 from ._bitstream import PackedBitstream, peek_parser
 from ._probe import check_path, check_stream, open_container, packet_table
-from ._types import PacketIndex, PictSource
+from ._types import PacketIndex, PacketTable, PictSource
 
 __all__ = ["BITSTREAM_TYPED", "index_for", "packet_index"]
 
@@ -115,7 +115,8 @@ def index_for(path: str | os.PathLike[str], index: PacketIndex | None,
     return index
 
 
-def packet_index(path: str | os.PathLike[str], *, stream: int | None = None) -> PacketIndex:
+def packet_index(path: str | os.PathLike[str], *, stream: int | None = None,
+                 table: PacketTable | None = None) -> PacketIndex:
     """Index every frame of a video from its packets, without decoding pictures.
 
     Costs milliseconds per minute of video (two demux passes; picture types are parsed from a few
@@ -124,6 +125,8 @@ def packet_index(path: str | os.PathLike[str], *, stream: int | None = None) -> 
     Args:
         path: the video file.
         stream: which video stream (index among the video streams; default: the default one).
+        table: the stream's :class:`PacketTable` when the caller has it already (e.g.
+            ``reader.packet_table``): its demux pass is then not repeated.
 
     Returns:
         :class:`PacketIndex` in presentation order.
@@ -138,7 +141,10 @@ def packet_index(path: str | os.PathLike[str], *, stream: int | None = None) -> 
         (array(['I', 'B', 'B', 'P', ...]), array([0, 250, ...]))
     """
     t0 = time.perf_counter()
-    table = packet_table(path, stream)
+    if table is None:
+        table = packet_table(path, stream)
+    elif not isinstance(table, PacketTable) or isinstance(table, PacketIndex):
+        raise InvalidArgumentError(f"table= must be a PacketTable, got {type(table).__name__}")
     n = len(table)
     inferred = _infer_types(table.is_keyframe, table.decode_order)
     kinds, refs = inferred, inferred != "B"

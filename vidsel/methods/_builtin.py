@@ -8,7 +8,7 @@ from typing import Any
 
 from ..codec import select_patches
 from ..errors import InvalidArgumentError
-from ..io import VideoReader
+from ..io import VideoReader, packet_index
 from ..results import PatchConfig, PatchSelection, Selection
 from ..select import get_selector
 from ..selection import DEFAULT_EMBED_SIZE, select_frames
@@ -55,9 +55,13 @@ def codec_method(path: str | VideoReader, *, question: str | None, budget: int,
                  geometry: PatchConfig, **options: Any) -> PatchSelection:
     """Codec patches (:func:`vidsel.codec.select_patches`) at ``budget`` frame-equivalents of
     ``geometry``. The question is not used yet (motion decides). Given an open reader, its
-    file and its interpolation are used (so pixels equal the reader's crops)."""
+    file, its interpolation (so pixels equal the reader's crops) and its packet table are
+    used."""
     if isinstance(path, VideoReader):
         options.setdefault("interpolation", path.interpolation)
+        if "index" not in options and "stream" not in options:
+            # the reader demuxed the packets already: build the index on its table
+            options["index"] = packet_index(path.path, table=path.packet_table)
         path = path.path
     return select_patches(path, budget_frames=budget, patch_size=geometry.patch_size,
                           merge=geometry.merge, frame_size=geometry.frame_size, **options)

@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 #: Entry-point group of installed method plugins.
 ENTRY_POINT_GROUP = "vidsel.methods"
 
+#: Installed entry points are scanned once per process (a batch worker calls
+#: :func:`load_plugins` for every task).
+_scanned_installed = False
+
 
 def load_plugins(modules: Iterable[str] = (), *, installed: bool = True) -> tuple[str, ...]:
     """Import plugin modules so the methods they register become available.
@@ -43,9 +47,10 @@ def load_plugins(modules: Iterable[str] = (), *, installed: bool = True) -> tupl
         InvalidArgumentError: a plugin module cannot be imported (the message names it and
             why).
     """
+    global _scanned_installed
     before = set(METHODS.names())
     targets = [(m, m) for m in modules]
-    if installed:
+    if installed and not _scanned_installed:
         targets += [(f"entry point {ep.name!r} ({ep.value})", ep.value)
                     for ep in entry_points(group=ENTRY_POINT_GROUP)]
     for label, module in targets:
@@ -57,6 +62,8 @@ def load_plugins(modules: Iterable[str] = (), *, installed: bool = True) -> tupl
             raise InvalidArgumentError(
                 f"vidsel method plugin {label} could not be imported: "
                 f"{type(e).__name__}: {e}") from e
+    if installed:
+        _scanned_installed = True
     added = tuple(sorted(set(METHODS.names()) - before))
     if added:
         logger.debug("plugins registered methods: %s", ", ".join(added))

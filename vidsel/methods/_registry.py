@@ -14,14 +14,13 @@ batch runs and ``ovis_model`` tasks call this registry only.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._validate import check_choice, check_positive_int
+from .._validate import check_choice, check_positive_int, keyword_params
 from ..errors import InvalidArgumentError
 from ..io import VideoReader
 from ..registry import Registry
@@ -152,11 +151,8 @@ METHODS: Registry[Method] = Registry("method")
 
 def _option_names(fn: Callable[..., Any]) -> frozenset[str] | None:
     """Keyword options ``fn`` takes beyond the call shape (None if it takes ``**kwargs``)."""
-    params = list(inspect.signature(fn).parameters.values())[1:]
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return frozenset(p.name for p in params
-                     if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)) - _CALL_PARAMS
+    names = keyword_params(fn, skip=1)
+    return None if names is None else names - _CALL_PARAMS
 
 
 def register_method(name: str, fn: MethodFn | None = None, *, kind: SelectionKind = "frames",

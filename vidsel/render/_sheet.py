@@ -44,7 +44,6 @@ def tile_positions(n: int, most: int = MAX_TILES) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
 
 
-_evenly = tile_positions  # the name the codec sheets use
 
 
 def contact_sheet(frames: np.ndarray | Sequence[np.ndarray], labels: Sequence[str], *,

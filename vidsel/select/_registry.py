@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validate import check_choice, check_positive_int
+from .._validate import check_choice, check_positive_int, keyword_params
 from ..errors import InvalidArgumentError
 from ..registry import Registry
 from ._baselines import aks, bolt, cosine_scores, topk, uniform
@@ -135,20 +135,6 @@ class SelectorInfo:
             )
 
 
-def _signature_params(fn: Callable[..., Any], *, skip: int = 2) -> frozenset[str] | None:
-    """Keyword-passable parameters of ``fn`` after its first ``skip`` ones; None when it takes
-    ``**kwargs`` (or has no inspectable signature)."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None
-    ps = list(sig.parameters.values())
-    if any(p.kind is p.VAR_KEYWORD for p in ps):
-        return None
-    ok = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return frozenset(p.name for p in ps[skip:] if p.kind in ok)
-
-
 #: The array-level selectors by name.
 SELECTORS: Registry[SelectorInfo] = Registry("selector")
 
@@ -173,7 +159,7 @@ def register_selector(
     Raises:
         InvalidArgumentError: ``name`` is taken and ``overwrite`` is False, or a bad ``needs``.
     """
-    accepted = frozenset(params) if params is not None else _signature_params(fn)
+    accepted = frozenset(params) if params is not None else keyword_params(fn, skip=2)
     info = SelectorInfo(name, fn, needs, description, defaults or {}, accepted)
     return SELECTORS.register(name, info, overwrite=overwrite)
 
