@@ -233,14 +233,58 @@ def test_multiple_video_streams(tmp_path):
         assert decode_counter(r.get_frames([5])[0]) == 5
 
 
-def test_short_and_long_stretches_use_both_decoders(make_synth):
-    """Short stretches go to the single-threaded decoder, long ones to the frame-threaded one;
-    both give the sequential-decode pictures."""
+def test_short_and_long_stretches_give_sequential_pictures(make_synth):
+    """Short stretches run on a single-threaded decoder, long ones with frame threading (a
+    fresh decoder per stretch); both give the sequential-decode pictures."""
     info = make_synth(scene="counter", num_frames=120, gop=100, bframes=2)
     ref = full_decode(info.path)
     with VideoReader(info.path) as r:
         short = r.get_frames([3, 101])  # 3 and 1 frames past their keyframes
-        assert r._backend._single  # the single-threaded decoder was used
         long = r.get_frames([90])  # 90 frames past keyframe 0: frame-threaded
     assert np.array_equal(short[0], ref[3]) and np.array_equal(short[1], ref[101])
     assert np.array_equal(long[0], ref[90])
+
+
+def _anamorphic(path, rotation: int = 0) -> str:
+    """176x144 stored pixels with a 16:11 sample aspect ratio (shown at 256x144, 16:9), as a
+    PAL DVD stores 16:9 video in 704x576."""
+    from vidsel.io import write_video
+    from vidsel.synth import render_frame
+
+    frames = [render_frame("counter", i, num_frames=6, width=176, height=144, box=16)
+              for i in range(6)]
+    write_video(path, frames, rotation=rotation, options={
+        "x264-params": "keyint=6:min-keyint=6:scenecut=0:bframes=0:sar=16/11"})
+    return str(path)
+
+
+def test_sample_aspect_ratio_gives_display_aspect_when_resizing(tmp_path):
+    path = _anamorphic(tmp_path / "pal169.mp4")
+    with VideoReader(path) as r:
+        md = r.metadata
+        assert md.sample_aspect_ratio == pytest.approx(16 / 11)
+        assert (md.width, md.height) == (176, 144)  # stored pixels
+        assert (md.display_width, md.display_height) == (256, 144)  # 16:9
+        assert r.get_frames([0]).shape == (1, 144, 176, 3)  # size=None: stored pixels
+        assert r.get_frames([0], size=72).shape == (1, 72, 128, 3)  # short side, 16:9
+        assert r.get_frames([0], size=(50, 60)).shape == (1, 50, 60, 3)  # taken as is
+        assert type(md).from_dict(md.to_dict()) == md
+
+
+def test_sample_aspect_ratio_follows_rotation(tmp_path):
+    path = _anamorphic(tmp_path / "pal169_rot.mp4", rotation=90)
+    with VideoReader(path) as r:
+        md = r.metadata
+        assert (md.width, md.height) == (144, 176)
+        assert md.sample_aspect_ratio == pytest.approx(11 / 16)
+        assert (md.display_width, md.display_height) == (99, 176)
+        assert r.get_frames([0], size=72).shape == (1, 128, 72, 3)
+
+
+def test_square_pixels_unchanged(make_synth):
+    info = make_synth(scene="counter", num_frames=10)
+    with VideoReader(info.path) as r:
+        md = r.metadata
+        assert md.sample_aspect_ratio == 1.0
+        assert (md.display_width, md.display_height) == (md.width, md.height)
+        assert r.get_frames([0], size=120).shape == (1, 120, 160, 3)

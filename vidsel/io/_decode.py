@@ -36,7 +36,8 @@ def decode_packets(packets: Iterable[Any], ctx: Any, path: str, stats: DecodeSta
     A packet whose decode raises ``av.error.FFmpegError`` is counted in ``stats`` and skipped
     (after ``max_errors`` of them the stream ends; 0 ends it at the first one, as counting
     frames in output order needs). A demux error while iterating ``packets`` ends the stream
-    after flushing the decoder. The flush packet (size 0) drains the decoder at the end.
+    after flushing the decoder (whatever FFmpeg error the demuxer
+    reports on damaged data: invalid data, EOF, EPERM, ENOMEM). The flush packet (size 0) drains the decoder at the end.
     """
     try:
         for pkt in packets:
@@ -49,7 +50,8 @@ def decode_packets(packets: Iterable[Any], ctx: Any, path: str, stats: DecodeSta
                     return
                 continue
             yield from frames
-    except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
+    except (av.error.FFmpegError, OSError, IndexError) as e:  # damaged data: EOF, EPERM, ENOMEM,
+        # or a stream that appears mid-file (FLV), unknown to PyAV's stream list (IndexError)
         logger.debug("%s: demux stopped: %s", path, e)
         stats.demux_error = str(e)
         with contextlib.suppress(av.error.FFmpegError):

@@ -108,8 +108,10 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], *, f
         opts = _encoder_options(codec, stream, gop=gop, bframes=bframes, crf=crf, preset=preset)
         stream.options = {**opts, **dict(options or {})}
         if rotation:
-            # FFmpeg's "rotate" stream metadata is turned into a display matrix by the muxer.
-            stream.metadata["rotate"] = str(rotation)
+            if hasattr(stream, "set_display_rotation"):  # a display matrix in the stream
+                stream.set_display_rotation(rotation)
+            else:  # older FFmpeg: the muxer turns "rotate" metadata into a display matrix
+                stream.metadata["rotate"] = str(rotation)
         img: np.ndarray | None = first
         while img is not None:
             _check_frame(out, count, img, (height, width))

@@ -69,7 +69,8 @@ def _parse_types(path: str, stream_index: int, codec: str,
                 if hit is not None:
                     kinds[idx], refs[idx] = hit
                     found += 1
-        except (av.error.FFmpegError, OSError) as e:
+        except (av.error.FFmpegError, OSError, IndexError) as e:  # IndexError: a new stream
+            # mid-file (damaged FLV) that PyAV's stream list does not know
             logger.debug("%s: picture-type scan stopped: %s", path, e)
     finally:
         container.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from fractions import Fraction
@@ -311,37 +312,114 @@ def packet_table(path: str | os.PathLike[str], stream: int | None = None) -> Pac
         container.close()
 
 
+#: Demuxers whose header holds a complete sample table (every packet's size and offset), so
+#: fewer packets than it lists means the file was cut (the demuxer stops quietly at EOF).
+_SAMPLE_TABLE_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2"})
+
+
+def _sample_table_cut(container: Any, vs: Any, demuxed: int) -> bool:
+    """Whether an MP4 / QuickTime file holds fewer packets than its sample table lists (a
+    cleanly cut ``mdat``: the demuxer reports no error, it just ends early). Fragmented files
+    list no samples in the header (``frames`` is 0) and never count as cut here."""
+    names = set(str(getattr(container.format, "name", "") or "").split(","))
+    listed = int(vs.frames or 0)
+    return bool(names & _SAMPLE_TABLE_FORMATS) and 0 < demuxed < listed
+
+
+#: A timestamp this many median frame steps away from its neighbours (in decode order) is
+#: damaged data, not a pause: one corrupt FLV tag must not stretch a 17 s clip to 70 minutes.
+_OUTLIER_STEPS = 50
+
+
+def _repair_pts(pts_l: list[int | None], dts_l: list[int], path: str) -> tuple[np.ndarray, int]:
+    """Presentation timestamps (decode order) with missing and outlier values filled in.
+
+    An outlier is a pts far (``_OUTLIER_STEPS`` median steps) from the median of its
+    neighbours in decode order. Missing and outlier values are put into the holes of the
+    regular timeline that the other frames leave (one hole per lost value, frames after the
+    last timestamp at the end), in decode order; when the holes do not fit, the packet's dts
+    (else the previous value + 1) is used. Returns (pts, number of values replaced): any
+    replacement makes the table ``pts_reliable=False`` (decoded sequentially, always exact).
+    """
+    known = np.array([p is not None for p in pts_l], bool)
+    raw = np.array([p if p is not None else 0 for p in pts_l], np.int64)
+    if known.sum() >= 5:
+        vals = raw[known]
+        steps = np.abs(np.diff(np.sort(vals)))
+        step = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 0.0
+        if step > 0:
+            half = 4
+            padded = np.pad(vals.astype(np.float64), half, mode="edge")
+            windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+            local = np.median(windows, axis=1)
+            outlier = np.abs(vals - local) > _OUTLIER_STEPS * step
+            if outlier.any():
+                logger.warning("%s: %d presentation timestamp(s) far off the timeline (damaged "
+                               "data) are ignored", path, int(outlier.sum()))
+                idx = np.flatnonzero(known)[outlier]
+                known[idx] = False
+    lost = np.flatnonzero(~known)
+    if len(lost) == 0:
+        return raw, 0
+    good = np.sort(raw[known])
+    holes: list[int] = []
+    if len(good) >= 2:
+        steps = np.diff(good)
+        step = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 0.0
+        if step > 0:
+            for a, b in itertools.pairwise(good):
+                k = round((b - a) / step) - 1
+                if len(holes) + k > len(lost):  # more holes than lost values: no fit (and a
+                    holes = []                   # wild gap must not build 1e8 of them)
+                    break
+                holes.extend(int(a + round(j * (b - a) / (k + 1))) for j in range(1, k + 1))
+            else:
+                extra = len(lost) - len(holes)
+                holes.extend(int(good[-1] + round(j * step)) for j in range(1, extra + 1))
+    if len(holes) == len(lost):
+        raw[lost] = sorted(holes)
+    else:
+        for i in lost:
+            raw[i] = dts_l[i] if dts_l[i] is not None else (raw[i - 1] + 1 if i else 0)
+    return raw, len(lost)
+
+
 def _index_stream(container: Any, vs: Any, path: str, av: Any) -> PacketTable:
     codec = vs.codec_context.name
     shown_check = _SHOWN_CHECK.get(codec)
-    pts_l: list[int] = []
+    pts_l: list[int | None] = []
     dts_l: list[int] = []
     size_l: list[int] = []
     key_l: list[bool] = []
-    missing_pts = 0
     truncated = False
+    demuxed = 0  # every packet of the stream, edit-list discards and hidden frames included
     try:
         for pkt in container.demux(vs):
             size = pkt.size
+            if size or pkt.dts is not None:  # not the flush packet at the end
+                demuxed += 1
             if not size or pkt.is_discard:
                 continue
             if shown_check is not None and not shown_check(bytes(pkt)):
                 continue
-            pts = pkt.pts
-            if pts is None:
-                missing_pts += 1
-                pts = pkt.dts if pkt.dts is not None else (pts_l[-1] + 1 if pts_l else 0)
-            pts_l.append(int(pts))
+            pts_l.append(None if pkt.pts is None else int(pkt.pts))
             dts_l.append(int(pkt.dts) if pkt.dts is not None else len(dts_l))
             size_l.append(int(size))
             key_l.append(bool(pkt.is_keyframe))
-    except (av.error.InvalidDataError, av.error.EOFError, OSError) as e:
+    except (av.error.FFmpegError, OSError, IndexError) as e:
+        # Damaged data: FFmpeg reports invalid data, EOF, EPERM or even ENOMEM (a damaged size
+        # field asking for gigabytes), and PyAV an IndexError for a stream that appears
+        # mid-file (FLV); the packets read so far are the readable part.
         truncated = True
         logger.warning("%s: demuxing stopped after %d packets: %s", path, len(pts_l), e)
+    if not truncated and _sample_table_cut(container, vs, demuxed):
+        truncated = True
+        logger.warning("%s: the file ends before its data: %d of the %d packets its sample "
+                       "table lists are present", path, demuxed, int(vs.frames or 0))
     if not pts_l:
         raise CorruptVideoError(f"{path}: video stream {vs.index} ({codec}) holds no frames",
                                 path=path)
-    pts = np.asarray(pts_l, np.int64)
+    pts, missing_pts = _repair_pts(pts_l, dts_l, path)
     order = np.argsort(pts, kind="stable")
     pts_sorted = pts[order]
     reliable = missing_pts == 0 and bool(np.all(np.diff(pts_sorted) > 0))

@@ -1,13 +1,15 @@
 """PyAV decode backend: GOP-aware exact decoding and keyframe-only decoding.
 
-Exact mode plans one pass over the requested frames: targets are sorted, the decoder seeks only
-when the next target lies beyond the next keyframe (otherwise decoding on is cheaper), each
-needed stretch is decoded once with FFmpeg threading, and only the frames kept are converted to
-RGB (and resized during that conversion). Decoded pictures are mapped to presentation indices
-by their timestamps, so the result equals a full sequential decode.
+Exact mode plans one pass over the requested frames: targets are sorted and grouped by their
+seek point (the keyframe at or before each), each group is decoded in one stretch by a fresh
+decoder that starts at that keyframe's packet, and only the frames kept are converted to RGB
+(and resized during that conversion). Decoded pictures are mapped to presentation indices by
+their timestamps, so the result equals a full sequential decode; on damaged data a frame's
+pixels depend only on its seek point, never on what else was requested or read before.
 
 Keyframe mode snaps each request to the nearest keyframe and decodes only keyframes
-(``skip_frame = "NONKEY"``): about 30x cheaper, for candidate generation.
+(``skip_frame = "NONKEY"``): 6-16x cheaper than exact decoding in ``benchmarks/decode.py``
+(depends on GOP length and frame count), for candidate generation.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from typing import Any
 
 import av
@@ -37,11 +40,19 @@ __all__ = ["PyAVBackend"]
 #: 10-frame-GOP clip; on 250-frame GOPs frame threading wins, 0.95 s vs 1.43 s).
 SHORT_STRETCH = 24
 
-#: Decoders that configure themselves from the bitstream and extradata, so a second
-#: (single-threaded) decoder can be created for them without the demuxer's codec parameters.
-_SELF_CONFIGURING = {"h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video", "vp8", "vp9"}
+#: Decoders that configure themselves from the bitstream and extradata (plus the reorder
+#: delay), so a fresh decoder per stretch can be created without the demuxer's parameters.
+_SELF_CONFIGURING = {"h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video", "vp8", "vp9", "flv",
+                     "h263", "mjpeg", "libdav1d", "vp6f"}
+
+#: Sample aspect ratios outside [MIN_SAR, 1 / MIN_SAR] are damaged data and ignored.
+MIN_SAR = Fraction(1, 8)
 
 logger = logging.getLogger(__name__)
+
+
+class _LandedLate(DecodeError):
+    """A seek landed after the packet decoding must start at (internal signal)."""
 
 class PyAVBackend:
     """Decode frames of one video stream with PyAV (FFmpeg).
@@ -62,6 +73,7 @@ class PyAVBackend:
         self._threads = threads
         self._interp = interpolation
         self._converter = FrameConverter(interpolation=interpolation)
+        self._closed = False
         self._container = open_container(path)
         try:
             self._stream = pick_video_stream(self._container, path, stream)
@@ -75,16 +87,47 @@ class PyAVBackend:
                           if reorders else None)
             self._configure_threads("AUTO")
             self._probe_first_frame()
+            packed = self._packed_bitstream()
         except BaseException:
             self._container.close()
             raise
-        self._sequential = not self.table.pts_reliable
+        # Frames are counted in output order where timestamps cannot place them: missing or
+        # repeated ones, and DivX packed B-frames (FFmpeg's guessed timestamps come out of the
+        # decoder shuffled). Decided once, from the packets, so that a request never changes
+        # how later ones are decoded.
+        self._sequential = not self.table.pts_reliable or packed
         # Seek points: flagged keyframes, plus frame 0 (decoding from the start of the stream
         # is always valid, also when edit lists leave frames before the first keyframe).
         self._keyframes = np.union1d(self.table.keyframe_indices, [0]).astype(np.int64)
         self._undecodable: set[int] = set()
-        self._single: Any = None
+        # Seek point -> the earlier keyframe the demuxer must be positioned at to reach it.
+        self._seek_pos: dict[int, int] = {}
+        self._fresh_ok = True
         self._stats = DecodeStats()
+
+    def _packed_bitstream(self, probe: int = 64) -> bool:
+        """Whether one of the first ``probe`` MPEG-4 packets holds two pictures (DivX packed
+        B-frames)."""
+        if self.table.codec != "mpeg4":
+            return False
+        peek = peek_parser("mpeg4", self._stream.codec_context.extradata)
+        if peek is None:  # pragma: no cover - mpeg4 always has a parser
+            return False
+        self._seek_start()
+        try:
+            for pkt in itertools.islice(self._container.demux(self._stream), probe):
+                if pkt.size:
+                    try:
+                        peek(memoryview(pkt))
+                    except PackedBitstream:
+                        logger.info("%s: packed-bitstream MPEG-4: frames are counted in output "
+                                    "order", self.path)
+                        return True
+                    except (ValueError, IndexError):
+                        continue
+        except (self._av.error.FFmpegError, OSError, IndexError) as e:
+            logger.debug("%s: packed-bitstream probe stopped: %s", self.path, e)
+        return False
 
     # -- set-up ---------------------------------------------------------------------------
     def _configure_threads(self, kind: str) -> None:
@@ -107,9 +150,27 @@ class PyAVBackend:
         self.coded_width = int(frame.width)
         self.pix_fmt = str(frame.format.name)
         self.rotation, self.mirrored, self._display_op = frame_display_transform(frame)
+        self.sample_aspect_ratio = self._read_sar()
         self._converter = FrameConverter(interpolation=self._interp,
                                          display_op=self._display_op)
         self._reset()
+
+    def _read_sar(self) -> Fraction:
+        """Sample (pixel) aspect ratio of the coded pictures: the bitstream's (which the decoder
+        has read by now), else the container's; 1 when unset or absurd (damaged data)."""
+        for sar in (self._stream.codec_context.sample_aspect_ratio,
+                    self._stream.sample_aspect_ratio):
+            if sar is not None and sar > 0:
+                if MIN_SAR <= sar <= 1 / MIN_SAR:
+                    return Fraction(sar)
+                logger.warning("%s: sample aspect ratio %s ignored (out of range)", self.path, sar)
+        return Fraction(1)
+
+    @property
+    def display_sample_aspect_ratio(self) -> Fraction:
+        """Sample aspect ratio along the displayed width (inverted by a 90 / 270 rotation)."""
+        sar = self.sample_aspect_ratio
+        return 1 / sar if swaps_axes(self._display_op) else sar
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -123,34 +184,91 @@ class PyAVBackend:
         return int(self._stream.frames or 0)
 
     def close(self) -> None:
+        self._closed = True
         self._container.close()
 
     # -- low-level decode ---------------------------------------------------------------------
     def _reset(self) -> None:
         self._seek_start()
 
-    def _seek_to(self, pts: int) -> None:
-        self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DecodeError(f"{self.path}: the reader is closed; open a new VideoReader "
+                              "to read from this file")
+
+    def _seek_to(self, pts: int) -> bool:
+        """Seek to the keyframe at or before ``pts``; False where the demuxer refuses (the
+        position is then unknown: seek to the start next)."""
+        try:
+            self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+        except self._av.error.FFmpegError as e:
+            logger.debug("%s: seek to pts %d failed: %s", self.path, pts, e)
+            return False
+        return True
 
     def _seek_start(self) -> None:
-        """Go to the first keyframe of the file, discarded edit-list packets included."""
-        self._container.seek(0, backward=True, any_frame=False)
+        """Go to the first keyframe of the file, discarded edit-list packets included.
 
-    def _single_ctx(self) -> Any:
-        """A second, single-threaded decoder for short stretches (None if not supported)."""
-        if self._single is None and self.table.codec in _SELF_CONFIGURING and self._threads != 1:
+        Damaged or unseekable files can refuse ``seek(0)`` (FFmpeg answers EPERM); the file is
+        then opened again, which puts the demuxer at its start.
+        """
+        self._check_open()
+        try:
+            self._container.seek(0, backward=True, any_frame=False)
+            return
+        except self._av.error.FFmpegError as e:
+            logger.debug("%s: seek to the start failed (%s); reopening the file", self.path, e)
+        self._reopen()
+
+    def _reopen(self) -> None:
+        container = open_container(self.path)
+        try:
+            stream = container.streams[self._stream.index]
+            ctx = self._stream.codec_context
+            new_ctx = stream.codec_context
+            for attr in ("thread_type", "thread_count", "skip_frame"):
+                try:
+                    setattr(new_ctx, attr, getattr(ctx, attr))
+                except (AttributeError, ValueError, self._av.error.FFmpegError):
+                    logger.debug("%s: could not carry %s over", self.path, attr)
+        except BaseException:
+            container.close()
+            raise
+        self._container.close()
+        self._container = container
+        self._stream = stream
+
+    def _fresh_ctx(self, *, threaded: bool) -> Any:
+        """A new decoder for one stretch (None where the codec needs the demuxer's parameters:
+        the stream's own decoder is then used).
+
+        A fresh decoder per stretch, not a flushed one: FFmpeg's flush keeps some state (e.g.
+        H.264 error concealment), so on damaged data a frame's pixels would otherwise depend
+        on what was decoded before. Short stretches run single-threaded (frame threading
+        refills its pipeline after every seek), long ones with frame threading.
+        """
+        if self._fresh_ok and self.table.codec in _SELF_CONFIGURING:
             try:
-                ctx = self._av.CodecContext.create(self.table.codec, "r")
-                ctx.extradata = self._stream.codec_context.extradata
-                ctx.thread_type = "NONE"
-                self._single = ctx
+                ctx: Any = self._av.CodecContext.create(self.table.codec, "r")
+                own = self._stream.codec_context
+                ctx.extradata = own.extradata
+                # the reorder delay the demuxer knows (else H.264 guesses it while decoding and
+                # outputs the first pictures of a stretch out of order)
+                ctx.reorder_depth = own.reorder_depth
+                if threaded and self._threads != 1:
+                    ctx.thread_type = "AUTO"
+                    ctx.thread_count = self._threads
+                else:
+                    ctx.thread_type = "NONE"
+                return ctx
             except (self._av.error.FFmpegError, ValueError) as e:  # pragma: no cover
-                logger.debug("%s: no single-threaded decoder: %s", self.path, e)
-                self._single = False
-        return self._single or None
+                logger.debug("%s: no stand-alone decoder: %s", self.path, e)
+                self._fresh_ok = False
+        return None
 
     def _frames_after_seek(self, *, max_errors: int | None = None,
-                           keep: np.ndarray | None = None, ctx: Any = None) -> Iterator[Any]:
+                           keep: np.ndarray | None = None, ctx: Any = None,
+                           start: int = 0) -> Iterator[Any]:
         """Yield decoded frames from the current position, surviving damaged packets.
 
         Args:
@@ -161,13 +279,15 @@ class PyAVBackend:
                 bitstream header the first time it is met.
             ctx: decoder to use (default: the stream's own, frame-threaded one, which a seek
                 flushes; any other is flushed here).
+            start: presentation index of the keyframe to start decoding at (see
+                :meth:`_packets`); 0 decodes from the current position.
         """
         if ctx is None:
             ctx = self._stream.codec_context
         else:
             ctx.flush_buffers()
         self._stats = DecodeStats()
-        return decode_packets(self._packets(keep), ctx, self.path, self._stats,
+        return decode_packets(self._packets(keep, start), ctx, self.path, self._stats,
                               max_errors=max_errors)
 
     @property
@@ -175,13 +295,30 @@ class PyAVBackend:
         """Damaged packets met since the last seek (an early demux stop counts as one)."""
         return self._stats.damaged
 
-    def _packets(self, keep: np.ndarray | None) -> Iterator[Any]:
+    def _packets(self, keep: np.ndarray | None, start: int = 0) -> Iterator[Any]:
         """Demuxed packets from the current position, leaving out the disposable pictures
-        outside ``keep`` (each packet's reference flag is peeked once, then remembered)."""
+        outside ``keep`` (each packet's reference flag is peeked once, then remembered).
+
+        With ``start`` > 0, packets before frame ``start``'s own packet are dropped; a packet
+        decoded after it met first raises :class:`_LandedLate` (the seek went too far).
+        """
         pts_map = self._pts_to_index
         peek = self._peek if keep is not None else None
         refs = self._ref_flags
-        for pkt in self._container.demux(self._stream):
+        packets = self._container.demux(self._stream)
+        if start > 0:
+            order = self.table.decode_order
+            start_pts, start_pos = int(self.table.pts[start]), int(order[start])
+            for pkt in packets:
+                if pkt.pts is None or not pkt.size:
+                    continue
+                if int(pkt.pts) == start_pts:
+                    yield pkt
+                    break
+                i = pts_map.get(int(pkt.pts))
+                if i is not None and int(order[i]) > start_pos:
+                    raise _LandedLate
+        for pkt in packets:
             if peek is not None and pkt.size and pkt.pts is not None and not pkt.is_keyframe:
                 i = pts_map.get(int(pkt.pts))
                 if i is not None and not keep[i]:  # type: ignore[index]
@@ -214,6 +351,7 @@ class PyAVBackend:
         Returns:
             The targets that could not be decoded (damaged or missing data).
         """
+        self._check_open()
         targets = np.asarray(targets, np.int64)
         if len(targets) == 0:
             return []
@@ -231,104 +369,109 @@ class PyAVBackend:
         pos = int(np.searchsorted(self._keyframes, idx, side="right")) - 1
         return int(self._keyframes[max(pos, 0)])
 
-    def _open_stretch(self, t: int, keep: np.ndarray | None = None, span_end: int = -1
-                      ) -> tuple[Iterator[Any], int] | None:
-        """Seek so that decoding reaches frame ``t``; returns (frames, seek point) or None.
+    def _open_stretch(self, key: int, keep: np.ndarray | None, threaded: bool
+                      ) -> Iterator[Any] | None:
+        """Decoded frames from the seek point ``key`` on, in a fresh decoder; None when
+        nothing can be decoded from there.
 
-        Seeks to the keyframe at or before ``t``. If the demuxer lands after the target or at
-        the end (a coarse or missing container index, as in MPEG-PS), retries from earlier
-        keyframes and finally from the start of the file, which is always exact.
+        Decoding always starts at ``key``'s own packet (frame 0: at the start of the stream,
+        edit-list discards included), whatever packet the demuxer lands on, so a frame's pixels
+        depend only on its seek point, never on what was decoded before or on the demuxer's
+        index. The demuxer is positioned at ``key``, else (it lands after ``key``: a coarse or
+        missing index, as in MPEG-PS, or it refuses to seek) at earlier keyframes and finally
+        at the start of the file; seek positions found unreliable are not used again.
         """
-        key = self._key_before(t)
-        for attempt in range(4):
-            if attempt == 3:
-                key = 0
-            if key == 0:
+        pos = self._seek_pos.get(key, key)
+        while True:
+            if pos == 0 or not self._seek_to(int(self.table.pts[pos])):
+                pos = 0
                 self._seek_start()  # exact for every container, also index-less ones
-            else:
-                self._seek_to(int(self.table.pts[key]))
-            short = max(t, span_end) - key <= SHORT_STRETCH
-            frames = self._frames_after_seek(keep=keep,
-                                             ctx=self._single_ctx() if short else None)
-            first = next(frames, None)
-            idx = None if first is None else self._index_of(first)
-            if first is not None and idx is None:
-                raise TimestampsUnreliable(f"{self.path}: decoded timestamps disagree with "
-                                           "the packet index")
-            if first is not None and idx is not None and (idx <= t or key == 0):
-                return itertools.chain([first], frames), key
-            if first is None and key == 0:
+            frames = self._frames_after_seek(keep=keep, start=key,
+                                             ctx=self._fresh_ctx(threaded=threaded))
+            try:
+                first = next(frames, None)
+            except _LandedLate:
+                if pos == 0:  # the seek point's packet is not in the stream
+                    return None
+                logger.debug("%s: seek for frame %d landed late; seeking earlier", self.path, key)
+                pos = self._key_before(pos - 1)
+                self._seek_pos[key] = pos
+                continue
+            if first is None:
                 return None
-            logger.debug("%s: seek for frame %d landed on %s; retrying earlier", self.path, t, idx)
-            # This seek point is unreliable in this container: plan without it from now on.
-            self._keyframes = self._keyframes[self._keyframes != key]
-            key = self._key_before(key - 1)
-        return None  # pragma: no cover - the last attempt always returns
+            return itertools.chain([first], frames)
+
+    def _decode_group(self, key: int, group: list[int], keep: np.ndarray | None,
+                      threaded: bool, out_hw: tuple[int, int]
+                      ) -> tuple[dict[int, np.ndarray], list[int], bool]:
+        """Decode the targets ``group`` (sorted) in one stretch from the seek point ``key``.
+
+        Returns:
+            (pictures by index, targets not produced, whether the stretch met damaged data:
+            a packet the decoder refused, a picture FFmpeg flags as corrupt (error
+            concealment ran) or one the packet index cannot place).
+        """
+        got: dict[int, np.ndarray] = {}
+        frames = self._open_stretch(key, keep, threaded)
+        if frames is None:
+            return got, list(group), True
+        done, last, damaged = 0, -1, False
+        for frame in frames:
+            idx = self._index_of(frame)
+            damaged |= bool(self.damaged_packets or frame.is_corrupt)
+            if idx is None or idx <= last:
+                # Damaged data (streams without usable timestamps are decoded sequentially):
+                # a picture that cannot be placed is dropped, never returned under a guessed
+                # index.
+                logger.debug("%s: dropped a picture with timestamp %s (damaged data)",
+                             self.path, frame.pts)
+                damaged = True
+                continue
+            last = idx
+            while done < len(group) and group[done] <= idx:
+                if group[done] == idx:
+                    got[idx] = self._convert(frame, out_hw)
+                done += 1  # else the decoder passed it without producing it: damaged data
+            if done >= len(group):
+                break
+        damaged |= self.damaged_packets > 0
+        lost = [t for t in group if t not in got]
+        return got, lost, damaged or bool(lost)
 
     def _decode_planned(self, targets: np.ndarray, out_hw: tuple[int, int],
                         sink: Callable[[int, np.ndarray], None]) -> list[int]:
+        """Decode ``targets`` grouped by seek point, each group in one stretch from its
+        keyframe (see :meth:`_open_stretch`).
+
+        The fast stretch leaves out disposable pictures no target needs and may use frame
+        threading; on clean data that changes nothing. Where the stretch meets damaged data,
+        error concealment makes pictures depend on what the decoder was fed, so the group is
+        decoded again canonically: every packet from the seek point, single-threaded. Either
+        way a frame's pixels do not depend on what else is requested or was read before.
+        """
         missing: list[int] = []
-        n = len(targets)
-        pos = 0
-        frames: Iterator[Any] | None = None
         keep = None
-        if self._peek is not None and n > 1:
+        if self._peek is not None:
             keep = np.zeros(len(self.table), bool)
             keep[targets] = True  # never skip a requested picture
-        last = -1  # presentation index of the last frame decoded in the current stretch
-        stretch_key = -1  # the seek point the current stretch started from
-
-        def lose(i: int) -> None:
-            missing.append(i)
-            self._undecodable.add(i)
-
-        while pos < n:
-            t = int(targets[pos])
-            if t in self._undecodable:
-                missing.append(t)
-                pos += 1
+        pos = np.searchsorted(self._keyframes, targets, side="right") - 1
+        starts = self._keyframes[np.maximum(pos, 0)]
+        for key in np.unique(starts):
+            group = [int(t) for t in targets[starts == key]]
+            missing.extend(t for t in group if t in self._undecodable)
+            group = [t for t in group if t not in self._undecodable]
+            if not group:
                 continue
-            if frames is None or last >= t or self._key_before(t) > max(last + 1, stretch_key):
-                # Seek: nothing is open, or a keyframe lies between the decoder's position and
-                # the target (decoding from there is cheaper than decoding on).
-                # The stretch will run on to the last target before the next seek point.
-                nxt = int(np.searchsorted(self._keyframes, t, side="right"))
-                bound = int(self._keyframes[nxt]) if nxt < len(self._keyframes) else len(
-                    self.table)
-                span_end = int(targets[pos:][targets[pos:] < bound].max(initial=t))
-                opened = self._open_stretch(t, keep, span_end)
-                if opened is None:
-                    lose(t)
-                    pos += 1
-                    frames = None
-                    continue
-                frames, stretch_key = opened
-                last = -1
-            ended = True
-            for frame in frames:
-                idx = self._index_of(frame)
-                if idx is None or idx <= last:
-                    raise TimestampsUnreliable(f"{self.path}: decoded timestamps disagree with "
-                                           "the packet index")
-                last = idx
-                while pos < n and int(targets[pos]) <= idx:
-                    tt = int(targets[pos])
-                    if tt == idx:
-                        sink(idx, self._convert(frame, out_hw))
-                    else:  # the decoder passed it without producing it: damaged data
-                        lose(tt)
-                    pos += 1
-                if pos >= n:
-                    ended = False
-                    break
-                if self._key_before(int(targets[pos])) > max(last + 1, stretch_key):
-                    ended = False
-                    break  # the next target lies beyond the next keyframe: seek
-            if ended:
-                # The stream (or its readable part) ended before the pending target.
-                lose(int(targets[pos]))
-                pos += 1
-                frames = None
+            threaded = group[-1] - int(key) > SHORT_STRETCH
+            got, lost, damaged = self._decode_group(int(key), group, keep, threaded, out_hw)
+            if damaged and (keep is not None or threaded):
+                logger.debug("%s: damaged data after frame %d; decoding its GOP canonically",
+                             self.path, key)
+                got, lost, _ = self._decode_group(int(key), group, None, False, out_hw)
+            for i, arr in got.items():
+                sink(i, arr)
+            missing.extend(lost)
+            self._undecodable.update(lost)
         return missing
 
     def _decode_sequential(self, targets: np.ndarray, out_hw: tuple[int, int],
@@ -344,7 +487,9 @@ class PyAVBackend:
         last_needed = int(targets[-1])
         got: set[int] = set()
         count = -1
-        for frame in self._frames_after_seek():
+        # single-threaded: a damaged packet is reported when it is met (frame threads report
+        # it later, after pictures the count would misplace)
+        for frame in self._frames_after_seek(ctx=self._fresh_ctx(threaded=False)):
             if self.damaged_packets:
                 logger.warning("%s: damaged data while counting frames sequentially; frames "
                                "after output %d cannot be indexed reliably", self.path, count)
@@ -361,15 +506,17 @@ class PyAVBackend:
     def decode_keyframes(self, keys: np.ndarray, out_hw: tuple[int, int],
                          sink: Callable[[int, np.ndarray], None]) -> list[int]:
         """Decode only the keyframes ``keys`` (sorted, unique presentation indices)."""
+        self._check_open()
         av = self._av
-        ctx = self._stream.codec_context
         missing: list[int] = []
-        ctx.skip_frame = "NONKEY"
         try:
             for k in keys:
                 k = int(k)
                 want = int(self.table.pts[k])
-                self._seek_to(want)
+                if not self._seek_to(want):
+                    self._seek_start()  # the packets before ``want`` are skipped below
+                ctx = self._stream.codec_context
+                ctx.skip_frame = "NONKEY"
                 frame = None
                 try:
                     for pkt in self._container.demux(self._stream):
@@ -380,21 +527,21 @@ class PyAVBackend:
                         out = list(ctx.decode(pkt)) + list(ctx.decode(None))
                         frame = next((f for f in out if self._index_of(f) == k), None)
                         break
-                except (av.error.InvalidDataError, av.error.EOFError) as e:
+                except (av.error.FFmpegError, OSError, IndexError) as e:  # damaged data
                     logger.debug("%s: keyframe %d: %s", self.path, k, e)
                 if frame is None:
                     missing.append(k)
                     continue
                 sink(k, self._convert(frame, out_hw))
         finally:
-            ctx.skip_frame = "DEFAULT"
+            self._stream.codec_context.skip_frame = "DEFAULT"
             self._reset()
         return missing
 
     def iter_sequential(self) -> Iterator[tuple[int, Any]]:
         """Every decoded frame in order with its presentation index (for diagnostics)."""
         self._seek_start()
-        for count, frame in enumerate(self._frames_after_seek()):
+        for count, frame in enumerate(self._frames_after_seek(ctx=self._fresh_ctx(threaded=True))):
             idx = count if self._sequential else self._index_of(frame)
             if idx is None:
                 raise DecodeError(f"{self.path}: decoded frame with unknown timestamp")

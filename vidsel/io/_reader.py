@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import check_choice, check_positive_float, check_positive_int
-from ..errors import CorruptVideoError, FrameIndexError, InvalidArgumentError
+from ..errors import CorruptVideoError, DecodeError, FrameIndexError, InvalidArgumentError
 from ..registry import Registry
 from ._convert import DEFAULT_INTERPOLATION, Size, check_interpolation, output_size
 from ._decord import DecordBackend
@@ -91,6 +91,7 @@ class VideoReader:
         check_stream(stream)
         self.path = check_path(path)
         self._interpolation = interpolation
+        self._closed = False
         self._backend = factory(self.path, stream=stream, threads=threads,
                                 interpolation=interpolation)
         self.backend = backend
@@ -112,6 +113,7 @@ class VideoReader:
             last_dur = 1.0 / fps if fps else 0.0
         vfr = bool(n > 2 and np.ptp(diffs) > 0.01 * float(np.median(diffs)))
         h, w = b.display_size
+        sar = float(getattr(b, "display_sample_aspect_ratio", 1) or 1)
         if table.truncated:
             logger.warning("%s: the file is truncated; %d frames are readable (header: %d)",
                            self.path, n, b.header_num_frames)
@@ -123,7 +125,8 @@ class VideoReader:
             duration_s=float(ts[-1] - ts[0]) + last_dur, start_time_s=float(ts[0]),
             keyframe_indices=table.keyframe_indices, timestamps_s=ts.copy(),
             header_num_frames=b.header_num_frames, truncated=table.truncated,
-            variable_frame_rate=vfr)
+            variable_frame_rate=vfr, sample_aspect_ratio=sar,
+            display_width=max(1, round(w * sar)), display_height=h)
 
     @property
     def metadata(self) -> VideoMetadata:
@@ -175,9 +178,13 @@ class VideoReader:
 
         Args:
             indices: frame indices in any order, duplicates allowed, negative from the end.
-            size: None (native), short side (int) or (height, width) of the output.
+            size: None (the stored pixels, unscaled: ``metadata.width`` x ``height``), the
+                short side (int; the other side follows the DISPLAY aspect, so non-square
+                pixels, ``metadata.sample_aspect_ratio != 1``, come back square) or
+                (height, width) of the output, taken as is.
             mode: ``"exact"`` returns exactly the frames asked for. ``"keyframe"`` snaps each
-                request to the nearest keyframe and decodes keyframes only (~30x cheaper); the
+                request to the nearest keyframe and decodes keyframes only (6-16x cheaper in
+                ``benchmarks/decode.py``; requests sharing a keyframe get it each); the
                 batch's ``indices``/``timestamps_s`` report what was really returned.
             on_missing: frames that cannot be decoded (damaged data) raise
                 :class:`CorruptVideoError` (``"raise"``, default; its ``missing`` lists them) or
@@ -188,9 +195,13 @@ class VideoReader:
         """
         check_choice("mode", mode, ("exact", "keyframe"))
         check_choice("on_missing", on_missing, ("raise", "skip"))
+        self._check_open()
         req = self._indices(indices)
         md = self._metadata
-        out_hw = output_size(size, md.height, md.width)
+        # An int size keeps the display aspect (non-square pixels are stretched to it); a
+        # (h, w) pair is taken as is; None returns the stored pixels unscaled.
+        out_hw = ((md.height, md.width) if size is None
+                  else output_size(size, md.display_height, md.display_width))
         if mode == "keyframe":
             keys = md.keyframe_indices if len(md.keyframe_indices) else np.zeros(1, np.int64)
             pos = np.searchsorted(keys, req)
@@ -307,8 +318,21 @@ class VideoReader:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the decoder and the file."""
-        self._backend.close()
+        """Release the decoder and the file (idempotent). Metadata stays readable; decoding
+        afterwards raises :class:`~vidsel.DecodeError`."""
+        if not self._closed:
+            self._closed = True
+            self._backend.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DecodeError(f"{self.path}: this VideoReader is closed; open a new one to read "
+                              "frames from the file")
 
     def __enter__(self) -> VideoReader:
         return self

@@ -53,6 +53,12 @@ class TimestampsUnreliable(DecodeError):
     packed-bitstream AVI files). :func:`decode_pass` handles it by counting frames instead."""
 
 
+class DamagedWhileThreaded(DecodeError):
+    """Damaged data met by a threaded pass: FFmpeg's decoder threads then race on the
+    concealed pictures (pixels vary run to run). :func:`decode_pass` restarts the pass
+    single-threaded, which is deterministic."""
+
+
 class StreamFrame:
     """One decoded picture of a :func:`decode_stream` pass.
 
@@ -143,38 +149,59 @@ def decode_stream(table: PacketTable, *, skip: str = "DEFAULT", export_mvs: bool
         table: a :class:`~vidsel.io.PacketTable` (or :class:`~vidsel.io.PacketIndex`) of the
             stream.
         skip: FFmpeg ``skip_frame`` (see :meth:`vidsel.io.PacketIndex.skip_mode`).
-        export_mvs: export motion vectors (decoded with SLICE threading: frame threading loses
-            or mismatches the side data).
+        export_mvs: export motion vectors (decoded single-threaded, whatever ``threads``
+            says: frame threading loses or mismatches the side data, and slice threads make
+            concealed pixels of damaged data vary from run to run).
         keep: (F,) bool over presentation indices: the other pictures are decoded (so that
             later pictures stay exact) but not yielded.
         threads: decoder threads (0: let FFmpeg choose).
         interpolation: swscale interpolation of :meth:`StreamFrame.rgb`.
         prefetch: decode this many pictures ahead on a worker thread (FFmpeg releases the GIL,
-            so decoding overlaps the caller's work); 0 decodes in the caller's thread.
+            so decoding overlaps the caller's work); 0 decodes in the caller's thread. Some
+            decoders (VP8) write on into a picture already output when the data is damaged, so
+            a picture read later differs from run to run: use 0 where pixels must be exact on
+            damaged files (only motion-vector passes prefetch in vidsel).
 
     Raises:
         TimestampsUnreliable: decoded timestamps go backwards (use :func:`decode_pass`, which
             restarts counting frames, or pass ``table.sequential()``).
         CorruptVideoError: not a single picture could be decoded.
+
+    On damaged data a threaded pass (``threads != 1``) can give different concealed pixels
+    from run to run; :func:`decode_pass` restarts such a pass single-threaded, or pass
+    ``threads=1``.
     """
+    return _decode_stream(table, skip=skip, export_mvs=export_mvs, keep=keep, threads=threads,
+                          interpolation=interpolation, prefetch=prefetch)
+
+
+def _decode_stream(table: PacketTable, *, skip: str, export_mvs: bool, keep: np.ndarray | None,
+                   threads: int, interpolation: str, prefetch: int,
+                   stop_on_damage: bool = False) -> Iterator[StreamFrame]:
+    """:func:`decode_stream`; with ``stop_on_damage`` a threaded pass that meets damaged data
+    raises :class:`DamagedWhileThreaded` (for :func:`decode_pass` to restart it)."""
     check_choice("skip", skip, SKIP_MODES)
     interpolation = check_interpolation(interpolation)
     threads = check_positive_int("threads", threads, allow_zero=True)
     prefetch = check_positive_int("prefetch", prefetch, allow_zero=True)
-    frames = _decode(table, skip, export_mvs, keep, threads, interpolation)
+    frames = _decode(table, skip, export_mvs, keep, threads, interpolation, stop_on_damage)
     return _prefetch(frames, prefetch) if prefetch else frames
 
 
 def _decode(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | None,
-            threads: int, interpolation: str) -> Iterator[StreamFrame]:
+            threads: int, interpolation: str, stop_on_damage: bool) -> Iterator[StreamFrame]:
     path = table.path
     container = open_container(path)
     try:
         stream: Any = container.streams[table.stream_index]
         ctx: Any = stream.codec_context
         if export_mvs:
+            # one thread: frame threading loses or mismatches the side data, and slice threads
+            # conceal damaged data differently from run to run without reporting an error
+            # (fuzz finding); slice threading buys nothing measurable on typical streams
             ctx.options = {"flags2": "+export_mvs"}
             stream.thread_type = "SLICE"
+            threads = 1
         else:
             stream.thread_type = "AUTO"
         ctx.thread_count = threads
@@ -186,8 +213,12 @@ def _decode(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | 
         last = -1
         count = -1
         stats = DecodeStats()
+        # frame threads, or slice threads with export_mvs
+        stop = stop_on_damage and threads != 1
         for frame in decode_packets(container.demux(stream), ctx, path, stats,
                                     max_errors=0 if counting else None):
+            if stop and (stats.damaged_packets or frame.is_corrupt):
+                raise DamagedWhileThreaded(f"{path}: damaged data in a threaded pass")
             count += 1
             if counting:  # frame i is the i-th picture output (nothing skipped, nothing damaged)
                 idx: int | None = count if count < n else None
@@ -228,7 +259,10 @@ def decode_pass(table: T, consume: Callable[[T, Iterator[StreamFrame]], R], *,
                 prefetch: int = 0) -> R:
     """Run ``consume(table, frames)`` over one :func:`decode_stream` pass and return its result.
 
-    When decoded timestamps prove unreliable, the pass is restarted from the start with
+    When a threaded pass meets damaged data, it is restarted single-threaded (decoder
+    threads race on concealed pictures, so the pixels would vary from run to run); ``consume``
+    is then called again, from scratch. When decoded timestamps prove unreliable, the pass is
+    restarted from the start with
     ``table.sequential()`` (frames counted in output order, every picture decoded: ``skip`` and
     ``keep`` are dropped) and ``consume`` is called again, from scratch, with that table. A
     ``consume`` therefore keeps its state local to one call (it may re-plan from the table it
@@ -239,27 +273,31 @@ def decode_pass(table: T, consume: Callable[[T, Iterator[StreamFrame]], R], *,
         consume: the analysis; it iterates the frames (and may stop early).
         skip, export_mvs, keep, threads, interpolation, prefetch: see :func:`decode_stream`.
     """
-    frames = decode_stream(table, skip=skip, export_mvs=export_mvs, keep=keep, threads=threads,
-                           interpolation=interpolation, prefetch=prefetch)
-    try:
-        return consume(table, frames)
-    except TimestampsUnreliable:
-        if not table.pts_reliable:  # pragma: no cover - counting never goes backwards
-            raise
-    finally:
-        close = getattr(frames, "close", None)
-        if close is not None:
-            close()
-    logger.info("%s: decoded timestamps are unreliable; decoding sequentially", table.path)
-    seq = table.sequential()
-    frames = decode_stream(seq, skip="DEFAULT", export_mvs=export_mvs, keep=None,
-                           threads=threads, interpolation=interpolation, prefetch=prefetch)
-    try:
-        return consume(seq, frames)
-    finally:
-        close = getattr(frames, "close", None)
-        if close is not None:
-            close()
+    attempts = 0
+    while True:
+        attempts += 1
+        frames = _decode_stream(table, skip=skip, export_mvs=export_mvs, keep=keep,
+                                threads=threads, interpolation=interpolation,
+                                prefetch=prefetch, stop_on_damage=True)
+        try:
+            return consume(table, frames)
+        except DamagedWhileThreaded:
+            logger.info("%s: damaged data; decoding again single-threaded (deterministic "
+                        "error concealment)", table.path)
+            threads = 1
+        except TimestampsUnreliable:
+            if not table.pts_reliable:  # pragma: no cover - counting never goes backwards
+                raise
+            logger.info("%s: decoded timestamps are unreliable; decoding sequentially",
+                        table.path)
+            table = table.sequential()
+            skip, keep = "DEFAULT", None
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+        if attempts >= 3:  # pragma: no cover - each restart removes one cause
+            raise DecodeError(f"{table.path}: the decode pass could not be completed")
 
 
 def _prefetch(items: Iterator[Any], depth: int = 6) -> Iterator[Any]:

@@ -282,6 +282,13 @@ class VideoMetadata(FieldsEq):
             diagnostics only.
         truncated: the file ended early or demuxing hit damaged data.
         variable_frame_rate: frame durations vary by more than 1 %.
+        sample_aspect_ratio: width of one stored pixel over its height as displayed (1.0 for
+            square pixels; e.g. 16/11 = 1.4545 for a 704x576 PAL stream shown at 16:9), along
+            ``width`` (rotation applied).
+        display_width, display_height: the size the picture is meant to be seen at: ``width``
+            stretched by ``sample_aspect_ratio`` (equal to ``width``/``height`` for square
+            pixels). An int ``size`` resizes to this aspect; ``size=None`` returns the stored
+            ``width`` x ``height`` pixels unscaled.
     """
 
     path: str
@@ -304,11 +311,15 @@ class VideoMetadata(FieldsEq):
     header_num_frames: int = 0
     truncated: bool = False
     variable_frame_rate: bool = False
+    sample_aspect_ratio: float = 1.0
+    display_width: int = 0
+    display_height: int = 0
 
     _INTS: ClassVar[tuple[str, ...]] = ("stream_index", "width", "height", "coded_width",
                                         "coded_height", "rotation", "num_frames",
-                                        "header_num_frames")
-    _FLOATS: ClassVar[tuple[str, ...]] = ("fps", "duration_s", "start_time_s")
+                                        "header_num_frames", "display_width", "display_height")
+    _FLOATS: ClassVar[tuple[str, ...]] = ("fps", "duration_s", "start_time_s",
+                                          "sample_aspect_ratio")
     _STRS: ClassVar[tuple[str, ...]] = ("path", "backend", "codec", "pix_fmt")
     _BOOLS: ClassVar[tuple[str, ...]] = ("mirrored", "truncated", "variable_frame_rate")
 
@@ -319,6 +330,13 @@ class VideoMetadata(FieldsEq):
                                        f"{self.num_frames} frames")
         if self.rotation not in (0, 90, 180, 270):
             raise InvalidArgumentError(f"rotation must be 0, 90, 180 or 270, got {self.rotation}")
+        if not self.sample_aspect_ratio > 0:
+            raise InvalidArgumentError(
+                f"sample_aspect_ratio must be > 0, got {self.sample_aspect_ratio}")
+        if not self.display_width or not self.display_height:  # square pixels unless told
+            object.__setattr__(self, "display_width",
+                               max(1, round(self.width * self.sample_aspect_ratio)))
+            object.__setattr__(self, "display_height", self.height)
 
     def summary(self) -> dict[str, Any]:
         """Compact JSON-safe dict: every field except the per-frame ``timestamps_s``
