@@ -6,6 +6,9 @@ residuals: every patch position shows the most recent selected pixels at that po
 PSNR of that re-rendering against the true frames says how much of the video's *appearance over
 time* the tokens carry. It does not say which tokens a model needs: semantics, small but
 important objects and text are not weighted (see docs/codec.md).
+
+The ``uniform`` rows are :func:`uniform_patches`: the frames the ``uniform`` method picks
+(``vidsel.run_method("uniform", path, budget=b)``), kept whole.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._validate import check_positive_int
 from ..errors import InvalidArgumentError
 from ..io import VideoReader, packet_index
@@ -32,6 +36,8 @@ logger = logging.getLogger(__name__)
 #: evaluation frames around it exceeds this.
 MOVING_DIFF = 6.0
 PSNR_CAP_DB = 100.0
+#: Evaluation frames decoded per request.
+_EVAL_CHUNK = 32
 
 
 def _downscale(img: np.ndarray, s: int) -> np.ndarray:
@@ -104,6 +110,7 @@ def compare(
     frame_size: int | Sequence[int] = 392,
     eval_frames: int | None = 240,
     stream: int | None = None,
+    progress: bool | None = None,
     **codec_options: Any,
 ) -> Comparison:
     """Run uniform and codec sampling at each budget and measure what the tokens buy.
@@ -115,10 +122,16 @@ def compare(
         eval_frames: frames the fidelity proxy re-renders, spread uniformly (None: every frame;
             slow on long videos).
         stream: video stream.
+        progress: a progress bar on stderr (decoding the evaluation frames, then one step
+            per selection); None follows the process default (``enable_progress()`` in
+            ``vidsel._progress``; off unless switched on, as the CLI does).
         **codec_options: passed to :func:`select_patches` (anchors, camera, signal, ...).
 
     Returns:
-        :class:`~vidsel.results.Comparison` with one row per (budget, method).
+        :class:`~vidsel.results.Comparison` with one row per (budget, method). The
+        ``"uniform"`` row at budget ``b`` holds the frames ``run_method("uniform", path,
+        budget=b)`` returns (evenly spaced, first and last frame included), kept whole; the
+        ``"codec"`` row is :func:`select_patches`.
 
     Raises:
         InvalidArgumentError: ``budgets`` is not a non-empty sequence of ints >= 1, or another
@@ -139,44 +152,52 @@ def compare(
     n_eval = F if eval_frames is None else min(check_positive_int("eval_frames", eval_frames), F)
     eval_idx = np.unique(np.linspace(0, F - 1, n_eval).round().astype(np.int64))
     scale = 2 if cfg.patch_size % 2 == 0 else 1
-    refs_l = []
-    with VideoReader(index.path, stream=stream) as reader:
-        for s in range(0, len(eval_idx), 32):
-            chunk = reader.get_frames(eval_idx[s:s + 32], size=cfg.frame_size)
-            refs_l.append(_downscale(chunk, scale))
-    refs = np.concatenate(refs_l)  # (E, H/s, W/s, 3) float32
-    # changing content between consecutive evaluation frames, per token
-    th, tw = cfg.token_grid
-    u = cfg.patch_size * cfg.merge // scale
-    diff = np.abs(np.diff(refs, axis=0, prepend=refs[:1])).mean(axis=-1)  # (E, H/s, W/s)
-    moving = diff.reshape(len(refs), th, u, tw, u).mean(axis=(2, 4)) > MOVING_DIFF
-    if len(refs) > 1:
-        moving[0] = moving[1]
-    rows: list[ComparisonRow] = []
-    signal = "none"
-    dur = max(index.duration_s, 1e-9)
-    for b in budgets:
-        for method in ("uniform", "codec"):
-            t0 = time.perf_counter()
-            if method == "uniform":
-                sel = uniform_patches(index.path, budget_frames=b, patch_size=cfg.patch_size,
-                                      merge=cfg.merge, frame_size=cfg.frame_size,
-                                      stream=stream, index=index)
-            else:
-                sel = select_patches(index.path, budget_frames=b, patch_size=cfg.patch_size,
-                                     merge=cfg.merge, frame_size=cfg.frame_size, stream=stream,
-                                     index=index, **codec_options)
-                signal = sel.signal
-            secs = time.perf_counter() - t0
-            m2 = cfg.merge ** 2
-            rows.append(ComparisonRow(
-                method=method, budget_frames=b, num_tokens=sel.num_tokens, span_s=sel.span_s,
-                span_fraction=min(1.0, sel.span_s / dur),
-                frames_touched=len(sel.source_frames),
-                moving_share=_moving_share(sel, eval_idx, moving),
-                psnr_db=hold_last_psnr(sel, eval_idx, refs, scale), elapsed_s=secs,
-                anchor_tokens=sel.num_anchor_patches // m2,
-                motion_tokens=sel.num_motion_patches // m2))
-            logger.info("%s: %s @%d: %s", index.path, method, b, rows[-1])
+    # one bar for the whole call: a step per chunk of evaluation frames, then per selection
+    chunks = range(0, len(eval_idx), _EVAL_CHUNK)
+    with progress_bar(total=len(chunks) + 2 * len(budgets), desc="compare", unit="step",
+                      progress=progress) as bar:
+        refs_l = []
+        bar.set_postfix_str("decoding evaluation frames")
+        with VideoReader(index.path, stream=stream) as reader:
+            for s in chunks:
+                chunk = reader.get_frames(eval_idx[s:s + _EVAL_CHUNK], size=cfg.frame_size)
+                refs_l.append(_downscale(chunk, scale))
+                bar.update(1)
+        refs = np.concatenate(refs_l)  # (E, H/s, W/s, 3) float32
+        # changing content between consecutive evaluation frames, per token
+        th, tw = cfg.token_grid
+        u = cfg.patch_size * cfg.merge // scale
+        diff = np.abs(np.diff(refs, axis=0, prepend=refs[:1])).mean(axis=-1)  # (E, H/s, W/s)
+        moving = diff.reshape(len(refs), th, u, tw, u).mean(axis=(2, 4)) > MOVING_DIFF
+        if len(refs) > 1:
+            moving[0] = moving[1]
+        rows: list[ComparisonRow] = []
+        signal = "none"
+        dur = max(index.duration_s, 1e-9)
+        m2 = cfg.merge ** 2
+        for b in budgets:
+            for method in ("uniform", "codec"):
+                bar.set_postfix_str(f"{method} @ {b} frames")
+                t0 = time.perf_counter()
+                if method == "uniform":  # the frames run_method("uniform", budget=b) picks
+                    sel = uniform_patches(index.path, budget_frames=b,
+                                          patch_size=cfg.patch_size, merge=cfg.merge,
+                                          frame_size=cfg.frame_size, stream=stream, index=index)
+                else:
+                    sel = select_patches(index.path, budget_frames=b, patch_size=cfg.patch_size,
+                                         merge=cfg.merge, frame_size=cfg.frame_size,
+                                         stream=stream, index=index, **codec_options)
+                    signal = sel.signal
+                secs = time.perf_counter() - t0
+                rows.append(ComparisonRow(
+                    method=method, budget_frames=b, num_tokens=sel.num_tokens,
+                    span_s=sel.span_s, span_fraction=min(1.0, sel.span_s / dur),
+                    frames_touched=len(sel.source_frames),
+                    moving_share=_moving_share(sel, eval_idx, moving),
+                    psnr_db=hold_last_psnr(sel, eval_idx, refs, scale), elapsed_s=secs,
+                    anchor_tokens=sel.num_anchor_patches // m2,
+                    motion_tokens=sel.num_motion_patches // m2))
+                logger.info("%s: %s @%d: %s", index.path, method, b, rows[-1])
+                bar.update(1)
     return Comparison(path=index.path, num_frames=F, duration_s=index.duration_s, signal=signal,
                       eval_frames=len(eval_idx), config=cfg, rows=tuple(rows))

@@ -92,6 +92,16 @@ def luma_step(height: int, width: int) -> int:
     return step
 
 
+def _regrid(flow: np.ndarray, cov: np.ndarray, grid: tuple[int, int],
+            scale: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A (gh, gw, 2) flow and (gh, gw) coverage of a picture of another size, resampled
+    (nearest cell) onto ``grid``; vectors scaled by ``scale`` = (sy, sx) to its pixels."""
+    rows = np.minimum(np.arange(grid[0]) * cov.shape[0] // grid[0], cov.shape[0] - 1)
+    cols = np.minimum(np.arange(grid[1]) * cov.shape[1] // grid[1], cov.shape[1] - 1)
+    fl = flow[rows][:, cols] * np.array([scale[1], scale[0]], np.float32)  # (dx, dy)
+    return fl.astype(np.float32), cov[rows][:, cols]
+
+
 def _fields(index: PacketIndex, frames: Iterator[StreamFrame]) -> MotionFields:
     """One decode pass: each frame's vectors on the BLOCK grid."""
     t0 = time.perf_counter()
@@ -106,7 +116,14 @@ def _fields(index: PacketIndex, frames: Iterator[StreamFrame]) -> MotionFields:
             coded = sf.coded_size
             grid = (-(-coded[0] // BLOCK), -(-coded[1] // BLOCK))
         mvs = sf.motion_vectors
-        fl, cv = mv_grid(mvs if mvs is not None else np.zeros(0, MV_DTYPE), grid)
+        if mvs is None:
+            mvs = np.zeros(0, MV_DTYPE)
+        size = sf.coded_size
+        if size == coded:
+            fl, cv = mv_grid(mvs, grid)
+        else:  # the frame size changed mid-stream: resample onto the first frame's grid
+            fl, cv = _regrid(*mv_grid(mvs, (-(-size[0] // BLOCK), -(-size[1] // BLOCK))),
+                             grid, (coded[0] / size[0], coded[1] / size[1]))
         idx_l.append(sf.index)
         types.append(sf.pict_type)
         flows.append(fl)
@@ -135,7 +152,8 @@ def motion_vectors(path: str | os.PathLike[str], *, frames: FrameSet = "ip",
         stream: video stream (see :func:`vidsel.io.packet_index`).
         index: a :class:`~vidsel.io.PacketIndex` already built for ``path`` (saves the demux;
             checked: an index of another file is an :class:`~vidsel.errors.InvalidArgumentError`).
-        threads: decoder threads (0 lets FFmpeg choose; SLICE threading is always used).
+        threads: accepted for compatibility; motion-vector passes decode single-threaded
+            (threads lose side data or make damaged data decode differently run to run).
 
     Returns:
         :class:`~vidsel.results.MotionFields` on a 16 px grid of the coded picture.

@@ -126,12 +126,26 @@ def scan(plan: Plan, frames: Iterator[StreamFrame]) -> Scan:
                               f"frame")
         return conv.display(g[..., None])[..., 0]
 
+    size: tuple[int, int] | None = None
+    carry: np.ndarray | None = None  # (Th, Tw) token sums of energy from before a size change
+
     for sf in frames:
         idx = sf.index
         mvs = sf.motion_vectors
-        if conv is None:
+        if sf.coded_size != size:
+            if conv is not None:
+                # the frame size changes mid-stream (MPEG-PS / TS splices): energy so far
+                # moves to token space, later frames use a grid of their own size, and the
+                # luma difference restarts (the histogram still tests for a cut)
+                logger.info("%s: the coded size (h, w) changes from %s to %s at frame %d",
+                            index.path, size, sf.coded_size, idx)
+                if acc is not None:
+                    moved = ry @ display(acc) @ rx.T
+                    carry = moved if carry is None else carry + moved
+                    acc = None
+                prev_luma = None
             conv = sf.converter
-            h, w = sf.coded_size
+            size = h, w = sf.coded_size
             gh, gw = -(-h // BLOCK), -(-w // BLOCK)
             dh, dw = conv.display_size((h, w))
             dgh, dgw = display(np.zeros((gh, gw), np.float32)).shape
@@ -186,8 +200,12 @@ def scan(plan: Plan, frames: Iterator[StreamFrame]) -> Scan:
         if cand_snap.hit(idx):
             candidates.append(idx)
             e = display(acc / acc_n)
+            tmap = ry @ e @ rx.T  # (Th, Tw)
+            if carry is not None:
+                tmap = tmap + carry / acc_n
+                carry = None
             acc, acc_n = None, 0
-            tok = (ry @ e @ rx.T).ravel()  # (Th*Tw,) token scores
+            tok = tmap.ravel()  # (Th*Tw,) token scores
             good, keys = pool.better(idx, tok)
             if len(good):
                 crops = None

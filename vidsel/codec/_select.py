@@ -58,6 +58,7 @@ from ..io import (
     index_for,
 )
 from ..results import PatchConfig, PatchSelection
+from ..select import uniform as uniform_frames
 from ._anchors import choose_anchors
 from ._motion import MV_CODECS, PREFETCH
 from ._pixels import decoded_pixels, reader_pixels, token_pixels_to_patches, tokens_to_patches
@@ -66,7 +67,6 @@ from ._plan import (
     CANDIDATES_PER_FRAME,
     AnchorPolicy,
     Plan,
-    grid_targets,
     make_plan,
     resolve_budget,
 )
@@ -114,7 +114,9 @@ def uniform_patches(path: str | os.PathLike[str], *, budget_frames: int = 8,
                     frame_size: int | Sequence[int] = 392, pixels: PixelMode = "decode",
                     stream: int | None = None, index: PacketIndex | None = None,
                     interpolation: str = DEFAULT_INTERPOLATION) -> PatchSelection:
-    """The uniform baseline: ``budget_frames`` whole frames at the centres of equal segments.
+    """The uniform baseline: ``budget_frames`` whole frames, the frames the ``uniform`` method
+    (``vidsel.run_method("uniform", path, budget=budget_frames)``) picks: evenly spaced, first
+    and last frame included (:func:`vidsel.select.uniform` over every frame).
 
     Same result type and token accounting as :func:`select_patches` (method ``"uniform"``).
     Pixels always go through :class:`vidsel.VideoReader`. ``index`` must be a
@@ -129,7 +131,7 @@ def uniform_patches(path: str | os.PathLike[str], *, budget_frames: int = 8,
     t0 = time.perf_counter()
     index = index_for(path, index, stream)
     timings = {"index": time.perf_counter() - t0}
-    frames = grid_targets(index.num_frames, min(n, index.num_frames))
+    frames = uniform_frames(index.num_frames, n)  # the `uniform` method's frames
     return _dense(index, cfg, n * cfg.tokens_per_frame, frames, pixels, stream, "uniform",
                   interpolation, timings, t0)
 
@@ -181,7 +183,10 @@ def select_patches(
             index of another file is an error).
         interpolation: swscale interpolation of the resize to ``frame_size`` (the reader's
             default, ``"BILINEAR"``); pixels equal ``VideoReader(path,
-            interpolation=...).get_frames(frames, size=frame_size)`` crops.
+            interpolation=...).get_frames(frames, size=frame_size)`` crops. (On damaged data
+            the decoder conceals errors from whatever it decoded before, so the pass's
+            pixels may differ from the reader's, which decodes from the previous keyframe;
+            ``pixels="reader"`` gives the reader's.)
 
     Returns:
         :class:`~vidsel.results.PatchSelection` with exactly ``budget`` tokens (fewer only if the whole video is
@@ -242,7 +247,10 @@ def select_patches(
 
     t1 = time.perf_counter()
     sc = decode_pass(index, consume, skip=plan.skip, export_mvs=plan.use_mv,
-                     keep=plan.stream_keep, interpolation=interpolation, prefetch=PREFETCH)
+                     keep=plan.stream_keep, interpolation=interpolation,
+                     # pixel-difference passes read pictures that some decoders (VP8) still
+                     # write to on damaged data: no decode-ahead there (deterministic)
+                     prefetch=PREFETCH if plan.use_mv else 0)
     plan = sc.plan
     timings["decode"] = time.perf_counter() - t1
 
