@@ -121,3 +121,104 @@ def test_methods_alias_is_deprecated():
 
     with pytest.warns(DeprecationWarning, match="vidsel.methods"):
         assert codec.METHODS["codec"] is select_patches
+
+
+@pytest.mark.parametrize("budget_tokens", [1, 7, 195, 197])
+def test_budget_tokens_below_a_frame_gives_a_valid_selection(videos, budget_tokens):
+    """Trial 7: `select_patches(path, budget_frames=None, budget_tokens=7)` raised a raw
+    IndexError (a video with a cut, fewer tokens than one frame): now exactly that many
+    tokens, a valid result."""
+    for name in ("cut", "box"):
+        sel = select_patches(videos[name].path, budget_frames=None, budget_tokens=budget_tokens)
+        assert sel.num_tokens == sel.budget_tokens == budget_tokens
+        assert sel.positions.shape == (4 * budget_tokens, 3)
+        assert sel.pixels is not None and sel.pixels.shape == (4 * budget_tokens, 14, 14, 3)
+        assert len(sel.anchor_frames) <= budget_tokens // 196  # no anchor beyond the budget
+        assert PatchSelection.from_dict(json.loads(json.dumps(sel.to_dict()))) == \
+            dataclasses.replace(sel, pixels=None)
+
+
+def _header(img, height: int = 16) -> np.ndarray:
+    return np.asarray(img)[:height]
+
+
+def test_codec_contact_sheet_shows_every_anchor_and_says_what_it_left_out(videos):
+    """Trial 14: a sheet capped at `max_frames` tiles keeps every anchor frame and its title
+    says "6 of 33 frames shown" (it used to drop tiles, anchors included, silently)."""
+    from vidsel.render import ANCHOR_COLOUR, MOTION_COLOUR, contact_sheet
+
+    sel = select_patches(videos["cut"].path, budget_frames=8, frame_size=112)
+    total, anchors = len(sel.source_frames), len(sel.anchor_frames)
+    assert anchors == 2 and total > 6
+    sheet = sel.contact_sheet(thumb=32, max_frames=6)
+    title = (f"codec: {sel.num_tokens}/{sel.budget_tokens} tokens from {total} frames - "
+             f"6 of {total} frames shown")
+    blank = np.zeros((6, 112, 112, 3), np.uint8)
+    ref = contact_sheet(blank, [""] * 6, thumb=32, title=title, borders=[ANCHOR_COLOUR] * 6)
+    assert sheet.size == ref.size
+    np.testing.assert_array_equal(_header(sheet), _header(ref))  # the title, pixel for pixel
+    border = (np.asarray(ref) == ANCHOR_COLOUR).all(-1)  # every tile's frame
+    per_tile = border.sum() // 6
+    px = np.asarray(sheet)
+    assert ((px == ANCHOR_COLOUR).all(-1) & border).sum() == anchors * per_tile
+    assert ((px == MOTION_COLOUR).all(-1) & border).sum() == (6 - anchors) * per_tile
+    # nothing left out: no note
+    full = sel.contact_sheet(thumb=32)
+    ref_full = contact_sheet(np.zeros((total, 112, 112, 3), np.uint8), [""] * total, thumb=32,
+                             title=f"codec: {sel.num_tokens}/{sel.budget_tokens} tokens from "
+                                   f"{total} frames")
+    np.testing.assert_array_equal(_header(full), _header(ref_full))
+
+
+def test_frame_contact_sheet_says_what_it_left_out(videos):
+    from vidsel import run_method
+    from vidsel.render import MAX_TILES, contact_sheet
+
+    sel = run_method("uniform", videos["box"].path, budget=60)
+    sheet = sel.contact_sheet(thumb=24)
+    ref = contact_sheet(np.zeros((MAX_TILES, 18, 24, 3), np.uint8), [""] * MAX_TILES, thumb=24,
+                        title=f"uniform, k=60 - {MAX_TILES} of 60 frames shown")
+    assert sheet.size == ref.size
+    np.testing.assert_array_equal(_header(sheet), _header(ref))
+
+
+def test_tile_positions_keeps_marked_rows():
+    from vidsel.render import tile_positions
+
+    keep = np.zeros(51, bool)
+    keep[[0, 17, 33, 34]] = True
+    pos = tile_positions(51, 8, keep=keep)
+    assert len(pos) == 8 and set(pos.tolist()) >= {0, 17, 33, 34}
+    assert np.all(np.diff(pos) > 0)
+    assert tile_positions(51, 3, keep=keep).tolist() == [0, 33, 34]  # evenly among the kept
+    assert tile_positions(5, 8, keep=keep[:5]).tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(tile_positions(51, 48), tile_positions(51, 48, keep=None))
+
+
+def test_every_result_plots_the_same_way(videos, tmp_path):
+    """Trial 13: `plot(path=None)` returns a matplotlib Figure for Selection, PatchSelection
+    and Comparison, and saves it when a path is given."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from vidsel import run_method
+
+    path = videos["box"].path
+    frames = run_method("uniform", path, budget=4)
+    patches = select_patches(path, budget_frames=2, frame_size=FS)
+    for name, res in (("frames", frames), ("patches", patches)):
+        fig = res.plot()
+        assert isinstance(fig, Figure) and len(fig.axes) == 1
+        out = tmp_path / f"{name}.png"
+        assert isinstance(res.plot(out), Figure) and out.read_bytes().startswith(b"\x89PNG")
+        other = Figure()
+        ax = other.add_subplot()
+        assert res.plot(ax=ax, title="t") is other and ax.get_title() == "t"
+    ax = patches.plot().axes[0]
+    tokens = sum(seg[1][1] for c in ax.collections for seg in c.get_segments())
+    assert tokens == patches.num_tokens  # one bar per contributing frame, its token count
+    with pytest.warns(DeprecationWarning, match="plot"):
+        ax = Figure().add_subplot()
+        assert frames.plot(ax) is ax.figure  # the 0.1 call still works
+    with pytest.raises(InvalidArgumentError, match="path"):
+        patches.plot(Figure().add_subplot())

@@ -8,21 +8,27 @@ from ._patches import (
     MOTION_COLOUR,
     comparison_plot,
     patch_selection_heatmap,
+    patch_selection_plot,
     patch_selection_sheet,
 )
-from ._plot import relevance_plot
-from ._sheet import DEFAULT_THUMB, MAX_TILES, contact_sheet, tile_positions, to_png
+from ._plot import FIGURE_DPI, figure_png, relevance_plot, save_figure
+from ._sheet import DEFAULT_THUMB, MAX_TILES, contact_sheet, shown_title, tile_positions, to_png
 
 __all__ = [
     "ANCHOR_COLOUR",
     "DEFAULT_THUMB",
+    "FIGURE_DPI",
     "MAX_TILES",
     "MOTION_COLOUR",
     "comparison_plot",
     "contact_sheet",
+    "figure_png",
     "patch_selection_heatmap",
+    "patch_selection_plot",
     "patch_selection_sheet",
     "relevance_plot",
+    "save_figure",
+    "shown_title",
     "tile_positions",
     "to_png",
 ]

@@ -1,5 +1,6 @@
 """Codec patch selections as pictures: contact sheets with the selected patches in place, heat
-maps of where and when tokens were spent, and the uniform-vs-codec comparison plot.
+maps of where and when tokens were spent, tokens over time, and the uniform-vs-codec
+comparison plot.
 
 Arrays in, ``PIL.Image`` / matplotlib ``Figure`` out; nothing here opens a video or knows a
 result type (:class:`vidsel.results.PatchSelection` and :class:`vidsel.results.Comparison`
@@ -16,10 +17,19 @@ from PIL import Image, ImageDraw
 
 from ..errors import InvalidArgumentError
 from ..optional import require
-from ._sheet import _BG, _TEXT, DEFAULT_THUMB, MAX_TILES, _font, contact_sheet, tile_positions
+from ._sheet import (
+    _BG,
+    _TEXT,
+    DEFAULT_THUMB,
+    MAX_TILES,
+    _font,
+    contact_sheet,
+    shown_title,
+    tile_positions,
+)
 
 __all__ = ["ANCHOR_COLOUR", "MOTION_COLOUR", "comparison_plot", "patch_selection_heatmap",
-           "patch_selection_sheet"]
+           "patch_selection_plot", "patch_selection_sheet"]
 
 #: Border / bar colours of anchor (dense) and motion-only frames in codec sheets and heat maps.
 ANCHOR_COLOUR = (250, 220, 40)
@@ -33,9 +43,12 @@ def patch_selection_sheet(pixels: np.ndarray, positions: np.ndarray, is_anchor: 
                           merge: int, title: str | None = None, thumb: int = DEFAULT_THUMB,
                           columns: int | None = None, max_tiles: int = MAX_TILES
                           ) -> Image.Image:
-    """Contact sheet of selected patches: every contributing frame (evenly chosen when more
-    than ``max_tiles``), selected patches in place, the rest grey; anchor frames get a yellow
-    border, motion-only frames a cyan one.
+    """Contact sheet of selected patches: every contributing frame, selected patches in place,
+    the rest grey; anchor frames get a yellow border, motion-only frames a cyan one.
+
+    More than ``max_tiles`` contributing frames: every anchor frame is shown (evenly chosen
+    only if the anchors alone exceed ``max_tiles``), the other tiles spread evenly over the
+    motion-only frames, and the title says so ("48 of 51 frames shown").
 
     Args:
         pixels: (N, p, p, 3) uint8 patches.
@@ -44,7 +57,7 @@ def patch_selection_sheet(pixels: np.ndarray, positions: np.ndarray, is_anchor: 
         timestamps_s: (N,) float64 time of each patch's source frame.
         frame_size: (height, width) of the frames the patches were cut from.
         merge: patches per token side (the labels count tokens).
-        title: a line above the grid.
+        title: a line above the grid (a note is added when frames are left out).
         thumb: long side of each tile in pixels.
         columns: tiles per row (default: about square, at most 8).
         max_tiles: most frames shown.
@@ -54,8 +67,12 @@ def patch_selection_sheet(pixels: np.ndarray, positions: np.ndarray, is_anchor: 
     if len(pixels) != len(positions) or not len(positions):
         raise InvalidArgumentError(f"a patch sheet needs one patch per position, got "
                                    f"{len(pixels)} patches for {len(positions)} positions")
-    src = np.unique(positions[:, 0])
-    src = src[tile_positions(len(src), max_tiles)]
+    src = np.unique(positions[:, 0])  # (S,) contributing frames
+    anchor_src = np.zeros(len(src), bool)  # (S,) a source frame is an anchor frame
+    anchor_src[np.searchsorted(src, positions[np.asarray(is_anchor, bool), 0])] = True
+    total = len(src)
+    src = src[tile_positions(total, max_tiles, keep=anchor_src)]
+    title = shown_title(title, len(src), total)
     h, w = frame_size
     p = int(pixels.shape[1])
     tiles, labels, borders = [], [], []
@@ -167,3 +184,52 @@ def comparison_plot(series: Mapping[str, Sequence[tuple[int, float, int, float]]
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def patch_selection_plot(positions: np.ndarray, is_anchor: np.ndarray,
+                         timestamps_s: np.ndarray, *, merge: int,
+                         duration_s: float | None = None, title: str = "",
+                         ax: Any = None) -> Any:
+    """Tokens spent per contributing frame over time (anchor frames yellow, motion cyan): the
+    codec counterpart of :func:`vidsel.render.relevance_plot`.
+
+    Args:
+        positions: (N, 3) int64 patch positions, token-major (every ``merge**2`` rows one token).
+        is_anchor: (N,) bool.
+        timestamps_s: (N,) float64 time of each patch's source frame.
+        merge: patches per token side.
+        duration_s: right end of the time axis (default: matplotlib's choice).
+        title: axes title (cut to 100 characters).
+        ax: a matplotlib ``Axes`` to draw on (default: a new figure).
+
+    Returns:
+        The matplotlib ``Figure`` drawn on (``ax.figure`` when ``ax`` is given).
+
+    Raises:
+        MissingDependencyError: matplotlib is not installed.
+    """
+    require("matplotlib", "plotting a patch selection", extra="plot")
+    Figure = require("matplotlib.figure", "plotting a patch selection", extra="plot").Figure
+    if ax is None:
+        fig = Figure(figsize=(9, 2.8), layout="tight")
+        ax = fig.add_subplot()
+    m2 = merge * merge
+    _, first, tokens = np.unique(positions[::m2, 0], return_index=True,
+                                 return_counts=True)  # (S,) per contributing frame
+    t = np.asarray(timestamps_s, np.float64)[::m2][first]  # (S,) time of each frame
+    anchor = np.asarray(is_anchor, bool)[::m2][first]  # (S,)
+    for mask, colour, name in ((anchor, ANCHOR_COLOUR, "anchor"),
+                               (~anchor, MOTION_COLOUR, "motion")):
+        if mask.any():
+            ax.vlines(t[mask], 0, tokens[mask], colors=[tuple(c / 255 for c in colour)],
+                      lw=2.0, label=f"{name} frames ({int(mask.sum())}, "
+                                    f"{int(tokens[mask].sum())} tok)")
+    if duration_s:
+        ax.set_xlim(0.0, max(float(duration_s), float(t.max()) if len(t) else 0.0))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("tokens")
+    ax.set_title(title[:100], fontsize=9)
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax.figure

@@ -1,18 +1,29 @@
-"""Relevance over time as a matplotlib ``Figure`` (arrays in; needs the ``plot`` extra).
+"""Relevance over time as a matplotlib ``Figure`` (arrays in; needs the ``plot`` extra), and
+the one plotting convention of every result.
 
 The figure is built with ``matplotlib.figure.Figure`` directly: no pyplot state is touched and
 no backend is selected, so it works the same in scripts, servers and notebooks.
+
+Convention: every result's ``plot(path=None)`` (``Selection``, ``PatchSelection``,
+``Comparison``) returns a matplotlib ``Figure`` and, when ``path`` is given, also saves it
+there (:func:`save_figure`); ``figure_png`` gives the PNG bytes a notebook shows.
 """
 
 from __future__ import annotations
 
+import io
+import os
 from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
 from ..optional import require
 
-__all__ = ["relevance_plot"]
+__all__ = ["FIGURE_DPI", "figure_png", "relevance_plot", "save_figure"]
+
+#: Resolution of saved figures and of their PNG bytes.
+FIGURE_DPI = 100
 
 
 def relevance_plot(timestamps_s: np.ndarray, scores: np.ndarray | None = None, *,
@@ -65,3 +76,27 @@ def relevance_plot(timestamps_s: np.ndarray, scores: np.ndarray | None = None, *
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     return ax.figure
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str] | None) -> Any:
+    """Save ``fig`` to ``path`` (format from the suffix) when a path is given; returns ``fig``
+    (what every result's ``plot(path=None)`` returns).
+
+    Raises:
+        InvalidArgumentError: ``path`` is not a file path (e.g. a matplotlib ``Axes``: pass
+            it as ``ax=``).
+    """
+    if path is None:
+        return fig
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidArgumentError(f"plot(path={path!r}): path must be a file path (str or "
+                                   f"os.PathLike); to draw on axes pass ax=")
+    fig.savefig(os.fspath(path), dpi=FIGURE_DPI)
+    return fig
+
+
+def figure_png(fig: Any) -> bytes:
+    """PNG bytes of a matplotlib ``Figure`` (what Jupyter's ``_repr_png_`` returns)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI)
+    return buf.getvalue()

@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["DEFAULT_THUMB", "MAX_TILES", "contact_sheet", "tile_positions", "to_png"]
+__all__ = ["DEFAULT_THUMB", "MAX_TILES", "contact_sheet", "shown_title", "tile_positions",
+           "to_png"]
 
 #: Long side of a thumbnail in pixels.
 DEFAULT_THUMB = 160
@@ -36,13 +37,35 @@ def _font(size: int = 11) -> Any:
         return ImageFont.load_default()
 
 
-def tile_positions(n: int, most: int = MAX_TILES) -> np.ndarray:
-    """(min(n, most),) int64 positions spread evenly over ``range(n)``, ends included: which
-    rows of a long selection a sheet shows (decode only these)."""
+def tile_positions(n: int, most: int = MAX_TILES, *,
+                   keep: np.ndarray | None = None) -> np.ndarray:
+    """(min(n, most),) int64 ascending positions of ``range(n)``: which rows of a long
+    selection a sheet shows (decode only these).
+
+    Without ``keep`` they are spread evenly, ends included. ``keep`` ((n,) bool, e.g. the
+    anchor frames of a codec selection) marks rows that are shown first: all of them when
+    they fit, the remaining tiles spread evenly over the other rows (evenly among the kept
+    rows when they alone exceed ``most``).
+    """
+    if most < 1:
+        raise InvalidArgumentError(f"most={most!r} tiles must be at least 1")
     if n <= most:
         return np.arange(n, dtype=np.int64)
-    return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
+    if keep is None or not np.any(keep):
+        return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
+    kept = np.flatnonzero(np.asarray(keep, dtype=bool))
+    if len(kept) >= most:
+        return kept[tile_positions(len(kept), most)]
+    rest = np.flatnonzero(~np.asarray(keep, dtype=bool))
+    return np.sort(np.concatenate([kept, rest[tile_positions(len(rest), most - len(kept))]]))
 
+
+def shown_title(title: str | None, shown: int, total: int, what: str = "frames") -> str | None:
+    """``title`` plus "- 48 of 51 frames shown" when a sheet leaves tiles out (never silently)."""
+    if shown >= total:
+        return title
+    note = f"{shown} of {total} {what} shown"
+    return f"{title} - {note}" if title else note
 
 
 

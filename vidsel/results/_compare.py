@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,11 +14,13 @@ from typing import Any
 from .._fields import FieldsEq
 from .._json import float_or_nan, json_safe, reads_dict
 from ..deprecation import renamed_fields
-from ..errors import InvalidArgumentError
-from ..render import comparison_plot
+from ..errors import InvalidArgumentError, MissingDependencyError
+from ..render import comparison_plot, figure_png, save_figure
 from ._patches import PatchConfig
 
 __all__ = ["Comparison", "ComparisonRow"]
+
+logger = logging.getLogger(__name__)
 
 
 @renamed_fields({"seconds": "elapsed_s"})
@@ -25,7 +29,9 @@ class ComparisonRow(FieldsEq):
     """One (method, budget) measurement.
 
     Attributes:
-        method: ``"uniform"`` or ``"codec"``.
+        method: ``"uniform"`` (the frames ``run_method("uniform", path, budget=budget_frames)``
+            picks, kept whole: evenly spaced, first and last frame included) or ``"codec"``
+            (:func:`vidsel.codec.select_patches`).
         budget_frames: budget in frame-equivalents.
         num_tokens: tokens spent.
         span_s: time between the first and last contributing frame.
@@ -138,20 +144,42 @@ class Comparison(FieldsEq):
                 f"{r.psnr_db:.2f} | {r.elapsed_s:.2f} |")
         return "\n".join(lines)
 
-    def figure(self) -> Any:
-        """PSNR / frames touched / moving share vs budget as a matplotlib ``Figure`` (needs
-        matplotlib; no pyplot state is touched)."""
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Any:
+        """PSNR / frames touched / moving share vs budget, one line per method.
+
+        The convention of every result's ``plot`` (``Selection``, ``PatchSelection``): a
+        matplotlib ``Figure`` built without pyplot state or a backend switch (safe in
+        notebooks and servers), also saved to ``path`` when one is given.
+
+        Args:
+            path: where to save the figure (format from the suffix); None: not saved.
+
+        Returns:
+            The matplotlib ``Figure``.
+
+        Raises:
+            MissingDependencyError: matplotlib is not installed.
+        """
         series: dict[str, list[tuple[int, float, int, float]]] = {}
         for r in self.rows:
             series.setdefault(r.method, []).append(
                 (r.budget_frames, r.psnr_db, r.frames_touched, r.moving_share))
-        return comparison_plot(series, title=Path(self.path).name)
+        return save_figure(comparison_plot(series, title=Path(self.path).name), path)
 
-    def plot(self, path: str | Path) -> Path:
-        """Save :meth:`figure` to ``path``; returns the path."""
-        out = Path(path)
-        self.figure().savefig(out, dpi=100)
-        return out
+    def figure(self) -> Any:
+        """The same ``Figure`` as :meth:`plot` (kept for existing code)."""
+        return self.plot()
+
+    def _repr_png_(self) -> bytes | None:
+        """Jupyter display: :meth:`plot` as PNG (None, i.e. the text repr, without matplotlib
+        or rows)."""
+        if not self.rows:
+            return None
+        try:
+            return figure_png(self.plot())
+        except MissingDependencyError as e:
+            logger.info("cannot render %r as an image: %s", self, e)
+            return None
 
     def __repr__(self) -> str:
         return (f"Comparison(path={self.path!r}, rows={len(self.rows)}, signal={self.signal!r}, "

@@ -32,7 +32,9 @@ from ..render import (
     DEFAULT_THUMB,
     MAX_TILES,
     patch_selection_heatmap,
+    patch_selection_plot,
     patch_selection_sheet,
+    save_figure,
     to_png,
 )
 from ._protocol import SelectionKind
@@ -532,9 +534,10 @@ class PatchSelection(FieldsEq):
 
     def contact_sheet(self, *, thumb: int = DEFAULT_THUMB, columns: int | None = None,
                       max_frames: int = MAX_TILES) -> Image.Image:
-        """A ``PIL.Image``: contributing frames (evenly chosen beyond ``max_frames``) with their
-        selected patches in place and the rest grey; anchor frames framed yellow, motion-only
-        frames cyan. Needs pixels."""
+        """A ``PIL.Image``: contributing frames with their selected patches in place and the
+        rest grey; anchor frames framed yellow, motion-only frames cyan. Beyond ``max_frames``
+        every anchor frame is kept, the motion frames are evenly chosen and the title says so
+        ("48 of 51 frames shown"). Needs pixels."""
         if self.pixels is None:
             raise InvalidArgumentError("a PatchSelection contact sheet needs pixels "
                                        "(select with pixels='decode')")
@@ -557,6 +560,17 @@ class PatchSelection(FieldsEq):
         if self.pixels is None or not self.num_patches:
             return None
         return to_png(self.contact_sheet())
+
+    def plot(self, path: str | Path | None = None, *, ax: Any = None,
+             title: str | None = None) -> Any:
+        """Tokens per contributing frame over time (anchors yellow, motion cyan) as a
+        matplotlib ``Figure``, saved to ``path`` when given: the convention of
+        ``Selection.plot`` and ``Comparison.plot`` (:func:`vidsel.render.patch_selection_plot`;
+        ``ax``: draw on these axes)."""
+        title = title if title is not None else f"{self.method}: {self.num_tokens} tokens"
+        return save_figure(patch_selection_plot(
+            self.positions, self.is_anchor, self.timestamps_s, merge=self.merge,
+            duration_s=self.duration_s, title=title, ax=ax), path)
 
     def heatmap(self, *, cell: int = 12, time_bins: int = 64) -> Image.Image:
         """A ``PIL.Image``: where (token grid) and when (time bins) tokens were spent."""

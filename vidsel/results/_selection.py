@@ -255,8 +255,9 @@ class Selection(FieldsEq):
     # --- pictures --------------------------------------------------------------------------------
     def contact_sheet(self, *, thumb: int = render.DEFAULT_THUMB, columns: int | None = None,
                       frames: np.ndarray | None = None) -> Any:
-        """A ``PIL.Image`` of the selected frames (at most :data:`vidsel.render.MAX_TILES`,
-        evenly chosen), each labelled with its index, time and score.
+        """A ``PIL.Image`` of the selected frames, each labelled with its index, time and
+        score. Beyond :data:`vidsel.render.MAX_TILES` frames the tiles are evenly chosen and
+        the title says so ("48 of 68 frames shown").
 
         Args:
             thumb: long side of each tile in pixels.
@@ -279,9 +280,9 @@ class Selection(FieldsEq):
                 line += f"\nscore {float(self.scores[j]):.3f}"
             labels.append(line)
         q = f" | {self.question}" if self.question else ""
-        title = f"{self.method}, k={len(self)}{q}"
-        return render.contact_sheet(tiles, labels, columns=columns, thumb=thumb,
-                                    title=title[:120])
+        title = render.shown_title(f"{self.method}, k={len(self)}{q}"[:100], len(pick),
+                                   len(self))
+        return render.contact_sheet(tiles, labels, columns=columns, thumb=thumb, title=title)
 
     def save_contact_sheet(self, path: str | os.PathLike[str], *,
                            thumb: int = render.DEFAULT_THUMB,
@@ -301,17 +302,22 @@ class Selection(FieldsEq):
             logger.warning("cannot render %r as an image: %s", self, e)
             return None
 
-    def plot(self, ax: Any = None, *, title: str | None = None) -> Any:
+    def plot(self, path: str | os.PathLike[str] | None = None, *, ax: Any = None,
+             title: str | None = None) -> Any:
         """Relevance over time with the chosen frames marked (needs matplotlib).
 
         Draws the relevance of every candidate frame to the question (when the selection was
         made with an embedder) as a curve, and the chosen frames as markers at their
         timestamps; a selection without scores (``uniform``) shows its frames on the time axis.
-        No pyplot state is touched (see :func:`vidsel.render.relevance_plot`); save it with
-        ``sel.plot().savefig("relevance.png")``.
+        No pyplot state is touched (see :func:`vidsel.render.relevance_plot`). The convention
+        of every result's ``plot`` (``PatchSelection``, ``Comparison``): returns the
+        ``Figure``, and saves it too when ``path`` is given.
 
         Args:
-            ax: a matplotlib ``Axes`` to draw on (default: a new figure).
+            path: where to save the figure (format from the suffix); None: not saved.
+            ax: a matplotlib ``Axes`` to draw on (default: a new figure). Passing the axes as
+                the first argument (the 0.1 call ``plot(ax)``) still works, with a
+                ``DeprecationWarning``.
             title: axes title (default: method, k and question).
 
         Returns:
@@ -320,13 +326,21 @@ class Selection(FieldsEq):
         Raises:
             MissingDependencyError: matplotlib is not installed.
         """
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            if ax is not None:
+                raise InvalidArgumentError(f"plot(path={path!r}) must be a file path")
+            warnings.warn(f"Selection.plot(ax) is deprecated and will be removed in vidsel "
+                          f"{REMOVED_IN}; use Selection.plot(ax=ax)", DeprecationWarning,
+                          stacklevel=2)
+            path, ax = None, path
         if title is None:
             q = f": {self.question}" if self.question else ""
             title = f"{self.method}, k={len(self)}{q}"
         duration = float(self.num_frames) / self.source_fps if self.num_frames else None
-        return render.relevance_plot(
+        return render.save_figure(render.relevance_plot(
             self.timestamps_s, self.scores, candidate_timestamps_s=self.candidate_timestamps_s,
-            candidate_scores=self.candidate_scores, duration_s=duration, title=title, ax=ax)
+            candidate_scores=self.candidate_scores, duration_s=duration, title=title, ax=ax),
+            path)
 
     # --- deprecated adapters (now functions of vidsel.selection) ---------------------------------
     def padded_indices(self, multiple: int = 2) -> np.ndarray:
