@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -75,33 +76,94 @@ def test_every_method_end_to_end(counter_video, siglip, method) -> None:
     assert json.dumps(sel.to_dict())
 
 
-def test_cache_hit_avoids_decoding_and_image_encoding(counter_video, siglip, tmp_path,
-                                                      monkeypatch) -> None:
-    first = select_frames(counter_video, "a red box", k=5, embedder=siglip, candidates=24,
-                          cache_dir=tmp_path)
-    assert not first.cache_hit
+class CountingReader(VideoReader):
+    """A real reader that counts the frames it is asked to decode."""
+
+    def __init__(self, *a, **k) -> None:
+        super().__init__(*a, **k)
+        self.decoded: list[int] = []
+
+    def decode(self, indices, **kw):
+        batch = super().decode(indices, **kw)
+        self.decoded += np.atleast_1d(indices).tolist()
+        return batch
+
+
+@pytest.fixture(scope="module")
+def counting_siglip(tiny_siglip_dir):
+    """The tiny SigLIP as a real HFEmbedder subclass that counts the frames it embeds."""
+    from vidsel.embed import HFEmbedder
+
+    class Counting(HFEmbedder):
+        embedded: ClassVar[list[np.ndarray]] = []
+
+        def embed_images(self, frames, **kw):
+            out = super().embed_images(frames, **kw)
+            self.embedded.append(np.asarray(frames).copy())
+            return out
+
+    return Counting.from_pretrained(str(tiny_siglip_dir))
+
+
+def test_cache_hit_avoids_decoding_and_image_encoding(counter_video, counting_siglip,
+                                                      tmp_path) -> None:
+    emb = counting_siglip
+    emb.embedded.clear()
+    with CountingReader(counter_video) as r:
+        first = select_frames(r, "a red box", k=5, embedder=emb, candidates=24,
+                              cache_dir=tmp_path)
+        assert not first.cache_hit and len(r.decoded) == 24
+        assert sum(len(f) for f in emb.embedded) == 24
     assert len(list(tmp_path.rglob("*.safetensors"))) == 1
     assert not list(tmp_path.rglob("*.pkl"))
-
-    def no_decode(*a, **k):
-        raise AssertionError("decoded on a cache hit")
-
-    monkeypatch.setattr(VideoReader, "decode", no_decode)
-    monkeypatch.setattr(VideoReader, "get_frames", no_decode)
-    monkeypatch.setattr(type(siglip), "embed_images", no_decode)
-    again = select_frames(counter_video, "a red box", k=5, embedder=siglip, candidates=24,
-                          cache_dir=tmp_path)
-    assert again.cache_hit
-    assert again.indices.tolist() == first.indices.tolist()
-    other = select_frames(counter_video, "where does the dog go", k=5, embedder=siglip,
-                          candidates=24, cache_dir=tmp_path, method="topk")
+    emb.embedded.clear()
+    with CountingReader(counter_video) as r:
+        again = select_frames(r, "a red box", k=5, embedder=emb, candidates=24,
+                              cache_dir=tmp_path)
+        other = select_frames(r, "where does the dog go", k=5, embedder=emb, candidates=24,
+                              cache_dir=tmp_path, method="topk")
+        assert r.decoded == [] and emb.embedded == []  # no decoding, no image encoding
+    assert again.cache_hit and again.indices.tolist() == first.indices.tolist()
+    np.testing.assert_array_equal(again.scores, first.scores)
     assert other.cache_hit and "decode" not in other.timings_s
-    monkeypatch.undo()
     # a different candidate pool is a different entry
-    third = select_frames(counter_video, "a red box", k=5, embedder=siglip, candidates=16,
+    third = select_frames(counter_video, "a red box", k=5, embedder=emb, candidates=16,
                           cache_dir=tmp_path)
     assert not third.cache_hit
     assert len(list(tmp_path.rglob("*.safetensors"))) == 2
+
+
+def test_a_forged_cache_entry_is_recomputed_not_used(counter_video, counting_siglip,
+                                                     tmp_path, caplog) -> None:
+    """Issue 10: an entry under the right key with forged timestamps (hash re-forged too)
+    changed the selection; now it is recomputed, with a warning, and rewritten."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    from vidsel.embed._cache import content_sha
+
+    emb = counting_siglip
+    plain = select_frames(counter_video, "a red box", k=4, embedder=emb, candidates=16)
+    first = select_frames(counter_video, "a red box", k=4, embedder=emb, candidates=16,
+                          cache_dir=tmp_path)
+    (entry,) = tmp_path.rglob("*.safetensors")
+    tensors = load_file(str(entry))
+    with safe_open(str(entry), framework="numpy") as f:
+        stored = dict(f.metadata())
+    tensors["timestamps_s"] = np.full_like(tensors["timestamps_s"], 1e12)
+    tensors["embeds"] = tensors["embeds"][::-1].copy()  # would change the selection
+    stored["content_sha"] = content_sha(tensors)
+    save_file(tensors, str(entry), metadata=stored)
+    emb.embedded.clear()
+    with caplog.at_level("WARNING", logger="vidsel.embed._cache"):
+        again = select_frames(counter_video, "a red box", k=4, embedder=emb, candidates=16,
+                              cache_dir=tmp_path)
+    assert "timestamps that are not their frames'" in caplog.text and str(entry) in caplog.text
+    assert not again.cache_hit and sum(len(f) for f in emb.embedded) == 16
+    assert again.indices.tolist() == first.indices.tolist() == plain.indices.tolist()
+    np.testing.assert_allclose(again.timestamps_s, plain.timestamps_s)
+    assert select_frames(counter_video, "a red box", k=4, embedder=emb, candidates=16,
+                         cache_dir=tmp_path).cache_hit  # the entry was rewritten
 
 
 def test_cache_key_is_content_not_path(counter_video, siglip, tmp_path) -> None:
@@ -133,6 +195,70 @@ def test_keyframe_candidates(counter_video, siglip) -> None:
                         candidate_mode="keyframe")
     assert set(sel.indices.tolist()) <= {0, 15, 30, 45, 60, 75}  # gop = 15
     assert sel.num_candidates <= 6
+
+
+def test_keyframe_mode_hands_each_keyframe_to_the_embedder_and_selector_once(
+        counter_video, counting_siglip, tmp_path) -> None:
+    """Trial 18: one-per-second candidates on long-GOP video were many copies of few
+    keyframes. Each keyframe is decoded, embedded and offered to the selector once."""
+    emb = counting_siglip
+    emb.embedded.clear()
+    with CountingReader(counter_video) as r:
+        keys = r.metadata.keyframe_indices.tolist()
+        assert keys == [0, 15, 30, 45, 60, 75]
+        sel = select_frames(r, "a box", k=4, embedder=emb, candidates=30,
+                            candidate_mode="keyframe", cache_dir=tmp_path)
+        assert sorted(r.decoded) == keys  # 30 candidates -> 6 keyframes, each decoded once
+    embedded = np.concatenate(emb.embedded)
+    assert len(embedded) == 6
+    assert len({f.tobytes() for f in embedded}) == 6  # no picture twice
+    assert [decode_counter(f) for f in embedded] == keys
+    assert sel.num_candidates == 6 and len(sel) == 4
+    assert set(sel.indices.tolist()) <= set(keys)
+    np.testing.assert_array_equal(sel.candidate_timestamps_s, np.array(keys) / 30.0)
+    # the candidate pool the selector saw: 6 distinct frames, k larger than that gives 6
+    every = select_frames(counter_video, "a box", k=10, embedder=emb, candidates=30,
+                          candidate_mode="keyframe", method="topk", cache_dir=tmp_path)
+    assert every.indices.tolist() == keys and every.cache_hit
+    # uniform snaps too, instead of ignoring candidate_mode
+    uni = select_frames(counter_video, k=3, method="uniform", candidate_mode="keyframe")
+    assert set(uni.indices.tolist()) <= set(keys) and len(uni) == 3
+
+
+def test_keyframe_mode_on_a_real_long_gop_clip(fixtures_dir, counting_siglip) -> None:
+    """40 s of 640x360 H.264 with 5 keyframes: 40 one-per-second candidates are 5 frames."""
+    clip = fixtures_dir / "clips" / "intelsamplevideos__bottle-detection.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} is not available")
+    emb = counting_siglip
+    emb.embedded.clear()
+    sel = select_frames(clip, "a bottle", k=8, embedder=emb, candidates="fps:1",
+                        candidate_mode="keyframe", method="topk")
+    with VideoReader(clip) as r:
+        keys = r.metadata.keyframe_indices.tolist()
+    embedded = np.concatenate(emb.embedded)
+    assert sel.num_candidates == len(embedded) <= len(keys) < 8
+    assert len({f.tobytes() for f in embedded}) == len(embedded)  # distinct pictures
+    assert sel.indices.tolist() == sorted(set(sel.indices.tolist()) & set(keys))
+    assert len(sel) == sel.num_candidates
+
+
+def test_progress_bar_while_embedding(counter_video, siglip, capsys) -> None:
+    from vidsel._progress import enable_progress
+
+    select_frames(counter_video, "a box", k=3, embedder=siglip, candidates=8, progress=True)
+    assert "embedding frames" in capsys.readouterr().err
+    select_frames(counter_video, "a box", k=3, embedder=siglip, candidates=8, progress=False)
+    select_frames(counter_video, "a box", k=3, embedder=siglip, candidates=8)
+    assert capsys.readouterr().err == ""  # silent unless asked
+    enable_progress()
+    try:
+        select_frames(counter_video, "a box", k=3, embedder=siglip, candidates=8)
+        assert "embedding frames" in capsys.readouterr().err
+    finally:
+        enable_progress(False)
+    siglip.embed_images(np.zeros((3, 16, 16, 3), np.uint8), progress=True)
+    assert "embedding frames" in capsys.readouterr().err
 
 
 def test_selection_validates_itself() -> None:
@@ -243,38 +369,48 @@ def test_frame_selector_checks_placeholder_count_and_keeps_text_intact(siglip) -
     assert sum(c["value"].count("<image>") for c in out) == len(idx)
 
 
-def test_unknown_params_fail_before_decoding(counter_video, monkeypatch) -> None:
-    monkeypatch.setattr(VideoReader, "__init__", lambda *a, **k: pytest.fail("opened"))
+def test_unknown_params_fail_before_decoding(tmp_path) -> None:
+    never_opened = str(tmp_path / "no_such_video.mp4")  # opening it would raise another error
     with pytest.raises(InvalidArgumentError, match=r"'uniform' does not take \['lam'\]"):
-        select_frames(counter_video, k=3, method="uniform", params={"lam": 0.2})
+        select_frames(never_opened, k=3, method="uniform", params={"lam": 0.2})
     with pytest.raises(InvalidArgumentError, match=r"'uniform' does not take \['lam'\]"):
         FrameSelector(3, method="uniform", params={"lam": 0.2})
 
 
-def test_no_decodable_candidate_is_a_corrupt_video_error() -> None:
+@pytest.fixture(scope="module")
+def damaged_tail_video(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """30 frames whose second half (frames 15-29) has its compressed data zeroed."""
+    import av
+
+    path = tmp_path_factory.mktemp("damaged") / "tail.mp4"
+    make_video(path, scene="counter", num_frames=30, fps=30, width=64, height=48, gop=15)
+    data = bytearray(path.read_bytes())
+    with av.open(str(path)) as c:
+        packets = sorted((int(p.pts), p.pos, p.size) for p in c.demux(c.streams.video[0])
+                         if p.size)
+    for _, pos, size in packets[15:]:
+        data[pos:pos + size] = bytes(size)
+    out = path.with_name("tail_zeroed.mp4")
+    out.write_bytes(bytes(data))
+    return str(out)
+
+
+def test_no_decodable_candidate_is_a_corrupt_video_error(damaged_tail_video, siglip,
+                                                         caplog) -> None:
     from vidsel.errors import CorruptVideoError
 
-    class Batch:
-        def __init__(self, missing):
-            self.missing = missing
-            self.frames, self.indices, self.timestamps_s = [], [], []
-
-        def __len__(self):
-            return 0
-
-    class DeadReader:
-        path = "/videos/broken.mp4"
-
-        def decode(self, idx, **kw):
-            return Batch(tuple(int(i) for i in idx))
-
-    cand = np.arange(0, 100, 10)
-    with pytest.raises(CorruptVideoError,
-                       match=r"/videos/broken\.mp4: none of the 10 candidate frames could be "
-                             r"decoded") as info:
-        embed_candidates(DeadReader(), cand, embedder=None, size=None, mode="exact")
-    assert info.value.path == "/videos/broken.mp4"
+    cand = np.arange(15, 30)
+    with VideoReader(damaged_tail_video) as r, pytest.raises(
+            CorruptVideoError,
+            match=r"tail_zeroed\.mp4: none of the 15 candidate frames could be decoded") as info:
+        embed_candidates(r, cand, siglip, size=None, mode="exact")
+    assert info.value.path == damaged_tail_video
     assert info.value.missing == tuple(cand.tolist())
+    # the whole pipeline: the undecodable candidates are skipped with a warning
+    with caplog.at_level("WARNING", logger="vidsel.selection._candidates"):
+        sel = select_frames(damaged_tail_video, "a box", k=3, embedder=siglip, candidates=30)
+    assert "could not be decoded and are skipped" in caplog.text
+    assert 0 < sel.num_candidates <= 15 and int(sel.indices.max()) < 15  # B-frames lean on 15
 
 
 def test_cache_key_includes_the_decode_backend(counter_video, siglip, tmp_path) -> None:

@@ -10,11 +10,15 @@
 - :class:`EmbeddingCache` and :func:`content_id` — cached frame embeddings keyed by video
   content, model and candidate frames (safetensors, no pickle).
 
-Weights come from a hub id or a local path; offline with no local copy the loaders raise
-:class:`~vidsel.errors.ModelNotAvailableError` saying how to provide them; random weights are
-only ever built on explicit request (``random_init=True`` / ``open_clip:NAME@random``).
+Weights come from a local path, or a hub id / open_clip tag resolved from the local caches:
+nothing is downloaded unless allowed (``allow_download=True`` or ``VIDSEL_ALLOW_DOWNLOAD=1``),
+and weights that are not local raise :class:`~vidsel.errors.ModelNotAvailableError` at once,
+saying how to provide them. Only safetensors are loaded unless pickle-based files are allowed
+(``allow_pickle=True`` or ``VIDSEL_ALLOW_PICKLE=1``). Random weights are only ever built on
+explicit request (``open_clip:NAME@random`` / ``random_init=True``).
 """
 
+from ._access import ALLOW_DOWNLOAD_ENV, downloads_allowed
 from ._base import DTYPES, Embedder
 from ._cache import CachedEmbeddings, EmbeddingCache, content_id
 from ._hf import DEFAULT_HF_MODEL, HF_MODEL_TYPES, HFEmbedder
@@ -23,6 +27,7 @@ from ._registry import EMBEDDERS, available_embedders, load_embedder, register_e
 from ._text import PromptCleaner, head_tail_chunks, make_prompt_cleaner
 
 __all__ = [
+    "ALLOW_DOWNLOAD_ENV",
     "DEFAULT_HF_MODEL",
     "DTYPES",
     "EMBEDDERS",
@@ -35,6 +40,7 @@ __all__ = [
     "PromptCleaner",
     "available_embedders",
     "content_id",
+    "downloads_allowed",
     "head_tail_chunks",
     "load_embedder",
     "make_prompt_cleaner",

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._validate import check_choice, check_positive_int
 from ..errors import InvalidArgumentError
 from ..optional import require
@@ -90,12 +91,15 @@ class Embedder(ABC):
                 "float16": torch.float16}[self.dtype]
 
     # --- images ---------------------------------------------------------------------------------
-    def embed_images(self, frames: np.ndarray | Sequence[np.ndarray] | Iterable[Any]) -> np.ndarray:
+    def embed_images(self, frames: np.ndarray | Sequence[np.ndarray] | Iterable[Any], *,
+                     progress: bool | None = None) -> np.ndarray:
         """Embed frames.
 
         Args:
             frames: (N, H, W, 3) uint8 RGB array, or a sequence of (H, W, 3) uint8 arrays / PIL
                 images.
+            progress: a progress bar over frames on stderr (None: the process default,
+                see :mod:`vidsel._progress`).
 
         Returns:
             (N, d) float32, rows L2-normalised.
@@ -105,11 +109,13 @@ class Embedder(ABC):
             return np.zeros((0, self.dim), dtype=np.float32)
         torch = import_torch()
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), progress_bar(total=len(batch), desc="embedding frames",
+                                                  unit="frame", progress=progress) as bar:
             for i in range(0, len(batch), self.batch_size):
                 feats = self._encode_pixels(batch[i : i + self.batch_size])  # (b, d)
                 feats = torch.nn.functional.normalize(feats.float(), dim=-1)
                 out.append(feats.cpu().numpy())
+                bar.update(min(self.batch_size, len(batch) - i))
         return np.concatenate(out).astype(np.float32, copy=False)
 
     # --- text -----------------------------------------------------------------------------------

@@ -9,6 +9,15 @@ from typing import Any
 
 from ..errors import InvalidArgumentError, ModelNotAvailableError
 from ..optional import require
+from ._access import (
+    PICKLE_SUFFIXES,
+    cached_hub_file,
+    download_failure,
+    downloads_allowed,
+    pickle_allowed,
+    pickle_refusal,
+    sentence,
+)
 from ._base import Embedder, import_torch, unwrap_features
 from ._text import PromptCleaner, head_tail_chunks
 
@@ -27,12 +36,12 @@ def _looks_like_path(s: str) -> bool:
     return s.startswith(("/", "./", "../", "~")) or Path(s).expanduser().exists()
 
 
-def offline_hint(source: str) -> str:
-    return (
-        f"To use it offline, download it where the hub is reachable "
-        f"(`hf download {source} --local-dir DIR`, or `huggingface-cli download ...`) and pass "
-        f"the directory (embedder='hf:DIR'); or unset HF_HUB_OFFLINE to allow downloads."
-    )
+def _weights_files(d: Path) -> tuple[list[str], list[str]]:
+    """(safetensors files, pickle-based weight files) of a local checkpoint directory."""
+    safe = sorted(f.name for f in d.iterdir() if f.suffix == ".safetensors")
+    pickled = sorted(f.name for f in d.iterdir() if f.suffix in PICKLE_SUFFIXES
+                     and f.name not in ("training_args.bin",))
+    return safe, pickled
 
 
 class HFEmbedder(Embedder):
@@ -61,14 +70,23 @@ class HFEmbedder(Embedder):
         cls, name_or_path: str = DEFAULT_HF_MODEL, *, device: str = "cpu", dtype: str = "auto",
         batch_size: int = 32, max_text_tokens: int = 64,
         prompt_cleaner: PromptCleaner | None = None, revision: str | None = None,
+        allow_download: bool | None = None, allow_pickle: bool | None = None,
     ) -> HFEmbedder:
         """Load from a local directory or a hub id.
+
+        Args:
+            name_or_path: a local checkpoint directory or a hub id.
+            allow_download: fetch a hub id that is not in the local Hugging Face cache
+                (None: only when ``VIDSEL_ALLOW_DOWNLOAD=1``). Without it nothing touches the
+                network: a model missing locally fails at once.
+            allow_pickle: also load pickle-based weights (``pytorch_model.bin``) when there
+                are no safetensors (None: only when ``VIDSEL_ALLOW_PICKLE=1``).
 
         Raises:
             MissingDependencyError: torch or transformers is not installed
                 (``pip install 'vidsel[embed]'``).
-            ModelNotAvailableError: the weights are neither local nor downloadable (offline);
-                the message says how to provide them.
+            ModelNotAvailableError: the weights are not local and downloads are not allowed or
+                fail, or they are pickle-based and not allowed; the message says what to do.
             InvalidArgumentError: the checkpoint is not a SigLIP / SigLIP2 / CLIP model.
         """
         import_torch("the hf embedder")
@@ -76,16 +94,42 @@ class HFEmbedder(Embedder):
                      needs="torch and transformers")
         src = str(name_or_path)
         local = Path(src).expanduser()
-        if local.is_dir():
+        download = downloads_allowed(allow_download)
+        unpickle = pickle_allowed(allow_pickle)
+        hub = not local.is_dir()
+        if not hub:
             src = str(local.resolve())
         elif _looks_like_path(src):
             raise ModelNotAvailableError(f"no model directory at {src!r}")
+        load_from = src
+        commit: str | None = None
+        if hub and not download:
+            # never the network unless allowed: a hub id resolves from the local cache only,
+            # as its snapshot directory (even ``local_files_only`` lets the hub client call out)
+            cached = cached_hub_file(src, "config.json", revision)
+            if cached is None:
+                raise ModelNotAvailableError(download_failure(
+                    f"model {src!r}", allowed=False,
+                    get_it=f"`hf download {src} --local-dir DIR`", use_it="'hf:DIR'"))
+            load_from, commit = str(Path(cached).parent), Path(cached).parent.name
+        if load_from != src or not hub:
+            safe, pickled = _weights_files(Path(load_from))
+            if not safe and pickled and not unpickle:
+                raise ModelNotAvailableError(pickle_refusal(
+                    f"model {'directory ' if not hub else ''}{src!r}", ", ".join(pickled)))
+        kw: dict[str, Any] = {"revision": revision} if load_from == src and hub else {}
+
+        def unavailable(e: Exception) -> ModelNotAvailableError:
+            if not hub:
+                return ModelNotAvailableError(f"cannot load model {src!r}: {sentence(e)}")
+            return ModelNotAvailableError(download_failure(
+                f"model {src!r}", allowed=download, err=e,
+                get_it=f"`hf download {src} --local-dir DIR`", use_it="'hf:DIR'"))
+
         try:
-            config = tf.AutoConfig.from_pretrained(src, revision=revision)
+            config = tf.AutoConfig.from_pretrained(load_from, **kw)
         except (OSError, ValueError) as e:
-            raise ModelNotAvailableError(
-                f"cannot load model {src!r}: {e}. {offline_hint(src)}"
-            ) from e
+            raise unavailable(e) from e
         if config.model_type not in HF_MODEL_TYPES:
             raise InvalidArgumentError(
                 f"model_type={config.model_type!r} of {src!r} is not supported; choose one of "
@@ -94,16 +138,23 @@ class HFEmbedder(Embedder):
         probe = Embedder.__new__(cls)
         Embedder.__init__(probe, device=device, dtype=dtype)
         try:
-            model = tf.AutoModel.from_pretrained(src, revision=revision, dtype=probe.torch_dtype)
-            tokenizer = tf.AutoTokenizer.from_pretrained(src, revision=revision)
-            image_processor = tf.AutoImageProcessor.from_pretrained(src, revision=revision)
+            model = tf.AutoModel.from_pretrained(load_from, dtype=probe.torch_dtype,
+                                                 use_safetensors=None if unpickle else True,
+                                                 **kw)
         except (OSError, ValueError) as e:
-            raise ModelNotAvailableError(
-                f"cannot load model {src!r}: {e}. {offline_hint(src)}"
-            ) from e
+            if hub and download and not unpickle and "safetensors" in str(e):
+                raise ModelNotAvailableError(pickle_refusal(
+                    f"model {src!r}", "pytorch_model.bin, no model.safetensors")) from e
+            raise unavailable(e) from e
+        try:
+            tokenizer = tf.AutoTokenizer.from_pretrained(load_from, **kw)
+            image_processor = tf.AutoImageProcessor.from_pretrained(load_from, **kw)
+        except (OSError, ValueError) as e:
+            raise unavailable(e) from e
         logger.info("loaded %s (%s) on %s/%s", src, config.model_type, probe.device, probe.dtype)
         return cls(model, tokenizer, image_processor, source=src,
-                   fingerprint=_fingerprint(src, revision, getattr(config, "_commit_hash", None)),
+                   fingerprint=_fingerprint(
+                       src, revision, commit or getattr(config, "_commit_hash", None)),
                    device=device, dtype=dtype,
                    batch_size=batch_size, max_text_tokens=max_text_tokens,
                    prompt_cleaner=prompt_cleaner)
@@ -182,14 +233,7 @@ def _fingerprint(src: str, revision: str | None, commit: str | None = None) -> s
 
 def _snapshot_commit(repo_id: str, revision: str | None) -> str | None:
     """Commit hash of the locally cached snapshot of ``repo_id`` (None when unknown)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
-        return None
-    try:
-        hit = try_to_load_from_cache(repo_id, "config.json", revision=revision)
-    except (ValueError, OSError):  # malformed repo id, unreadable cache
-        return None
-    if isinstance(hit, str):  # .../snapshots/<commit>/config.json
+    hit = cached_hub_file(repo_id, "config.json", revision)
+    if hit is not None:  # .../snapshots/<commit>/config.json
         return Path(hit).parent.name
     return None

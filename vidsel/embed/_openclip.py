@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,15 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, ModelNotAvailableError
 from ..optional import require
+from ._access import (
+    PICKLE_SUFFIXES,
+    cached_hub_file,
+    download_failure,
+    downloads_allowed,
+    pickle_allowed,
+    pickle_refusal,
+    sentence,
+)
 from ._base import Embedder, import_torch
 from ._text import PromptCleaner, head_tail_chunks
 
@@ -64,21 +74,29 @@ class OpenClipEmbedder(Embedder):
         cls, model_name: str = "ViT-B-32", pretrained: str | None = None, *,
         random_init: bool = False, device: str = "cpu", dtype: str = "auto",
         batch_size: int = 32, max_text_tokens: int = 64,
-        prompt_cleaner: PromptCleaner | None = None,
+        prompt_cleaner: PromptCleaner | None = None, allow_download: bool | None = None,
+        allow_pickle: bool | None = None,
     ) -> OpenClipEmbedder:
         """Build ``model_name`` with weights from ``pretrained``.
 
         Args:
             model_name: an open_clip model name (``open_clip.list_models()``).
-            pretrained: a pretrained tag (``open_clip.list_pretrained_tags_by_model(name)``;
-                downloads unless cached) or a local checkpoint file (.safetensors / .bin / .pt).
-            random_init: build with random weights (tests and throughput benchmarks only);
-                without it, ``pretrained=None`` is an error, never silently random weights.
+            pretrained: a pretrained tag (``open_clip.list_pretrained_tags_by_model(name)``),
+                resolved from the local caches (the Hugging Face cache, ``~/.cache/clip``)
+                unless downloads are allowed, or a local checkpoint file.
+            random_init: build with random weights (tests and throughput benchmarks only; the
+                spec ``open_clip:NAME@random``); without it, ``pretrained=None`` is an error,
+                never silently random weights.
+            allow_download: download a tag's weights that are not cached (None: only when
+                ``VIDSEL_ALLOW_DOWNLOAD=1``); without it nothing touches the network.
+            allow_pickle: load pickle-based checkpoints (``.pt`` / ``.bin`` / ``.pth``; None:
+                only when ``VIDSEL_ALLOW_PICKLE=1``); without it only ``.safetensors``.
 
         Raises:
             MissingDependencyError: open_clip_torch is not installed.
-            ModelNotAvailableError: the weights are neither local nor downloadable.
-            InvalidArgumentError: unknown model name, or no weights asked for.
+            ModelNotAvailableError: the weights are not local and downloads are not allowed or
+                fail, or they are pickle-based and not allowed.
+            InvalidArgumentError: unknown model name or tag, or no weights asked for.
         """
         open_clip = import_open_clip()
         if model_name not in open_clip.list_models():
@@ -88,29 +106,36 @@ class OpenClipEmbedder(Embedder):
             )
         if pretrained is None and not random_init:
             raise InvalidArgumentError(
-                f"open_clip model {model_name!r} needs weights: pass pretrained=<tag or local "
-                f"checkpoint path> (e.g. 'open_clip:{model_name}@/path/to/model.safetensors'); "
-                f"random_init=True builds random weights for tests only"
+                f"open_clip model {model_name!r} needs weights: use the spec "
+                f"'open_clip:{model_name}@<tag or /path/to/open_clip_model.safetensors>' "
+                f"(Python: pretrained=...); 'open_clip:{model_name}@random' builds random "
+                f"weights, for tests only"
             )
         fingerprint = "random"
+        checkpoint: str | None = None
+        preprocess: dict[str, Any] = {}
         if pretrained is not None:
             p = Path(pretrained).expanduser()
             if p.is_file():
-                pretrained = str(p.resolve())
+                pretrained = checkpoint = str(p.resolve())
                 fingerprint = _file_fingerprint(p)
             elif pretrained.startswith(("/", "./", "../", "~")) or p.suffix in (
-                    ".safetensors", ".bin", ".pt", ".pth"):
+                    ".safetensors", *PICKLE_SUFFIXES):
                 raise ModelNotAvailableError(f"no open_clip checkpoint file at {pretrained!r}")
             else:
+                checkpoint, preprocess = _tag_checkpoint(
+                    open_clip, model_name, pretrained, downloads_allowed(allow_download))
                 fingerprint = f"tag={pretrained}"
+            if not checkpoint.endswith(".safetensors") and not pickle_allowed(allow_pickle):
+                raise ModelNotAvailableError(pickle_refusal(
+                    f"open_clip {model_name!r} pretrained={pretrained!r}", checkpoint))
         try:
-            model = open_clip.create_model(model_name, pretrained=pretrained, device="cpu")
+            model = open_clip.create_model(model_name, pretrained=checkpoint, device="cpu",
+                                           force_preprocess_cfg=preprocess or None)
         except (OSError, RuntimeError, ValueError) as e:
             raise ModelNotAvailableError(
-                f"cannot load open_clip {model_name!r} pretrained={pretrained!r}: {e}. Offline, "
-                f"download the checkpoint where the hub is reachable and pass its path "
-                f"(embedder='open_clip:{model_name}@/path/to/open_clip_model.safetensors')."
-            ) from e
+                f"cannot load open_clip {model_name!r} pretrained={pretrained!r}: "
+                f"{sentence(e)}") from e
         tokenizer = open_clip.get_tokenizer(model_name)
         logger.info("loaded open_clip %s (%s) on %s", model_name, pretrained or "random", device)
         return cls(model, tokenizer, model_name=model_name, pretrained=pretrained,
@@ -179,6 +204,70 @@ class OpenClipEmbedder(Embedder):
 
     def _encode_text(self, text: str) -> Any:
         return self.model.encode_text(self._tokens(text).to(self.device))
+
+
+def _tag_checkpoint(open_clip: Any, model_name: str, tag: str,
+                    download: bool) -> tuple[str, dict[str, Any]]:
+    """The local checkpoint file of an open_clip pretrained tag and the tag's preprocessing.
+
+    Without ``download`` only the caches open_clip downloads to are looked in (the Hugging Face
+    cache, safetensors first, and ``~/.cache/clip`` for URL weights); nothing is fetched.
+
+    Raises:
+        InvalidArgumentError: ``tag`` is not a pretrained tag of ``model_name``.
+        ModelNotAvailableError: not cached and ``download`` is False, or the download failed.
+    """
+    from open_clip.pretrained import download_pretrained
+    from open_clip.transform import merge_preprocess_dict
+
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+        raise InvalidArgumentError(
+            f"pretrained={tag!r} is neither a checkpoint file nor a pretrained tag of open_clip "
+            f"{model_name!r}; tags: {', '.join(map(repr, tags)) or 'none'}")
+    preprocess = merge_preprocess_dict({}, cfg)
+    what = f"open_clip weights {model_name}@{tag}"
+    use_it = f"'open_clip:{model_name}@/path/to/open_clip_model.safetensors'"
+    hub = str(cfg.get("hf_hub", ""))
+    url = str(cfg.get("url", ""))
+    get_it = (f"`hf download {os.path.split(hub)[0]} --local-dir DIR`" if hub
+              else f"`curl -LO {url}`")
+    if cfg.get("file"):
+        return str(cfg["file"]), preprocess
+    if download:
+        try:
+            target = download_pretrained(cfg)
+        except (OSError, RuntimeError, ValueError) as e:  # no network, unknown file, ...
+            raise ModelNotAvailableError(download_failure(
+                what, allowed=True, err=e, get_it=get_it, use_it=use_it)) from e
+        if target:
+            return str(target), preprocess
+    else:
+        cached = _cached_tag_files(hub, url)
+        if cached:
+            return cached[0], preprocess
+    raise ModelNotAvailableError(download_failure(what, allowed=download, get_it=get_it,
+                                                  use_it=use_it))
+
+
+def _cached_tag_files(hub: str, url: str) -> list[str]:
+    """Already-downloaded files of a tag (no network): safetensors first."""
+    found: list[str] = []
+    if hub:
+        repo, filename = os.path.split(hub)
+        filename = filename or "open_clip_pytorch_model.bin"
+        names = [filename]
+        if filename.endswith((".bin", ".pth")):
+            names.insert(0, filename[:-4] + ".safetensors")
+        if filename == "open_clip_pytorch_model.bin":
+            names.insert(0, "open_clip_model.safetensors")
+        found += [hit for n in names if (hit := cached_hub_file(repo, n, None))]
+    if url:
+        target = Path("~/.cache/clip").expanduser() / os.path.basename(url)
+        if target.is_file():
+            found.append(str(target))
+    return found
 
 
 def _file_fingerprint(p: Path) -> str:

@@ -51,14 +51,16 @@ def load_embedder(spec: str | Embedder, **options: Any) -> Embedder:
     Args:
         spec: see the module docstring.
         **options: forwarded to the factory (``device``, ``dtype``, ``batch_size``,
-            ``prompt_cleaner``, ...).
+            ``prompt_cleaner``, ``allow_download``, ``allow_pickle``, ...).
 
     Raises:
         InvalidArgumentError: unknown kind or malformed spec.
         MissingDependencyError: the embedder's packages are not installed (``hf``: torch and
             transformers, ``pip install 'vidsel[embed]'``; ``open_clip``:
             ``pip install 'vidsel[clip]'``).
-        ModelNotAvailableError: weights not available (message says how to provide them).
+        ModelNotAvailableError: weights not available locally and downloads not allowed
+            (``VIDSEL_ALLOW_DOWNLOAD=1`` / ``allow_download=True``) or failed, or only
+            pickle-based and not allowed; the message says what to do.
     """
     if isinstance(spec, Embedder):
         return spec

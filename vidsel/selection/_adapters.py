@@ -1,11 +1,15 @@
 """A :class:`~vidsel.results.Selection` handed to other libraries.
 
-- Qwen-VL (transformers): :func:`to_qwen` gives frames padded to the temporal patch size and a
-  ``transformers.video_utils.VideoMetadata`` with the real indices and source fps, so the model
-  sees real ``<t seconds>`` markers; :func:`qwen_video_metadata` gives the same as a dict.
-- transformers' ``sample_indices_fn`` hook: :func:`sample_indices_fn`; when that decoder counts
-  frames differently the selection is mapped through its timestamps (:func:`indices_for`),
-  never silently merging frames.
+- transformers video processors (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, LLaVA-OneVision):
+  :func:`to_qwen` decodes the selected frames (padded to the temporal patch size) with a
+  ``transformers.video_utils.VideoMetadata`` holding the real indices and source fps; pass
+  ``videos=[frames], video_metadata=[metadata], do_sample_frames=False``.
+  :func:`qwen_video_metadata` gives the metadata as a dict. The processors themselves take no
+  ``sample_indices_fn`` (transformers 5: a ``TypeError`` from a video processor, ignored with a
+  warning by a full processor).
+- transformers' ``sample_indices_fn`` hook of ``transformers.video_utils.load_video``:
+  :func:`sample_indices_fn`; when that decoder counts frames differently the selection is
+  mapped through its timestamps (:func:`indices_for`), never silently merging frames.
 """
 
 from __future__ import annotations
@@ -69,10 +73,16 @@ def qwen_video_metadata(sel: Selection, *, pad_to_multiple: int = 1) -> dict[str
 
 def to_qwen(sel: Selection, *, size: int | tuple[int, int] | None = None,
             temporal_patch_size: int = 2) -> tuple[np.ndarray, Any]:
-    """Frames and metadata for a transformers Qwen-VL processor.
+    """Frames and metadata for a transformers video processor (Qwen-VL, LLaVA-OneVision).
 
     Use as ``processor(text=..., videos=[frames], video_metadata=[metadata],
-    do_sample_frames=False)``.
+    do_sample_frames=False)``: ``do_sample_frames=False`` keeps every selected frame (Qwen3-VL's
+    processor samples by default), and the metadata gives Qwen3-VL its ``<t seconds>`` markers
+    (``frames_indices / fps``, one per temporal pair: the mean of the pair's two times) and
+    Qwen2.5-VL its ``second_per_grid_ts`` (one spacing for the whole video:
+    ``temporal_patch_size * total_num_frames / (len(frames) * fps)``, exact only for a uniform
+    selection).
+    LLaVA-OneVision merges no frames: use ``temporal_patch_size=1``.
 
     Args:
         sel: the selection (decoded through its ``path``).
@@ -103,14 +113,15 @@ def indices_for(sel: Selection, total_num_frames: int | None = None,
     """The selection's frame indices in the frame numbering of another decoder.
 
     When that decoder counts the same number of frames as vidsel did (or either count is
-    unknown), these are ``sel.indices``. Otherwise each selected frame is mapped through its
+    unknown: None, or 0 as PyAV reports for containers without a frame count such as MKV,
+    WebM and MPEG-TS), these are ``sel.indices``. Otherwise each selected frame is mapped through its
     timestamp: ``round((t - t0) * fps)`` clipped to ``[0, total_num_frames - 1]``, with ``t0``
     the stream's start time (so the first frame of the stream maps to 0) and ``fps`` the
     decoder's rate (default: ``sel.source_fps``).
 
     Args:
         sel: the selection.
-        total_num_frames: frames the other decoder reports.
+        total_num_frames: frames the other decoder reports (None or 0: unknown).
         fps: its frame rate.
 
     Returns:
@@ -123,7 +134,7 @@ def indices_for(sel: Selection, total_num_frames: int | None = None,
     """
     indices = sel.indices.copy()
     own_total = sel.num_frames
-    if total_num_frames is None or own_total is None or \
+    if not total_num_frames or own_total is None or \
             int(total_num_frames) == int(own_total) or not len(sel):
         return indices
     total = check_positive_int("total_num_frames", int(total_num_frames))
@@ -151,7 +162,10 @@ def indices_for(sel: Selection, total_num_frames: int | None = None,
 
 def sample_indices_fn(sel: Selection) -> Callable[..., np.ndarray]:
     """A transformers ``sample_indices_fn(metadata, **kwargs) -> indices`` returning this
-    selection, e.g. ``processor(videos=path, sample_indices_fn=sample_indices_fn(sel))``.
+    selection, for ``transformers.video_utils.load_video(path, backend="pyav",
+    sample_indices_fn=sample_indices_fn(sel))``; hand the ``(frames, metadata)`` it returns to a
+    processor as ``videos=[frames], video_metadata=[metadata], do_sample_frames=False``. (Video
+    processors take no ``sample_indices_fn`` keyword in transformers 5.)
 
     When the decoder in use counts a different number of frames than vidsel did, the
     selection is mapped through its timestamps (see :func:`indices_for`) and a warning logged;

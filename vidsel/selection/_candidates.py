@@ -1,6 +1,6 @@
-"""Candidate frames: the pool specs (``n``, ``"uniform:n"``, ``"fps:f"``, ``"all"``), decoding
-and embedding them chunk by chunk, and the embedding-cache key (video content, model,
-candidates and how they were decoded)."""
+"""Candidate frames: the pool specs (``n``, ``"uniform:n"``, ``"fps:f"``, ``"all"``), keyframe
+snapping (each keyframe once), decoding and embedding them chunk by chunk, and the
+embedding-cache key (video content, model, candidates and how they were decoded)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._validate import check_positive_int
 from ..embed import Embedder, EmbeddingCache, content_id
 from ..errors import CorruptVideoError, InvalidArgumentError
@@ -25,6 +26,7 @@ __all__ = [
     "candidate_indices",
     "decode_identity",
     "embed_candidates",
+    "snap_to_keyframes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,58 +85,90 @@ def decode_identity(reader: Any) -> str:
     return f"backend={backend}|interp={interp or 'default'}"
 
 
+def snap_to_keyframes(reader: Any, cand: np.ndarray) -> np.ndarray:
+    """The keyframes ``reader.decode(cand, mode="keyframe")`` returns, each once, ascending.
+
+    Each candidate goes to its nearest keyframe (the earlier one on a tie), as the reader
+    snaps; many candidates share a keyframe on long-GOP video (68 one-per-second candidates
+    can be 9 keyframes), and a selector must not be handed the same frame twice.
+    """
+    keys = np.asarray(reader.metadata.keyframe_indices, dtype=np.int64)
+    if not len(keys):
+        keys = np.zeros(1, np.int64)
+    req = np.asarray(cand, dtype=np.int64)
+    pos = np.searchsorted(keys, req)
+    lo = keys[np.clip(pos - 1, 0, len(keys) - 1)]
+    hi = keys[np.clip(pos, 0, len(keys) - 1)]
+    return np.unique(np.where(np.abs(req - lo) <= np.abs(hi - req), lo, hi))
+
+
 def embed_candidates(reader: Any, cand: np.ndarray, embedder: Any, *, size: int | None,
-                     mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
-    """Decode and embed candidates chunk by chunk.
+                     mode: str, progress: bool | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Decode and embed candidates chunk by chunk (a progress bar over frames when
+    ``progress`` asks for one, see :mod:`vidsel._progress`).
 
     Returns:
         (embeds (n, d), indices (n,) int64, timestamps_s (n,) float64, decode seconds, embed
-        seconds); undecodable candidates are dropped and keyframe-mode duplicates merged.
+        seconds); undecodable candidates are dropped, and a frame the decoder returns twice
+        (keyframe mode on candidates that were not snapped first) is embedded once.
 
     Raises:
         CorruptVideoError: no candidate could be decoded.
     """
     embeds, idx, ts = [], [], []
+    seen: set[int] = set()
     t_dec = t_emb = 0.0
-    for start in range(0, len(cand), _DECODE_CHUNK):
-        t0 = time.perf_counter()
-        batch = reader.decode(cand[start:start + _DECODE_CHUNK], size=size, mode=mode,
-                              on_missing="skip")
-        t1 = time.perf_counter()
-        if batch.missing:
-            logger.warning("%s: %d candidate frames could not be decoded and are skipped",
-                           reader.path, len(batch.missing))
-        if len(batch):
-            embeds.append(embedder.embed_images(batch.frames))
-            idx.append(np.asarray(batch.indices, dtype=np.int64))
-            ts.append(np.asarray(batch.timestamps_s, dtype=np.float64))
-        t_dec += t1 - t0
-        t_emb += time.perf_counter() - t1
+    with progress_bar(total=len(cand), desc="embedding frames", unit="frame",
+                      progress=progress) as bar:
+        for start in range(0, len(cand), _DECODE_CHUNK):
+            t0 = time.perf_counter()
+            chunk = cand[start:start + _DECODE_CHUNK]
+            batch = reader.decode(chunk, size=size, mode=mode, on_missing="skip")
+            t1 = time.perf_counter()
+            if batch.missing:
+                logger.warning("%s: %d candidate frames could not be decoded and are skipped",
+                               reader.path, len(batch.missing))
+            got = np.asarray(batch.indices, dtype=np.int64)
+            _, first = np.unique(got, return_index=True)
+            keep = np.array([int(j) for j in np.sort(first) if int(got[j]) not in seen],
+                            dtype=np.int64)
+            if len(keep):
+                seen.update(int(i) for i in got[keep])
+                embeds.append(embedder.embed_images(batch.frames[keep], progress=False))
+                idx.append(got[keep])
+                ts.append(np.asarray(batch.timestamps_s, dtype=np.float64)[keep])
+            t_dec += t1 - t0
+            t_emb += time.perf_counter() - t1
+            bar.update(len(chunk))
     if not idx:
         raise CorruptVideoError(
             f"{reader.path}: none of the {len(cand)} candidate frames could be decoded",
             path=str(reader.path), missing=tuple(int(i) for i in cand))
     e, i, t = np.concatenate(embeds), np.concatenate(idx), np.concatenate(ts)
-    _, first = np.unique(i, return_index=True)  # keyframe mode can return a frame twice
-    keep = np.sort(first)
-    return e[keep], i[keep], t[keep], t_dec, t_emb
+    order = np.argsort(i, kind="stable")
+    return e[order], i[order], t[order], t_dec, t_emb
 
 
 def candidate_embeddings(
     reader: Any, cand: np.ndarray, embedder: Embedder, *, size: int | None, mode: str,
     cache_dir: str | os.PathLike[str] | None, timings: MutableMapping[str, float],
+    progress: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Frame embeddings of the candidates, from the cache in ``cache_dir`` when it holds them.
+    """Frame embeddings of the candidates, from the cache in ``cache_dir`` when it holds a
+    valid entry for them (see :class:`vidsel.embed.EmbeddingCache`).
 
-    Decoding and image-encoding seconds are added to ``timings`` (``decode``,
-    ``embed_images``) only when they are computed.
+    ``cand`` must be ascending and unique (keyframe mode: snapped with
+    :func:`snap_to_keyframes` first). Decoding and image-encoding seconds are added to
+    ``timings`` (``decode``, ``embed_images``) only when they are computed.
 
     Returns:
         (embeds (n, d) float32, indices (n,) int64, timestamps_s (n,) float64, cache_hit).
     """
 
     def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        e, i, t, t_dec, t_emb = embed_candidates(reader, cand, embedder, size=size, mode=mode)
+        e, i, t, t_dec, t_emb = embed_candidates(reader, cand, embedder, size=size, mode=mode,
+                                                 progress=progress)
         timings["decode"] = t_dec
         timings["embed_images"] = t_emb
         return e, i, t
@@ -143,11 +177,13 @@ def candidate_embeddings(
         return (*compute(), False)
     md = reader.metadata
     cache = EmbeddingCache(cache_dir)
+    cand_ts = np.asarray(md.timestamps_s)[cand]
     meta = cache.key_material(
         video_id=f"{content_id(reader.path)}|stream={md.stream_index}|n={md.num_frames}",
         model=embedder.cache_key,
-        indices=cand, timestamps_s=np.asarray(md.timestamps_s)[cand],
+        indices=cand, timestamps_s=cand_ts,
         decode=f"{mode}@{size}|{decode_identity(reader)}",
     )
-    entry, hit = cache.get_or_compute(meta, compute)
+    entry, hit = cache.get_or_compute(meta, compute, candidates=cand, timestamps_s=cand_ts,
+                                      dim=embedder.dim)
     return entry.embeds, entry.indices, entry.timestamps_s, hit

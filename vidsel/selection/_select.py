@@ -28,6 +28,7 @@ from ._candidates import (
     CandidateMode,
     candidate_embeddings,
     candidate_indices,
+    snap_to_keyframes,
 )
 
 __all__ = ["select_frames"]
@@ -65,6 +66,7 @@ def select_frames(
     embedder_options: Mapping[str, Any] | None = None,
     backend: str = "pyav",
     tokens_per_frame: int | None = None,
+    progress: bool | None = None,
 ) -> Selection:
     """Select the ``k`` frames of a video a video-LLM should see for ``question``.
 
@@ -82,17 +84,23 @@ def select_frames(
             (see :func:`candidate_indices`). Default: 128 uniform (MDP3); ``uniform`` selects
             from all frames.
         candidate_mode: ``"exact"`` decodes exactly the candidate frames, ``"keyframe"`` snaps
-            them to nearby keyframes (much cheaper to decode; duplicates merged).
+            each to its nearest keyframe and keeps each keyframe once (cheaper to decode:
+            6-16x in ``benchmarks/decode.py``); the pool may then be much smaller than asked
+            (``Selection.num_candidates`` says how large it was).
         cache_dir: directory of the frame-embedding cache (None: no cache). A second question
             on the same video, model and candidates then costs no decoding and no image
             encoding.
         params: selector parameters (e.g. ``{"lam": 0.2, "segment_size": 32}``).
         embed_size: short side candidates are decoded at before embedding (None: native).
         embedder_options: options for :func:`vidsel.embed.load_embedder` when ``embedder`` is
-            a spec (``device``, ``dtype``, ``batch_size``, ``prompt_cleaner``).
+            a spec (``device``, ``dtype``, ``batch_size``, ``prompt_cleaner``,
+            ``allow_download``, ``allow_pickle``).
         backend: reader backend when ``path`` is a file.
         tokens_per_frame: visual tokens one frame costs the model, recorded in the selection
             (gives :attr:`Selection.num_tokens`); None when unknown.
+        progress: a progress bar on stderr while candidates are decoded and embedded
+            (None: the process default, ``vidsel._progress.enable_progress()``, which the CLI
+            switches on).
 
     Returns:
         A :class:`Selection`.
@@ -133,6 +141,8 @@ def select_frames(
     try:
         md = reader.metadata
         cand = candidate_indices(reader, candidates)
+        if candidate_mode == "keyframe":
+            cand = snap_to_keyframes(reader, cand)  # each keyframe once
         timings: dict[str, float] = {}
         cache_hit = False
         scores: np.ndarray | None = None
@@ -147,7 +157,7 @@ def select_frames(
             emb = load_embedder(embedder, **embedder_options)
             frame_embeds, cand, cand_ts, cache_hit = candidate_embeddings(
                 reader, cand, emb, size=embed_size, mode=candidate_mode, cache_dir=cache_dir,
-                timings=timings)
+                timings=timings, progress=progress)
             t0 = time.perf_counter()
             text_embed = emb.embed_text(question or "")
             timings["embed_text"] = time.perf_counter() - t0
