@@ -6,10 +6,11 @@
   ``visual_tokenizer.head.{0,1}.*``, ``vte.weight``). Missing or unexpected keys raise; with tied
   word embeddings ``llm.lm_head.weight`` may be absent (it is the input embedding).
 * The model is built on the ``meta`` device and the tensors are assigned, so no random init runs.
-* A hub id resolves through ``huggingface_hub`` when it is installed and the network is allowed;
-  offline (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``, read through
-  ``huggingface_hub.constants`` and the environment) without a local copy raises
-  :class:`~ovis_model.errors.ModelNotAvailableError`. Other failures (an unreadable cache, a
+* A hub id resolves from the local Hugging Face cache; it is downloaded only when the user
+  allowed downloads (``allow_download=True`` or ``VIDSEL_ALLOW_DOWNLOAD=1``, as vidsel's
+  embedders) and the hub is not switched off (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``,
+  read through ``huggingface_hub.constants`` and the environment); otherwise a hub id that is
+  not cached raises :class:`~ovis_model.errors.ModelNotAvailableError` at once. Other failures (an unreadable cache, a
   permission error) keep their type and get a note naming the repository and the cache folder.
 * A checkpoint that does not match its config (missing / unexpected keys, an unknown
   ``torch_dtype``, a malformed shard index or one naming files outside the directory) raises
@@ -30,6 +31,8 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
+
+from vidsel.embed import ALLOW_DOWNLOAD_ENV, downloads_allowed
 
 from ._optional import require
 from .config import OvisConfig
@@ -115,12 +118,27 @@ def hub_offline() -> bool:
     return hub or _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE")
 
 
-def resolve_checkpoint_dir(path_or_hub_id: str | Path) -> Path:
+def _offline_var() -> str:
+    """The setting that switches the hub off here (for messages)."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if _env_true(name):
+            return f"{name}={os.environ[name]}"
+    return "huggingface_hub.constants.HF_HUB_OFFLINE = True"
+
+
+def resolve_checkpoint_dir(path_or_hub_id: str | Path, *,
+                           allow_download: bool | None = None) -> Path:
     """A local directory holding config.json, or a hub id resolved to its local snapshot.
 
+    Args:
+        path_or_hub_id: a checkpoint directory or a hub id (``"AIDC-AI/Ovis2.5-2B"``).
+        allow_download: fetch a hub id that is not in the local Hugging Face cache. None (the
+            default): only when ``VIDSEL_ALLOW_DOWNLOAD=1``; without it nothing touches the
+            network.
+
     Raises:
-        ModelNotAvailableError: nothing local and the hub cannot be reached (offline, no network,
-            huggingface_hub missing, unknown repository).
+        ModelNotAvailableError: nothing local and downloads not allowed, or the hub cannot be
+            reached (offline mode, no network, huggingface_hub missing, unknown repository).
     """
     path = Path(path_or_hub_id).expanduser()
     if path.is_dir():
@@ -143,26 +161,35 @@ def resolve_checkpoint_dir(path_or_hub_id: str | Path) -> Path:
             f"{text}: no local directory of that name, and huggingface_hub is not installed to "
             "download it") from exc
     where = f"while resolving {text!r} in the Hugging Face cache {constants.HF_HUB_CACHE}"
+    by_hand = (f"or download it where the hub is reachable (`hf download {text} --local-dir "
+               "DIR`) and pass that directory")
     try:
         return Path(snapshot_download(text, allow_patterns=_HUB_PATTERNS,
                                       local_files_only=True))
     except LocalEntryNotFoundError as exc:  # not cached (yet)
+        if not downloads_allowed(allow_download):
+            raise ModelNotAvailableError(
+                f"{text}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}), and "
+                f"weights are downloaded only when allowed: set {ALLOW_DOWNLOAD_ENV}=1 (Python: "
+                f"allow_download=True) to fetch it, {by_hand}") from exc
         if hub_offline():
             raise ModelNotAvailableError(
                 f"{text}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
-                "offline mode is on (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE); download it on a "
-                "connected machine or pass a local directory") from exc
+                f"cannot be downloaded because the hub is switched off ({_offline_var()}): "
+                f"turn that off to download it, {by_hand}") from exc
     except HFValidationError as exc:
         raise ModelNotAvailableError(f"{text}: not a valid hub repository id ({exc})") from exc
     except OSError as exc:  # permissions, a corrupt cache: keep the type, name the place
         exc.add_note(where)
         raise
+    logger.info("%s: not cached; downloading from the Hugging Face hub (downloads allowed)",
+                text)
     try:
         return Path(snapshot_download(text, allow_patterns=_HUB_PATTERNS))
     except (LocalEntryNotFoundError, HfHubHTTPError, OfflineModeIsEnabled) as exc:
         raise ModelNotAvailableError(
             f"{text}: could not download from the Hugging Face hub ({type(exc).__name__}: "
-            f"{exc}); pass a local checkpoint directory") from exc
+            f"{exc}); check the name and the network, {by_hand}") from exc
     except OSError as exc:
         exc.add_note(where)
         raise
@@ -261,7 +288,8 @@ def _materialise_buffers(model: nn.Module, device: torch.device | str) -> None:
 
 def load_pretrained(cls: Callable[..., M], path_or_hub_id: str | Path, *,
                     dtype: torch.dtype | None = None, device: torch.device | str = "cpu",
-                    attn_impl: str = "sdpa", llm_attn_impl: str = "sdpa") -> M:
+                    attn_impl: str = "sdpa", llm_attn_impl: str = "sdpa",
+                    allow_download: bool | None = None) -> M:
     """Load a checkpoint into ``cls`` (:class:`~ovis_model.modeling.OvisModel` or a subclass;
     any :class:`PretrainedModel`).
 
@@ -273,8 +301,10 @@ def load_pretrained(cls: Callable[..., M], path_or_hub_id: str | Path, *,
         device: where the weights go.
         attn_impl: vision attention backend, resolved for ``device``.
         llm_attn_impl: transformers attention for the LLM.
+        allow_download: fetch a hub id that is not cached (None: only when
+            ``VIDSEL_ALLOW_DOWNLOAD=1``); see :func:`resolve_checkpoint_dir`.
     """
-    directory = resolve_checkpoint_dir(path_or_hub_id)
+    directory = resolve_checkpoint_dir(path_or_hub_id, allow_download=allow_download)
     config = OvisConfig.from_json_file(directory / CONFIG_NAME)
     if dtype is None:
         saved = config.extra.get("torch_dtype", config.extra.get("dtype"))

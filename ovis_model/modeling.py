@@ -113,13 +113,15 @@ class OvisModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | Path, *, dtype: torch.dtype | None = None,
                         device: torch.device | str = "cpu", attn_impl: str = "sdpa",
-                        llm_attn_impl: str = "sdpa") -> OvisModel:
+                        llm_attn_impl: str = "sdpa",
+                        allow_download: bool | None = None) -> OvisModel:
         """Load an Ovis2.5-format checkpoint (config.json + safetensors).
 
         Example: ``OvisModel.from_pretrained(path, dtype=torch.float32, attn_impl="sdpa")``.
 
         Args:
-            path_or_hub_id: a checkpoint directory or a hub id (offline: must be cached).
+            path_or_hub_id: a checkpoint directory or a hub id (from the local Hugging Face
+                cache unless downloads are allowed).
             dtype: parameter dtype. ``None`` (default) keeps the precision the checkpoint was
                 saved in (its config's ``torch_dtype``, e.g. bfloat16 for the official Ovis2.5
                 weights; float32 when the config names none); pass ``torch.float32`` for
@@ -127,16 +129,19 @@ class OvisModel(nn.Module):
             device: where the weights go.
             attn_impl: vision attention backend (resolved for ``device``).
             llm_attn_impl: transformers attention implementation of the LLM.
+            allow_download: download a hub id that is not cached. None (default): only when
+                ``VIDSEL_ALLOW_DOWNLOAD=1``; otherwise nothing touches the network.
 
         Raises:
-            ModelNotAvailableError: no such directory, or a hub id that is neither cached nor
-                downloadable.
+            ModelNotAvailableError: no such directory, or a hub id that is not cached and not
+                downloadable (downloads not allowed, offline mode, no network).
             ovis_model.checkpoint.CheckpointError: the weights do not match the config, or the
                 config's ``torch_dtype`` is not float32 / float16 / bfloat16.
 
         See :func:`ovis_model.checkpoint.load_pretrained`."""
         return checkpoint.load_pretrained(cls, path_or_hub_id, dtype=dtype, device=device,
-                                          attn_impl=attn_impl, llm_attn_impl=llm_attn_impl)
+                                          attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
+                                          allow_download=allow_download)
 
     def save_pretrained(self, directory: str | Path, *, max_shard_size: int = 5 * 2**30) -> Path:
         """Write config.json + safetensors with the official key names."""

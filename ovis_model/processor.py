@@ -155,9 +155,10 @@ class OvisProcessor:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, tokenizer: TextTokenizer | None = None,
-                        **kwargs: Any) -> OvisProcessor:
-        """Processor for a checkpoint directory (its tokenizer unless one is given)."""
-        path = resolve_checkpoint_dir(directory)
+                        allow_download: bool | None = None, **kwargs: Any) -> OvisProcessor:
+        """Processor for a checkpoint directory or hub id (its tokenizer unless one is given);
+        ``allow_download`` as :meth:`OvisModel.from_pretrained`."""
+        path = resolve_checkpoint_dir(directory, allow_download=allow_download)
         cfg = OvisConfig.from_json_file(path / "config.json")
         tok = tokenizer if tokenizer is not None else HFTokenizer.from_pretrained(path)
         return cls(tok, cfg.vit_config, image_config=ImageProcessorConfig.from_pretrained(path),

@@ -152,8 +152,11 @@ def test_shard_index_is_checked_and_confined(tmp_path):
 def test_offline_hub_id_raises(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE"):
+    monkeypatch.delenv("VIDSEL_ALLOW_DOWNLOAD", raising=False)
+    with pytest.raises(ModelNotAvailableError, match="VIDSEL_ALLOW_DOWNLOAD=1"):
         OvisModel.from_pretrained("AIDC-AI/Ovis2.5-2B")
+    with pytest.raises(ModelNotAvailableError, match=r"switched off \(HF_HUB_OFFLINE=1\)"):
+        OvisModel.from_pretrained("AIDC-AI/Ovis2.5-2B", allow_download=True)
     with pytest.raises(ModelNotAvailableError, match="not a checkpoint"):
         OvisModel.from_pretrained(tmp_path / "missing" / "dir")
 
@@ -294,3 +297,46 @@ def test_config_blocks_of_the_wrong_shape_are_argument_errors():
         OvisConfig.from_dict({**good, "vit_config": "x"})
     with pytest.raises(InvalidArgumentError, match="config must be a JSON object"):
         OvisConfig.from_dict([1])
+
+
+def test_hub_ids_are_downloaded_only_when_allowed(tmp_path, monkeypatch):
+    """Like vidsel's embedders (issue 10 item 10): a hub id that is not cached fails at once
+    unless downloads are allowed (``allow_download=True`` / ``VIDSEL_ALLOW_DOWNLOAD=1``); the
+    hub client is faked (the network), the loader is the real one."""
+    import huggingface_hub
+    import huggingface_hub.constants as hf_constants
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from ovis_model import ByteTokenizer, OvisProcessor
+
+    ckpt = tmp_path / "snapshot"
+    OvisModel.from_config(preset("tiny"), seed=0).save_pretrained(ckpt)
+    calls: list[dict] = []
+
+    def hub(repo_id, **kwargs):
+        calls.append(kwargs)
+        if kwargs.get("local_files_only"):
+            raise LocalEntryNotFoundError("not in cache")
+        return str(ckpt)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VIDSEL_ALLOW_DOWNLOAD"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ModelNotAvailableError, match=r"org/ovis: not in the local Hugging Face "
+                                                     r"cache .*set VIDSEL_ALLOW_DOWNLOAD=1 "
+                                                     r"\(Python: allow_download=True\)"):
+        OvisModel.from_pretrained("org/ovis")
+    with pytest.raises(ModelNotAvailableError, match="VIDSEL_ALLOW_DOWNLOAD"):
+        OvisProcessor.from_pretrained("org/ovis", tokenizer=ByteTokenizer())
+    assert calls == [{"allow_patterns": calls[0]["allow_patterns"], "local_files_only": True}] * 2
+
+    calls.clear()
+    model = OvisModel.from_pretrained("org/ovis", allow_download=True, dtype=torch.float32)
+    assert model.config.vit_config == preset("tiny").vit_config
+    assert [c.get("local_files_only", False) for c in calls] == [True, False]
+    monkeypatch.setenv("VIDSEL_ALLOW_DOWNLOAD", "1")
+    proc = OvisProcessor.from_pretrained("org/ovis", tokenizer=ByteTokenizer())
+    assert proc.vit_config == preset("tiny").vit_config
+    with pytest.raises(ModelNotAvailableError, match="VIDSEL_ALLOW_DOWNLOAD"):
+        OvisModel.from_pretrained("org/ovis", allow_download=False)  # the keyword wins
