@@ -17,8 +17,6 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-from tqdm import tqdm
-
 T = TypeVar("T")
 
 _default = False
@@ -75,5 +73,7 @@ def progress_bar(
     """
     if not progress_enabled(progress):
         return _Silent(iterable)
+    from tqdm import tqdm  # third-party, imported when a bar is shown (keeps --help fast)
+
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
                 dynamic_ncols=True)

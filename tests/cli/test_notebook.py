@@ -68,7 +68,7 @@ def test_uniform_plot_and_no_candidate_keys(clip: str) -> None:
     sel = select_frames(clip, k=3, method="uniform")
     assert "candidate_scores" not in sel.to_dict()  # unchanged when there is no relevance
     fig, ax = plt.subplots()
-    assert sel.plot(ax) is fig and len(ax.collections) == 1  # draws on the given axes
+    assert sel.plot(ax=ax) is fig and len(ax.collections) == 1  # draws on the given axes
     plt.close(fig)
 
 

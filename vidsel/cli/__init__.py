@@ -13,19 +13,21 @@ them, so ``vidsel --help`` is fast):
 - ``vidsel inspect``  metadata, GOP structure, frame types, bit-cost and motion timelines.
 
 Exit codes: 0 success; 1 an input failed (bad video, missing model, some videos of a batch);
-2 usage error; 130 interrupted. This is the only place vidsel configures logging (``-v``/``-q``).
+2 usage error; 130 interrupted; 141 (quietly) when the reader of stdout closed it (``| head``). This is the only place vidsel configures logging (``-v``/``-q``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import __version__
+from .._progress import enable_progress, progress_enabled
 from ..errors import VidselError
 from ..methods import load_plugins
 from ..registry import Registry
@@ -55,6 +57,7 @@ for _module in (_batch, _compare, _demo, _inspect, _select):
 EPILOG = """\
 examples:
   vidsel demo                                   # sample video, uniform + codec selection
+  vidsel select talk.mp4                        # no weights needed: uniform frames
   vidsel select talk.mp4 --method uniform --budget 8 --contact-sheet sheet.png
   vidsel select talk.mp4 -Q "when is the graph drawn?" --embedder hf:/models/siglip --json
   vidsel select talk.mp4 --plugin mypkg.methods --method mine     # a method of your own
@@ -62,6 +65,8 @@ examples:
   vidsel compare clip.mp4 --budgets 4,8,16,32 --plot compare.png
   vidsel inspect clip.mp4 --plot timeline.png
 
+A default embedder, set once: VIDSEL_EMBEDDER=SPEC, or  embedder = "SPEC"  in
+~/.config/vidsel/config.toml ($XDG_CONFIG_HOME); then 'vidsel select talk.mp4 -Q "..."' runs mdp3.
 Run 'vidsel COMMAND --help' for the options of a command.
 """
 
@@ -107,8 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
+    # progress bars (decoding, embedding, compare) on stderr when a person watches it
+    previous = progress_enabled(None)
+    enable_progress(level >= 0 and _isatty(sys.stderr))
     try:
-        return int(args.func(args))
+        rc = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return rc
+    except BrokenPipeError:
+        return _stdout_closed()
     except UsageError as e:
         print(f"vidsel {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -120,3 +132,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"vidsel {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
+    finally:
+        enable_progress(previous)  # main() may run again in this process (tests, notebooks)
+
+
+#: Exit code when the reader of stdout went away (``vidsel inspect x --frames | head``): what
+#: the shell reports for a program killed by SIGPIPE (128 + 13), quietly, like ``cat``.
+EXIT_BROKEN_PIPE = 141
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
+def _stdout_closed() -> int:
+    """stdout's reader closed the pipe: print nothing more, and keep the interpreter's final
+    flush of stdout from reporting the broken pipe too."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (tests)
+        pass
+    return EXIT_BROKEN_PIPE

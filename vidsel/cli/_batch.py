@@ -18,7 +18,7 @@ from typing import Any
 
 from ._common import UsageError, add_verbosity, fmt_seconds, mapping_get, verbosity
 from ._discover import discover
-from ._executors import available_executors, executor_help, make_executor
+from ._executors import available_executors, default_workers, executor_help, make_executor
 from ._jsonl import ResultsFile
 from ._select import add_selection_options, spec_from_args
 from ._work import (
@@ -79,7 +79,8 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--executor", default="process", choices=available_executors(),
                    help=executor_help())
     r.add_argument("--workers", "-j", type=int, default=None,
-                   help="parallel workers (default: the machine's cores)")
+                   help="parallel workers (default: the cores this process may use, at most one "
+                        "per video to run)")
     r.add_argument("--ray-address", metavar="ADDR",
                    help="Ray cluster to join ('auto', 'ray://host:10001'; default: "
                         "RAY_ADDRESS, else a local cluster)")
@@ -317,7 +318,8 @@ def run(args: argparse.Namespace) -> int:
                     spec = replace(spec, device="auto")
                     plan.todo = [replace(t, spec=spec) for t in plan.todo]
             elif args.executor == "process":
-                options["workers"] = min(args.workers or len(plan.todo), len(plan.todo))
+                # never more workers than cores (or --workers) or than videos to run
+                options["workers"] = min(args.workers or default_workers(), len(plan.todo))
             executor = make_executor(args.executor, **options)
             desc = executor.describe()
         show = args.progress if args.progress is not None else (level >= 0 and sys.stderr.isatty())
@@ -348,6 +350,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if executor is not None:
                 executor.close()
+            if assets.wanted and assets.root is not None:
+                with contextlib.suppress(OSError):  # only when empty: every write failed
+                    Path(assets.root).rmdir()
     elapsed = time.perf_counter() - t0
     _summary(args, out, len(videos), len(tasks), ok, failed, plan, elapsed, desc, interrupted,
              len(found.skipped))

@@ -4,30 +4,40 @@ JSON output, text tables."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
+import secrets
+import stat
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._json import json_safe
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, VidselError
+from ..results import PatchConfig
 
 __all__ = [
+    "FlagValueError",
+    "UnsafeOutputError",
     "UsageError",
     "add_verbosity",
+    "candidates_spec",
+    "check_geometry",
     "configure_logging",
     "confined_path",
     "dump_json",
     "format_table",
     "parse_int_list",
     "parse_params",
+    "positive_int",
     "safe_component",
+    "safe_write",
     "sparkline",
 ]
 
@@ -44,6 +54,16 @@ class UsageError(InvalidArgumentError):
 
     An :class:`~vidsel.errors.InvalidArgumentError` (so also a ``VidselError`` and a
     ``ValueError``): code that calls a subcommand's helpers catches it like any bad argument."""
+
+
+class FlagValueError(UsageError, argparse.ArgumentTypeError):
+    """A flag's value is out of range (raised by an argparse ``type=``; argparse shows the
+    message and exits 2)."""
+
+
+class UnsafeOutputError(VidselError, PermissionError):
+    """vidsel refused to write an output file: a symbolic link (or something other than a
+    regular file) sits where the file goes, so writing would land somewhere else."""
 
 
 # -- logging ----------------------------------------------------------------------------------
@@ -131,6 +151,48 @@ def int_or_str(text: str) -> int | str:
         return text
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (anything else is a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise FlagValueError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise FlagValueError(f"{value} must be >= 1")
+    return value
+
+
+_CANDIDATES = re.compile(r"^(all|uniform:[1-9]\d*|fps:(\d+(\.\d*)?|\.\d+))$")
+
+
+def candidates_spec(text: str) -> int | str:
+    """argparse type of ``--candidates``: ``N`` (>= 1), ``uniform:N``, ``fps:F`` (F > 0) or
+    ``all``, checked before any video is read."""
+    value = int_or_str(text.strip())
+    if isinstance(value, int):
+        if value < 1:
+            raise FlagValueError(f"{value} must be >= 1")
+        return value
+    spec = value.lower()
+    if not _CANDIDATES.match(spec) or (spec.startswith("fps:") and float(spec[4:]) <= 0):
+        raise FlagValueError(
+            f"{text!r} is not a candidate pool; use N, uniform:N, fps:F or all")
+    return spec
+
+
+def check_geometry(frame_size: int, patch_size: int, merge: int) -> None:
+    """Refuse a patch geometry the model cannot use (a usage error, before any video is read).
+
+    Raises:
+        UsageError: e.g. ``--merge 0`` or a ``--frame-size`` that is not a multiple of
+            ``patch_size * merge``.
+    """
+    try:
+        PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
+    except InvalidArgumentError as e:
+        raise UsageError(str(e)) from None
+
+
 # -- output paths -----------------------------------------------------------------------------
 
 
@@ -165,6 +227,50 @@ def confined_path(root: str | os.PathLike[str], *parts: str) -> Path:
     return path
 
 
+def _refuse_non_regular(path: Path) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeOutputError(f"refusing to write {str(path)!r}: it is a symbolic link "
+                                f"(vidsel never writes through links; remove it)")
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeOutputError(f"refusing to write {str(path)!r}: it exists and is not a "
+                                f"regular file")
+
+
+def safe_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> Path:
+    """Write a file without ever following a symbolic link at its name.
+
+    ``write(fh)`` fills a new temporary file, created exclusively in the same folder (so not
+    through a link), which then replaces ``path`` (``os.replace`` swaps the directory entry,
+    it never writes through a link either). A link or a non-regular file already at ``path`` is
+    refused; a failed write (e.g. a full disk) leaves neither the temporary file nor a partial
+    ``path`` behind.
+
+    Raises:
+        UnsafeOutputError: ``path`` is a symbolic link, a folder or another non-regular file.
+        OSError: the write itself failed.
+    """
+    p = Path(path)
+    _refuse_non_regular(p)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    # O_EXCL: a new file, never an existing one or a link's target; permissions follow umask
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        _refuse_non_regular(p)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return p
+
+
 # -- output -----------------------------------------------------------------------------------
 
 
@@ -175,16 +281,15 @@ def dumps(obj: Any, *, indent: int | None = None) -> str:
 
 
 def dump_json(obj: Any, path: str | None) -> None:
-    """Write ``obj`` as indented JSON to ``path``, or to stdout for None / ``"-"``."""
+    """Write ``obj`` as indented JSON to ``path`` (atomically, never through a symbolic link:
+    see :func:`safe_write`), or to stdout for None / ``"-"``."""
     text = dumps(obj, indent=1)
     if path in (None, "-"):
         print(text)
         return
     p = Path(str(path))
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, p)
+    safe_write(p, lambda fh: fh.write((text + "\n").encode("utf-8")))  # never through a link
     logger.info("wrote %s", p)
 
 

@@ -11,9 +11,11 @@ import numpy as np
 
 from ..codec import compare
 from ..errors import VidselError
+from ..methods import get_method
 from ._common import (
     UsageError,
     add_verbosity,
+    check_geometry,
     dump_json,
     format_table,
     parse_int_list,
@@ -23,6 +25,12 @@ from ._common import (
 from ._discover import discover
 
 logger = logging.getLogger(__name__)
+
+
+def codec_options() -> frozenset[str]:
+    """``--param`` names the codec side takes: the codec method's options, less those compare
+    sets itself."""
+    return frozenset(get_method("codec").options or ()) - {"index", "stream"}
 
 DESCRIPTION = """\
 Spend the same token budget two ways, uniform whole frames and codec-aware patches (dense
@@ -78,6 +86,14 @@ def _mean_table(comparisons: list[Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     budgets = parse_int_list(args.budgets)
     options = parse_params(args.param)
+    # usage errors (exit 2) before any video is read
+    check_geometry(args.frame_size, args.patch_size, args.merge)
+    if args.eval_frames < 1:
+        raise UsageError(f"--eval-frames {args.eval_frames} must be >= 1")
+    unknown = sorted(set(options) - codec_options())
+    if unknown:
+        raise UsageError(f"--param: the codec side does not take {unknown}; it takes "
+                         f"{sorted(codec_options())}")
     src = Path(args.input)
     if src.is_dir():
         videos = [f.path for f in discover([args.input]).videos]

@@ -11,7 +11,8 @@ from typing import Any
 from ..errors import MissingDependencyError, VidselError
 from ..io import VideoReader
 from ..synth import make_video
-from ._common import add_verbosity, dump_json, format_table
+from ._common import UsageError, add_verbosity, dump_json, format_table
+from ._select import user_config
 from ._work import SelectSpec, select_one
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ note: no embedder given, so the text-relevant methods (mdp3, dpp, topk, bolt, ak
         --embedder hf:/path/to/siglip-so400m-patch14-384   (a transformers SigLIP/CLIP folder)
         --embedder open_clip:ViT-B-32@/path/to/open_clip_model.safetensors
         --embedder siglip                                  (from the Hugging Face cache/hub)
+      or set it once: export VIDSEL_EMBEDDER=SPEC, or embedder = "SPEC" in
+      ~/.config/vidsel/config.toml (docs/cli.md, "Defaults").
       uniform and codec selection (above) need no weights and no torch."""
 
 
@@ -57,7 +60,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--budget", "--k", "-k", dest="budget", type=int, default=8, metavar="N",
                    help="frames to select (default: 8; --k is its old name)")
     p.add_argument("--embedder", "-e", metavar="SPEC",
-                   help="run the text-relevant path (mdp3) with this embedder")
+                   help="run the text-relevant path (mdp3) with this embedder (default: "
+                        "VIDSEL_EMBEDDER or the config file's, when set)")
     p.add_argument("--question", "-Q", default=DEFAULT_QUESTION,
                    help="question for the text-relevant path (default: %(default)r)")
     p.add_argument("--device", help="embedder device (cpu, cuda)")
@@ -99,6 +103,11 @@ STEPS = (
 
 def run(args: argparse.Namespace) -> int:
     quiet = getattr(args, "quiet", 0) > 0
+    if args.budget < 1:
+        raise UsageError(f"--budget {args.budget} must be >= 1")
+    config = user_config()  # VIDSEL_EMBEDDER / the config file, when --embedder is not given
+    embedder = args.embedder or config.embedder
+    device = args.device or (config.device if embedder else None)
 
     def say(text: str = "") -> None:
         if not quiet:
@@ -123,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
 
     steps: list[tuple[SelectSpec, str | None, str]] = [
         (SelectSpec(method=m, budget=args.budget), None, text) for m, text in STEPS]
-    if args.embedder:
-        steps.append((SelectSpec(method="mdp3", budget=args.budget, options={"embedder": args.embedder},
-                                 device=args.device), args.question,
-                      f"text relevance with {args.embedder}: {args.question!r}"))
+    if embedder:
+        steps.append((SelectSpec(method="mdp3", budget=args.budget, options={"embedder": embedder},
+                                 device=device), args.question,
+                      f"text relevance with {embedder}: {args.question!r}"))
     for n, (spec, question, text) in enumerate(steps, start=1):
         payload, result = select_one(str(video), question, spec, pixels=True)
         entry: dict[str, Any] = {**payload}
@@ -149,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             except MissingDependencyError:
                 say("    (pip install 'vidsel[plot]' for the relevance curve)")
         summary[spec.method] = entry
-    if not args.embedder:
+    if not embedder:
         say(f"\n[{len(steps) + 1}] text-relevant selection: skipped")
         say(NO_EMBEDDER)
     summary["elapsed_s"] = round(time.perf_counter() - t0, 3)

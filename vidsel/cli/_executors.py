@@ -11,6 +11,9 @@
   embeds on the GPU Ray assigns it.
 - ``serial``: in this process, one video after another (debugging, profiling; no isolation).
 
+Worker processes never outlive the batch: they exit as soon as their parent dies, even by
+SIGKILL (:func:`exit_with_parent`), and the multiprocessing resource tracker ends with them.
+
 Every executor has the same contract: ``map_unordered(fn, items)`` yields ``(item, result)`` as
 tasks finish, where ``result`` is ``fn(item)`` or the exception that stopped it. The parent
 process writes the results, so the output contract and resumability are the executor's no
@@ -22,9 +25,14 @@ new ones plug in with :func:`register_executor` (the CLI's choices come from
 from __future__ import annotations
 
 import abc
+import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection as mp_connection
 import os
+import signal
+import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -47,6 +55,7 @@ __all__ = [
     "WorkerCrashedError",
     "available_executors",
     "default_workers",
+    "exit_with_parent",
     "make_executor",
     "register_executor",
 ]
@@ -117,8 +126,42 @@ class SerialExecutor(Executor):
                 yield item, e
 
 
-def _init_worker(log_level: int, threads: int) -> None:
-    """Worker start-up: logging like the parent, and a fair share of BLAS / torch threads."""
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def exit_with_parent(*, pdeathsig: bool = True) -> None:
+    """Make this (spawned) worker process exit as soon as the process that started it dies,
+    even by SIGKILL, which runs no clean-up in the parent.
+
+    Two mechanisms: on Linux the kernel sends SIGKILL when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``; ``pdeathsig=False`` skips it, for pools started from a
+    thread that may end before the process does, since that signal follows the thread), and
+    everywhere a daemon thread waits on the parent's sentinel (a pipe the parent holds open)
+    and ends the process when it closes. Workers that exit also release the multiprocessing
+    resource tracker, which ends by itself once no process holds its pipe.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a multiprocessing child
+        return
+    if pdeathsig and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread remains
+            logger.debug("prctl(PR_SET_PDEATHSIG) is not available")
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        mp_connection.wait([sentinel])  # returns when the parent's end of the pipe closes
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vidsel-parent-watch", daemon=True).start()
+
+
+def _init_worker(log_level: int, threads: int, pdeathsig: bool = True) -> None:
+    """Worker start-up: exit with the parent, logging like the parent, and a fair share of
+    BLAS / torch threads."""
+    exit_with_parent(pdeathsig=pdeathsig)
     configure_logging(log_level)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
@@ -142,9 +185,13 @@ class ProcessExecutor(Executor):
 
     def _new_pool(self) -> ProcessPoolExecutor:
         threads = max(1, default_workers() // self.workers)
+        # workers are spawned by the thread that submits (this one); PDEATHSIG follows that
+        # thread, so it is safe only from the main thread (the parent-watch thread covers both)
+        main = threading.current_thread() is threading.main_thread()
         return ProcessPoolExecutor(max_workers=self.workers,
                                    mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(self.log_level, threads))
+                                   initializer=_init_worker,
+                                   initargs=(self.log_level, threads, main))
 
     def _drop_pool(self, *, terminate: bool = False) -> None:
         pool, self._pool = self._pool, None

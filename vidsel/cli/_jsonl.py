@@ -10,11 +10,13 @@ Guarantees:
   is done is never dispatched again.
 - An exclusive ``flock`` on the file keeps two batches from writing the same results.
 - ``--retry-failed`` rewrites the file atomically (temporary file + ``os.replace``) without the
-  failure records that are about to be retried, so every key keeps exactly one line.
+  failure records that are about to be retried, so every key keeps exactly one line. A results
+  file that is a symbolic link stays one: the rewrite replaces the link's target.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -146,8 +148,13 @@ class ResultsFile:
                 removed += 1
             else:
                 kept.append(line)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        # a symlinked results file stays a link: rewrite its target, beside the target
+        target = Path(os.path.realpath(self.path))
+        tmp = target.with_name(target.name + ".tmp")
+        with contextlib.suppress(FileNotFoundError):  # a stale one (or a planted link) goes
+            os.unlink(tmp)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(tmp, flags, 0o644), "wb") as fh:
             fh.writelines(kept)
             fh.flush()
             os.fsync(fh.fileno())
@@ -160,7 +167,7 @@ class ResultsFile:
             os.close(new_fd)
             self._fd = old_fd
             raise
-        os.replace(tmp, self.path)
+        os.replace(tmp, target)
         os.close(old_fd)
         for k in keys:
             self.records.pop(k, None)

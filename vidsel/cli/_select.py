@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+from ..config import Config, config_path, load_config
 from ..errors import InvalidArgumentError
 from ..io import VideoReader
 from ..methods import available_methods, get_method
@@ -14,10 +16,13 @@ from ..results import VisualSelection
 from ._common import (
     UsageError,
     add_verbosity,
+    candidates_spec,
+    check_geometry,
     dump_json,
     format_table,
-    int_or_str,
     parse_params,
+    positive_int,
+    verbosity,
 )
 from ._work import SelectSpec, save_assets, select_one
 
@@ -58,16 +63,18 @@ def method_help() -> str:
     return "; ".join(f"{name}: {get_method(name).description}" for name in available_methods())
 
 
-def add_selection_options(p: argparse.ArgumentParser, *, default_method: str = "mdp3") -> None:
+def add_selection_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``select`` and ``batch``."""
     g = p.add_argument_group("selection")
     g.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first: it registers methods of its own (repeatable; "
                         "installed plugins of the 'vidsel.methods' entry-point group load "
                         "by themselves)")
-    g.add_argument("--method", "-m", default=default_method, choices=available_methods(),
+    g.add_argument("--method", "-m", default=None, choices=available_methods(),
                    metavar="METHOD",
-                   help=f"a method of vidsel.methods (default: %(default)s): {method_help()}")
+                   help=f"a method of vidsel.methods (default: {AUTO_METHOD} with an embedder "
+                        f"(--embedder, VIDSEL_EMBEDDER or the config file) and a question, else "
+                        f"{FALLBACK_METHOD}, saying so): {method_help()}")
     g.add_argument("--budget", "--k", "-k", dest="budget", type=int, default=8,
                    metavar="N",
                    help="budget in frame-equivalents: N frames for frame methods, N frames' "
@@ -89,13 +96,13 @@ def add_selection_options(p: argparse.ArgumentParser, *, default_method: str = "
     f.add_argument("--embedder", "-e", metavar="SPEC",
                    help="frame/text embedder: hf:DIR_OR_HUB_ID, open_clip:NAME@CKPT, a local "
                         "model directory, or 'siglip' (needs the weights cached or a network)")
-    f.add_argument("--candidates", type=int_or_str, metavar="N|fps:F|all",
+    f.add_argument("--candidates", type=candidates_spec, metavar="N|uniform:N|fps:F|all",
                    help="frame methods: candidate pool (default: 128 uniform for model "
                         "methods, all frames for uniform)")
     f.add_argument("--candidate-mode", choices=("exact", "keyframe"),
                    help="frame methods: decode exactly the candidates (default), or snap them "
                         "to keyframes (faster)")
-    f.add_argument("--embed-size", type=int,
+    f.add_argument("--embed-size", type=positive_int,
                    help="frame methods: short side candidates are decoded at for embedding "
                         "(default: 384)")
     f.add_argument("--cache-dir", metavar="DIR",
@@ -108,14 +115,73 @@ def add_selection_options(p: argparse.ArgumentParser, *, default_method: str = "
                    help="embedder device: cpu, cuda, cuda:1, auto (default: cpu)")
 
 
+#: The method of a command without ``--method``: this one with an embedder and a question,
+#: else the fallback (which needs no model), and the command says which it used.
+AUTO_METHOD = "mdp3"
+FALLBACK_METHOD = "uniform"
+
+EMBEDDER_HINT = """\
+  For frames relevant to a question: -Q "..." --embedder SPEC (a local SigLIP/CLIP folder,
+  hf:DIR, open_clip:NAME@CKPT), or set a default embedder once: export VIDSEL_EMBEDDER=SPEC,
+  or the line  embedder = "SPEC"  in {config} (docs/cli.md, "Defaults")."""
+
+
+def user_config() -> Config:
+    """The user defaults (:func:`vidsel.config.load_config`); a broken file is a usage error."""
+    try:
+        return load_config()
+    except InvalidArgumentError as e:
+        raise UsageError(str(e)) from None
+
+
+def resolve_method(args: argparse.Namespace, config: Config) -> tuple[str, str | None]:
+    """(method name, embedder spec or None) for the parsed options and the user defaults.
+
+    Without ``--method``: :data:`AUTO_METHOD` when an embedder is given (or configured and
+    there is a question), else :data:`FALLBACK_METHOD` with a note on stderr that says so and
+    how to get text-relevant frames. A configured embedder is used only by methods that take
+    one.
+    """
+    has_question = bool(getattr(args, "question", None) or getattr(args, "questions", None))
+    embedder = args.embedder
+    name = args.method
+    if name is None:
+        if embedder is not None or (config.embedder is not None and has_question):
+            name = AUTO_METHOD
+        else:
+            name = FALLBACK_METHOD
+            if verbosity(args) >= 0:
+                why = ("no question (-Q)" if config.embedder is not None
+                       else "no embedder given or configured")
+                print(f"vidsel {args.command}: no --method given and {why}: using "
+                      f"--method {FALLBACK_METHOD} ({args.budget} evenly spaced frames, not "
+                      f"chosen by relevance to a question).\n"
+                      + EMBEDDER_HINT.format(config=config_path()), file=sys.stderr)
+    accepted = get_method(name).options
+    if embedder is None and config.embedder is not None and accepted is not None \
+            and "embedder" in accepted:
+        embedder = config.embedder
+        logger.info("embedder: %s", config.describe("embedder"))
+    return name, embedder
+
+
 def spec_from_args(args: argparse.Namespace) -> SelectSpec:
-    """A :class:`SelectSpec` from the parsed options, checked against the method's entry in
-    the registry (before any video is touched)."""
+    """A :class:`SelectSpec` from the parsed options and the user defaults
+    (:mod:`vidsel.config`), checked against the method's entry in the registry (before any
+    video is touched)."""
     if args.budget <= 0:
         raise UsageError(f"--budget {args.budget} must be >= 1")
-    method = get_method(args.method)
-    options = {name: getattr(args, name) for name in OPTION_FLAGS
-               if getattr(args, name, None) is not None}
+    check_geometry(args.frame_size, args.patch_size, args.merge)
+    config = user_config()
+    name, embedder = resolve_method(args, config)
+    method = get_method(name)
+    options = {opt: getattr(args, opt) for opt in OPTION_FLAGS
+               if getattr(args, opt, None) is not None}
+    if embedder is not None:
+        options["embedder"] = embedder
+    device = args.device
+    if device is None and "embedder" in options and config.device is not None:
+        device = config.device
     params = parse_params(args.param)
     accepted = method.options
     if accepted is not None:
@@ -133,12 +199,13 @@ def spec_from_args(args: argparse.Namespace) -> SelectSpec:
         free = ", ".join(n for n in available_methods() if not get_method(n).needs_embedder)
         raise UsageError(
             f"--method {method.name} ranks frames by relevance to the question and needs "
-            f"--embedder (a local SigLIP/CLIP directory, hf:DIR, or open_clip:NAME@CKPT); "
-            f"methods that need no model: {free}")
+            f"--embedder (a local SigLIP/CLIP directory, hf:DIR, or open_clip:NAME@CKPT; or "
+            f"a default: VIDSEL_EMBEDDER or {config_path()}); methods that need no model: "
+            f"{free}")
     try:
         spec = SelectSpec(method=method.name, budget=args.budget, options=options, params=params,
                           frame_size=args.frame_size, patch_size=args.patch_size,
-                          merge=args.merge, per_patch=args.per_patch, device=args.device,
+                          merge=args.merge, per_patch=args.per_patch, device=device,
                           plugins=tuple(args.plugin or ()))
         spec.geometry  # noqa: B018 - checks the geometry flags
         method.check_options(spec.method_options())  # e.g. params a selector does not take

@@ -27,6 +27,7 @@ gives the hash those records carry, so ``--resume`` skips their finished work to
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -51,7 +52,7 @@ from ..io import VideoReader
 from ..methods import Method, get_method, load_plugins, run_method
 from ..optional import require
 from ..results import PatchConfig, VisualSelection
-from ._common import confined_path, safe_component
+from ._common import UnsafeOutputError, confined_path, safe_component, safe_write
 
 __all__ = [
     "SCHEMA",
@@ -259,12 +260,16 @@ def resolve_device(device: str | None) -> str | None:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _embedder_key(spec: SelectSpec) -> tuple[str, str | None]:
+    return (str(spec.embedder), resolve_device(spec.device))
+
+
 def _embedder(spec: SelectSpec) -> Any:
     """The spec's embedder, loaded once per process (None without one)."""
     if spec.embedder is None:
         return None
-    device = resolve_device(spec.device)
-    key = (spec.embedder, device)
+    key = _embedder_key(spec)
+    device = key[1]
     if key not in _EMBEDDERS:
         opts = {"device": device} if device else {}
         _EMBEDDERS[key] = load_embedder(spec.embedder, **opts)
@@ -308,26 +313,49 @@ def select_one(path: str, question: str | None, spec: SelectSpec, *, pixels: boo
     return selection_payload(result, full=spec.per_patch), result
 
 
+_PIL_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG"}
+
+
 def save_assets(result: VisualSelection, out_dir: Path, *, frames: bool, contact_sheet: bool,
                 fmt: str = "jpg") -> dict[str, Any]:
     """Write a result's images (``result.images()``: frames or packed canvases) and/or contact
     sheet into ``out_dir`` (created). File names come from the result's labels (made
-    file-name safe), never from user input. Returns the names written."""
+    file-name safe), never from user input. Returns the names written.
+
+    Never writes through a symbolic link at a file name: such a link is refused
+    (:class:`~vidsel.cli._common.UnsafeOutputError`); each file is written to a new temporary
+    file that then replaces the name. When a write fails (e.g. a full disk), the files this
+    call wrote are removed, and ``out_dir`` too when that leaves it empty.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Any] = {}
-    if frames:
-        images, labels = result.images()
-        names: list[str] = []
-        for j, (img, label) in enumerate(zip(images, labels)):
-            name = f"{safe_component(label) if label else f'image_{j:04d}'}.{fmt}"
-            if name in names:
-                name = f"{j:04d}_{name}"
-            Image.fromarray(np.ascontiguousarray(img)).save(out_dir / name)
-            names.append(name)
-        written["frames"] = names
-    if contact_sheet:
-        result.contact_sheet().save(out_dir / "contact_sheet.png")
-        written["contact_sheet"] = "contact_sheet.png"
+    done: list[Path] = []
+
+    def save(image: Image.Image, name: str, image_format: str) -> None:
+        done.append(safe_write(out_dir / name, lambda fh: image.save(fh, format=image_format)))
+
+    try:
+        if frames:
+            images, labels = result.images()
+            names: list[str] = []
+            for j, (img, label) in enumerate(zip(images, labels)):
+                name = f"{safe_component(label) if label else f'image_{j:04d}'}.{fmt}"
+                if name in names:
+                    name = f"{j:04d}_{name}"
+                save(Image.fromarray(np.ascontiguousarray(img)), name,
+                     _PIL_FORMATS.get(fmt.lower(), fmt.upper()))
+                names.append(name)
+            written["frames"] = names
+        if contact_sheet:
+            save(result.contact_sheet(), "contact_sheet.png", "PNG")
+            written["contact_sheet"] = "contact_sheet.png"
+    except BaseException:
+        for path in done:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()  # only when empty: files of an earlier run stay
+        raise
     return written
 
 
@@ -394,10 +422,14 @@ def run_task(task: Task) -> dict[str, Any]:
     backend = task.spec.options.get("backend")
     try:
         load_plugins(task.spec.plugins)  # a spawned worker knows only what it imports
+        if task.spec.embedder is not None and _embedder_key(task.spec) not in _EMBEDDERS:
+            _embedder(task.spec)  # once per process: later tasks of this worker reuse it
+            timings["load_embedder"] = time.perf_counter() - t0
+        tp = time.perf_counter()
         with VideoReader(task.path, **({"backend": backend} if backend else {})) as reader:
             md = reader.metadata
             t1 = time.perf_counter()
-            timings["probe"] = t1 - t0
+            timings["probe"] = t1 - tp
             payload, result = select_one(task.path, task.question, task.spec,
                                          pixels=task.assets.wanted, reader=reader)
             t2 = time.perf_counter()
@@ -406,6 +438,10 @@ def run_task(task: Task) -> dict[str, Any]:
                 sub = f"{safe_component(Path(task.rel).with_suffix('').as_posix(), max_len=60)}" \
                       f"-{rec['key'][:8]}"
                 out_dir = confined_path(task.assets.root, sub)
+                if out_dir.is_symlink():  # even one that points inside the assets folder
+                    raise UnsafeOutputError(f"refusing to write into {str(out_dir)!r}: it is a "
+                                            f"symbolic link (vidsel never writes through "
+                                            f"links; remove it)")
                 outputs = save_assets(result, out_dir, frames=task.assets.frames,
                                       contact_sheet=task.assets.contact_sheet,
                                       fmt=task.assets.fmt)
