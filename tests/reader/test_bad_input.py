@@ -45,6 +45,16 @@ def test_empty_and_text_files(tmp_path):
         VideoReader(text)
 
 
+@pytest.mark.parametrize("name", ["notes.txt", "notes.mp4", "notes.mkv", "notes"])
+def test_content_not_the_name_decides_not_a_video(tmp_path, name):
+    """The same text is NotAVideoError whatever it is called (0.1 said CorruptVideoError for
+    the .mp4 name)."""
+    text = tmp_path / name
+    text.write_text("this is not a video\n" * 50)
+    with pytest.raises(NotAVideoError, match=f"{name}: not a video"):
+        VideoReader(text)
+
+
 def test_header_only_mp4(tmp_path, make_synth):
     info = make_synth(scene="moving_box", num_frames=30)
     data = Path(info.path).read_bytes()
