@@ -45,6 +45,9 @@ SHORT_STRETCH = 24
 _SELF_CONFIGURING = {"h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video", "vp8", "vp9", "flv",
                      "h263", "mjpeg", "libdav1d", "vp6f"}
 
+#: Packets looked at for the stream's first known one after a seek to the start.
+_START_CHECK = 64
+
 #: Sample aspect ratios outside [MIN_SAR, 1 / MIN_SAR] are damaged data and ignored.
 MIN_SAR = Fraction(1, 8)
 
@@ -104,6 +107,7 @@ class PyAVBackend:
         self._seek_pos: dict[int, int] = {}
         self._fresh_ok = True
         self._stats = DecodeStats()
+        self._drain = False  # end the current stretch's packets with a flush (see _packets)
 
     def _packed_bitstream(self, probe: int = 64) -> bool:
         """Whether one of the first ``probe`` MPEG-4 packets holds two pictures (DivX packed
@@ -153,7 +157,7 @@ class PyAVBackend:
         self.sample_aspect_ratio = self._read_sar()
         self._converter = FrameConverter(interpolation=self._interp,
                                          display_op=self._display_op)
-        self._reset()
+        self._seek_start()
 
     def _read_sar(self) -> Fraction:
         """Sample (pixel) aspect ratio of the coded pictures: the bitstream's (which the decoder
@@ -188,9 +192,6 @@ class PyAVBackend:
         self._container.close()
 
     # -- low-level decode ---------------------------------------------------------------------
-    def _reset(self) -> None:
-        self._seek_start()
-
     def _check_open(self) -> None:
         if self._closed:
             raise DecodeError(f"{self.path}: the reader is closed; open a new VideoReader "
@@ -268,7 +269,7 @@ class PyAVBackend:
 
     def _frames_after_seek(self, *, max_errors: int | None = None,
                            keep: np.ndarray | None = None, ctx: Any = None,
-                           start: int = 0) -> Iterator[Any]:
+                           start: int = 0, at_start: bool = False) -> Iterator[Any]:
         """Yield decoded frames from the current position, surviving damaged packets.
 
         Args:
@@ -281,13 +282,15 @@ class PyAVBackend:
                 flushes; any other is flushed here).
             start: presentation index of the keyframe to start decoding at (see
                 :meth:`_packets`); 0 decodes from the current position.
+            at_start: the demuxer was sent to the start of the stream (see :meth:`_packets`).
         """
         if ctx is None:
             ctx = self._stream.codec_context
         else:
             ctx.flush_buffers()
         self._stats = DecodeStats()
-        return decode_packets(self._packets(keep, start), ctx, self.path, self._stats,
+        self._drain = False
+        return decode_packets(self._packets(keep, start, at_start), ctx, self.path, self._stats,
                               max_errors=max_errors)
 
     @property
@@ -295,19 +298,34 @@ class PyAVBackend:
         """Damaged packets met since the last seek (an early demux stop counts as one)."""
         return self._stats.damaged
 
-    def _packets(self, keep: np.ndarray | None, start: int = 0) -> Iterator[Any]:
+    def _packets(self, keep: np.ndarray | None, start: int = 0,
+                 at_start: bool = False) -> Iterator[Any]:
         """Demuxed packets from the current position, leaving out the disposable pictures
         outside ``keep`` (each packet's reference flag is peeked once, then remembered).
 
         With ``start`` > 0, packets before frame ``start``'s own packet are dropped; a packet
         decoded after it met first raises :class:`_LandedLate` (the seek went too far).
+        With ``start`` == 0 and ``at_start``, the first packet of a known frame must be the
+        stream's first, else :class:`_LandedLate` is raised: a seek to the start goes by
+        timestamp, so on damaged data it depends on what the demuxer indexed before.
         """
         pts_map = self._pts_to_index
         peek = self._peek if keep is not None else None
         refs = self._ref_flags
         packets = self._container.demux(self._stream)
-        if start > 0:
-            order = self.table.decode_order
+        order = self.table.decode_order
+        if start == 0 and at_start:
+            # held back until checked, so that no picture is decoded before the check
+            head: list[Any] = []
+            for pkt in packets:
+                head.append(pkt)
+                i = pts_map.get(int(pkt.pts)) if pkt.size and pkt.pts is not None else None
+                if i is not None and int(order[i]) > 0:
+                    raise _LandedLate
+                if i is not None or len(head) >= _START_CHECK:
+                    break
+            yield from head
+        elif start > 0:
             start_pts, start_pos = int(self.table.pts[start]), int(order[start])
             for pkt in packets:
                 if pkt.pts is None or not pkt.size:
@@ -319,6 +337,9 @@ class PyAVBackend:
                 if i is not None and int(order[i]) > start_pos:
                     raise _LandedLate
         for pkt in packets:
+            if self._drain:
+                yield self._av.Packet()  # size 0: the decoder outputs what it holds
+                return
             if peek is not None and pkt.size and pkt.pts is not None and not pkt.is_keyframe:
                 i = pts_map.get(int(pkt.pts))
                 if i is not None and not keep[i]:  # type: ignore[index]
@@ -379,20 +400,29 @@ class PyAVBackend:
         depend only on its seek point, never on what was decoded before or on the demuxer's
         index. The demuxer is positioned at ``key``, else (it lands after ``key``: a coarse or
         missing index, as in MPEG-PS, or it refuses to seek) at earlier keyframes and finally
-        at the start of the file; seek positions found unreliable are not used again.
+        at the start of the file; seek positions found unreliable are not used again. A seek
+        to the start that lands late (damaged data: it goes by timestamp too) reopens the
+        file, which puts the demuxer where the packet index was read from.
         """
         pos = self._seek_pos.get(key, key)
+        reopened = False  # the file was reopened: the demuxer is at its start
         while True:
-            if pos == 0 or not self._seek_to(int(self.table.pts[pos])):
+            if not reopened and (pos == 0 or not self._seek_to(int(self.table.pts[pos]))):
                 pos = 0
-                self._seek_start()  # exact for every container, also index-less ones
+                self._seek_start()
             frames = self._frames_after_seek(keep=keep, start=key,
+                                             at_start=pos == 0 and not reopened,
                                              ctx=self._fresh_ctx(threaded=threaded))
             try:
                 first = next(frames, None)
             except _LandedLate:
-                if pos == 0:  # the seek point's packet is not in the stream
-                    return None
+                if pos == 0:
+                    if reopened:  # the seek point's packet is not in the stream
+                        return None
+                    logger.debug("%s: seek to the start landed late; reopening", self.path)
+                    self._reopen()
+                    reopened = True
+                    continue
                 logger.debug("%s: seek for frame %d landed late; seeking earlier", self.path, key)
                 pos = self._key_before(pos - 1)
                 self._seek_pos[key] = pos
@@ -401,10 +431,19 @@ class PyAVBackend:
                 return None
             return itertools.chain([first], frames)
 
+    def _frames_from_start(self, *, threaded: bool) -> Iterator[Any]:
+        """Decoded frames from the start of the stream, in a fresh decoder (a seek to the start
+        that lands late reopens the file: see :meth:`_open_stretch`)."""
+        return self._open_stretch(0, None, threaded) or iter(())
+
     def _decode_group(self, key: int, group: list[int], keep: np.ndarray | None,
                       threaded: bool, out_hw: tuple[int, int]
                       ) -> tuple[dict[int, np.ndarray], list[int], bool]:
         """Decode the targets ``group`` (sorted) in one stretch from the seek point ``key``.
+
+        A fast stretch (``keep`` given or ``threaded``) stopping at its last target drains the
+        decoder and checks those pictures too: a reference decoded before a B-frame target
+        is output after it, and its damage (concealment) changes the target's pixels.
 
         Returns:
             (pictures by index, targets not produced, whether the stretch met damaged data:
@@ -415,7 +454,7 @@ class PyAVBackend:
         frames = self._open_stretch(key, keep, threaded)
         if frames is None:
             return got, list(group), True
-        done, last, damaged = 0, -1, False
+        done, last, damaged, stopped = 0, -1, False, False
         for frame in frames:
             idx = self._index_of(frame)
             damaged |= bool(self.damaged_packets or frame.is_corrupt)
@@ -433,8 +472,16 @@ class PyAVBackend:
                     got[idx] = self._convert(frame, out_hw)
                 done += 1  # else the decoder passed it without producing it: damaged data
             if done >= len(group):
+                stopped = True
                 break
         damaged |= self.damaged_packets > 0
+        if stopped and not damaged and (keep is not None or threaded):
+            self._drain = True  # no further packet: the pictures the decoder holds come out
+            for frame in frames:
+                idx = self._index_of(frame)
+                damaged |= bool(frame.is_corrupt) or idx is None or idx <= last
+                last = -1 if idx is None else idx
+            damaged |= self.damaged_packets > 0
         lost = [t for t in group if t not in got]
         return got, lost, damaged or bool(lost)
 
@@ -482,14 +529,13 @@ class PyAVBackend:
         no longer be trusted, so every target from there on is reported missing rather than
         returned under a wrong index.
         """
-        self._seek_start()
         wanted = set(int(t) for t in targets)
         last_needed = int(targets[-1])
         got: set[int] = set()
         count = -1
         # single-threaded: a damaged packet is reported when it is met (frame threads report
         # it later, after pictures the count would misplace)
-        for frame in self._frames_after_seek(ctx=self._fresh_ctx(threaded=False)):
+        for frame in self._frames_from_start(threaded=False):
             if self.damaged_packets:
                 logger.warning("%s: damaged data while counting frames sequentially; frames "
                                "after output %d cannot be indexed reliably", self.path, count)
@@ -535,13 +581,12 @@ class PyAVBackend:
                 sink(k, self._convert(frame, out_hw))
         finally:
             self._stream.codec_context.skip_frame = "DEFAULT"
-            self._reset()
+            self._seek_start()
         return missing
 
     def iter_sequential(self) -> Iterator[tuple[int, Any]]:
         """Every decoded frame in order with its presentation index (for diagnostics)."""
-        self._seek_start()
-        for count, frame in enumerate(self._frames_after_seek(ctx=self._fresh_ctx(threaded=True))):
+        for count, frame in enumerate(self._frames_from_start(threaded=True)):
             idx = count if self._sequential else self._index_of(frame)
             if idx is None:
                 raise DecodeError(f"{self.path}: decoded frame with unknown timestamp")
