@@ -159,8 +159,11 @@ def _as_frame_list(frames: Any) -> list[Any]:
             raise InvalidArgumentError(
                 f"frames must be (N, H, W, 3) uint8 RGB, got shape {frames.shape}"
             )
+        if not frames.flags.writeable:  # torch warns on read-only arrays (torch.from_numpy)
+            frames = frames.copy()
         return [frames[i] for i in range(frames.shape[0])]
-    return list(frames)
+    return [f.copy() if isinstance(f, np.ndarray) and not f.flags.writeable else f
+            for f in frames]
 
 
 def unwrap_features(out: Any) -> Any:

@@ -44,6 +44,29 @@ def _weights_files(d: Path) -> tuple[list[str], list[str]]:
     return safe, pickled
 
 
+#: What a local Hugging Face model folder must hold (said when one is incomplete).
+_MODEL_DIR_CONTENTS = (
+    "a Hugging Face model folder must contain config.json, the weights (model.safetensors, "
+    "or pytorch_model.bin with allow_pickle=True) and the tokenizer and preprocessor files "
+    "(tokenizer.json / spiece.model, preprocessor_config.json); get one with "
+    f"`hf download {DEFAULT_HF_MODEL} --local-dir DIR`"
+)
+
+
+def _check_model_dir(d: Path, src: str) -> None:
+    """A local checkpoint folder has a config.json and weight files, else a plain
+    :class:`ModelNotAvailableError` (transformers would complain about a missing
+    ``model_type`` key instead)."""
+    missing = [what for what, ok in (
+        ("config.json", (d / "config.json").is_file()),
+        ("weights", any(_weights_files(d))),
+    ) if not ok]
+    if missing:
+        raise ModelNotAvailableError(
+            f"model directory {src!r} has no {' and no '.join(missing)}"
+            f"{' (it is empty)' if not any(d.iterdir()) else ''}: {_MODEL_DIR_CONTENTS}")
+
+
 class HFEmbedder(Embedder):
     """A transformers ``SiglipModel`` / ``Siglip2Model`` / ``CLIPModel`` with its tokenizer and
     image processor. Build with :meth:`from_pretrained`.
@@ -112,6 +135,8 @@ class HFEmbedder(Embedder):
                     f"model {src!r}", allowed=False,
                     get_it=f"`hf download {src} --local-dir DIR`", use_it="'hf:DIR'"))
             load_from, commit = str(Path(cached).parent), Path(cached).parent.name
+        if not hub:
+            _check_model_dir(local, src)
         if load_from != src or not hub:
             safe, pickled = _weights_files(Path(load_from))
             if not safe and pickled and not unpickle:

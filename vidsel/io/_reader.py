@@ -185,7 +185,8 @@ class VideoReader:
             mode: ``"exact"`` returns exactly the frames asked for. ``"keyframe"`` snaps each
                 request to the nearest keyframe and decodes keyframes only (6-16x cheaper in
                 ``benchmarks/decode.py``; requests sharing a keyframe get it each); the
-                batch's ``indices``/``timestamps_s`` report what was really returned.
+                batch's ``indices``/``timestamps_s`` report what was really returned. Where
+                the timestamps are unreliable the keyframes are decoded exactly (no cheaper).
             on_missing: frames that cannot be decoded (damaged data) raise
                 :class:`CorruptVideoError` (``"raise"``, default; its ``missing`` lists them) or
                 are left out of the batch and listed in ``batch.missing`` (``"skip"``).
@@ -216,7 +217,7 @@ class VideoReader:
         def sink(i: int, arr: np.ndarray) -> None:
             store[i] = arr
 
-        if mode == "keyframe":
+        if mode == "keyframe" and self.packet_table.pts_reliable:  # else no pts to seek by
             missing = self._backend.decode_keyframes(unique, out_hw, sink)
         else:
             missing = self._backend.decode_exact(unique, out_hw, sink)
@@ -295,9 +296,14 @@ class VideoReader:
         """Indices of the frames displayed at times ``start + k / fps`` (unique, sorted)."""
         fps = check_positive_float("fps", fps)
         md = self._metadata
+        limit = 10_000_000  # sample times; checked before the grid is allocated
+        if md.duration_s * fps > limit:
+            raise InvalidArgumentError(
+                f"fps={fps!r} asks for {int(np.ceil(md.duration_s * fps))} sample times over "
+                f"this {md.duration_s:.4g} s video; at most {limit} are allowed: use "
+                f"0 < fps <= {limit / md.duration_s:.6g} (the video itself has {md.fps:.4g} "
+                f"fps, and a higher fps only repeats frames; fps=None / 'all' gives every frame)")
         grid = md.start_time_s + np.arange(0.0, md.duration_s, 1.0 / fps)
-        if len(grid) > 10_000_000:
-            raise InvalidArgumentError(f"fps={fps!r} asks for {len(grid)} frames")
         return np.unique(self.index_at(grid[grid < md.start_time_s + md.duration_s]))
 
     def iter_frames(self, *, fps: float | None = None, size: Size = None,

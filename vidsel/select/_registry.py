@@ -25,18 +25,19 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
 
-from .._validate import check_choice, check_positive_int, keyword_params
+from .._validate import check_choice, check_positive_float, check_positive_int, keyword_params
 from ..errors import InvalidArgumentError
 from ..registry import Registry
-from ._baselines import aks, bolt, cosine_scores, topk, uniform
-from ._dpp import _to_numpy, dpp
-from ._kernel import _is_torch, numeric_array
-from ._mdp3 import OVIS_DEFAULTS, mdp3
+from ._baselines import _finite, aks, bolt, cosine_scores, topk, uniform
+from ._dpp import _to_numpy, check_lam, dpp
+from ._kernel import _is_torch, check_alphas, numeric_array
+from ._mdp3 import MDP3_MODES, OVIS_DEFAULTS, mdp3
 
 __all__ = [
     "SELECTORS",
@@ -104,6 +105,9 @@ class SelectorInfo:
         defaults: default parameters (shown in listings, recorded in selections).
         params: names of the parameters ``fn`` accepts, or None when undeclared (anything is
             passed through).
+        check: ``check(params)`` raises :class:`InvalidArgumentError` for a bad parameter
+            VALUE (given the defaults merged with the caller's parameters); run by
+            :meth:`check_params`, so before any video is decoded or model loaded.
     """
 
     name: str
@@ -112,6 +116,7 @@ class SelectorInfo:
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
     params: frozenset[str] | None = None
+    check: Callable[[Mapping[str, Any]], None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -124,15 +129,20 @@ class SelectorInfo:
 
     def check_params(self, params: Mapping[str, Any]) -> None:
         """Raise :class:`InvalidArgumentError` naming any key of ``params`` the selector does
-        not take (and the ones it does)."""
-        if self.params is None:
-            return
-        bad = set(params) - self.params
-        if bad:
-            raise InvalidArgumentError(
-                f"selector {self.name!r} does not take {sorted(bad)}; "
-                f"allowed: {sorted(self.params)}"
-            )
+        not take (and the ones it does), or for a value it would refuse (``lam=0``,
+        ``mode="bogus"``, NaN ...). Cheap: callers run it before decoding anything."""
+        if self.params is not None:
+            bad = set(params) - self.params
+            if bad:
+                raise InvalidArgumentError(
+                    f"selector {self.name!r} does not take {sorted(bad)}; "
+                    f"allowed: {sorted(self.params)}"
+                )
+        if self.check is not None:
+            try:
+                self.check({**self.defaults, **params})
+            except InvalidArgumentError as e:
+                raise InvalidArgumentError(f"selector {self.name!r}: {e}") from None
 
 
 #: The array-level selectors by name.
@@ -147,6 +157,7 @@ def register_selector(
     description: str = "",
     defaults: Mapping[str, Any] | None = None,
     params: Iterable[str] | None = None,
+    check: Callable[[Mapping[str, Any]], None] | None = None,
     overwrite: bool = False,
 ) -> SelectorInfo:
     """Add a selector under ``name`` (``overwrite=True`` to replace an existing one).
@@ -155,12 +166,14 @@ def register_selector(
         fn: ``fn(inputs, k, **params)``.
         params: the parameter names ``fn`` accepts; default: read from ``fn``'s signature
             (nothing is checked when ``fn`` takes ``**kwargs``).
+        check: ``check(params)`` raising :class:`InvalidArgumentError` for a bad value, run
+            before any decoding (see :meth:`SelectorInfo.check_params`).
 
     Raises:
         InvalidArgumentError: ``name`` is taken and ``overwrite`` is False, or a bad ``needs``.
     """
     accepted = frozenset(params) if params is not None else keyword_params(fn, skip=2)
-    info = SelectorInfo(name, fn, needs, description, defaults or {}, accepted)
+    info = SelectorInfo(name, fn, needs, description, defaults or {}, accepted, check)
     return SELECTORS.register(name, info, overwrite=overwrite)
 
 
@@ -248,6 +261,33 @@ def _keywords(fn: Callable[..., Any], *, exclude: Iterable[str] = ()) -> frozens
                      if p.kind is p.KEYWORD_ONLY and p.name not in set(exclude))
 
 
+def _check_segment_size(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidArgumentError(f"segment_size={value!r} must be an integer")
+
+
+#: Value checks of the built-in selectors' parameters, by name (the same the selectors run).
+_VALUE_CHECKS: dict[str, Callable[[Any], object]] = {
+    "lam": check_lam,
+    "alphas": check_alphas,
+    "power": partial(check_positive_float, "power"),
+    "t1": partial(_finite, "t1"),
+    "t2": partial(_finite, "t2"),
+    "max_depth": partial(check_positive_int, "max_depth", allow_zero=True),
+    "condition_size": partial(check_positive_int, "condition_size", allow_zero=True),
+    "segment_size": _check_segment_size,
+    "mode": partial(check_choice, "mode", allowed=MDP3_MODES),
+}
+
+
+def _check_values(params: Mapping[str, Any]) -> None:
+    """Run the value check of every built-in parameter in ``params``."""
+    for key, value in params.items():
+        checker = _VALUE_CHECKS.get(key)
+        if checker is not None:
+            checker(value)
+
+
 register_selector(
     "uniform", lambda inp, k: uniform(inp.n, k), needs="none",
     description="evenly spaced candidates (first and last included); needs no model",
@@ -259,25 +299,27 @@ register_selector(
 register_selector(
     "bolt", lambda inp, k, **p: bolt(inp.relevance(), k, **p), needs="scores",
     description="BOLT inverse-transform sampling of relevance^power",
-    defaults={"power": 3.0}, params=_keywords(bolt),
+    defaults={"power": 3.0}, check=_check_values, params=_keywords(bolt),
 )
 register_selector(
     "aks", lambda inp, k, **p: aks(inp.relevance(), k, **p), needs="scores",
     description="AKS adaptive judge-and-split over the timeline",
-    defaults={"t1": 0.8, "t2": -100.0, "max_depth": 5}, params=_keywords(aks),
+    defaults={"t1": 0.8, "t2": -100.0, "max_depth": 5}, check=_check_values,
+    params=_keywords(aks),
 )
 register_selector(
     "dpp", lambda inp, k, **p: dpp(inp.frame_embeds, inp.text_embed, k, **p),
     needs="embeddings",
     description="greedy MAP of the relevance-conditioned DPP (no segments)",
-    defaults={"lam": 0.2}, params=_keywords(dpp, exclude=("return_order",)),
+    defaults={"lam": 0.2}, check=_check_values,
+    params=_keywords(dpp, exclude=("return_order",)),
 )
 register_selector(
     "mdp3", lambda inp, k, **p: mdp3(inp.frame_embeds, inp.text_embed, k, **p),
     needs="embeddings",
     description="MDP3: conditional DPP + segment DP with conditional gains (vidsel default)",
     defaults={"lam": 0.2, "segment_size": 32, "condition_size": 1, "mode": "conditional"},
-    params=_keywords(mdp3),
+    check=_check_values, params=_keywords(mdp3),
 )
 register_selector(
     "mdp3-reference", lambda inp, k, **p: mdp3(inp.frame_embeds, inp.text_embed, k, **p),
@@ -285,5 +327,5 @@ register_selector(
     description="MDP3 exactly as the Ovis plugin ships it (one segment, absolute rewards)",
     defaults={"lam": OVIS_DEFAULTS["lam"], "segment_size": OVIS_DEFAULTS["segment_size"],
               "condition_size": OVIS_DEFAULTS["condition_size"], "mode": "reference"},
-    params=_keywords(mdp3),
+    check=_check_values, params=_keywords(mdp3),
 )

@@ -75,7 +75,8 @@ class FrameSelector:
         if self.info.needs == "none":
             return run_selector(self.method, self.k, n=n, **self.params)
         emb = self.embedder
-        frame_embeds = emb.embed_images([np.asarray(f.convert("RGB")) if hasattr(f, "convert")
+        # np.array copies: a PIL image's array view is read-only, and torch warns on those
+        frame_embeds = emb.embed_images([np.array(f.convert("RGB")) if hasattr(f, "convert")
                                          else np.asarray(f) for f in frames])
         return run_selector(self.method, self.k, frame_embeds=frame_embeds,
                             text_embed=emb.embed_text(prompt), **self.params)

@@ -133,6 +133,7 @@ def select_frames(
         )
     if needs_model and not isinstance(question, str):
         raise InvalidArgumentError(f"method={method!r} needs a question (str)")
+    default_pool = candidates is None
     if candidates is None:
         candidates = DEFAULT_NUM_CANDIDATES if needs_model else "all"
 
@@ -140,6 +141,11 @@ def select_frames(
     reader = VideoReader(path, backend=backend) if not isinstance(path, VideoReader) else path
     try:
         md = reader.metadata
+        if default_pool and isinstance(candidates, int) and 0 < md.num_frames < candidates:
+            # the default pool, not a request of the user's: a short clip is no cause for alarm
+            logger.info("%s: %d-frame video, fewer than the default %d candidates; using all "
+                        "of them", reader.path, md.num_frames, candidates)
+            candidates = int(md.num_frames)
         cand = candidate_indices(reader, candidates)
         if candidate_mode == "keyframe":
             cand = snap_to_keyframes(reader, cand)  # each keyframe once
