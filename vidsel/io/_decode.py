@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
+import numpy as np
 
-__all__ = ["DecodeStats", "decode_packets"]
+__all__ = ["DecodeStats", "decode_packets", "find_key_packet"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,3 +57,26 @@ def decode_packets(packets: Iterable[Any], ctx: Any, path: str, stats: DecodeSta
         stats.demux_error = str(e)
         with contextlib.suppress(av.error.FFmpegError):
             yield from ctx.decode(None)
+
+
+def find_key_packet(packets: Iterable[Any], want: int, key: int, pts_map: dict[int, int],
+                    order: np.ndarray, check_late: bool) -> tuple[Any | None, bool]:
+    """The packet of keyframe ``key`` (presentation index, pts ``want``) among the ``packets``
+    demuxed after a seek: the first keyframe packet at or after ``want``.
+
+    Returns ``(packet, late)``. With ``check_late``, ``late`` is True when the seek landed after
+    ``key``'s packet (MPEG-PS seeks by a coarse index and can land one packet after the
+    keyframe): a packet later in decode order than ``key``'s comes first, the first keyframe
+    packet is a later one, or the stream ends before any. The caller then seeks earlier.
+    """
+    key_pos = int(order[key])
+    for pkt in packets:
+        if not pkt.size:
+            continue
+        pts = None if pkt.pts is None else int(pkt.pts)
+        if pkt.is_keyframe and (pts is None or pts >= want):
+            return pkt, check_late and pts is not None and pts > want
+        i = pts_map.get(pts) if pts is not None else None
+        if check_late and i is not None and int(order[i]) > key_pos:
+            return None, True
+    return None, check_late

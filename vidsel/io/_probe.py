@@ -392,6 +392,7 @@ def _index_stream(container: Any, vs: Any, path: str, av: Any) -> PacketTable:
     size_l: list[int] = []
     key_l: list[bool] = []
     truncated = False
+    last_corrupt = False  # the last packet kept is flagged corrupt (FFmpeg: data missing)
     demuxed = 0  # every packet of the stream, edit-list discards and hidden frames included
     try:
         for pkt in container.demux(vs):
@@ -406,12 +407,21 @@ def _index_stream(container: Any, vs: Any, path: str, av: Any) -> PacketTable:
             dts_l.append(int(pkt.dts) if pkt.dts is not None else len(dts_l))
             size_l.append(int(size))
             key_l.append(bool(pkt.is_keyframe))
+            last_corrupt = bool(pkt.is_corrupt)
     except (av.error.FFmpegError, OSError, IndexError) as e:
         # Damaged data: FFmpeg reports invalid data, EOF, EPERM or even ENOMEM (a damaged size
         # field asking for gigabytes), and PyAV an IndexError for a stream that appears
         # mid-file (FLV); the packets read so far are the readable part.
         truncated = True
         logger.warning("%s: demuxing stopped after %d packets: %s", path, len(pts_l), e)
+    if last_corrupt and len(pts_l) > 1:
+        # A packet cut by the end of the file (FFmpeg returns what is there, flagged corrupt)
+        # is not a frame: it cannot be decoded, so it is neither counted nor indexed.
+        truncated = True
+        logger.warning("%s: the last packet is incomplete (the file ends inside it); it is "
+                       "not counted as a frame", path)
+        for lst in (pts_l, dts_l, size_l, key_l):
+            lst.pop()
     if not truncated and _sample_table_cut(container, vs, demuxed):
         truncated = True
         logger.warning("%s: the file ends before its data: %d of the %d packets its sample "

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import CorruptVideoError, DecodeError
 from ._bitstream import PackedBitstream, peek_parser
 from ._convert import DEFAULT_INTERPOLATION, FrameConverter
-from ._decode import DecodeStats, decode_packets
+from ._decode import DecodeStats, decode_packets, find_key_packet
 from ._display import frame_display_transform, swaps_axes
 from ._probe import _index_stream, open_container, pick_video_stream
 from ._stream import TimestampsUnreliable
@@ -559,22 +559,27 @@ class PyAVBackend:
             for k in keys:
                 k = int(k)
                 want = int(self.table.pts[k])
-                if not self._seek_to(want):
-                    self._seek_start()  # the packets before ``want`` are skipped below
-                ctx = self._stream.codec_context
-                ctx.skip_frame = "NONKEY"
+                pos = self._seek_pos.get(k, k)
                 frame = None
-                try:
-                    for pkt in self._container.demux(self._stream):
-                        if not pkt.size or not pkt.is_keyframe:
-                            continue
-                        if pkt.pts is not None and int(pkt.pts) < want:
-                            continue
-                        out = list(ctx.decode(pkt)) + list(ctx.decode(None))
-                        frame = next((f for f in out if self._index_of(f) == k), None)
+                while True:  # a seek landing after ``k``'s packet (MPEG-PS) is retried earlier
+                    if pos == 0 or not self._seek_to(int(self.table.pts[pos])):
+                        pos = 0
+                        self._seek_start()  # the packets before ``want`` are skipped below
+                    ctx = self._stream.codec_context
+                    ctx.skip_frame = "NONKEY"
+                    late = False
+                    try:
+                        pkt, late = find_key_packet(self._container.demux(self._stream), want, k,
+                                                    self._pts_to_index, self.table.decode_order,
+                                                    pos > 0)
+                        if pkt is not None and not late:
+                            out = list(ctx.decode(pkt)) + list(ctx.decode(None))
+                            frame = next((f for f in out if self._index_of(f) == k), None)
+                    except (av.error.FFmpegError, OSError, IndexError) as e:  # damaged data
+                        logger.debug("%s: keyframe %d: %s", self.path, k, e)
+                    if not late:
                         break
-                except (av.error.FFmpegError, OSError, IndexError) as e:  # damaged data
-                    logger.debug("%s: keyframe %d: %s", self.path, k, e)
+                    pos = self._seek_pos[k] = self._key_before(pos - 1)  # seek earlier
                 if frame is None:
                     missing.append(k)
                     continue
