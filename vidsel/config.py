@@ -13,7 +13,8 @@ what its arguments say). First match wins:
        embedder = "hf:/models/siglip-so400m-patch14-384"   # any --embedder spec
        device = "cuda"                                     # any --device value
 
-A missing file is no error; a file that is not valid TOML, or a key of the wrong type, is a
+A missing default file is no error, but a ``VIDSEL_CONFIG`` naming a file that does not exist
+is a :class:`ConfigError` (a typo must not silently drop your defaults); a file that is not valid TOML, or a key of the wrong type, is a
 :class:`ConfigError` naming the file. Unknown keys are logged and ignored.
 """
 
@@ -76,10 +77,13 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "vidsel" / "config.toml"
 
 
-def _read_file(path: Path) -> dict[str, str]:
+def _read_file(path: Path, *, required: bool = False) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{path}: no such vidsel config file (named by VIDSEL_CONFIG; "
+                              f"unset it or create the file)") from None
         return {}
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the vidsel config file ({e.strerror or e})") \
@@ -107,13 +111,14 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         env: environment to read (default: ``os.environ``).
 
     Raises:
-        ConfigError: the config file exists but is not valid.
+        ConfigError: the config file exists but is not valid, or ``VIDSEL_CONFIG`` names a
+            file that does not exist.
     """
     env = os.environ if env is None else env
     path = config_path(env)
     values: dict[str, str] = {}
     sources: dict[str, str] = {}
-    for key, value in _read_file(path).items():
+    for key, value in _read_file(path, required=bool(env.get("VIDSEL_CONFIG"))).items():
         values[key], sources[key] = value, str(path)
     for key, var in ENV_VARS.items():
         if env.get(var, "").strip():

@@ -20,7 +20,7 @@ from ._common import UsageError, add_verbosity, fmt_seconds, mapping_get, verbos
 from ._discover import discover
 from ._executors import available_executors, default_workers, executor_help, make_executor
 from ._jsonl import ResultsFile
-from ._select import add_selection_options, spec_from_args
+from ._select import add_selection_options, print_method_note, spec_from_args
 from ._work import (
     LEGACY_SCHEMA,
     AssetSpec,
@@ -301,6 +301,7 @@ def run(args: argparse.Namespace) -> int:
              for v, q in assign_questions(videos, pairs, args.question)]
     mode = "resume" if args.resume else ("overwrite" if args.overwrite else "new")
     with ResultsFile(out, mode=mode, fsync=not args.no_fsync) as results:
+        print_method_note(args)  # inputs and output checked: say which method runs
         plan = plan_tasks(tasks, results, retry_failed=args.retry_failed)
         if plan.retry_keys:
             results.drop(plan.retry_keys)
@@ -377,7 +378,8 @@ def _summary(args: argparse.Namespace, out: Path, n_videos: int, n_tasks: int, o
     noun = f"{n_videos} videos" + (f", {n_tasks} tasks" if n_tasks != n_videos else "")
     print(f"vidsel batch: {noun}: {', '.join(parts)} in {fmt_seconds(elapsed)}{rate} [{desc}]")
     if n_skipped:
-        print(f"  {n_skipped} files were not videos and were skipped (-v lists them)")
+        print(f"  {n_skipped} {'file was' if n_skipped == 1 else 'files were'} not videos "
+              f"and {'was' if n_skipped == 1 else 'were'} skipped (-v lists them)")
     print(f"  results: {out}")
     bad = failed + plan.done_failed
     for rec in bad[:20]:

@@ -12,7 +12,7 @@ import re
 import secrets
 import stat
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from ..results import PatchConfig
 
 __all__ = [
     "FlagValueError",
+    "OutputError",
     "UnsafeOutputError",
     "UsageError",
     "add_verbosity",
@@ -36,6 +37,7 @@ __all__ = [
     "parse_int_list",
     "parse_params",
     "positive_int",
+    "prepare_output",
     "safe_component",
     "safe_write",
     "sparkline",
@@ -64,6 +66,11 @@ class FlagValueError(UsageError, argparse.ArgumentTypeError):
 class UnsafeOutputError(VidselError, PermissionError):
     """vidsel refused to write an output file: a symbolic link (or something other than a
     regular file) sits where the file goes, so writing would land somewhere else."""
+
+
+class OutputError(VidselError, OSError):
+    """An output file cannot be written where the user asked (its folder cannot be created,
+    or the file system refuses it): exit code 1 with one line naming the path."""
 
 
 # -- logging ----------------------------------------------------------------------------------
@@ -138,8 +145,12 @@ def parse_int_list(text: str, name: str = "--budgets") -> list[int]:
         values = [int(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         raise UsageError(f"{name} {text!r} must be comma-separated integers, e.g. 4,8,16") from None
-    if not values or any(v <= 0 for v in values):
-        raise UsageError(f"{name} {text!r} must name at least one positive integer")
+    if not values:
+        raise UsageError(f"{name} {text!r} must name at least one budget, e.g. 4,8,16")
+    bad = [v for v in values if v <= 0]
+    if bad:
+        raise UsageError(f"{name} {text!r}: every budget must be a positive integer "
+                         f"({bad[0]} is not)")
     return values
 
 
@@ -191,6 +202,67 @@ def check_geometry(frame_size: int, patch_size: int, merge: int) -> None:
         PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
     except InvalidArgumentError as e:
         raise UsageError(str(e)) from None
+
+
+def prepare_output(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """The path of an output file, with its folders created (``mkdir -p``: every output flag
+    of the command line, ``-o``, ``--json FILE``, ``--out``, ``--contact-sheet``, ``--plot``,
+    does this).
+
+    Raises:
+        OutputError: the folders cannot be created (e.g. ``/proc/x/y.json``, no permission).
+    """
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot write the {what} {str(p)!r}: cannot create its folder "
+                          f"{str(p.parent)!r} ({e.strerror or e})") from None
+    return p
+
+
+def output_failed(path: str | os.PathLike[str], exc: OSError, what: str = "output") -> OutputError:
+    """An :class:`OutputError` for an ``OSError`` raised while writing ``path``."""
+    return OutputError(f"cannot write the {what} {str(path)!r}: {exc.strerror or exc}")
+
+
+#: Words of io's warnings that a file ends early (one fact, said by each pass over the file).
+_TRUNCATION_WORDS = ("truncated", "ends before its data", "the file ends inside")
+
+
+class _OncePerMessage(logging.Filter):
+    """Lets each warning through once (a truncated file is reported once, not by each of the
+    passes that read it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        msg = record.getMessage()
+        head, sep, rest = msg.partition(": ")
+        truncation = any(w in rest for w in _TRUNCATION_WORDS)
+        key = f"{head}: truncated" if sep and truncation else msg
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+@contextlib.contextmanager
+def warnings_once() -> Iterator[None]:
+    """While active, the command line's log handler shows each warning once."""
+    handlers = [h for h in logging.getLogger().handlers if h.get_name() == _HANDLER_NAME]
+    f = _OncePerMessage()
+    for h in handlers:
+        h.addFilter(f)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(f)
 
 
 # -- output paths -----------------------------------------------------------------------------
@@ -287,9 +359,13 @@ def dump_json(obj: Any, path: str | None) -> None:
     if path in (None, "-"):
         print(text)
         return
-    p = Path(str(path))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    safe_write(p, lambda fh: fh.write((text + "\n").encode("utf-8")))  # never through a link
+    p = prepare_output(str(path), "JSON file")
+    try:
+        safe_write(p, lambda fh: fh.write((text + "\n").encode("utf-8")))  # never via a link
+    except UnsafeOutputError:
+        raise
+    except OSError as e:
+        raise output_failed(p, e, "JSON file") from None
     logger.info("wrote %s", p)
 
 

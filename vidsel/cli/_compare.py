@@ -18,8 +18,10 @@ from ._common import (
     check_geometry,
     dump_json,
     format_table,
+    output_failed,
     parse_int_list,
     parse_params,
+    prepare_output,
     safe_component,
 )
 from ._discover import discover
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         plot_dir = Path(args.plot)
         if plot_dir.suffix.lower() in (".png", ".pdf", ".svg", ".jpg"):
             raise UsageError("--plot must name a folder when comparing a folder of videos")
-        plot_dir.mkdir(parents=True, exist_ok=True)
+        prepare_output(plot_dir / "x.png", "plot folder")  # mkdir -p, or an OutputError
     to_stdout = args.json == "-"
     results: list[Any] = []
     failures: list[dict[str, Any]] = []
@@ -131,8 +133,11 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             path = (plot_dir / f"{safe_component(Path(video).stem)}.compare.png"
                     if plot_dir is not None else Path(args.plot))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            comp.plot(path)
+            prepare_output(path, "plot")
+            try:
+                comp.plot(path)
+            except OSError as e:
+                raise output_failed(path, e, "plot") from None
             logger.info("wrote %s", path)
     if multi and results and not to_stdout:
         print(f"\nmean over {len(results)} videos:")

@@ -48,6 +48,8 @@ class Discovery:
     videos: list[Found] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    #: real paths of the skipped files (a file reached twice, by a folder and a glob, is one)
+    skipped_real: set[str] = field(default_factory=set, repr=False)
 
 
 def probe_video(path: str) -> bool:
@@ -85,10 +87,13 @@ def _add_found(path: str, rel: str, out: Discovery, seen: set[str]) -> None:
     real = os.path.realpath(path)
     if real in seen or not os.path.isfile(real):
         return
+    if real in out.skipped_real:
+        return
     if probe_video(path):
         seen.add(real)
         out.videos.append(Found(os.path.abspath(path), rel))
     else:
+        out.skipped_real.add(real)
         out.skipped.append(path)
 
 

@@ -13,7 +13,15 @@ import numpy as np
 from ..codec import MV_CODECS, motion_vectors, packet_index
 from ..io import VideoReader
 from ..optional import require
-from ._common import add_verbosity, dump_json, format_table, sparkline
+from ._common import (
+    add_verbosity,
+    dump_json,
+    format_table,
+    output_failed,
+    prepare_output,
+    sparkline,
+    warnings_once,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +86,13 @@ def _motion(path: str, index: Any) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the reader, the packet index and the motion pass each read the file: a damaged or
+    # truncated file is reported once, not once per pass
+    with warnings_once():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     with VideoReader(args.video) as reader:
         md = reader.metadata
     index = packet_index(args.video)
@@ -92,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             "gops": gops, "types": per_type, "pict_type_source": index.pict_type_source,
             "packets": index.to_dict(), "motion": motion}
     to_stdout = args.json == "-"
-    if not to_stdout and not getattr(args, "quiet", 0):
+    if not to_stdout:  # -q quiets logs and progress, never the result
         print(_text(args.video, md, index, info, motion))
         if args.frames:
             rows = [[i, int(index.pts[i]), f"{index.timestamps_s[i]:.3f}", index.pict_type[i],
@@ -178,5 +193,8 @@ def _plot(path: str, md: Any, index: Any, motion: dict[str, Any] | None) -> None
         ax2.legend(loc="upper left", fontsize=8)
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    out = prepare_output(path, "plot")
+    try:
+        fig.savefig(out, dpi=110)
+    except OSError as e:
+        raise output_failed(out, e, "plot") from None

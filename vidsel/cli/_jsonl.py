@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VidselError
-from ._common import UsageError, dumps
+from ._common import UsageError, dumps, output_failed, prepare_output
 
 try:  # POSIX
     import fcntl
@@ -77,8 +77,11 @@ class ResultsFile:
         self.fsync = fsync
         self.records: dict[str, dict[str, Any]] = {}
         self.dropped_bytes = 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        prepare_output(self.path, "results file")  # mkdir -p, as every output of the CLI
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as e:  # e.g. /proc/x.jsonl, a read-only folder, a folder at the name
+            raise output_failed(self.path, e, "results file") from None
         try:
             self._lock()
             if mode == "overwrite":

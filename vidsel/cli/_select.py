@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, config_path, load_config
-from ..errors import InvalidArgumentError
+from ..embed import EMBEDDERS, available_embedders
+from ..errors import InvalidArgumentError, ModelNotAvailableError, VidselError
 from ..io import VideoReader
 from ..methods import available_methods, get_method
 from ..results import VisualSelection
@@ -20,11 +21,13 @@ from ._common import (
     check_geometry,
     dump_json,
     format_table,
+    output_failed,
     parse_params,
     positive_int,
+    prepare_output,
     verbosity,
 )
-from ._work import SelectSpec, save_assets, select_one
+from ._work import SelectSpec, load_spec_embedder, save_assets, select_one
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +128,61 @@ EMBEDDER_HINT = """\
   hf:DIR, open_clip:NAME@CKPT), or set a default embedder once: export VIDSEL_EMBEDDER=SPEC,
   or the line  embedder = "SPEC"  in {config} (docs/cli.md, "Defaults")."""
 
+CONFIGURED_HINT = """\
+  For frames relevant to a question, pass one: -Q "..." (then mdp3 ranks the frames with the
+  configured embedder {embedder})."""
+
+#: Attribute of the parsed arguments that holds the note on the method chosen without
+#: ``--method`` (printed by :func:`print_method_note` once the inputs are checked).
+_NOTE = "_vidsel_method_note"
+
+
+def print_method_note(args: argparse.Namespace) -> None:
+    """Print the note on the method chosen without ``--method`` (if any) on stderr, once."""
+    note = getattr(args, _NOTE, None)
+    if note and verbosity(args) >= 0:
+        print(note, file=sys.stderr)
+    setattr(args, _NOTE, None)
+
+
+def check_embedder_spec(spec: str) -> None:
+    """Refuse a malformed ``--embedder`` spec before any video is read (a usage error); a
+    well-formed one whose weights are missing is left to the loader (exit code 1).
+
+    Raises:
+        UsageError: unknown kind, no ``KIND:`` prefix, ``open_clip:NAME`` without ``@TAG``.
+        ModelNotAvailableError: a local path that does not exist.
+    """
+    text = spec.strip()
+    if text in available_embedders() and text not in EMBEDDERS.names():
+        return  # an alias
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return
+    kinds = ", ".join(EMBEDDERS.names())
+    kind, sep, target = text.partition(":")
+    if not sep:
+        if text.startswith(("/", "./", "../", "~")) or "/" in text:
+            raise ModelNotAvailableError(f"--embedder {spec!r}: no model folder at {str(path)!r}")
+        raise UsageError(f"--embedder {spec!r} is not an embedder spec: use KIND:MODEL with "
+                         f"KIND one of {kinds} (e.g. hf:/models/siglip, "
+                         f"open_clip:ViT-B-32@/ckpt/model.safetensors), an alias "
+                         f"({', '.join(sorted(set(available_embedders()) - set(EMBEDDERS.names())))}) "
+                         f"or a local model folder")
+    if kind not in EMBEDDERS.names():
+        raise UsageError(f"--embedder {spec!r}: unknown embedder kind {kind!r}; use one of "
+                         f"{kinds}")
+    if not target.strip():
+        raise UsageError(f"--embedder {spec!r} names no model after {kind}:")
+    if kind == "open_clip":
+        name, _, tag = target.partition("@")
+        if not name or not tag:
+            raise UsageError(
+                f"--embedder {spec!r}: an open_clip spec needs weights: "
+                f"open_clip:{name or 'NAME'}@TAG (a pretrained tag) or "
+                f"open_clip:{name or 'NAME'}@/path/to/model.safetensors "
+                f"('open_clip:{name or 'NAME'}@random' builds random weights, for tests only)")
+
 
 def user_config() -> Config:
     """The user defaults (:func:`vidsel.config.load_config`); a broken file is a usage error."""
@@ -153,10 +211,13 @@ def resolve_method(args: argparse.Namespace, config: Config) -> tuple[str, str |
             if verbosity(args) >= 0:
                 why = ("no question (-Q)" if config.embedder is not None
                        else "no embedder given or configured")
-                print(f"vidsel {args.command}: no --method given and {why}: using "
-                      f"--method {FALLBACK_METHOD} ({args.budget} evenly spaced frames, not "
-                      f"chosen by relevance to a question).\n"
-                      + EMBEDDER_HINT.format(config=config_path()), file=sys.stderr)
+                hint = (CONFIGURED_HINT.format(embedder=config.describe("embedder"))
+                        if config.embedder is not None
+                        else EMBEDDER_HINT.format(config=config_path()))
+                setattr(args, _NOTE,
+                        f"vidsel {args.command}: no --method given and {why}: used "
+                        f"--method {FALLBACK_METHOD} ({args.budget} evenly spaced frames, not "
+                        f"chosen by relevance to a question).\n" + hint)
     accepted = get_method(name).options
     if embedder is None and config.embedder is not None and accepted is not None \
             and "embedder" in accepted:
@@ -178,6 +239,7 @@ def spec_from_args(args: argparse.Namespace) -> SelectSpec:
     options = {opt: getattr(args, opt) for opt in OPTION_FLAGS
                if getattr(args, opt, None) is not None}
     if embedder is not None:
+        check_embedder_spec(embedder)
         options["embedder"] = embedder
     device = args.device
     if device is None and "embedder" in options and config.device is not None:
@@ -274,19 +336,34 @@ def run(args: argparse.Namespace) -> int:
                          f"{method.kind} use --contact-sheet or 'vidsel compare --plot'")
     want_pixels = bool(args.save_frames or args.contact_sheet)
     backend = spec.options.get("backend")
+    try:
+        load_spec_embedder(spec)  # a spec the loader refuses is a usage error, found first
+    except InvalidArgumentError as e:
+        raise UsageError(f"--embedder {spec.embedder!r}: {e}") from None
     with VideoReader(args.video, **({"backend": backend} if backend else {})) as reader:
         md = reader.metadata
-        payload, result = select_one(args.video, args.question, spec, pixels=want_pixels,
-                                     reader=reader)
+        try:
+            payload, result = select_one(args.video, args.question, spec, pixels=want_pixels,
+                                         reader=reader)
+        except InvalidArgumentError as e:  # an option / --param value the method refuses
+            raise UsageError(str(e)) from None
     record: dict[str, Any] = {"path": args.video, "question": args.question,
                               "metadata": md.summary(), "selection": payload}
     if args.save_frames:
-        out = save_assets(result, Path(args.save_frames), frames=True, contact_sheet=False,
-                          fmt=args.frame_format)
+        try:
+            out = save_assets(result, Path(args.save_frames), frames=True,
+                              contact_sheet=False, fmt=args.frame_format)
+        except VidselError:  # e.g. UnsafeOutputError: a link where a frame goes
+            raise
+        except OSError as e:
+            raise output_failed(args.save_frames, e, "frames folder") from None
         record["frames"] = [str(Path(args.save_frames) / n) for n in out["frames"]]
     if args.contact_sheet:
-        Path(args.contact_sheet).parent.mkdir(parents=True, exist_ok=True)
-        result.contact_sheet().save(args.contact_sheet)
+        sheet = prepare_output(args.contact_sheet, "contact sheet")
+        try:
+            result.contact_sheet().save(sheet)
+        except OSError as e:
+            raise output_failed(sheet, e, "contact sheet") from None
         record["contact_sheet"] = args.contact_sheet
     if args.plot:
         _save_plot(result, args.plot)
@@ -295,12 +372,13 @@ def run(args: argparse.Namespace) -> int:
         dump_json(record, args.output)
     if args.json:
         dump_json(record, None)
-    elif not getattr(args, "quiet", 0):
+    else:  # -q quiets logs and progress, never the result
         print(_text_report(payload, args.video, args.question))
         for key in ("frames", "contact_sheet", "plot"):
             if key in record:
                 value = record[key]
                 print(f"{key}: {value if isinstance(value, str) else f'{len(value)} files in ' + args.save_frames}")
+    print_method_note(args)
     return 0
 
 
@@ -311,5 +389,8 @@ def _save_plot(sel: VisualSelection, path: str) -> None:
     if not callable(plot):
         raise UsageError(f"--plot: a {type(sel).__name__} has no relevance curve")
     fig = plot()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    out = prepare_output(path, "plot")
+    try:
+        fig.savefig(out, dpi=110)
+    except OSError as e:
+        raise output_failed(out, e, "plot") from None

@@ -59,6 +59,7 @@ __all__ = [
     "AssetSpec",
     "SelectSpec",
     "Task",
+    "load_spec_embedder",
     "make_key",
     "record_path",
     "run_task",
@@ -262,6 +263,16 @@ def resolve_device(device: str | None) -> str | None:
 
 def _embedder_key(spec: SelectSpec) -> tuple[str, str | None]:
     return (str(spec.embedder), resolve_device(spec.device))
+
+
+def load_spec_embedder(spec: SelectSpec) -> Any:
+    """The spec's embedder, loaded once per process (None without one).
+
+    Raises:
+        InvalidArgumentError: a spec the loader refuses (e.g. an unknown open_clip model).
+        ModelNotAvailableError: its weights are not available.
+    """
+    return _embedder(spec)
 
 
 def _embedder(spec: SelectSpec) -> Any:
