@@ -46,3 +46,19 @@ def test_motion_vector_pass_is_deterministic_on_damaged_h264(fixtures_dir: Path,
     seeds = make_seeds(tmp_path / "seeds", tuple(real))
     path = _mutant(tmp_path, seeds, "real_flipping_a_pancake__shuffle_01775")
     assert len({_digest(path) for _ in range(RUNS)}) == 1
+
+
+def test_pixel_difference_pass_is_single_threaded_by_default(tmp_path: Path) -> None:
+    """An HEVC mkv with a damaged box: FFmpeg's frame threads conceal the damage differently
+    from run to run without reporting it (5 of 24 runs differed with threads=0), so the
+    pixel-difference pass decodes with one thread unless the caller asks for more."""
+    import inspect
+
+    from vidsel.errors import InvalidArgumentError
+
+    assert inspect.signature(select_patches).parameters["threads"].default == 1
+    seeds = make_seeds(tmp_path / "seeds", tuple(s for s in SEEDS if s.name == "hevc_mkv"))
+    path = _mutant(tmp_path, seeds, "hevc_mkv__box_00208")
+    assert len({_digest(path) for _ in range(8)}) == 1
+    with pytest.raises(InvalidArgumentError, match="threads"):
+        select_patches(path, budget_frames=2, threads=-1)

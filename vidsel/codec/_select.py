@@ -153,6 +153,7 @@ def select_patches(
     stream: int | None = None,
     index: PacketIndex | None = None,
     interpolation: str = DEFAULT_INTERPOLATION,
+    threads: int = 1,
 ) -> PatchSelection:
     """Spend a token budget on dense anchor frames plus the most changing patches of many frames.
 
@@ -187,6 +188,11 @@ def select_patches(
             the decoder conceals errors from whatever it decoded before, so the pass's
             pixels may differ from the reader's, which decodes from the previous keyframe;
             ``pixels="reader"`` gives the reader's.)
+        threads: decoder threads of a pixel-difference pass (HEVC, VP8/9, AV1...): 1 (the
+            default) gives the same result on every run, damaged files included; 0 lets
+            FFmpeg choose (faster on high-resolution HEVC/VP9/AV1 on many cores, but on
+            damaged data FFmpeg's threads may conceal errors differently from run to run
+            without reporting it). Motion-vector passes always decode single-threaded.
 
     Returns:
         :class:`~vidsel.results.PatchSelection` with exactly ``budget`` tokens (fewer only if the whole video is
@@ -209,6 +215,7 @@ def select_patches(
     cfg = PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
     budget = resolve_budget(budget_frames, budget_tokens, cfg)
     cpf = check_positive_int("candidates_per_frame", candidates_per_frame)
+    threads = check_positive_int("threads", threads, allow_zero=True)
     tpf = cfg.tokens_per_frame
     if num_anchors is not None:
         num_anchors = check_positive_int("num_anchors", num_anchors, allow_zero=True)
@@ -250,7 +257,7 @@ def select_patches(
                      keep=plan.stream_keep, interpolation=interpolation,
                      # pixel-difference passes read pictures that some decoders (VP8) still
                      # write to on damaged data: no decode-ahead there (deterministic)
-                     prefetch=PREFETCH if plan.use_mv else 0)
+                     prefetch=PREFETCH if plan.use_mv else 0, threads=threads)
     plan = sc.plan
     timings["decode"] = time.perf_counter() - t1
 
