@@ -29,30 +29,6 @@ def golden_model(golden_dir: Path):
     return OvisModel.from_pretrained(golden_dir / "model", dtype=torch.float32, attn_impl="sdpa")
 
 
-@pytest.fixture(scope="session")
-def tiny_model():
-    import torch
-
-    from ovis_model import OvisModel, preset
-
-    return OvisModel.from_config(preset("tiny"), dtype=torch.float32, seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_processor(tiny_model):
-    from ovis_model import ByteTokenizer, ImageProcessorConfig, OvisProcessor
-
-    cfg = ImageProcessorConfig(video_min_pixels=32 * 32, video_max_pixels=64 * 96)
-    return OvisProcessor(ByteTokenizer(), tiny_model.config.vit_config, image_config=cfg)
-
-
-@pytest.fixture(scope="session")
-def tiny_video(tmp_path_factory) -> Path:
-    from vidsel.synth import make_video
-
-    path = tmp_path_factory.mktemp("ovis_video") / "box.mp4"
-    make_video(path, scene="moving_box", num_frames=24, fps=8, width=96, height=64, gop=8)
-    return path
 
 
 @dataclass

@@ -218,18 +218,23 @@ def test_wild_timestamps_with_a_lost_one_do_not_hang(tmp_path, make_synth):
 
 # -- truncation, lifecycle ----------------------------------------------------------------------
 
-def test_cleanly_cut_mp4_reports_truncated(tmp_path, make_synth):
-    """moov at the front, mdat cut: the demuxer ends quietly, yet the file is truncated."""
-    info = make_synth(".mp4", codec="libx264", **SMALL)
-    fast = tmp_path / "faststart.mp4"
-    with av.open(info.path) as src, av.open(str(fast), "w",
-                                            options={"movflags": "faststart"}) as dst:
+def faststart_copy(source: str | Path, fast: Path) -> Path:
+    """``source`` remuxed to an MP4 with its moov at the front (so a cut keeps the index)."""
+    with av.open(str(source)) as src, av.open(str(fast), "w",
+                                              options={"movflags": "faststart"}) as dst:
         s_in = src.streams.video[0]
         s_out = dst.add_stream_from_template(s_in)
         for pkt in src.demux(s_in):
             if pkt.dts is not None:
                 pkt.stream = s_out
                 dst.mux(pkt)
+    return fast
+
+
+def test_cleanly_cut_mp4_reports_truncated(tmp_path, make_synth):
+    """moov at the front, mdat cut: the demuxer ends quietly, yet the file is truncated."""
+    info = make_synth(".mp4", codec="libx264", **SMALL)
+    fast = faststart_copy(info.path, tmp_path / "faststart.mp4")
     whole = packet_table(fast)
     assert not whole.truncated and len(whole) == 60
     cut = tmp_path / "cut.mp4"

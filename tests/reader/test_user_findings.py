@@ -18,11 +18,9 @@ import av
 import numpy as np
 import pytest
 
+from tests.reader.test_damaged_files import SMALL, faststart_copy
 from vidsel import VideoReader, packet_table
 from vidsel.synth import decode_counter
-
-SMALL = dict(scene="counter", num_frames=60, width=160, height=120, gop=12)
-
 
 # -- 1. keyframe mode where seeks land late ------------------------------------------------------
 
@@ -64,16 +62,7 @@ def test_keyframe_mode_on_generated_mpeg_ps_ts(make_synth, suffix, codec, bframe
 def faststart_mp4(make_synth, tmp_path_factory) -> Path:
     """A generated MP4 with its moov at the front (as in test_damaged_files.py)."""
     info = make_synth(".mp4", codec="libx264", **SMALL)
-    fast = tmp_path_factory.mktemp("cut") / "faststart.mp4"
-    with av.open(info.path) as src, av.open(str(fast), "w",
-                                            options={"movflags": "faststart"}) as dst:
-        s_in = src.streams.video[0]
-        s_out = dst.add_stream_from_template(s_in)
-        for pkt in src.demux(s_in):
-            if pkt.dts is not None:
-                pkt.stream = s_out
-                dst.mux(pkt)
-    return fast
+    return faststart_copy(info.path, tmp_path_factory.mktemp("cut") / "faststart.mp4")
 
 
 def _cut(src: Path, out: Path, fraction: float) -> Path:
