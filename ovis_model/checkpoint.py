@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 from torch import nn
 
-from vidsel.embed import ALLOW_DOWNLOAD_ENV, downloads_allowed
+from vidsel.embed import ALLOW_DOWNLOAD_ENV, downloads_allowed, hub_offline_var
 
 from ._optional import require
 from .config import OvisConfig
@@ -120,9 +120,9 @@ def hub_offline() -> bool:
 
 def _offline_var() -> str:
     """The setting that switches the hub off here (for messages)."""
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if _env_true(name):
-            return f"{name}={os.environ[name]}"
+    name = hub_offline_var()
+    if name:
+        return f"{name}={os.environ[name]}"
     return "huggingface_hub.constants.HF_HUB_OFFLINE = True"
 
 

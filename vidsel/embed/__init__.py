@@ -18,7 +18,7 @@ saying how to provide them. Only safetensors are loaded unless pickle-based file
 explicit request (``open_clip:NAME@random`` / ``random_init=True``).
 """
 
-from ._access import ALLOW_DOWNLOAD_ENV, downloads_allowed
+from ._access import ALLOW_DOWNLOAD_ENV, downloads_allowed, hub_offline_var
 from ._base import DTYPES, Embedder
 from ._cache import CachedEmbeddings, EmbeddingCache, content_id
 from ._hf import DEFAULT_HF_MODEL, HF_MODEL_TYPES, HFEmbedder
@@ -42,6 +42,7 @@ __all__ = [
     "content_id",
     "downloads_allowed",
     "head_tail_chunks",
+    "hub_offline_var",
     "load_embedder",
     "make_prompt_cleaner",
     "register_embedder",
