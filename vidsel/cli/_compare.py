@@ -92,10 +92,11 @@ def run(args: argparse.Namespace) -> int:
     check_geometry(args.frame_size, args.patch_size, args.merge)
     if args.eval_frames < 1:
         raise UsageError(f"--eval-frames {args.eval_frames} must be >= 1")
-    unknown = sorted(set(options) - codec_options())
+    takes = codec_options()
+    unknown = sorted(set(options) - takes)
     if unknown:
         raise UsageError(f"--param: the codec side does not take {unknown}; it takes "
-                         f"{sorted(codec_options())}")
+                         f"{sorted(takes)}")
     src = Path(args.input)
     if src.is_dir():
         videos = [f.path for f in discover([args.input]).videos]

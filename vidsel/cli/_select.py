@@ -269,7 +269,6 @@ def spec_from_args(args: argparse.Namespace) -> SelectSpec:
                           frame_size=args.frame_size, patch_size=args.patch_size,
                           merge=args.merge, per_patch=args.per_patch, device=device,
                           plugins=tuple(args.plugin or ()))
-        spec.geometry  # noqa: B018 - checks the geometry flags
         method.check_options(spec.method_options())  # e.g. params a selector does not take
     except InvalidArgumentError as e:
         raise UsageError(str(e)) from None

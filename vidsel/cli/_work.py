@@ -72,7 +72,6 @@ logger = logging.getLogger(__name__)
 SCHEMA = "vidsel.batch/2"
 #: The previous schema (``video`` instead of ``path``; see :meth:`SelectSpec.legacy_params_hash`).
 LEGACY_SCHEMA = "vidsel.batch/1"
-#: Schemas whose records this version reads (``--resume``, summaries).
 #: Method options that change how a result is computed, never what it is (not in the key).
 RUNTIME_OPTIONS = frozenset({"backend", "cache_dir", "pixels"})
 #: Defaults of the ``vidsel.batch/1`` parameter records (see :meth:`SelectSpec.legacy_params_hash`).
