@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._progress import progress_enabled
 from ._common import UsageError, add_verbosity, fmt_seconds, mapping_get, verbosity
 from ._discover import discover
 from ._executors import available_executors, default_workers, executor_help, make_executor
@@ -323,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
                 options["workers"] = min(args.workers or default_workers(), len(plan.todo))
             executor = make_executor(args.executor, **options)
             desc = executor.describe()
-        show = args.progress if args.progress is not None else (level >= 0 and sys.stderr.isatty())
+        show = progress_enabled(args.progress)  # None: what main() set (a terminal, not -q)
         from tqdm import tqdm  # optional third-party, imported when a batch runs
         from tqdm.contrib.logging import logging_redirect_tqdm
 
