@@ -125,8 +125,7 @@ class VideoReader:
             duration_s=float(ts[-1] - ts[0]) + last_dur, start_time_s=float(ts[0]),
             keyframe_indices=table.keyframe_indices, timestamps_s=ts.copy(),
             header_num_frames=b.header_num_frames, truncated=table.truncated,
-            variable_frame_rate=vfr, sample_aspect_ratio=sar,
-            display_width=max(1, round(w * sar)), display_height=h)
+            variable_frame_rate=vfr, sample_aspect_ratio=sar)
 
     @property
     def metadata(self) -> VideoMetadata:
