@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vidsel import __version__
 from vidsel.cli import main
-from vidsel.cli._executors import default_workers
-from vidsel.cli._jsonl import read_records
 from vidsel.cli._work import SelectSpec, select_one
 from vidsel.methods import available_methods
+from vidsel.runs import read_records
+from vidsel.runs._executors import default_workers
 
 HERE = Path(__file__).resolve().parent
 CLIP = {"scene": "multi_scene", "num_frames": 150, "fps": 30, "width": 320, "height": 240,

@@ -275,10 +275,10 @@ def test_every_registry_is_a_registry() -> None:
             for name in dir(sub):
                 if isinstance(getattr(sub, name, None), Registry):
                     found[getattr(sub, name).kind] = getattr(sub, name)
-    import vidsel.cli._executors
+    import vidsel.runs._executors
 
-    for name in dir(vidsel.cli._executors):
-        obj = getattr(vidsel.cli._executors, name)
+    for name in dir(vidsel.runs._executors):
+        obj = getattr(vidsel.runs._executors, name)
         if isinstance(obj, Registry):
             found[obj.kind] = obj
     kinds = set(found)

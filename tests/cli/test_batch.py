@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from vidsel.cli import main
-from vidsel.cli._jsonl import ResultsFile, read_records
+from vidsel.runs import ResultsFile, read_records
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
@@ -294,7 +294,7 @@ def test_a_second_writer_is_refused(good_dir: Path, tmp_path: Path,
     with ResultsFile(out, mode="new"):
         assert main(["batch", str(good_dir), "--out", str(out), "--method", "uniform",
                      "--resume"]) == 2
-    assert "another vidsel batch" in capsys.readouterr().err
+    assert "another vidsel run" in capsys.readouterr().err
 
 
 def test_glob_and_missing_inputs(good_dir: Path, tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vidsel.cli._executors import (
+from vidsel.errors import InvalidArgumentError
+from vidsel.runs._executors import (
     EXECUTORS,
     ProcessExecutor,
     SerialExecutor,
@@ -14,7 +15,6 @@ from vidsel.cli._executors import (
     make_executor,
     register_executor,
 )
-from vidsel.errors import InvalidArgumentError
 
 # ``eval`` is a builtin, so spawn-ed workers can unpickle it: items are expressions.
 ITEMS = ["1 + 1", "2 * 3", "1 / 0", "__import__('os')._exit(3)", "7", "8", "9"]

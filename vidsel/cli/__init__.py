@@ -31,9 +31,9 @@ from .._progress import enable_progress, progress_enabled
 from ..errors import VidselError
 from ..methods import load_plugins
 from ..registry import Registry
+from ..runs import EXECUTORS, register_executor
 from . import _batch, _compare, _demo, _inspect, _select
 from ._common import UsageError, add_verbosity, configure_logging, verbosity
-from ._executors import EXECUTORS, register_executor
 
 __all__ = ["EXECUTORS", "SUBCOMMANDS", "build_parser", "main", "register_executor",
            "register_subcommand"]

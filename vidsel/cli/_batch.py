@@ -17,10 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from .._progress import progress_enabled
+from ..runs import (
+    ResultsFile,
+    available_executors,
+    default_workers,
+    executor_help,
+    make_executor,
+)
 from ._common import UsageError, add_verbosity, fmt_seconds, mapping_get, verbosity
 from ._discover import discover
-from ._executors import available_executors, default_workers, executor_help, make_executor
-from ._jsonl import ResultsFile
 from ._select import add_selection_options, print_method_note, spec_from_args
 from ._work import (
     LEGACY_SCHEMA,

@@ -11,16 +11,23 @@ import os
 import re
 import secrets
 import stat
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._json import json_safe
 from ..errors import InvalidArgumentError, VidselError
 from ..results import PatchConfig
+from ..runs import (
+    HANDLER_NAME,
+    OutputError,
+    UsageError,
+    configure_logging,
+    dumps,
+    output_failed,
+    prepare_output,
+)
 
 __all__ = [
     "FlagValueError",
@@ -45,17 +52,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_HANDLER_NAME = "vidsel-cli"
-#: Loggers whose level -v / -q set (the model package logs under its own name).
-OWN_LOGGERS = ("vidsel", "ovis_model")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class UsageError(InvalidArgumentError):
-    """Bad command-line usage found after parsing (exit code 2, like argparse's own).
-
-    An :class:`~vidsel.errors.InvalidArgumentError` (so also a ``VidselError`` and a
-    ``ValueError``): code that calls a subcommand's helpers catches it like any bad argument."""
 
 
 class FlagValueError(UsageError, argparse.ArgumentTypeError):
@@ -66,11 +63,6 @@ class FlagValueError(UsageError, argparse.ArgumentTypeError):
 class UnsafeOutputError(VidselError, PermissionError):
     """vidsel refused to write an output file: a symbolic link (or something other than a
     regular file) sits where the file goes, so writing would land somewhere else."""
-
-
-class OutputError(VidselError, OSError):
-    """An output file cannot be written where the user asked (its folder cannot be created,
-    or the file system refuses it): exit code 1 with one line naming the path."""
 
 
 # -- logging ----------------------------------------------------------------------------------
@@ -90,34 +82,6 @@ def add_verbosity(parser: argparse.ArgumentParser, *, suppress: bool = False) ->
 def verbosity(args: argparse.Namespace) -> int:
     """``verbose - quiet`` from the parsed arguments."""
     return int(getattr(args, "verbose", 0) or 0) - int(getattr(args, "quiet", 0) or 0)
-
-
-def log_level(level: int) -> int:
-    """Logging level of the ``vidsel`` loggers for a verbosity (0 = warnings)."""
-    return {-2: logging.CRITICAL, -1: logging.ERROR, 0: logging.WARNING,
-            1: logging.INFO}.get(max(-2, min(level, 2)), logging.DEBUG)
-
-
-def configure_logging(level: int) -> None:
-    """Send vidsel's (and ``ovis_model``'s) log records to stderr at the level for ``level``
-    (verbosity).
-
-    The command line is the only place that configures logging. Third-party loggers stay at
-    WARNING unless ``-vvv``. Calling it again (tests call ``main`` many times) replaces the
-    handler instead of stacking a new one.
-    """
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if h.get_name() == _HANDLER_NAME:
-            root.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.set_name(_HANDLER_NAME)
-    fmt = "%(levelname)s %(name)s: %(message)s" if level >= 1 else "vidsel: %(levelname)s: %(message)s"
-    handler.setFormatter(logging.Formatter(fmt))
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG if level >= 3 else logging.WARNING)
-    for name in OWN_LOGGERS:
-        logging.getLogger(name).setLevel(log_level(level))
 
 
 # -- argument parsing -------------------------------------------------------------------------
@@ -204,28 +168,6 @@ def check_geometry(frame_size: int, patch_size: int, merge: int) -> None:
         raise UsageError(str(e)) from None
 
 
-def prepare_output(path: str | os.PathLike[str], what: str = "output") -> Path:
-    """The path of an output file, with its folders created (``mkdir -p``: every output flag
-    of the command line, ``-o``, ``--json FILE``, ``--out``, ``--contact-sheet``, ``--plot``,
-    does this).
-
-    Raises:
-        OutputError: the folders cannot be created (e.g. ``/proc/x/y.json``, no permission).
-    """
-    p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot write the {what} {str(p)!r}: cannot create its folder "
-                          f"{str(p.parent)!r} ({e.strerror or e})") from None
-    return p
-
-
-def output_failed(path: str | os.PathLike[str], exc: OSError, what: str = "output") -> OutputError:
-    """An :class:`OutputError` for an ``OSError`` raised while writing ``path``."""
-    return OutputError(f"cannot write the {what} {str(path)!r}: {exc.strerror or exc}")
-
-
 #: Words of io's warnings that a file ends early (one fact, said by each pass over the file).
 _TRUNCATION_WORDS = ("truncated", "ends before its data", "the file ends inside")
 
@@ -254,7 +196,7 @@ class _OncePerMessage(logging.Filter):
 @contextlib.contextmanager
 def warnings_once() -> Iterator[None]:
     """While active, the command line's log handler shows each warning once."""
-    handlers = [h for h in logging.getLogger().handlers if h.get_name() == _HANDLER_NAME]
+    handlers = [h for h in logging.getLogger().handlers if h.get_name() == HANDLER_NAME]
     f = _OncePerMessage()
     for h in handlers:
         h.addFilter(f)
@@ -344,12 +286,6 @@ def safe_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> Pa
 
 
 # -- output -----------------------------------------------------------------------------------
-
-
-def dumps(obj: Any, *, indent: int | None = None) -> str:
-    """JSON text through vidsel's one converter (:func:`vidsel._json.json_safe`: numpy values
-    and paths allowed, NaN becomes null)."""
-    return json.dumps(json_safe(obj), indent=indent, ensure_ascii=False, allow_nan=False)
 
 
 def dump_json(obj: Any, path: str | None) -> None:

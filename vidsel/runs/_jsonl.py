@@ -1,4 +1,4 @@
-"""The results file of ``vidsel batch``: append-only JSON lines, crash-safe, resumable.
+"""The results file of ``vidsel batch`` and ``vidsel eval``: append-only JSON lines, crash-safe, resumable.
 
 Guarantees:
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VidselError
-from ._common import UsageError, dumps, output_failed, prepare_output
+from ._output import UsageError, dumps, output_failed, prepare_output
 
 try:  # POSIX
     import fcntl
@@ -101,7 +101,7 @@ class ResultsFile:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(f"{self.path} is being written by another vidsel batch") from None
+            raise UsageError(f"{self.path} is being written by another vidsel run") from None
 
     def _load(self) -> None:
         size = os.fstat(self._fd).st_size

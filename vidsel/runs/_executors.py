@@ -1,4 +1,4 @@
-"""Executors for ``vidsel batch``: where the per-video work runs.
+"""Executors for ``vidsel batch`` and ``vidsel eval``: where the per-input work runs.
 
 - ``process`` (default): a local pool of worker processes (``spawn``), one video per task.
   A worker that dies (segfaulting decoder, OOM kill, ``kill -9``) breaks the pool; the pool is
@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 from ..errors import InvalidArgumentError, VidselError
 from ..optional import require
 from ..registry import Registry
-from ._common import configure_logging
+from ._output import configure_logging
 
 __all__ = [
     "EXECUTORS",
@@ -55,6 +55,7 @@ __all__ = [
     "WorkerCrashedError",
     "available_executors",
     "default_workers",
+    "executor_help",
     "exit_with_parent",
     "make_executor",
     "register_executor",
@@ -417,6 +418,7 @@ def available_executors() -> tuple[str, ...]:
 
 
 def executor_help() -> str:
+    """One line per executor for ``--help``."""
     return "; ".join(f"{n}: {e.description}" for n, e in EXECUTORS.items())
 
 
