@@ -28,6 +28,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - depends on the install
     raise MissingDependencyError("ovis_model needs torch: pip install 'vidsel[model]'") from _exc
 
+from .answerer import OvisAnswerer
 from .attention import (
     ATTENTION_BACKENDS,
     available_attention_backends,
@@ -60,6 +61,7 @@ __all__ = [
     "InvalidArgumentError",
     "MissingDependencyError",
     "ModelNotAvailableError",
+    "OvisAnswerer",
     "OvisConfig",
     "OvisError",
     "OvisModel",

@@ -205,6 +205,32 @@ def tiny_processor(tiny_model):
 
 
 @pytest.fixture(scope="session")
+def tiny_ovis_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random ``tiny``-preset Ovis checkpoint with a ChatML word-level tokenizer and a
+    processor config at small video sizes (stands in for /models/Ovis2.5-2B)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from ovis_model import ImageProcessorConfig, OvisModel, preset
+
+    d = tmp_path_factory.mktemp("tiny_ovis")
+    OvisModel.from_config(preset("tiny"), dtype=torch.float32, seed=0).save_pretrained(d)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "[UNK]"]
+    words = ["user", "assistant", "system", "a", "the", "what", "is", "seconds", "A", "B",
+             "cup", "phone", "door", "opens", "goal", "man", "holding"]
+    vocab = {w: i for i, w in enumerate(specials + words)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]",
+                                   pad_token="<|endoftext|>", eos_token="<|im_end|>",
+                                   additional_special_tokens=specials[1:5])
+    fast.save_pretrained(d)
+    ImageProcessorConfig(video_min_pixels=32 * 32, video_max_pixels=64 * 96).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
 def tiny_video(tmp_path_factory) -> Path:
     """24 frames at 8 fps, 96 x 64, a box moving over a still background."""
     from vidsel.synth import make_video

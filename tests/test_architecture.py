@@ -219,6 +219,8 @@ IMPORTLIB_ALLOWED = {
     ("vidsel/__init__.py", "__getattr__"), ("vidsel/optional.py", "require"),
     ("vidsel/methods/_plugins.py", "load_plugins"),
     ("vidsel/results/_selection.py", "_adapter"),
+    # model specs name user code (py:module:function), as plugins do
+    ("vidsel/eval/_answerer.py", "_import_target"),
 }
 
 

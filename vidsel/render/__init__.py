@@ -3,6 +3,7 @@
 Rendering never opens a video: results pass the pixels they hold (or decoded) and their labels.
 """
 
+from ._eval import eval_plot
 from ._patches import (
     ANCHOR_COLOUR,
     MOTION_COLOUR,
@@ -22,6 +23,7 @@ __all__ = [
     "MOTION_COLOUR",
     "comparison_plot",
     "contact_sheet",
+    "eval_plot",
     "figure_png",
     "patch_selection_heatmap",
     "patch_selection_plot",

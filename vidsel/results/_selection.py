@@ -179,6 +179,11 @@ class Selection(FieldsEq):
         return self.load_frames(), self.labels()
 
     # --- serialisation ---------------------------------------------------------------------------
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickles through :meth:`to_dict` (its mappings are read-only proxies, which pickle
+        cannot copy), so a selection crosses process boundaries (process pools, Ray)."""
+        return (type(self).from_dict, (self.to_dict(),))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (no pixels) that :meth:`from_dict` turns back into an equal
         selection: arrays as lists, NaN scores as None. The candidate keys appear only when

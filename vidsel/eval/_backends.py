@@ -1,0 +1,58 @@
+"""The built-in model backends of :data:`vidsel.eval.ANSWERERS` that live in vidsel:
+``hf:DIR_OR_ID`` (transformers), ``vllm:DIR_OR_ID`` (vLLM's offline engine) and ``ovis:DIR``
+(ovis_model, imported on demand as a plugin: it sits above vidsel). (``py:`` is registered next
+to the registry, in ``_answerer``.)"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._validate import keyword_params
+from ..errors import InvalidArgumentError
+from ..optional import require
+from ._answerer import Answerer, register_answerer
+from ._hf import HFAnswerer
+from ._vllm import VLLMAnswerer
+
+__all__ = ["check_options"]
+
+
+def check_options(kind: str, loader: Callable[..., Any], options: Mapping[str, Any]) -> None:
+    """Refuse backend options ``loader`` does not take (before any model is loaded).
+
+    Raises:
+        InvalidArgumentError: naming the unknown options and listing the accepted ones.
+    """
+    accepted = keyword_params(loader, skip=1)
+    if accepted is None:
+        return
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise InvalidArgumentError(f"the {kind} backend does not take the option(s) "
+                                   f"{', '.join(unknown)}; it takes "
+                                   f"{', '.join(sorted(accepted))}")
+
+
+@register_answerer("hf")
+def _hf(target: str, **options: Any) -> Answerer:
+    """``hf:DIR_OR_HUB_ID``: AutoProcessor + AutoModelForImageTextToText."""
+    check_options("hf", HFAnswerer.from_pretrained, options)
+    return HFAnswerer.from_pretrained(target, **options)
+
+
+@register_answerer("vllm")
+def _vllm(target: str, **options: Any) -> Answerer:
+    """``vllm:DIR_OR_HUB_ID``: offline generation with vLLM (extra ``vllm``)."""
+    check_options("vllm", VLLMAnswerer.from_pretrained, options)
+    return VLLMAnswerer.from_pretrained(target, **options)
+
+
+@register_answerer("ovis")
+def _ovis(target: str, **options: Any) -> Answerer:
+    """``ovis:DIR``: an Ovis2.5-format checkpoint through ovis_model (extra ``model``)."""
+    mod = require("ovis_model.answerer", f"the model spec ovis:{target}", extra="model",
+                  needs="ovis_model (torch, transformers, safetensors)")
+    check_options("ovis", mod.OvisAnswerer.from_pretrained, options)
+    answerer: Answerer = mod.OvisAnswerer.from_pretrained(target, **options)
+    return answerer

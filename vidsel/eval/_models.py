@@ -1,0 +1,264 @@
+"""Where the model half of an evaluation runs: in this process, or one model replica per
+device in worker processes (one per GPU of a node).
+
+Both pools take batches of :class:`~vidsel.eval.Request` and hand back, for each batch, its
+generations or the exception that stopped it; the runner never waits on a replica while
+another one is free.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidArgumentError
+from ..runs import configure_logging, exit_with_parent
+from ._answerer import Answerer, AnswererSpec, GeometryFn
+from ._types import Generation, Request
+
+__all__ = ["LocalModel", "ModelPool", "ReplicaPool", "parse_devices"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Finished:
+    """A batch that came back: its tag, its generations (or the exception), seconds taken."""
+
+    tag: Any
+    requests: list[Request]
+    result: list[Generation] | BaseException
+    seconds: float
+
+
+class ModelPool(abc.ABC):
+    """One or more copies of a model taking batches."""
+
+    max_batch: int = 1
+
+    @abc.abstractmethod
+    def geometry(self) -> GeometryFn:
+        """The model's geometry function."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """The model's identity (:meth:`Answerer.describe`)."""
+
+    @abc.abstractmethod
+    def free(self) -> bool:
+        """A batch submitted now would start without waiting."""
+
+    @abc.abstractmethod
+    def submit(self, tag: Any, requests: list[Request]) -> None:
+        """Start (or run) a batch."""
+
+    @abc.abstractmethod
+    def finished(self, *, block: bool) -> list[Finished]:
+        """Batches done since the last call (``block``: wait for at least one if any runs)."""
+
+    @abc.abstractmethod
+    def busy(self) -> int:
+        """Batches submitted and not yet returned by :meth:`finished`."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the model(s)."""
+
+
+def _run(answerer: Answerer, requests: Sequence[Request]) -> list[Generation]:
+    out = answerer.generate(list(requests))
+    if len(out) != len(requests):
+        raise InvalidArgumentError(f"{answerer.name} returned {len(out)} answers for "
+                                   f"{len(requests)} requests")
+    return [Generation.coerce(g) for g in out]
+
+
+class LocalModel(ModelPool):
+    """The answerer in this process: :meth:`submit` runs the batch at once."""
+
+    def __init__(self, answerer: Answerer) -> None:
+        self.answerer = answerer
+        self.max_batch = max(1, int(answerer.max_batch))
+        self._done: list[Finished] = []
+
+    def geometry(self) -> GeometryFn:
+        return self.answerer.geometry()
+
+    def describe(self) -> dict[str, Any]:
+        return self.answerer.describe()
+
+    def free(self) -> bool:
+        return True
+
+    def submit(self, tag: Any, requests: list[Request]) -> None:
+        t0 = time.perf_counter()
+        try:
+            result: list[Generation] | BaseException = _run(self.answerer, requests)
+        except Exception as e:  # the batch's failure, recorded per request by the runner
+            result = e
+        self._done.append(Finished(tag, requests, result, time.perf_counter() - t0))
+
+    def finished(self, *, block: bool) -> list[Finished]:
+        done, self._done = self._done, []
+        return done
+
+    def busy(self) -> int:
+        return len(self._done)
+
+    def close(self) -> None:
+        self.answerer.close()
+
+
+# -- replicas in worker processes ---------------------------------------------------------------
+
+_REPLICA: Answerer | None = None
+#: A failure to load the model in this worker, raised by the first call (an initializer's own
+#: exception would only break the pool, without its message).
+_REPLICA_ERROR: BaseException | None = None
+
+
+def _replica_init(spec: AnswererSpec, visible: str | None, log_level: int) -> None:
+    """Worker start-up: exit with the parent, see only its device, load the model once."""
+    global _REPLICA, _REPLICA_ERROR
+    exit_with_parent()
+    if visible is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible
+    configure_logging(log_level)
+    try:
+        _REPLICA = spec.load()
+    except Exception as e:  # reported by the first call
+        _REPLICA_ERROR = e
+
+
+def _loaded() -> Answerer:
+    if _REPLICA_ERROR is not None:
+        raise _REPLICA_ERROR
+    if _REPLICA is None:  # pragma: no cover - the initializer ran first
+        raise InvalidArgumentError("the model replica is not loaded")
+    return _REPLICA
+
+
+def _replica_info() -> tuple[GeometryFn, dict[str, Any], int]:
+    """The loaded replica's geometry function, identity and batch size."""
+    answerer = _loaded()
+    return answerer.geometry(), answerer.describe(), int(answerer.max_batch)
+
+
+def _replica_generate(requests: list[Request]) -> tuple[list[Generation], float]:
+    answerer = _loaded()
+    t0 = time.perf_counter()
+    return _run(answerer, requests), time.perf_counter() - t0
+
+
+def parse_devices(devices: int | str | Sequence[str]) -> list[str]:
+    """``2`` -> ``["cuda:0", "cuda:1"]``; ``"cuda:0,cuda:3"`` or a list as given; ``"cpu,cpu"``
+    gives two CPU replicas (tests, or a CPU-only machine)."""
+    if isinstance(devices, bool):
+        raise InvalidArgumentError(f"replicas={devices!r} must be a count or device names")
+    if isinstance(devices, int):
+        if devices < 1:
+            raise InvalidArgumentError(f"replicas={devices!r} must be >= 1")
+        return [f"cuda:{i}" for i in range(devices)]
+    if isinstance(devices, str):
+        if devices.strip().isdigit():
+            return parse_devices(int(devices))
+        devices = [d.strip() for d in devices.split(",") if d.strip()]
+    out = [str(d) for d in devices]
+    if not out:
+        raise InvalidArgumentError("replicas: no devices given")
+    for d in out:
+        if d != "cpu" and not (d.startswith("cuda:") and d[5:].isdigit()):
+            raise InvalidArgumentError(f"replica device {d!r} must be 'cuda:N' or 'cpu'")
+    return out
+
+
+class ReplicaPool(ModelPool):
+    """One model replica per device, each in its own worker process (``spawn``).
+
+    Args:
+        spec: the model to load in each worker (an :class:`AnswererSpec`).
+        devices: ``cuda:N`` (the worker sees only GPU N, as ``cuda``) or ``cpu``.
+        log_level: the workers' verbosity.
+        depth: batches queued per replica beyond the running one.
+    """
+
+    def __init__(self, spec: AnswererSpec, devices: Sequence[str], *, log_level: int = 0,
+                 depth: int = 1) -> None:
+        self.spec = spec
+        self.devices = list(devices)
+        self.depth = max(0, depth)
+        ctx = multiprocessing.get_context("spawn")
+        self._pools: list[ProcessPoolExecutor] = []
+        self._load: list[int] = []
+        self._inflight: dict[Future[Any], tuple[int, Any, list[Request]]] = {}
+        self._ready: deque[Finished] = deque()
+        for device in self.devices:
+            options = dict(spec.options)
+            visible = None
+            if device.startswith("cuda:"):
+                visible = device[5:]
+            # model backends take device=; a py: answerer places itself (it sees one GPU)
+            if spec.kind != "py":
+                options["device"] = "cuda" if visible is not None else "cpu"
+            replica = AnswererSpec(spec.kind, spec.target, options)
+            self._pools.append(ProcessPoolExecutor(
+                max_workers=1, mp_context=ctx, initializer=_replica_init,
+                initargs=(replica, visible, log_level)))
+            self._load.append(0)
+        # the first replica's answers to these also prove the workers start and load
+        try:
+            info = [pool.submit(_replica_info) for pool in self._pools]
+            self._geometry, self._describe, batch = info[0].result()
+            for fut in info[1:]:
+                fut.result()
+        except BaseException:
+            self.close()
+            raise
+        self.max_batch = max(1, batch)
+        logger.info("model replicas: %s on %s", spec, ", ".join(self.devices))
+
+    def geometry(self) -> GeometryFn:
+        return self._geometry  # type: ignore[no-any-return]
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self._describe)
+
+    def free(self) -> bool:
+        return min(self._load) <= self.depth
+
+    def submit(self, tag: Any, requests: list[Request]) -> None:
+        i = min(range(len(self._pools)), key=self._load.__getitem__)
+        self._load[i] += 1
+        self._inflight[self._pools[i].submit(_replica_generate, requests)] = (i, tag, requests)
+
+    def finished(self, *, block: bool) -> list[Finished]:
+        if self._inflight:
+            done, _ = wait(list(self._inflight), timeout=None if block else 0,
+                           return_when=FIRST_COMPLETED)
+            for fut in done:
+                i, tag, requests = self._inflight.pop(fut)
+                self._load[i] -= 1
+                exc = fut.exception()
+                if exc is not None:
+                    self._ready.append(Finished(tag, requests, exc, 0.0))
+                else:
+                    gens, seconds = fut.result()
+                    self._ready.append(Finished(tag, requests, gens, seconds))
+        out = list(self._ready)
+        self._ready.clear()
+        return out
+
+    def busy(self) -> int:
+        return len(self._inflight) + len(self._ready)
+
+    def close(self) -> None:
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pools = []
