@@ -79,8 +79,11 @@ class HFTokenizer:
     def from_pretrained(cls, directory: str | Path) -> HFTokenizer:
         transformers = require("transformers", "HFTokenizer")
         try:
-            tok = transformers.AutoTokenizer.from_pretrained(str(directory),
-                                                             trust_remote_code=False)
+            # an empty config: the tokenizer's own tokenizer_config.json names its class, and
+            # transformers would otherwise read the checkpoint's config.json (model_type
+            # ovis2_5, unknown to it) and warn that the model type does not match
+            tok = transformers.AutoTokenizer.from_pretrained(
+                str(directory), trust_remote_code=False, config=transformers.PretrainedConfig())
         except (OSError, ValueError) as exc:
             raise ModelNotAvailableError(f"{directory}: no usable tokenizer ({exc})") from exc
         return cls(tok)

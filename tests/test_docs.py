@@ -42,6 +42,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     ("hf:/models/siglip-so400m-patch14-384", "hf:{siglip}"),
     ("hf:/models/siglip2-base-patch16-224", "hf:{siglip}"),
     ("hf:/models/siglip", "hf:{siglip}"),
+    ("ovis:/models/Ovis2.5-2B", "ovis:{ovis}"),
     ('"/models/Ovis2.5-2B"', '"{ovis}"'),
     ('device="cuda"', 'device="cpu"'),
     ('attn_impl="varlen"', 'attn_impl="sdpa"'),
@@ -82,11 +83,18 @@ def _check_architecture(scope: dict) -> None:
     assert res.num_tokens == 4 * 196 and res.method == "keyframes"
 
 
+def _check_eval(scope: dict) -> None:
+    summary = scope["summary"]
+    assert (summary.ok, summary.failed, summary.skipped) == (24, 0, 0)
+    assert len(scope["df"]) == len(scope["report"].rows)
+
+
 # What some blocks' comments promise, checked on the names they leave behind (key: a line of
 # the block, so that the check follows the block when the doc moves).
 CHECKS = {
     ("README.md", "uni = vidsel.run_method("): _check_readme,
     ("docs/architecture.md", 'res = run_method("keyframes"'): _check_architecture,
+    ("docs/eval.md", "print(summary.ok, summary.failed, summary.skipped)"): _check_eval,
 }
 
 
@@ -163,7 +171,8 @@ def mine(path, *, question, budget, geometry):
 @pytest.fixture
 def workspace(doc_media: Path, tmp_path: Path) -> Path:
     """A fresh folder with every file the examples name: clip.mp4, talk.mp4, lecture.mp4,
-    clip.bin, videos/, data/, q.csv and the plugin module ``mypkg.methods``."""
+    clip.bin, videos/, data/, q.csv, a Charades-STA benchmark (charades_sta_test.txt,
+    Charades_v1_480/) and the plugin module ``mypkg.methods``."""
     ws = tmp_path / "ws"
     ws.mkdir()
     for name in ("talk.mp4", "clip.mp4"):
@@ -175,6 +184,17 @@ def workspace(doc_media: Path, tmp_path: Path) -> Path:
     (ws / "data" / "day1").mkdir(parents=True)
     shutil.copyfile(doc_media / "clip.mp4", ws / "data" / "day1" / "b.mp4")
     (ws / "q.csv").write_text("path,question\nday1/b.mp4,where does the box go\n")
+    # docs/eval.md: a Charades-STA-format benchmark over three (generated) videos
+    (ws / "Charades_v1_480").mkdir()
+    for vid in ("AO8RW", "3MSZA", "Y6R7T"):
+        shutil.copyfile(doc_media / "clip.mp4", ws / "Charades_v1_480" / f"{vid}.mp4")
+    (ws / "charades_sta_test.txt").write_text(
+        "AO8RW 0.0 6.9##a person is putting a book on a shelf.\n"
+        "AO8RW 8.1 14.8##person begins sweeping the floor.\n"
+        "3MSZA 1.0 5.5##a person opens the door.\n"
+        "3MSZA 6.2 11.9##the person turns on the light.\n"
+        "Y6R7T 0.5 4.0##a person takes a phone out.\n"
+        "Y6R7T 4.5 9.9##person sitting on a chair.\n")
     (ws / "mypkg").mkdir()
     (ws / "mypkg" / "__init__.py").write_text("")
     (ws / "mypkg" / "methods.py").write_text(_PLUGIN)

@@ -55,10 +55,18 @@ class Env:
         self.questions = tmp / "q.csv"
         self.questions.write_text("path,question\nclip0.mp4,where is the box\n"
                                   "clip0.mp4,what moves\nclip1.mp4,what moves\n")
+        # vidsel eval: a generic JSONL benchmark over the same clip, with subtitles
+        (tmp / "sub.srt").write_text("1\n00:00:00,000 --> 00:00:02,000\na box appears\n")
+        self.bench = tmp / "bench.jsonl"
+        self.bench.write_text("".join(json.dumps(
+            {"id": f"e{i}", "video": clip, "question": q, "options": ["left", "right"],
+             "answer": "A", "subtitles": str(tmp / "sub.srt")}) + "\n"
+            for i, q in enumerate(["where does the box go", "what moves", "is it red"])))
 
     def fmt(self, argv: list[str]) -> list[str]:
         names = {"tmp": str(self.tmp), "clip": self.clip, "good": str(self.good),
-                 "mixed": str(self.mixed), "emb": str(self.emb), "q": str(self.questions)}
+                 "mixed": str(self.mixed), "emb": str(self.emb), "q": str(self.questions),
+                 "bench": str(self.bench)}
         return [a.format(**names) for a in argv]
 
 
@@ -166,6 +174,37 @@ def _help(env: Env, out: str) -> None:
 
 
 #: (id, arguments, exit code, check of the files written and stdout)
+def _eval_full(env: Env, out: str) -> None:
+    recs = jsonl(env.tmp / "e1.jsonl")
+    assert len(recs) == 2 * 2 * 2 and all(r["status"] == "ok" for r in recs)
+    assert {r["model"] for r in recs} == {'py:h4_eval:answer{"name": "rules"}'}
+    assert all(r["subtitles"] == ["a box appears"] for r in recs if r["method"] == "uniform")
+    dpp = [r for r in recs if r["method"] == "dpp"]
+    assert all(r["embedder"] == str(env.emb) for r in dpp)
+    assert (env.tmp / "e.png").read_bytes()[:4] == b"\x89PNG"
+    assert "uniform" in out and "dpp" in out
+
+
+def _eval_resume(env: Env, out: str) -> None:
+    recs = jsonl(env.tmp / "e1.jsonl")  # the third item joins; the first two stay
+    assert len(recs) == 3 * 2 * 2 and len({r["key"] for r in recs}) == 12
+    assert "uniform" in out and "dpp" in out  # -q quiets logs, not the result
+
+
+def _eval_ray(env: Env, out: str) -> None:
+    recs = jsonl(env.tmp / "e3.jsonl")
+    assert len(recs) == 3 and all(r["status"] == "ok" for r in recs)
+    assert "uniform" in out  # --verbose then --quiet: the default output, the table
+
+
+EVAL_RULES = textwrap.dedent('''
+    """A rule-based model for the eval cases: always option A."""
+
+
+    def answer(request):
+        return "A"
+''')
+
 CASES: list[tuple[str, list[str], int, Check | None]] = [
     ("version", ["--version"], 0, _version),
     ("help", ["-h"], 0, _help),
@@ -224,6 +263,25 @@ CASES: list[tuple[str, list[str], int, Check | None]] = [
                       "{emb}", "-Q", "a box", "--quiet", "--verbose"], 0, None),
     ("demo-k", ["demo", "-o", "{tmp}/demo3", "--video", "{clip}", "-k", "2", "-q", "-v"], 0,
      None),
+    ("eval-full", ["eval", "--dataset", "jsonl", "--annotations", "{bench}", "--videos",
+                   "{good}", "--limit", "2", "--subtitles", "--model", "py:h4_eval:answer",
+                   "--model-option", "name=rules", "--methods", "uniform,dpp", "--budgets",
+                   "2,3", "-e", "{emb}", "--param", "candidates=8", "--device", "cpu",
+                   "--max-new-tokens", "8", "--out", "{tmp}/e1.jsonl", "--shard", "0/1",
+                   "--selection-cache", "{tmp}/selcache", "--executor", "process",
+                   "--workers", "1", "--no-fsync", "--no-progress", "--plot", "{tmp}/e.png",
+                   "-v"], 0, _eval_full),
+    ("eval-resume", ["eval", "--dataset", "jsonl", "--annotations", "{bench}", "--model",
+                     "py:h4_eval:answer", "--model-option", "name=rules", "--subtitles",
+                     "--methods", "uniform,dpp", "--budgets", "2,3", "--max-new-tokens", "8",
+                     "--embedder", "{emb}", "-p", "candidates=8", "-o", "{tmp}/e1.jsonl",
+                     "--resume", "--retry-failed", "--no-selection-cache", "-j", "1",
+                     "--progress", "-q"], 0, _eval_resume),
+    ("eval-ray", ["eval", "--dataset", "jsonl", "--annotations", "{bench}", "--model",
+                  "py:h4_eval:answer", "--budgets", "2", "--out", "{tmp}/e3.jsonl",
+                  "--overwrite", "--executor", "ray", "--ray-address", "local",
+                  "--gpus-per-task", "0", "--replicas", "cpu", "--verbose", "--quiet"], 0,
+     _eval_ray),
     ("global-verbosity", ["-v", "--verbose", "inspect", "{clip}", "--no-motion"], 0, None),
     ("global-quiet", ["-q", "--quiet", "inspect", "{clip}", "--no-motion"], 0, _quiet),
 ]
@@ -275,6 +333,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, clip: str, good_dir: Path, mix
     tmp = tmp_path_factory.mktemp("e2e")
     (tmp / "plugins").mkdir()
     (tmp / "plugins" / "h4_plugin.py").write_text(PLUGIN)
+    (tmp / "plugins" / "h4_eval.py").write_text(EVAL_RULES)
     return Env(tmp, clip, good_dir, mixed_dir, tiny_clip_dir)
 
 

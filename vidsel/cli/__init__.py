@@ -10,6 +10,8 @@ them, so ``vidsel --help`` is fast):
 - ``vidsel batch``    a folder / glob / list of videos to a resumable JSON-lines file, in
   parallel (local processes or Ray);
 - ``vidsel compare``  codec vs uniform sampling at equal token budgets;
+- ``vidsel eval``     what a selection does to a model's answers: benchmark x methods x
+  budgets through a model, resumable, and ``vidsel eval report`` for the table and plot;
 - ``vidsel inspect``  metadata, GOP structure, frame types, bit-cost and motion timelines.
 
 Exit codes: 0 success; 1 an input failed (bad video, missing model, some videos of a batch);
@@ -32,7 +34,7 @@ from ..errors import VidselError
 from ..methods import load_plugins
 from ..registry import Registry
 from ..runs import EXECUTORS, register_executor
-from . import _batch, _compare, _demo, _inspect, _select
+from . import _batch, _compare, _demo, _eval, _inspect, _select
 from ._common import UsageError, add_verbosity, configure_logging, verbosity
 
 __all__ = ["EXECUTORS", "SUBCOMMANDS", "build_parser", "main", "register_executor",
@@ -51,7 +53,7 @@ def register_subcommand(name: str, add_parser: Callable[[Any], None], *,
     SUBCOMMANDS.register(name, add_parser, overwrite=overwrite)
 
 
-for _module in (_batch, _compare, _demo, _inspect, _select):
+for _module in (_batch, _compare, _demo, _eval, _inspect, _select):
     register_subcommand(_module.__name__.rsplit("._", 1)[1], _module.add_parser)
 
 EPILOG = """\
@@ -64,6 +66,9 @@ examples:
   vidsel batch videos/ --out results.jsonl --method codec --budget 8 --resume
   vidsel compare clip.mp4 --budgets 4,8,16,32 --plot compare.png
   vidsel inspect clip.mp4 --plot timeline.png
+  vidsel eval --dataset charades-sta --annotations test.txt --videos Charades/ \\
+      --model hf:/models/qwen2.5-vl --methods uniform,codec --budgets 4,8 --out runs/c.jsonl
+  vidsel eval report runs/*.jsonl --plot runs/grid.png
 
 A default embedder, set once: VIDSEL_EMBEDDER=SPEC, or  embedder = "SPEC"  in
 ~/.config/vidsel/config.toml ($XDG_CONFIG_HOME); then 'vidsel select talk.mp4 -Q "..."' runs mdp3.
