@@ -197,6 +197,17 @@ def _eval_ray(env: Env, out: str) -> None:
     assert "uniform" in out  # --verbose then --quiet: the default output, the table
 
 
+def _eval_report(env: Env, out: str) -> None:
+    assert "R1@" not in out and "accuracy" in out  # mcq items: accuracy, every metric
+    assert json.loads((env.tmp / "r.json").read_text())["rows"]
+    assert (env.tmp / "r.csv").read_text().startswith("dataset,")
+    assert (env.tmp / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _eval_merge(env: Env, out: str) -> None:
+    assert len(jsonl(env.tmp / "m.jsonl")) == 12  # the overwrite: e1 alone
+
+
 EVAL_RULES = textwrap.dedent('''
     """A rule-based model for the eval cases: always option A."""
 
@@ -282,6 +293,13 @@ CASES: list[tuple[str, list[str], int, Check | None]] = [
                   "--overwrite", "--executor", "ray", "--ray-address", "local",
                   "--gpus-per-task", "0", "--replicas", "cpu", "--verbose", "--quiet"], 0,
      _eval_ray),
+    ("eval-report", ["eval", "report", "{tmp}/e1.jsonl", "--metric", "all", "--plot",
+                     "{tmp}/r.png", "--json", "{tmp}/r.json", "--csv", "{tmp}/r.csv", "-v",
+                     "--verbose", "-q", "--quiet"], 0, _eval_report),
+    ("eval-merge", ["eval", "merge", "{tmp}/e1.jsonl", "{tmp}/e3.jsonl", "--out",
+                    "{tmp}/m.jsonl", "-v", "--verbose"], 0, None),
+    ("eval-merge-again", ["eval", "merge", "{tmp}/e1.jsonl", "-o", "{tmp}/m.jsonl",
+                          "--overwrite", "-q", "--quiet"], 0, _eval_merge),
     ("global-verbosity", ["-v", "--verbose", "inspect", "{clip}", "--no-motion"], 0, None),
     ("global-quiet", ["-q", "--quiet", "inspect", "{clip}", "--no-motion"], 0, _quiet),
 ]
@@ -291,30 +309,50 @@ NOT_RUN: dict[str, str] = {}
 
 
 def _parser_options() -> dict[str, set[str]]:
+    """Option strings by command: ``""`` (before the subcommand), ``"eval"``, and nested
+    commands as ``"eval report"``."""
     parser = build_parser()
     out = {"": {o for a in parser._actions for o in a.option_strings}}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                out[name] = {o for a in sub._actions for o in a.option_strings}
+
+    def walk(p: argparse.ArgumentParser, prefix: str) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    key = f"{prefix} {name}".strip()
+                    out[key] = {o for a in sub._actions for o in a.option_strings}
+                    walk(sub, key)
+
+    walk(parser, "")
     return out
+
+
+def _command_of(argv: list[str], options: dict[str, set[str]]) -> tuple[str, int]:
+    """(command, index of its first argument) of an argv: ``("eval report", 2)``."""
+    at = next((i for i, a in enumerate(argv) if a in options), None)
+    if at is None:
+        return "", len(argv)
+    cmd, i = argv[at], at + 1
+    while i < len(argv) and f"{cmd} {argv[i]}" in options:
+        cmd, i = f"{cmd} {argv[i]}", i + 1
+    return cmd, i
 
 
 def test_every_flag_is_exercised() -> None:
     """Each subcommand has a case, and each of its option strings (aliases too) is used."""
     options = _parser_options()
-    assert set(options) - {""} == set(SUBCOMMANDS.names())
+    assert {c for c in options if c and " " not in c} == set(SUBCOMMANDS.names())
     used: dict[str, set[str]] = {name: set() for name in options}
     for _, argv, _, _ in CASES:
-        at = next((i for i, a in enumerate(argv) if a in options), len(argv))
-        used[""] |= {a for a in argv[:at] if a.startswith("-")}  # before the subcommand
-        if at < len(argv):
-            used[argv[at]] |= {a for a in argv[at + 1:] if a.startswith("-")}
+        cmd, i = _command_of(argv, options)
+        first = next((j for j, a in enumerate(argv) if a in options), len(argv))
+        used[""] |= {a for a in argv[:first] if a.startswith("-")}  # before the subcommand
+        if cmd:
+            used[cmd] |= {a for a in argv[i:] if a.startswith("-")}
     missing = {cmd: sorted(opts - used[cmd] - {"-h", "--help"} - set(NOT_RUN))
                for cmd, opts in options.items()}
     missing = {cmd: opts for cmd, opts in missing.items() if opts}
     assert not missing, f"flags without an end-to-end case: {missing}"
-    assert all(used[cmd] for cmd in SUBCOMMANDS.names())
+    assert all(used[cmd] for cmd in options if cmd)
 
 
 def test_every_flag_docs_cli_names_exists() -> None:

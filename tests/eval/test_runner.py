@@ -294,3 +294,89 @@ def test_generation_coerce() -> None:
     assert Generation.coerce("x").text == "x"
     with pytest.raises(InvalidArgumentError, match="string or a vidsel.eval.Generation"):
         Generation.coerce(3)
+
+
+def test_a_finished_resume_loads_no_model(videos, tmp_path, monkeypatch) -> None:
+    """--resume with every answer done returns at once: the model is not even imported."""
+    mod = tmp_path / "mods"
+    mod.mkdir()
+    (mod / "vidsel_once_rules.py").write_text(textwrap.dedent(RULES))
+    monkeypatch.syspath_prepend(str(mod))
+    out = tmp_path / "done.jsonl"
+    spec = "py:vidsel_once_rules:answer"
+    first = run_eval(_items(videos), spec, budgets=[2], out=out, cache_dir=None,
+                     model_options={"geometry": GEOM})
+    assert first.ok == 3
+    (mod / "vidsel_once_rules.py").unlink()  # loading it again would fail now
+    monkeypatch.delitem(sys.modules, "vidsel_once_rules")
+    again = run_eval(_items(videos), spec, budgets=[2], out=out, resume=True, cache_dir=None,
+                     model_options={"geometry": GEOM})
+    assert (again.ok, again.failed, again.skipped) == (0, 0, 3)
+    with pytest.raises(InvalidArgumentError, match="cannot import"):
+        run_eval(_items(videos), spec, budgets=[3], out=out, resume=True, cache_dir=None,
+                 model_options={"geometry": GEOM})
+
+
+CRASHER = '''
+import os
+
+def answer(request):
+    """Dies (as a segfaulting or OOM-killed model would) on one question."""
+    if "KILL" in request.prompt:
+        os._exit(3)
+    return "A"
+'''
+
+
+def test_a_dying_replica_fails_only_its_item(videos, tmp_path, monkeypatch) -> None:
+    mod = tmp_path / "mods"
+    mod.mkdir()
+    (mod / "vidsel_crasher.py").write_text(textwrap.dedent(CRASHER))
+    monkeypatch.syspath_prepend(str(mod))
+    items = [EvalItem(f"k{i}", "toy", str(videos["a"]), "KILL now" if i == 2 else f"q {i}?",
+                      "mcq", options=("x", "y"), answer="A") for i in range(6)]
+    s = run_eval(items, "py:vidsel_crasher:answer", budgets=[2], replicas="cpu,cpu",
+                 cache_dir=None, model_options={"geometry": GEOM})
+    by = {r["item_id"]: r for r in s.records}
+    assert len(by) == 6
+    assert by["k2"]["status"] == "error" and by["k2"]["stage"] == "model"
+    assert by["k2"]["error"]["type"] == "WorkerCrashedError"
+    assert all(by[f"k{i}"]["status"] == "ok" for i in (0, 1, 3, 4, 5))
+
+
+def test_an_unwritable_cache_only_costs_speed(videos, rules, tmp_path, caplog) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")  # the cache root is a file: nothing can be stored under it
+    s = run_eval(_items(videos), _answerer(rules), budgets=[2], cache_dir=blocker)
+    assert (s.ok, s.failed) == (3, 0)
+    assert "selection cache" in caplog.text
+
+
+def test_keys_do_not_depend_on_where_the_videos_are(videos, rules, tmp_path) -> None:
+    """The same benchmark at another path (another node, another working directory)
+    resumes into the same records."""
+    import shutil
+
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    moved = {k: Path(shutil.copy(v, other / v.name)) for k, v in videos.items()}
+    out = tmp_path / "k.jsonl"
+    run_eval(_items(videos), _answerer(rules), budgets=[2], out=out)
+    again = run_eval(_items(moved), _answerer(rules), budgets=[2], out=out, resume=True)
+    assert (again.ok, again.skipped) == (0, 3)
+
+
+def test_times_count_from_the_start_of_playback(fixtures_dir) -> None:
+    """A stream whose first frame is at 8.33 s: the model, the annotations and the subtitles
+    all count from 0 (the record keeps the stream times of what was selected)."""
+    path = fixtures_dir / "edge" / "torchcodec__test_non_zero_start.mp4"
+    seen = []
+
+    def model(request):
+        seen.append(request.visual.timestamps_s.copy())
+        return "0 - 1 seconds"
+
+    item = EvalItem("nz", "toy", str(path), "When?", "grounding", spans_s=((0.0, 0.2),))
+    (rec,) = run_eval([item], CallableAnswerer(model, geometry=GEOM), budgets=[3]).records
+    assert seen[0][0] == pytest.approx(0.0, abs=1e-6)
+    assert rec["selection"]["source_timestamps_s"][0] == pytest.approx(8.333, abs=0.01)

@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         print(f"vidsel eval: no items in {args.annotations}", file=sys.stderr)
         return 1
-    cache: Any = True
+    cache: Any = default_cache_dir()
     if args.no_selection_cache:
         cache = None
     elif args.selection_cache:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from .._json import json_safe
 from ..errors import InvalidArgumentError
 from ..results import PatchConfig, PatchSelection, Selection, VisualSelection
@@ -41,7 +42,8 @@ def selection_key(*, content_id: str, question: str | None, method: str, budget:
                   embedder: str | None, geometry: PatchConfig,
                   options: Mapping[str, Any]) -> str:
     """SHA-256 (hex, 40 characters) of everything that decides a selection and its pixels."""
-    ident = {"v": CACHE_VERSION, "content_id": content_id, "question": question,
+    # vidsel's version too: a new release may select or decode differently
+    ident = {"v": CACHE_VERSION, "vidsel": __version__, "content_id": content_id, "question": question,
              "method": method, "budget": int(budget), "embedder": embedder,
              "geometry": geometry.to_dict(), "options": json_safe(dict(options))}
     text = json.dumps(ident, sort_keys=True, default=str)
@@ -66,6 +68,7 @@ class CachedSelection:
             cache hit).
         visual_tokens: what the selection costs the model that asked for it (frames merged
             in time counted as the model counts them); not stored: derived per model.
+        key: its cache key (:func:`selection_key`).
     """
 
     selection: VisualSelection
@@ -78,6 +81,7 @@ class CachedSelection:
     cache_hit: bool = False
     timings_s: Mapping[str, float] = field(default_factory=dict)
     visual_tokens: int | None = None
+    key: str | None = None
 
 
 class SelectionCache:
@@ -113,10 +117,16 @@ class SelectionCache:
         if self.root is None:
             return
         folder = self.root / "videos"
-        folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{content_id}.{secrets.token_hex(4)}.tmp"
-        tmp.write_text(json.dumps(json_safe(dict(facts))), encoding="utf-8")
-        os.replace(tmp, folder / f"{content_id}.json")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(json_safe(dict(facts))), encoding="utf-8")
+            os.replace(tmp, folder / f"{content_id}.json")
+        except OSError as e:  # not cached: the video is probed again next time
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            logger.warning("selection cache: cannot store video facts under %s (%s)",
+                           self.root, e.strerror or e)
 
     def get(self, key: str) -> CachedSelection | None:
         """The entry of ``key``, or None (absent, disabled, or unreadable: then it is
@@ -173,16 +183,21 @@ class SelectionCache:
                 "geometry": entry.geometry.to_dict(), "source_fps": entry.source_fps,
                 "num_frames": entry.num_frames, "duration_s": entry.duration_s,
                 "start_time_s": entry.start_time_s}
-        folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = folder.parent / f".{key}.{secrets.token_hex(4)}.tmp"
-        tmp.mkdir()
         try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
             np.save(tmp / "pixels.npy", np.ascontiguousarray(pixels), allow_pickle=False)
             (tmp / "selection.json").write_text(json.dumps(json_safe(meta)), encoding="utf-8")
             try:
                 os.rename(tmp, folder)
             except OSError:  # another writer finished first: keep theirs
                 shutil.rmtree(tmp, ignore_errors=True)
+        except OSError as e:  # a full or read-only disk: the run goes on without caching
+            with contextlib.suppress(OSError):
+                shutil.rmtree(tmp)
+            logger.warning("selection cache: cannot store %s under %s (%s); going on without "
+                           "caching it", key[:12], self.root, e.strerror or e)
         except BaseException:
             with contextlib.suppress(OSError):
                 shutil.rmtree(tmp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import InvalidArgumentError
 from ..runs import ResultsFile, read_records
 
-__all__ = ["MergeSummary", "merge_results", "unique_records"]
+__all__ = ["MergeSummary", "better_record", "merge_results", "unique_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,9 @@ class MergeSummary:
     duplicates: int
 
 
-def _better(new: dict[str, Any], old: dict[str, Any]) -> bool:
+def better_record(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Whether ``new`` replaces ``old`` (same key): an ok record wins over a failure, then the
+    later one (``finished_at``)."""
     rank_new, rank_old = new.get("status") == "ok", old.get("status") == "ok"
     if rank_new != rank_old:
         return rank_new
@@ -43,7 +45,7 @@ def unique_records(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, An
         key = str(rec.get("key"))
         if key in best:
             dropped += 1
-            if not _better(rec, best[key]):
+            if not better_record(rec, best[key]):
                 continue
         best[key] = rec
     return list(best.values()), dropped

@@ -16,11 +16,12 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidArgumentError
-from ..runs import configure_logging, exit_with_parent
+from ..runs import WorkerCrashedError, configure_logging, exit_with_parent
 from ._answerer import Answerer, AnswererSpec, GeometryFn
 from ._types import Generation, Request
 
@@ -70,6 +71,10 @@ class ModelPool(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model(s)."""
+
+    def abort(self) -> None:
+        """Stop at once (interrupted run): work in flight is dropped."""
+        self.close()
 
 
 def _run(answerer: Answerer, requests: Sequence[Request]) -> list[Generation]:
@@ -182,6 +187,11 @@ def parse_devices(devices: int | str | Sequence[str]) -> list[str]:
 class ReplicaPool(ModelPool):
     """One model replica per device, each in its own worker process (``spawn``).
 
+    A replica that dies (a native crash, the out-of-memory killer, a driver fault) is started
+    again; the batches it held are re-run one at a time, alone, once the others are done, so a
+    request that kills its replica again is pinned down and fails with
+    :class:`~vidsel.runs.WorkerCrashedError` while the innocent ones are answered.
+
     Args:
         spec: the model to load in each worker (an :class:`AnswererSpec`).
         devices: ``cuda:N`` (the worker sees only GPU N, as ``cuda``) or ``cpu``.
@@ -194,35 +204,57 @@ class ReplicaPool(ModelPool):
         self.spec = spec
         self.devices = list(devices)
         self.depth = max(0, depth)
-        ctx = multiprocessing.get_context("spawn")
+        self.log_level = log_level
+        self.crashes = 0
+        self._ctx = multiprocessing.get_context("spawn")
+        self._starts: list[tuple[AnswererSpec, str | None]] = []
         self._pools: list[ProcessPoolExecutor] = []
         self._load: list[int] = []
-        self._inflight: dict[Future[Any], tuple[int, Any, list[Request]]] = {}
+        #: future -> (replica, its pool, tag, requests, running alone)
+        self._inflight: dict[Future[Any], tuple[int, ProcessPoolExecutor, Any, list[Request],
+                                                bool]] = {}
+        self._suspects: deque[tuple[Any, list[Request]]] = deque()
         self._ready: deque[Finished] = deque()
         for device in self.devices:
             options = dict(spec.options)
-            visible = None
-            if device.startswith("cuda:"):
-                visible = device[5:]
+            visible = device[5:] if device.startswith("cuda:") else None
             # model backends take device=; a py: answerer places itself (it sees one GPU)
             if spec.kind != "py":
                 options["device"] = "cuda" if visible is not None else "cpu"
-            replica = AnswererSpec(spec.kind, spec.target, options)
-            self._pools.append(ProcessPoolExecutor(
-                max_workers=1, mp_context=ctx, initializer=_replica_init,
-                initargs=(replica, visible, log_level)))
+            self._starts.append((AnswererSpec(spec.kind, spec.target, options), visible))
+            self._pools.append(self._new_pool(len(self._pools)))
             self._load.append(0)
-        # the first replica's answers to these also prove the workers start and load
+        # the replicas' answers to these also prove that they start and load
         try:
             info = [pool.submit(_replica_info) for pool in self._pools]
             self._geometry, self._describe, batch = info[0].result()
             for fut in info[1:]:
                 fut.result()
+        except BrokenProcessPool:
+            self.abort()
+            raise WorkerCrashedError(f"a model replica of {spec} died while loading (killed, "
+                                     f"out of memory or a crash in native code)") from None
         except BaseException:
-            self.close()
+            self.abort()
             raise
         self.max_batch = max(1, batch)
         logger.info("model replicas: %s on %s", spec, ", ".join(self.devices))
+
+    def _new_pool(self, i: int) -> ProcessPoolExecutor:
+        replica, visible = self._starts[i]
+        return ProcessPoolExecutor(max_workers=1, mp_context=self._ctx,
+                                   initializer=_replica_init,
+                                   initargs=(replica, visible, self.log_level))
+
+    def _restart(self, i: int, broken: ProcessPoolExecutor) -> None:
+        """Replace replica ``i``'s pool if it is still the one that broke."""
+        if self._pools[i] is not broken:
+            return
+        self.crashes += 1
+        logger.warning("the model replica on %s died; starting it again (the requests it held "
+                       "are re-run one at a time)", self.devices[i])
+        broken.shutdown(wait=False, cancel_futures=True)
+        self._pools[i] = self._new_pool(i)
 
     def geometry(self) -> GeometryFn:
         return self._geometry  # type: ignore[no-any-return]
@@ -231,22 +263,43 @@ class ReplicaPool(ModelPool):
         return dict(self._describe)
 
     def free(self) -> bool:
-        return min(self._load) <= self.depth
+        return not self._suspects and min(self._load) <= self.depth
 
     def submit(self, tag: Any, requests: list[Request]) -> None:
         i = min(range(len(self._pools)), key=self._load.__getitem__)
+        self._submit(i, tag, requests, alone=False)
+
+    def _submit(self, i: int, tag: Any, requests: list[Request], *, alone: bool) -> None:
+        pool = self._pools[i]
+        try:
+            fut = pool.submit(_replica_generate, requests)
+        except BrokenProcessPool:  # it died since the last look: start it again first
+            self._restart(i, pool)
+            pool = self._pools[i]
+            fut = pool.submit(_replica_generate, requests)
         self._load[i] += 1
-        self._inflight[self._pools[i].submit(_replica_generate, requests)] = (i, tag, requests)
+        self._inflight[fut] = (i, pool, tag, requests, alone)
 
     def finished(self, *, block: bool) -> list[Finished]:
+        if self._suspects and not self._inflight:  # re-run one suspect alone
+            tag, requests = self._suspects.popleft()
+            self._submit(0, tag, requests, alone=True)
         if self._inflight:
             done, _ = wait(list(self._inflight), timeout=None if block else 0,
                            return_when=FIRST_COMPLETED)
             for fut in done:
-                i, tag, requests = self._inflight.pop(fut)
+                i, pool, tag, requests, alone = self._inflight.pop(fut)
                 self._load[i] -= 1
                 exc = fut.exception()
-                if exc is not None:
+                if isinstance(exc, BrokenProcessPool):
+                    self._restart(i, pool)
+                    if alone:
+                        self._ready.append(Finished(tag, requests, WorkerCrashedError(
+                            "the model replica died answering this request alone (killed, "
+                            "out of memory or a crash in native code)"), 0.0))
+                    else:
+                        self._suspects.append((tag, requests))
+                elif exc is not None:
                     self._ready.append(Finished(tag, requests, exc, 0.0))
                 else:
                     gens, seconds = fut.result()
@@ -256,9 +309,19 @@ class ReplicaPool(ModelPool):
         return out
 
     def busy(self) -> int:
-        return len(self._inflight) + len(self._ready)
+        return len(self._inflight) + len(self._ready) + len(self._suspects)
 
     def close(self) -> None:
         for pool in self._pools:
             pool.shutdown(wait=True, cancel_futures=True)
+        self._pools = []
+
+    def abort(self) -> None:
+        """Terminate the replicas without waiting for batches in flight."""
+        for pool in self._pools:
+            procs = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
         self._pools = []

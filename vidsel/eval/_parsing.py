@@ -18,9 +18,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ._types import LETTERS
+
 __all__ = ["extract_choice", "parse_spans", "parse_time_span"]
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 Span = tuple[float, float]
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ from ..errors import InvalidArgumentError
 from ..optional import require
 from ..render import eval_plot, save_figure
 from ..runs import read_records
+from ._merge import better_record
 from ._metrics import METRICS, PRIMARY, score_key
+from ._types import SCHEMA
 
 __all__ = ["BASELINE", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "RECORD_SCHEMA", "EvalReport",
            "bootstrap_ci", "load_report"]
@@ -39,7 +41,7 @@ __all__ = ["BASELINE", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "RECORD_SCHEMA",
 logger = logging.getLogger(__name__)
 
 #: The schema of the records a report reads.
-RECORD_SCHEMA = "vidsel.eval/1"
+RECORD_SCHEMA = SCHEMA  # (its name here before 0.3)
 #: The method every other one is compared with, item by item.
 BASELINE = "uniform"
 #: Bootstrap resamples and their fixed seed (the intervals are deterministic).
@@ -466,9 +468,11 @@ def load_report(paths_or_records: Any, *, metric: str | Sequence[str] | None = N
             if "key" not in rec:
                 raise InvalidArgumentError(f"{where}: an evaluation record has no 'key'")
             key = str(rec["key"])
-            if key in latest:
+            if key in latest:  # as vidsel eval merge decides: ok over failure, then later
                 duplicates += 1
-                del latest[key]  # keep the order of the last occurrence
+                if not better_record(rec, latest[key]):
+                    continue
+                del latest[key]  # keep the order of the kept occurrence
             latest[key] = rec
     if not latest:
         raise InvalidArgumentError(f"no {RECORD_SCHEMA} records in "

@@ -30,7 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +51,14 @@ from ._models import Finished, LocalModel, ModelPool, ReplicaPool, parse_devices
 from ._prompts import PROMPT_VERSION, build_prompt
 from ._report import load_report
 from ._subtitles import load_subtitles, subtitles_at
-from ._types import EvalItem, Request, VisualInput
-from ._work import SelectJob, options_for, select_job
+from ._types import SCHEMA, EvalItem, Request, VisualInput
+from ._work import SelectJob, keyed_options, options_for, select_job
 
 __all__ = ["SCHEMA", "EvalSummary", "default_cache_dir", "parse_shard", "run_eval",
            "shard_of"]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA = "vidsel.eval/1"
 #: Generation length per task when none is given.
 MAX_NEW_TOKENS = {"mcq": 16, "grounding": 48, "highlights": 96, "open": 128}
 
@@ -135,15 +134,19 @@ class _Unit:
     options: dict[str, Any]
 
 
-def _model_identity(model: Any, pool: ModelPool, options: Mapping[str, Any]) -> str:
+def _model_identity(model: Any, pool: ModelPool | None, options: Mapping[str, Any]) -> str:
     if isinstance(model, (str, AnswererSpec)):
         spec = model if isinstance(model, AnswererSpec) else AnswererSpec.parse(model)
-        opts = {k: v for k, v in {**spec.options, **options}.items() if k != "device"}
+        # where and how many at once do not change an answer: not part of the identity
+        opts = {k: v for k, v in {**spec.options, **options}.items()
+                if k not in ("device", "max_batch")}
         target = spec.target
         if spec.kind != "py" and os.path.isdir(target):  # a local folder: wherever run from
             target = os.path.abspath(target)
         return (f"{spec.kind}:{target}" + (json.dumps(json_safe(opts), sort_keys=True,
                                                       default=repr) if opts else ""))
+    if pool is None:  # pragma: no cover - run_eval builds the pool for answerers first
+        raise InvalidArgumentError("no model")
     desc = pool.describe()
     return str(desc.get("name", "model")) if len(desc) == 1 else json.dumps(
         json_safe(desc), sort_keys=True)
@@ -151,31 +154,45 @@ def _model_identity(model: Any, pool: ModelPool, options: Mapping[str, Any]) -> 
 
 def _key(unit_item: EvalItem, method: str, budget: int, model: str, options: Mapping[str, Any],
          settings: Mapping[str, Any]) -> str:
+    # not the video's path: the same benchmark mounted elsewhere (another node, another
+    # working directory) must resume and merge into the same records
     ident = {"dataset": unit_item.dataset, "item_id": unit_item.item_id,
-             "question": unit_item.question, "video": os.path.normpath(unit_item.video),
-             "method": method, "budget": budget, "model": model,
-             "options": json_safe(dict(options)), "settings": json_safe(dict(settings)),
+             "question": unit_item.question, "method": method, "budget": budget, "model": model,
+             "options": json_safe(keyed_options(options)),
+             "embedder": options.get("embedder"), "settings": json_safe(dict(settings)),
              "prompt": PROMPT_VERSION}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _selection_summary(sel: VisualSelection) -> dict[str, Any]:
+def _selection_summary(sel: VisualSelection, key: str | None) -> dict[str, Any]:
+    """What was selected: the frames (indices, stream times), for patches also each token's
+    (source frame, token row, token column), and the selection-cache key that holds it all."""
     d: dict[str, Any] = {"kind": sel.kind, "source_frames": sel.source_frames,
                          "source_timestamps_s": sel.source_timestamps_s,
-                         "num_tokens": sel.num_tokens}
+                         "num_tokens": sel.num_tokens, "cache_key": key}
     if isinstance(sel, PatchSelection):
+        m2 = sel.merge * sel.merge
+        first = sel.positions[::m2]  # (tokens, 3): the token's top-left patch
+        tokens = np.stack([first[:, 0], first[:, 1] // sel.merge, first[:, 2] // sel.merge],
+                          axis=1)
         d.update(num_patches=sel.num_patches, anchor_frames=sel.anchor_frames,
-                 frame_equivalents=sel.frame_equivalents)
+                 frame_equivalents=sel.frame_equivalents, token_positions=tokens)
     return json_safe(d)
 
 
 def _visual(entry: CachedSelection, path: str) -> VisualInput:
+    """What the model gets, its times counted from the start of playback (as annotations,
+    subtitles and ``frame_indices / fps`` count them: a stream that starts at 8.3 s shows its
+    first frame at 0 s)."""
     sel = entry.selection
-    common = dict(path=path, selection=sel, timestamps_s=np.asarray(sel.source_timestamps_s),
+    start = entry.start_time_s
+    common = dict(path=path, selection=sel,
+                  timestamps_s=np.asarray(sel.source_timestamps_s) - start,
                   frame_indices=np.asarray(sel.source_frames), source_fps=entry.source_fps,
                   num_frames=entry.num_frames, duration_s=entry.duration_s)
     if isinstance(sel, PatchSelection):
-        return VisualInput(kind="patches", patches=sel, **common)  # type: ignore[arg-type]
+        patches = replace(sel, timestamps_s=sel.timestamps_s - start) if start else sel
+        return VisualInput(kind="patches", patches=patches, **common)  # type: ignore[arg-type]
     return VisualInput(kind="frames", frames=entry.frames, **common)  # type: ignore[arg-type]
 
 
@@ -185,15 +202,14 @@ class _Subtitles:
     def __init__(self) -> None:
         self._cache: dict[str, Any] = {}
 
-    def lines(self, item: EvalItem, timestamps_s: np.ndarray, start_time_s: float) -> list[str]:
-        """The lines shown at the frames' times; subtitle times count from the start of
-        playback, frame times from the stream's time origin (``start_time_s`` earlier)."""
+    def lines(self, item: EvalItem, timestamps_s: np.ndarray) -> list[str]:
+        """The lines shown at the frames' playback times."""
         if item.subtitles is None or not os.path.isfile(item.subtitles):
             return []
         if item.subtitles not in self._cache:
             self._cache[item.subtitles] = load_subtitles(item.subtitles)
         return list(subtitles_at(self._cache[item.subtitles], timestamps_s,
-                                 offset_s=item.subtitle_offset_s + start_time_s))
+                                 offset_s=item.subtitle_offset_s))
 
 
 class _Run:
@@ -214,6 +230,7 @@ class _Run:
         self.on_record = on_record
         self.subs = _Subtitles()
         self.ready: list[tuple[_Unit, Request, dict[str, Any]]] = []
+        self.backlog = 4 * pool.max_batch * len(getattr(pool, "devices", [None]))
         self.host = socket.gethostname()
 
     # -- records --------------------------------------------------------------------------------
@@ -264,8 +281,7 @@ class _Run:
             item = unit.item
             try:
                 visual = _visual(outcome, item.video)
-                lines = (self.subs.lines(item, visual.timestamps_s, outcome.start_time_s)
-                         if self.subtitles else [])
+                lines = self.subs.lines(item, visual.timestamps_s) if self.subtitles else []
                 prompt = build_prompt(item, duration_s=item.duration_s or outcome.duration_s,
                                       subtitles=lines)
             except VidselError as e:
@@ -273,7 +289,7 @@ class _Run:
                 continue
             sel = outcome.selection
             extra = {"geometry": outcome.geometry.to_dict(),
-                     "selection": _selection_summary(sel),
+                     "selection": _selection_summary(sel, outcome.key),
                      "visual_tokens": (outcome.visual_tokens if outcome.visual_tokens
                                        is not None else sel.num_tokens),
                      "prompt": prompt, "subtitles": lines, "cache_hit": outcome.cache_hit,
@@ -284,6 +300,10 @@ class _Run:
                               item_id=item.item_id)
             self.ready.append((unit, request, extra))
         self.pump(block=False)
+        # answers waiting for the model hold their frames: when selections come faster than
+        # the model answers (a warm cache), wait for the model instead of piling them up
+        while len(self.ready) >= self.backlog:
+            self.pump(block=True)
 
     def pump(self, *, block: bool, flush: bool = False) -> None:
         """Submit full batches while the model has room; record what came back."""
@@ -336,7 +356,7 @@ def run_eval(items: Iterable[EvalItem], model: str | AnswererSpec | Answerer | C
              max_new_tokens: int | None = None, limit: int | None = None,
              shard: str | tuple[int, int] | None = None, resume: bool = False,
              overwrite: bool = False, retry_failed: bool = False,
-             cache_dir: str | os.PathLike[str] | bool | None = True,
+             cache_dir: str | os.PathLike[str] | bool | None = None,
              executor: str = "serial", workers: int | None = None,
              replicas: int | str | Sequence[str] | None = None,
              model_options: Mapping[str, Any] | None = None, device: str | None = None,
@@ -363,7 +383,9 @@ def run_eval(items: Iterable[EvalItem], model: str | AnswererSpec | Answerer | C
             on a cluster, each with its own ``out``; :func:`vidsel.eval.merge_results`).
         resume: skip units the results file has; ``retry_failed`` reruns its failures.
         overwrite: start the results file again.
-        cache_dir: the selection cache (True: :func:`default_cache_dir`; None / False: off).
+        cache_dir: the selection cache folder (None / False: none, the default here; True:
+            :func:`default_cache_dir`, the command line's default). Text-relevance methods
+            keep their frame embeddings under it too (``embeddings/``).
         executor: where selections run: ``serial`` (default), ``process``, ``ray``.
         workers: parallel selection workers.
         replicas: one model replica per device in worker processes (``2``: cuda:0 and
@@ -395,21 +417,33 @@ def run_eval(items: Iterable[EvalItem], model: str | AnswererSpec | Answerer | C
         raise InvalidArgumentError("resume and overwrite exclude each other")
     if retry_failed and not resume:
         raise InvalidArgumentError("retry_failed needs resume")
+    methods = list(dict.fromkeys(methods))  # a name or budget given twice runs once
+    budgets = list(dict.fromkeys(budgets))
+    if cache_dir in (None, False):
+        cache_root: str | None = None
+    elif cache_dir is True:
+        cache_root = str(default_cache_dir())
+    else:
+        cache_root = os.fspath(cache_dir)  # type: ignore[arg-type]
     shared = dict(method_options or {})
-    per_method = {m: options_for(m, shared, embedder) for m in methods}
+    per_method = {m: options_for(m, shared, embedder, cache_root=cache_root) for m in methods}
     items = list(items)
+    seen: set[tuple[str, str]] = set()
+    for it in items:
+        if (it.dataset, it.item_id) in seen:
+            raise InvalidArgumentError(f"item id {it.item_id!r} of {it.dataset!r} appears twice: "
+                                       f"records are keyed by (dataset, item_id)")
+        seen.add((it.dataset, it.item_id))
     if limit is not None:
         items = items[:check_positive_int("limit", limit)]
     if shard_t is not None:
         items = [it for it in items if shard_of(it, shard_t[1]) == shard_t[0]]
-    if cache_dir is True:
-        cache_root: str | None = str(default_cache_dir())
-    elif cache_dir in (None, False):
-        cache_root = None
-    else:
-        cache_root = os.fspath(cache_dir)  # type: ignore[arg-type]
     m_opts = dict(model_options or {})
-    pool = _model_pool(model, replicas, m_opts, log_level)
+    # a spec is loaded only when there is work for it (a finished resume loads nothing); a
+    # ready answerer or callable is wrapped now (it names itself)
+    pool: ModelPool | None = None
+    if not isinstance(model, (str, AnswererSpec)):
+        pool = _model_pool(model, replicas, m_opts, log_level)
     results: ResultsFile | None = None
     try:
         model_id = _model_identity(model, pool, m_opts)
@@ -425,46 +459,71 @@ def run_eval(items: Iterable[EvalItem], model: str | AnswererSpec | Answerer | C
             summary.skipped = len(units) - len(todo)
             results.drop([u.key for u in todo if u.key in results.records])
             units = todo
-        geometry = pool.geometry()
-        # one selection per (video, question if the method reads it, method, budget)
-        by_ident: dict[str, tuple[SelectJob, list[_Unit]]] = {}
-        for u in sorted(units, key=lambda u: u.item.video):
-            entry = get_method(u.method)
-            question = (u.item.question if entry.needs_question or entry.needs_embedder
-                        else None)
-            ident = json.dumps([u.item.video, question, u.method, u.budget,
-                                json_safe(u.options)], sort_keys=True, default=str)
-            if ident not in by_ident:
-                by_ident[ident] = (SelectJob(video=u.item.video, question=question,
-                                             method=u.method, budget=u.budget,
-                                             geometry=geometry, options=u.options,
-                                             cache_root=cache_root, device=device), [])
-            by_ident[ident][1].append(u)
-        jobs = [job for job, _ in by_ident.values()]
-        units_of = {id(job): us for job, us in by_ident.values()}
-        bar = progress_bar(total=len(units), desc="eval", unit="answer", progress=progress)
-        run = _Run(pool, model_id, results=results, subtitles=subtitles,
+        if not units:
+            logger.info("eval: nothing to run (%d answers done before)", summary.skipped)
+            summary.seconds = time.perf_counter() - t_start
+            return summary
+        if pool is None:
+            pool = _model_pool(model, replicas, m_opts, log_level)
+        _run_units(units, pool, summary, results=results, model_id=model_id,
+                   cache_root=cache_root, device=device, subtitles=subtitles,
                    max_new_tokens=max_new_tokens, shard=shard_t, embedder=embedder,
-                   summary=summary, on_record=lambda rec: bar.update(1))
-        logger.info("eval: %d items x %d methods x %d budgets = %d answers to run (%d done "
-                    "before); model %s", len(items), len(methods), len(budgets), len(units),
-                    summary.skipped, model_id)
-        n_workers = workers or (1 if executor == "serial" else default_workers())
-        ex = make_executor(executor, workers=min(n_workers, max(1, len(jobs))),
-                           log_level=log_level, **dict(executor_options or {}))
-        try:
-            with bar:
-                for job, outcome in ex.map_unordered(select_job, jobs):
-                    run.selected(units_of[id(job)], outcome)
-                run.drain()
-        finally:
-            ex.close()
+                   executor=executor, workers=workers, log_level=log_level,
+                   progress=progress, executor_options=executor_options)
+    except BaseException:
+        if pool is not None:
+            pool.abort()
+            pool = None
+        raise
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
         if results is not None:
             results.close()
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+def _run_units(units: list[_Unit], pool: ModelPool, summary: EvalSummary, *,
+               results: ResultsFile | None, model_id: str, cache_root: str | None,
+               device: str | None, subtitles: bool, max_new_tokens: int | None,
+               shard: tuple[int, int] | None, embedder: str | None, executor: str,
+               workers: int | None, log_level: int, progress: bool | None,
+               executor_options: Mapping[str, Any] | None) -> None:
+    """Selections on the executor, answers as they come (the body of :func:`run_eval`)."""
+    geometry = pool.geometry()
+    # one selection per (video, question if the method reads it, method, budget)
+    by_ident: dict[str, tuple[SelectJob, list[_Unit]]] = {}
+    for u in sorted(units, key=lambda u: u.item.video):
+        entry = get_method(u.method)
+        question = u.item.question if entry.needs_question or entry.needs_embedder else None
+        ident = json.dumps([u.item.video, question, u.method, u.budget,
+                            json_safe(keyed_options(u.options)), u.options.get("embedder")],
+                           sort_keys=True, default=str)
+        if ident not in by_ident:
+            by_ident[ident] = (SelectJob(video=u.item.video, question=question,
+                                         method=u.method, budget=u.budget, geometry=geometry,
+                                         options=u.options, cache_root=cache_root,
+                                         device=device), [])
+        by_ident[ident][1].append(u)
+    jobs = [job for job, _ in by_ident.values()]
+    units_of = {id(job): us for job, us in by_ident.values()}
+    bar = progress_bar(total=len(units), desc="eval", unit="answer", progress=progress)
+    run = _Run(pool, model_id, results=results, subtitles=subtitles,
+               max_new_tokens=max_new_tokens, shard=shard, embedder=embedder,
+               summary=summary, on_record=lambda rec: bar.update(1))
+    logger.info("eval: %d answers to run (%d done before), %d selections; model %s",
+                len(units), summary.skipped, len(jobs), model_id)
+    n_workers = workers or (1 if executor == "serial" else default_workers())
+    ex = make_executor(executor, workers=min(n_workers, max(1, len(jobs))),
+                       log_level=log_level, **dict(executor_options or {}))
+    try:
+        with bar:
+            for job, outcome in ex.map_unordered(select_job, jobs):
+                run.selected(units_of[id(job)], outcome)
+            run.drain()
+    finally:
+        ex.close()
 
 
 def _model_pool(model: Any, replicas: Any, options: dict[str, Any], log_level: int,

@@ -10,7 +10,7 @@ Shapes: frames are (T, H, W, 3) uint8 RGB at the model's frame size (the geometr
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -21,13 +21,16 @@ from .._json import json_safe
 from ..errors import InvalidArgumentError
 from ..results import PatchSelection, VisualSelection
 
-__all__ = ["TASKS", "EvalItem", "Generation", "Request", "TaskKind", "VisualInput"]
+__all__ = ["LETTERS", "SCHEMA", "TASKS", "EvalItem", "Generation", "Request", "TaskKind",
+           "VisualInput"]
 
 #: What an item asks for: ``mcq`` (an option letter), ``grounding`` (one time span),
 #: ``highlights`` (the spans where the query holds, QVHighlights), ``open`` (free text).
 TaskKind = Literal["mcq", "grounding", "highlights", "open"]
 TASKS: tuple[str, ...] = ("mcq", "grounding", "highlights", "open")
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: The schema of the records :func:`vidsel.eval.run_eval` writes and the report reads.
+SCHEMA = "vidsel.eval/1"
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,7 @@ class EvalItem:
                 raise InvalidArgumentError(f"item {self.item_id!r}: span {span!r} must be "
                                            f"finite with start <= end")
             spans.append((s, e))
-        if self.task in ("grounding", "highlights") and not spans and self.answer is None:
-            pass  # unlabeled items are allowed (predictions only; no score)
+        # items without ground truth (no answer, no spans) are allowed: answered, not scored
         object.__setattr__(self, "options", options)
         object.__setattr__(self, "spans_s", tuple(spans))
         object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
@@ -232,8 +234,3 @@ class Generation:
         raise InvalidArgumentError(f"an answerer returned {type(value).__name__}; expected a "
                                    f"string or a vidsel.eval.Generation")
 
-
-def as_sequence(value: Any, name: str) -> Sequence[Any]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise InvalidArgumentError(f"{name} must be a list, got {type(value).__name__}")
-    return value

@@ -9,7 +9,6 @@ VidselError subclasses for bad input; the runner turns them into failure records
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Mapping
@@ -23,10 +22,11 @@ from ..errors import InvalidArgumentError
 from ..io import VideoReader
 from ..methods import get_method, run_method
 from ..results import PatchConfig, PatchSelection, VisualSelection
-from ._answerer import GeometryFn, frame_geometry, frame_tokens, temporal_merge
+from ._answerer import GeometryFn, frame_geometry, frame_tokens
 from ._cache import CachedSelection, SelectionCache, selection_key
 
-__all__ = ["SelectJob", "method_budget", "model_tokens", "options_for", "select_job"]
+__all__ = ["RUNTIME_OPTIONS", "SelectJob", "keyed_options", "method_budget", "model_tokens",
+           "options_for", "select_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +66,23 @@ def _embedder(spec: str, device: str | None) -> Any:
     return _EMBEDDERS[key]
 
 
-def method_budget(method: str, budget: int, geometry: GeometryFn) -> int:
-    """The budget a method is run at so that it costs the model what ``budget`` frames cost:
-    patch methods on a model that merges ``k`` frames in time into one token grid (Qwen-VL:
-    2) get ``ceil(budget / k)`` frame-equivalents of tokens; frame methods get ``budget``."""
-    merge = temporal_merge(geometry)
-    if merge > 1 and get_method(method).kind == "patches":
-        return max(1, math.ceil(budget / merge))
-    return budget
+def method_budget(method: str, budget: int, geometry: GeometryFn, height: int, width: int,
+                  config: PatchConfig) -> int:
+    """The budget a method runs at so that it costs the model what ``budget`` whole frames
+    cost it.
+
+    Frame methods: ``budget``. Patch methods: the frames' cost in the model's tokens
+    (:func:`~vidsel.eval.frame_tokens`: pairs merged for Qwen-VL, pooled frames for
+    LLaVA-OneVision) divided by what one frame-equivalent of patches costs it once packed into
+    canvases: the geometry's ``canvas_tokens`` when it states one (a model that takes canvases
+    as unpooled images), else a frame's ``tokens_per_frame``; at least 1.
+    """
+    if get_method(method).kind != "patches":
+        return budget
+    cost = frame_tokens(geometry, height, width, budget, config)
+    per = getattr(geometry, "canvas_tokens", None)
+    per = per if isinstance(per, int) and per > 0 else config.tokens_per_frame
+    return max(1, cost // per)
 
 
 def model_tokens(result: VisualSelection, geometry: GeometryFn, facts: Mapping[str, Any],
@@ -115,17 +124,18 @@ def select_job(job: SelectJob) -> CachedSelection:
             cache.put_video_facts(cid, facts)
         geometry = frame_geometry(job.geometry, facts["height"], facts["width"],
                                   num_frames=job.budget)
-        budget = method_budget(job.method, job.budget, job.geometry)
+        budget = method_budget(job.method, job.budget, job.geometry, facts["height"],
+                               facts["width"], geometry)
         question = job.question if (entry.needs_question or entry.needs_embedder) else None
         key = selection_key(content_id=cid, question=question, method=job.method,
                             budget=budget, embedder=embedder_spec, geometry=geometry,
-                            options={k: v for k, v in options.items() if k != "embedder"})
+                            options=keyed_options(options))
         hit = cache.get(key)
         if hit is not None:
             logger.debug("%s: %s @ %d from the selection cache", job.video, job.method,
                          job.budget)
-            return replace(hit, visual_tokens=model_tokens(hit.selection, job.geometry, facts,
-                                                           geometry))
+            return replace(hit, key=key, visual_tokens=model_tokens(
+                hit.selection, job.geometry, facts, geometry))
         if reader is None:
             reader = VideoReader(job.video)
         if embedder_spec is not None:
@@ -150,16 +160,23 @@ def select_job(job: SelectJob) -> CachedSelection:
                               start_time_s=float(facts.get("start_time_s", 0.0)),
                               timings_s={"open": t1 - t0, "select": t2 - t1, "frames": t3 - t2})
         cache.put(key, out)
-        return replace(out, visual_tokens=model_tokens(result, job.geometry, facts, geometry))
+        return replace(out, key=key,
+                       visual_tokens=model_tokens(result, job.geometry, facts, geometry))
     finally:
         if reader is not None:
             reader.close()
 
 
-def options_for(method: str, options: Mapping[str, Any], embedder: str | None,
-                   ) -> dict[str, Any]:
+#: Method options that change where work is kept, never what is selected (not in any key).
+RUNTIME_OPTIONS = frozenset({"cache_dir"})
+
+
+def options_for(method: str, options: Mapping[str, Any], embedder: str | None, *,
+                cache_root: str | None = None) -> dict[str, Any]:
     """The options ``method`` takes out of the shared ``options`` (plus the embedder spec for
-    methods that need one), checked before any video is read."""
+    methods that need one), checked before any video is read. Methods with a frame-embedding
+    cache (``cache_dir``) keep it beside the selection cache unless told otherwise, so the
+    questions of a long video decode and embed its candidates once."""
     entry = get_method(method)
     accepted = entry.options
     out = {k: v for k, v in options.items() if v is not None and
@@ -170,9 +187,14 @@ def options_for(method: str, options: Mapping[str, Any], embedder: str | None,
                 f"method {method!r} scores frames against the question and needs an embedder "
                 f"(embedder='hf:/path/to/siglip', --embedder SPEC)")
         out["embedder"] = embedder
-    entry.check_options({k: v for k, v in out.items()})
+        if cache_root is not None and "cache_dir" not in out and accepted is not None \
+                and "cache_dir" in accepted:
+            out["cache_dir"] = os.path.join(cache_root, "embeddings")
+    entry.check_options(out)
     return out
 
 
-def video_exists(path: str) -> bool:
-    return os.path.isfile(path)
+def keyed_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options that decide a selection (:data:`RUNTIME_OPTIONS` and the embedder, which
+    keys separately, left out)."""
+    return {k: v for k, v in options.items() if k not in RUNTIME_OPTIONS and k != "embedder"}
