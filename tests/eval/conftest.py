@@ -5,6 +5,8 @@ built from its config (random weights, d = 32), its processor with small frame l
 byte-level tokenizer built here holding the models' special tokens, with a chat template in
 the official layout of the family. ``HFAnswerer.from_pretrained(folder)`` loads these through
 the real transformers path (AutoConfig / AutoProcessor / AutoModelForImageTextToText).
+``frames_input`` / ``patches_input`` build the visual inputs the runner gives a model, here of
+``video``, a short synthetic clip (test modules may override it).
 
 Frame limits (what a 64 x 96 synthetic video becomes):
 
@@ -21,13 +23,56 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from vidsel.eval import VisualInput
+from vidsel.io import VideoReader
+from vidsel.methods import run_method
+from vidsel.results import PatchConfig
+from vidsel.synth import make_video
 
 #: the tokenizer's special tokens (ids 256.. in this order, after the 256 byte symbols)
 SPECIALS = ["<|im_end|>", "<|endoftext|>", "<|im_start|>", "<|vision_start|>", "<|vision_end|>",
             "<|video_pad|>", "<|image_pad|>", "<image>", "<video>"]
 VOCAB = 320
 HF_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision")
+
+
+@pytest.fixture(scope="session")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3 s, 96 x 64 clip of a moving box: 24 frames at 8 fps, a keyframe every 8."""
+    path = tmp_path_factory.mktemp("box_video") / "box.mp4"
+    make_video(path, scene="moving_box", num_frames=24, fps=8, width=96, height=64, gop=8)
+    return path
+
+
+def frames_input(path: Path, geometry: PatchConfig, budget: int) -> VisualInput:
+    """What the runner gives a model: a uniform selection's frames at the model's frame size
+    (resized where the video's differs), with their true times."""
+    sel = run_method("uniform", path, budget=budget, geometry=geometry)
+    with VideoReader(path) as reader:
+        meta = reader.metadata
+        frames = np.asarray(reader.get_frames([int(i) for i in sel.indices]))
+    h, w = geometry.frame_size
+    if frames.shape[1:3] != (h, w):
+        frames = np.stack([np.asarray(Image.fromarray(f).resize((w, h))) for f in frames])
+    return VisualInput(kind="frames", path=str(path), selection=sel,
+                       timestamps_s=np.asarray(sel.timestamps_s),
+                       frame_indices=np.asarray(sel.indices), source_fps=meta.fps,
+                       num_frames=meta.num_frames, duration_s=meta.duration_s, frames=frames)
+
+
+def patches_input(path: Path, geometry: PatchConfig, budget: int) -> VisualInput:
+    """What the runner gives a model: a codec selection's patches with their source times."""
+    sel = run_method("codec", path, budget=budget, geometry=geometry)
+    with VideoReader(path) as reader:
+        meta = reader.metadata
+    return VisualInput(kind="patches", path=str(path), selection=sel,
+                       timestamps_s=sel.source_timestamps_s, frame_indices=sel.source_frames,
+                       source_fps=meta.fps, num_frames=meta.num_frames,
+                       duration_s=meta.duration_s, patches=sel)
 
 #: Qwen2-VL / Qwen2.5-VL / Qwen3-VL chat layout: items in order, vision wrapped in
 #: <|vision_start|> ... <|vision_end|>.

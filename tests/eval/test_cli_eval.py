@@ -259,3 +259,54 @@ def test_merge_shards_cli(data, tmp_path, monkeypatch, capsys) -> None:
     assert len(read_records(merged)) == 3
     assert "duplicates dropped" in capsys.readouterr().err
     assert main(["eval", "merge", "--out", str(merged), str(shards[0])]) == 2  # exists
+
+
+def test_checked_before_any_work(data, tmp_path, monkeypatch, capsys) -> None:
+    """Typos and impossible requests are usage errors (exit 2) before a video or a model is
+    touched; a missing embedder stops the run once instead of failing every item."""
+    monkeypatch.syspath_prepend(str(data))
+    base = ["eval", "--dataset", "charades-sta", "--annotations", str(data / "charades.txt"),
+            "--videos", str(data / "videos"), "--out", str(tmp_path / "x.jsonl")]
+    rules = ["--model", "py:vidsel_cli_rules:answer"]
+    assert main([*base, *rules, "--param", "lambda_=0.2"]) == 2
+    assert "no method of uniform takes lambda_" in capsys.readouterr().err
+    assert main([*base, *rules, "--methods", "mdp3", "--embedder", "hf:/x", "--param",
+                 "lam=banana"]) == 2
+    assert "lam='banana' must be a number" in capsys.readouterr().err
+    assert main([*base, "--model", "hf:/m", "--model-option", "devcie=cpu"]) == 2
+    assert "does not take the option(s) devcie" in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main([*base, "--model", "hf:/m", "--model-option", "device=cuda"]) == 2
+        assert "torch sees 0 CUDA device(s)" in capsys.readouterr().err
+        assert main([*base, *rules, "--replicas", "2"]) == 2
+        assert "--replicas cpu,cpu" in capsys.readouterr().err
+    assert main([*base, *rules, "--replicas", "0"]) == 2
+    out = tmp_path / "emb.jsonl"
+    rc = main(["eval", "--dataset", "charades-sta", "--annotations", str(data / "charades.txt"),
+               "--videos", str(data / "videos"), *rules, "--methods", "topk", "--embedder",
+               "hf:/nope/siglip", "--out", str(out)])
+    assert rc == 1
+    assert "ModelNotAvailableError" in capsys.readouterr().err
+    assert not read_records(out)  # no failure record per item
+    assert main(["eval", "report", str(data), "--metric", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vidsel eval report: error:")
+
+
+def test_report_reads_a_folder_and_flags_unequal_tokens(data, tmp_path, monkeypatch,
+                                                         capsys) -> None:
+    monkeypatch.syspath_prepend(str(data))
+    runs = tmp_path / "runs"
+    for i in range(2):
+        assert main(["eval", "--dataset", "charades-sta", "--annotations",
+                     str(data / "charades.txt"), "--videos", str(data / "videos"), "--model",
+                     "py:vidsel_cli_rules:answer", "--methods", "uniform,codec", "--budgets",
+                     "2", "--shard", f"{i}/2", "--out", str(runs / f"s{i}.jsonl"),
+                     "--no-selection-cache"]) == 0
+    err = capsys.readouterr().err
+    assert "(shard 1/2 of 3)" in err
+    assert main(["eval", "report", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "6 records from 2 sources" in out and "tokens vs uniform" in out

@@ -62,10 +62,14 @@ def test_qwen3_frame_size_follows_the_frame_count(item: EvalItem,
     answerer.close()
 
 
-def test_llava_onevision_codec_costs_more_and_the_record_says_so(
+def test_llava_onevision_codec_canvases_fit_the_frames_budget(
         item: EvalItem, tiny_hf_dirs: dict[str, Path]) -> None:
-    s = run_eval([item], f"hf:{tiny_hf_dirs['llava_onevision']}", methods=["codec"],
-                 budgets=[4], cache_dir=None, max_new_tokens=2, model_options={"device": "cpu"})
-    (rec,) = s.records
-    # canvases are images to LLaVA-OneVision (not pooled like video frames)
-    assert rec["model_visual_tokens"] > rec["visual_tokens"]
+    """LLaVA-OneVision takes canvases as unpooled images (``canvas_tokens`` each): codec gets
+    as many canvases as the frames' tokens pay for. One canvas goes through the single-image
+    (anyres) mode, which costs more, and the record's notes say so."""
+    s = run_eval([item], f"hf:{tiny_hf_dirs['llava_onevision']}", methods=["uniform", "codec"],
+                 budgets=[2, 16], cache_dir=None, max_new_tokens=2,
+                 model_options={"device": "cpu"})
+    recs = {(r["method"], r["budget"]): r for r in s.records}
+    assert recs[("codec", 16)]["model_visual_tokens"] <= recs[("uniform", 16)]["model_visual_tokens"]
+    assert any("single-image" in n for n in recs[("codec", 2)]["notes"])

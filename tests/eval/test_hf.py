@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from tests.eval.conftest import LLAVA_OV_TEMPLATE, SPECIALS, _text_config, tiny_vlm_tokenizer
 from vidsel.errors import InvalidArgumentError, ModelNotAvailableError
 from vidsel.eval import (
     Generation,
@@ -252,7 +253,8 @@ def test_offline_missing_model_fails_fast(monkeypatch):
         HFAnswerer.from_pretrained("nobody/no-such-vlm")
     assert time.perf_counter() - t0 < 2.0
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE is set"):
+    with pytest.raises(ModelNotAvailableError, match="hf:nobody/no-such-vlm is not available "
+                       "locally, and cannot be downloaded because HF_HUB_OFFLINE=1 is set"):
         HFAnswerer.from_pretrained("nobody/no-such-vlm", allow_download=True)
 
 
@@ -279,8 +281,6 @@ def tiny_llava_dir(tmp_path_factory):
     """A tiny LLaVA-1.5-style model (CLIP 28 px, 2 x 2 patches): images only."""
     import torch
     import transformers as tf
-
-    from .conftest import LLAVA_OV_TEMPLATE, SPECIALS, _text_config, tiny_vlm_tokenizer
 
     tok = tiny_vlm_tokenizer()
     ids = {s: tok.convert_tokens_to_ids(s) for s in SPECIALS}

@@ -22,12 +22,10 @@ from ovis_model import (
 )
 from ovis_model.answerer import OvisGeometry
 from ovis_model.tasks import grounding_prompt
+from tests.eval.conftest import frames_input, patches_input
 from vidsel.errors import InvalidArgumentError, ModelNotAvailableError
-from vidsel.eval import Answerer, Generation, Request, VisualInput, load_answerer
-from vidsel.io import VideoReader
-from vidsel.methods import run_method
+from vidsel.eval import Answerer, Generation, Request, load_answerer
 from vidsel.results import PatchConfig
-from vidsel.synth import make_video
 
 
 @pytest.fixture(scope="module")
@@ -56,38 +54,8 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ovis_answerer_video") / "box.mp4"
-    make_video(path, scene="moving_box", num_frames=24, fps=8, width=96, height=64, gop=8)
-    return path
-
-
-@pytest.fixture(scope="module")
 def answerer(ckpt: Path) -> OvisAnswerer:
     return OvisAnswerer.from_pretrained(ckpt, device="cpu", dtype="float32")
-
-
-def frames_input(path: Path, geometry: PatchConfig, budget: int) -> VisualInput:
-    """What the runner gives a model: a uniform selection's frames with their true times."""
-    sel = run_method("uniform", path, budget=budget, geometry=geometry)
-    with VideoReader(path) as reader:
-        meta = reader.metadata
-        frames = np.asarray(reader.get_frames([int(i) for i in sel.indices]))
-    assert frames.shape[1:3] == geometry.frame_size  # already at the model's frame size
-    return VisualInput(kind="frames", path=str(path), selection=sel,
-                       timestamps_s=np.asarray(sel.timestamps_s),
-                       frame_indices=np.asarray(sel.indices), source_fps=meta.fps,
-                       num_frames=meta.num_frames, duration_s=meta.duration_s, frames=frames)
-
-
-def patches_input(path: Path, geometry: PatchConfig, budget: int) -> VisualInput:
-    sel = run_method("codec", path, budget=budget, geometry=geometry)
-    with VideoReader(path) as reader:
-        meta = reader.metadata
-    return VisualInput(kind="patches", path=str(path), selection=sel,
-                       timestamps_s=sel.source_timestamps_s, frame_indices=sel.source_frames,
-                       source_fps=meta.fps, num_frames=meta.num_frames,
-                       duration_s=meta.duration_s, patches=sel)
 
 
 def test_geometry_is_the_processors_and_picklable(answerer):

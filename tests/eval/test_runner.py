@@ -380,3 +380,28 @@ def test_times_count_from_the_start_of_playback(fixtures_dir) -> None:
     (rec,) = run_eval([item], CallableAnswerer(model, geometry=GEOM), budgets=[3]).records
     assert seen[0][0] == pytest.approx(0.0, abs=1e-6)
     assert rec["selection"]["source_timestamps_s"][0] == pytest.approx(8.333, abs=0.01)
+
+
+def test_an_answerer_passed_in_stays_open(videos, tmp_path) -> None:
+    """run_eval closes what it loaded, never the caller's model (a grid run in a loop)."""
+    from vidsel.eval import Answerer
+
+    class Mine(Answerer):
+        name = "mine"
+        closed = False
+
+        def geometry(self):
+            return CallableAnswerer(str, geometry=GEOM).geometry()
+
+        def generate(self, requests):
+            assert not self.closed, "generate after close"
+            return [Generation("A") for _ in requests]
+
+        def close(self) -> None:
+            self.closed = True
+
+    model = Mine()
+    for budget in (2, 3):
+        s = run_eval(_items(videos), model, budgets=[budget])
+        assert (s.ok, s.failed) == (3, 0)
+    assert not model.closed

@@ -15,28 +15,24 @@ from __future__ import annotations
 import pickle
 import sys
 import types
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 
+from tests.eval.conftest import frames_input, patches_input
 from vidsel.errors import InvalidArgumentError, MissingDependencyError, ModelNotAvailableError
 from vidsel.eval import (
     Generation,
     HFAnswerer,
     HFGeometry,
     Request,
-    VisualInput,
     VLLMAnswerer,
     load_answerer,
 )
 from vidsel.eval._hf import CANVAS_INTRO
 from vidsel.eval._vllm import processor_geometry, video_metadata
-from vidsel.io import VideoReader
-from vidsel.methods import run_method
 from vidsel.results import PatchConfig
-from vidsel.synth import make_video
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("torchvision")
@@ -93,39 +89,6 @@ def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     monkeypatch.setitem(sys.modules, "vllm", mod)
     LLM.instances.clear()
     return mod
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("vllm_video") / "box.mp4"
-    make_video(path, scene="moving_box", num_frames=24, fps=8, width=96, height=64, gop=8)
-    return path
-
-
-def frames_input(path: Path, geometry: PatchConfig, budget: int) -> VisualInput:
-    """A uniform selection's frames at the model's frame size, with their true times."""
-    from PIL import Image
-
-    sel = run_method("uniform", path, budget=budget, geometry=geometry)
-    with VideoReader(path) as reader:
-        meta = reader.metadata
-        frames = np.asarray(reader.get_frames([int(i) for i in sel.indices]))
-    h, w = geometry.frame_size
-    frames = np.stack([np.asarray(Image.fromarray(f).resize((w, h))) for f in frames])
-    return VisualInput(kind="frames", path=str(path), selection=sel,
-                       timestamps_s=np.asarray(sel.timestamps_s),
-                       frame_indices=np.asarray(sel.indices), source_fps=meta.fps,
-                       num_frames=meta.num_frames, duration_s=meta.duration_s, frames=frames)
-
-
-def patches_input(path: Path, geometry: PatchConfig, budget: int) -> VisualInput:
-    sel = run_method("codec", path, budget=budget, geometry=geometry)
-    with VideoReader(path) as reader:
-        meta = reader.metadata
-    return VisualInput(kind="patches", path=str(path), selection=sel,
-                       timestamps_s=sel.source_timestamps_s, frame_indices=sel.source_frames,
-                       source_fps=meta.fps, num_frames=meta.num_frames,
-                       duration_s=meta.duration_s, patches=sel)
 
 
 def user_turn(body: str) -> str:
@@ -296,8 +259,10 @@ def test_unknown_family_needs_a_geometry(fake_vllm, tiny_siglip_dir):
 def test_missing_model_fails_fast(fake_vllm, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("VIDSEL_ALLOW_DOWNLOAD", raising=False)
-    with pytest.raises(ModelNotAvailableError, match="no such model folder"):
+    with pytest.raises(ModelNotAvailableError, match="vllm:.*: no model directory"):
         VLLMAnswerer.from_pretrained(tmp_path / "nope")
+    with pytest.raises(ModelNotAvailableError, match="has no config.json"):
+        VLLMAnswerer.from_pretrained(tmp_path)
     with pytest.raises(ModelNotAvailableError, match="VIDSEL_ALLOW_DOWNLOAD=1.*vllm:DIR"):
         VLLMAnswerer.from_pretrained("nobody-here/not-cached-vlm")
     with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE=1 is set"):

@@ -10,8 +10,10 @@ import torch
 
 from ovis_model import (
     ByteTokenizer,
+    ImageProcessorConfig,
     InvalidArgumentError,
     OvisError,
+    OvisModel,
     OvisProcessor,
     answer,
     extract_choice,
@@ -19,42 +21,23 @@ from ovis_model import (
     grounding_metrics,
     mcq_accuracy,
     parse_time_span,
+    parsing,
     preset,
     temporal_iou,
 )
+from ovis_model.constants import VISUAL_ATOM_ID
 from ovis_model.tasks import VisualSample, gather_visual
 from vidsel import errors as vidsel_errors
+from vidsel import eval as vidsel_eval
 from vidsel.io import VideoReader
+from vidsel.methods import METHODS, available_methods, get_method, register_method
+from vidsel.results import Selection
 
 
-@pytest.mark.parametrize("text,span", [
-    ("The event happens in 12.3 - 15.0 seconds.", (12.3, 15.0)),
-    ("from 3 to 7.5", (3.0, 7.5)),
-    ("between 2s and 5s", (2.0, 5.0)),
-    ("00:01:05 - 00:01:12", (65.0, 72.0)),
-    ("It starts at 1:05 and ends at 1:12", (65.0, 72.0)),
-    ("9.0 to 4.5 seconds", (4.5, 9.0)),  # swapped ends
-    ("at 4 seconds, until 8", (4.0, 8.0)),  # first two numbers
-    ("no idea", None),
-])
-def test_parse_time_span(text, span):
-    got = parse_time_span(text)
-    if span is None:
-        assert got is None
-    else:
-        assert got == pytest.approx(span)
-
-
-def test_parse_time_span_clips_to_duration():
-    assert parse_time_span("20 - 40 seconds", duration=30.0) == (20.0, 30.0)
-
-
-@pytest.mark.parametrize("text,letter", [
-    ("B", "B"), ("(C) a cat", "C"), ("The answer is D.", "D"), ("Answer: (a)", "A"),
-    ("I think it is option B", "B"), ("a red car", "B"), ("nothing", None),
-])
-def test_extract_choice(text, letter):
-    assert extract_choice(text, 4, ["a dog", "a red car", "a tree", "a house"]) == letter
+def test_the_answer_parser_is_vidsels():
+    """ovis_model's answer parsing is vidsel.eval's, tested in tests/eval/test_parsing.py."""
+    assert parsing.extract_choice is vidsel_eval.extract_choice is extract_choice
+    assert parsing.parse_time_span is vidsel_eval.parse_time_span is parse_time_span
 
 
 def test_metrics_hand_made():
@@ -186,8 +169,6 @@ def test_task_argument_errors(tiny_model, tiny_processor, tiny_video):
 
 def test_the_needs_no_embedder_list_comes_from_the_method_registry(tiny_video):
     """A method registered by a user that needs no embedder is listed as one of them."""
-    from vidsel.methods import METHODS, available_methods, get_method, register_method
-
     def free(path, *, question, budget, geometry):  # pragma: no cover - never run
         raise NotImplementedError
 
@@ -204,11 +185,9 @@ def test_the_needs_no_embedder_list_comes_from_the_method_registry(tiny_video):
 
 @pytest.mark.parametrize("bad", [[1], "uniform", {1: 2}])
 def test_bad_method_options_are_argument_errors(tiny_video, bad):
-    import vidsel
-
     with pytest.raises(InvalidArgumentError, match="method_options=.* must be a mapping"):
         gather_visual(tiny_video, "q", method_options=bad)
-    with pytest.raises(vidsel.errors.InvalidArgumentError):  # the vidsel tree catches it too
+    with pytest.raises(vidsel_errors.InvalidArgumentError):  # the vidsel tree catches it too
         gather_visual(tiny_video, "q", method_options=bad)
 
 
@@ -263,9 +242,6 @@ def test_embedder_reaches_the_method(tiny_model, tiny_processor, tiny_video, tin
 
 def test_a_registered_method_runs_through_the_tasks(tiny_model, tiny_processor, tiny_video):
     """A third-party method registered with vidsel.methods.register_method is a task method."""
-    from vidsel.methods import METHODS, register_method
-    from vidsel.results import Selection
-
     seen = {}
 
     def first_frames(path, *, question, budget, geometry):
@@ -289,8 +265,6 @@ def test_a_registered_method_runs_through_the_tasks(tiny_model, tiny_processor, 
 
 
 def test_onevision_variant_runs(tiny_processor):
-    from ovis_model import ByteTokenizer, ImageProcessorConfig, OvisModel, OvisProcessor, preset
-
     model = OvisModel.from_config(preset("tiny-onevision"), seed=0)
     proc = OvisProcessor(ByteTokenizer(), model.config.vit_config,
                          image_config=ImageProcessorConfig(video_min_pixels=32 * 32,
@@ -306,8 +280,6 @@ def test_onevision_variant_runs(tiny_processor):
 
 def test_visual_atoms_without_visual_tokens_are_an_argument_error(tiny_model):
     """Atom placeholders but no visual tokens (python -O must not change the answer)."""
-    from ovis_model.constants import VISUAL_ATOM_ID
-
     ids = torch.tensor([[5, VISUAL_ATOM_ID, VISUAL_ATOM_ID, 6]])
     with pytest.raises(InvalidArgumentError, match="2 visual atoms .* give 0 visual tokens"):
         tiny_model.merge_multimodal(ids, None)

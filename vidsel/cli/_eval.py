@@ -18,14 +18,18 @@ from typing import Any
 
 from ..errors import InvalidArgumentError
 from ..eval import (
-    AnswererSpec,
     available_answerers,
     available_datasets,
+    check_devices,
+    check_model,
     default_cache_dir,
     load_dataset,
     load_report,
     merge_results,
+    options_for,
+    parse_devices,
     parse_shard,
+    route_options,
     run_eval,
 )
 from ..methods import available_methods, get_method
@@ -122,7 +126,8 @@ def add_parser(sub: Any) -> None:
                    help=f"selection cache (default: {default_cache_dir()})")
     r.add_argument("--no-selection-cache", action="store_true", help="do not cache selections")
     r.add_argument("--executor", default="serial", choices=available_executors(),
-                   help="where selections run (default: serial): " + executor_help())
+                   help="where selections run (default: serial): "
+                        + executor_help().replace(" (default)", ""))
     r.add_argument("--workers", "-j", type=positive_int, help="parallel selection workers")
     r.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join")
     r.add_argument("--gpus-per-task", type=float, help="Ray: GPUs per selection task")
@@ -139,7 +144,7 @@ def add_parser(sub: Any) -> None:
     sub2 = p.add_subparsers(dest="eval_command", metavar="{report,merge}",
                             title="eval commands")
     rep = sub2.add_parser("report", help="the table (and plot) of finished runs",
-                          description="Metric per method x budget (mean, bootstrap 95%% CI, n) "
+                          description="Metric per method x budget (mean x100, bootstrap 95% CI, n) "
                                       "and the paired comparison against uniform, from one or "
                                       "more results files (shards and models merge; a key "
                                       "seen twice counts once).")
@@ -181,11 +186,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--retry-failed only makes sense with --resume")
     methods = _split(args.methods, "--methods")
     budgets = parse_int_list(args.budgets, "--budgets")
+    params = parse_params(args.param)
+    model_options = parse_params(args.model_option)
     try:  # everything checkable before a video or a model is touched: a usage error
         for name in methods:
             get_method(name)  # an unknown one lists the choices
         parse_shard(args.shard)
-        AnswererSpec.parse(args.model)
+        check_model(args.model, model_options)
+        if args.replicas is not None:
+            check_devices(parse_devices(args.replicas))
+        routed = route_options(methods, params)  # a --param no method takes is a typo
     except InvalidArgumentError as e:
         raise UsageError(str(e)) from None
     config = user_config()
@@ -199,8 +209,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--methods {','.join(needs)} rank frames by relevance to the "
                          f"question and need --embedder (or VIDSEL_EMBEDDER)")
     device = args.device or (config.device if embedder is not None else None)
-    params = parse_params(args.param)
-    model_options = parse_params(args.model_option)
+    try:
+        for name in methods:  # values the methods refuse (--param lam=banana)
+            options_for(name, routed[name], embedder)
+    except InvalidArgumentError as e:
+        raise UsageError(str(e)) from None
     out = Path(args.out)
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; name a .jsonl file")
@@ -232,9 +245,11 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "quiet", 0) < 2:  # -qq: the summary line goes too
         rate = (f", {60 * (summary.ok + summary.failed) / summary.seconds:.1f} answers/min"
                 if summary.seconds > 0 and summary.ok + summary.failed else "")
-        print(f"vidsel eval: {len(items)} items x {len(methods)} methods x {len(budgets)} "
-              f"budgets: {summary.ok} ok, {summary.failed} failed, {summary.skipped} already "
-              f"done in {fmt_seconds(summary.seconds)}{rate}", file=sys.stderr)
+        shard = f" (shard {args.shard} of {len(items)})" if args.shard else ""
+        print(f"vidsel eval: {summary.items} items{shard} x {len(summary.methods)} methods x "
+              f"{len(summary.budgets)} budgets: {summary.ok} ok, {summary.failed} failed, "
+              f"{summary.skipped} already done in {fmt_seconds(summary.seconds)}{rate}",
+              file=sys.stderr)
         print(f"  results: {out}", file=sys.stderr)
     report = load_report([out])
     if report.rows:  # the result: printed at -q too (-q quiets logs and progress only)
@@ -245,10 +260,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    args.command = "eval report"  # the name errors are printed under
     for f in args.files:
-        if not Path(f).is_file():
-            raise UsageError(f"no such results file: {f}")
-    report = load_report(args.files, metric=args.metric)
+        if not Path(f).exists():
+            raise UsageError(f"no such results file or folder: {f}")
+    try:
+        report = load_report(args.files, metric=args.metric)
+    except InvalidArgumentError as e:  # an unknown --metric, files without records
+        raise UsageError(str(e)) from None
     if not report.rows:
         print("vidsel eval report: no records in " + " ".join(args.files), file=sys.stderr)
         return 1
@@ -279,6 +298,7 @@ def _write_csv(rows: list[dict[str, Any]], path: str) -> None:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    args.command = "eval merge"
     try:
         merged = merge_results(args.files, args.out, overwrite=args.overwrite)
     except InvalidArgumentError as e:  # a missing input, the output among the inputs

@@ -13,7 +13,6 @@ Public faces:
 - metrics and answer parsing (MCQ letters, time spans).
 """
 
-from . import _backends  # noqa: F401 - registers the hf:, vllm: and ovis: backends
 from ._answerer import (
     ANSWERERS,
     Answerer,
@@ -28,6 +27,7 @@ from ._answerer import (
     register_answerer,
     temporal_merge,
 )
+from ._backends import check_model
 from ._cache import CachedSelection, SelectionCache, selection_key
 from ._hf import HF_FAMILIES, HFAnswerer, HFGeometry
 from ._loaders import (
@@ -47,6 +47,7 @@ from ._metrics import (
     score_item,
     temporal_iou,
 )
+from ._models import check_devices, parse_devices
 from ._parsing import extract_choice, parse_spans, parse_time_span
 from ._prompts import PROMPT_VERSION, build_prompt
 from ._report import EvalReport, bootstrap_ci, load_report
@@ -54,6 +55,7 @@ from ._runner import SCHEMA, EvalSummary, default_cache_dir, parse_shard, run_ev
 from ._subtitles import Subtitle, load_subtitles, parse_srt, subtitles_at
 from ._types import TASKS, EvalItem, Generation, Request, TaskKind, VisualInput
 from ._vllm import VLLMAnswerer
+from ._work import options_for, route_options
 
 __all__ = [
     "ANSWERERS",
@@ -88,6 +90,8 @@ __all__ = [
     "available_datasets",
     "bootstrap_ci",
     "build_prompt",
+    "check_devices",
+    "check_model",
     "dataset_name",
     "default_cache_dir",
     "extract_choice",
@@ -99,13 +103,16 @@ __all__ = [
     "load_subtitles",
     "merge_results",
     "moment_average_precision",
+    "options_for",
     "parse_answer",
+    "parse_devices",
     "parse_shard",
     "parse_spans",
     "parse_srt",
     "parse_time_span",
     "register_answerer",
     "register_dataset",
+    "route_options",
     "run_eval",
     "score_item",
     "selection_key",

@@ -11,11 +11,11 @@ from typing import Any
 from .._validate import keyword_params
 from ..errors import InvalidArgumentError
 from ..optional import require
-from ._answerer import Answerer, register_answerer
+from ._answerer import Answerer, AnswererSpec, register_answerer
 from ._hf import HFAnswerer
 from ._vllm import VLLMAnswerer
 
-__all__ = ["check_options"]
+__all__ = ["check_device", "check_model", "check_options"]
 
 
 def check_options(kind: str, loader: Callable[..., Any], options: Mapping[str, Any]) -> None:
@@ -34,10 +34,30 @@ def check_options(kind: str, loader: Callable[..., Any], options: Mapping[str, A
                                    f"{', '.join(sorted(accepted))}")
 
 
+def check_device(kind: str, options: Mapping[str, Any]) -> None:
+    """Refuse ``device="cuda..."`` on a machine where torch sees no GPU, before loading.
+
+    Raises:
+        InvalidArgumentError: naming the device and what to use instead.
+    """
+    device = options.get("device")
+    if not isinstance(device, str) or not device.startswith("cuda"):
+        return
+    torch = require("torch", f"the {kind} backend", extra="model")
+    index = int(device.split(":", 1)[1]) if ":" in device and device.split(":", 1)[1].isdigit() \
+        else 0
+    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+        raise InvalidArgumentError(
+            f"device={device!r}: torch sees {torch.cuda.device_count()} CUDA device(s) here; "
+            f"use device=cpu (--model-option device=cpu, --replicas cpu,cpu) or run where the "
+            f"GPU is")
+
+
 @register_answerer("hf")
 def _hf(target: str, **options: Any) -> Answerer:
     """``hf:DIR_OR_HUB_ID``: AutoProcessor + AutoModelForImageTextToText."""
     check_options("hf", HFAnswerer.from_pretrained, options)
+    check_device("hf", options)
     return HFAnswerer.from_pretrained(target, **options)
 
 
@@ -54,5 +74,22 @@ def _ovis(target: str, **options: Any) -> Answerer:
     mod = require("ovis_model.answerer", f"the model spec ovis:{target}", extra="model",
                   needs="ovis_model (torch, transformers, safetensors)")
     check_options("ovis", mod.OvisAnswerer.from_pretrained, options)
+    check_device("ovis", options)
     answerer: Answerer = mod.OvisAnswerer.from_pretrained(target, **options)
     return answerer
+
+
+def check_model(spec: str, options: Mapping[str, Any]) -> None:
+    """Check a model spec and its backend options without loading anything (the command
+    line's usage checks): the backend exists, takes these options, and a CUDA device asked
+    for is there.
+
+    Raises:
+        InvalidArgumentError: an unknown backend or option, a device that is not there.
+    """
+    parsed = AnswererSpec.parse(spec)
+    loaders: dict[str, Callable[..., Any]] = {"hf": HFAnswerer.from_pretrained,
+                                               "vllm": VLLMAnswerer.from_pretrained}
+    if parsed.kind in loaders:
+        check_options(parsed.kind, loaders[parsed.kind], options)
+    check_device(parsed.kind, options)

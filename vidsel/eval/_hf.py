@@ -18,14 +18,11 @@ use one spacing for the whole clip, ``2 / sampled_fps``: exact for a uniform sel
 Codec patches go in as the selection's packed canvases (several images), with a text line per
 canvas giving the times of the frames its patches come from.
 
-Token accounting (what :class:`HFGeometry` gives the runner): a Qwen-VL frame of ``h x w``
-pixels costs ``h * w / (patch * merge)**2`` tokens *per temporal pair* (``T`` frames cost
-``ceil(T / 2)`` frames' worth); a canvas (an image) costs its full token grid.
-LLaVA-OneVision pools every frame to ``ceil(sqrt(num_image_tokens) / 2)**2`` tokens (196 for
-the 384 px SigLIP) plus one newline token per video; a canvas in a several-image prompt costs
-``num_image_tokens + 1`` (730), a single canvas its anyres tiles.
-:meth:`HFGeometry.video_tokens` computes the frames cost, ``Generation.visual_tokens`` reports
-what each prompt really held.
+Token accounting (:class:`HFGeometry`): ``T`` Qwen-VL frames cost ``ceil(T / 2)`` frames'
+token grids; a canvas (an image) its full grid. LLaVA-OneVision pools every frame to 196 tokens
+(384 px SigLIP) plus one newline per video; a canvas among several costs ``num_image_tokens +
+1`` (730: ``canvas_tokens``), a single canvas its anyres tiles. ``Generation.visual_tokens``
+reports what each prompt really held.
 """
 
 from __future__ import annotations
@@ -33,6 +30,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,7 +46,8 @@ from ..results import PatchConfig
 from ._answerer import Answerer
 from ._types import Generation, Request, VisualInput
 
-__all__ = ["CANVAS_INTRO", "HF_FAMILIES", "HFAnswerer", "HFGeometry", "processor_geometry"]
+__all__ = ["CANVAS_INTRO", "HF_FAMILIES", "QWEN_FAMILIES", "HFAnswerer", "HFGeometry",
+           "canvas_content", "model_source", "processor_geometry", "video_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +55,8 @@ logger = logging.getLogger(__name__)
 HF_FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision")
 _TITLES = {"qwen2_vl": "Qwen2-VL", "qwen2_5_vl": "Qwen2.5-VL", "qwen3_vl": "Qwen3-VL",
            "llava_onevision": "LLaVA-OneVision"}
-_QWEN = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+#: The Qwen-VL families (pixel limits; frames merged in groups of ``temporal_patch_size``).
+QWEN_FAMILIES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 _FEATURE = "the hf answerer"
 
 #: What precedes the canvases of a codec-patch input (``{n}``: how many).
@@ -88,6 +88,8 @@ class HFGeometry:
             patch, the largest frame size).
         tokens_per_video: extra tokens per clip (LLaVA-OneVision's newline token).
         pooled_side: LLaVA-OneVision: tokens per side of a pooled frame.
+        canvas_tokens: tokens one codec canvas costs as an image when that is not a frame's
+            (LLaVA-OneVision: ``num_image_tokens + 1``, unpooled); None: a frame's.
     """
 
     resize: Literal["qwen2", "qwen3", "fixed"]
@@ -102,6 +104,7 @@ class HFGeometry:
     num_frames: int | None = None
     tokens_per_video: int = 0
     pooled_side: int | None = None
+    canvas_tokens: int | None = None
 
     def __call__(self, height: int, width: int, num_frames: int | None = None) -> PatchConfig:
         """The :class:`~vidsel.results.PatchConfig` of ``num_frames`` frames of a
@@ -176,8 +179,7 @@ def processor_geometry(processor: Any, config: Any) -> HFGeometry:
         InvalidArgumentError: the image size of another model cannot be told.
     """
     family = str(getattr(config, "model_type", ""))
-    vision = getattr(config, "vision_config", None)
-    if family in _QWEN:
+    if family in QWEN_FAMILIES:
         vp = processor.video_processor
         size = dict(vp.size)
         return HFGeometry(
@@ -187,12 +189,13 @@ def processor_geometry(processor: Any, config: Any) -> HFGeometry:
             min_pixels=int(size["shortest_edge"]), max_pixels=int(size["longest_edge"]),
             cap_pixels_per_frame=bool(getattr(vp, "cap_pixels_per_frame", False)),
             max_video_tokens=int(getattr(vp, "max_video_tokens", 0) or 0))
-    patch = int(getattr(vision, "patch_size", 14) or 14)
+    patch = int(getattr(getattr(config, "vision_config", None), "patch_size", 14) or 14)
     if family == "llava_onevision":
         side = math.ceil(math.isqrt(int(processor.num_image_tokens)) / 2)  # 27 -> 14
         return HFGeometry(resize="fixed", patch_size=patch, merge=2,
                           frame_size=(side * 2 * patch, side * 2 * patch),
-                          tokens_per_video=1, pooled_side=side)
+                          tokens_per_video=1, pooled_side=side,
+                          canvas_tokens=int(processor.num_image_tokens) + 1)
     ip = processor.image_processor
     size = dict(getattr(ip, "crop_size", None) or {}) or dict(ip.size)
     h = size.get("height", size.get("shortest_edge"))
@@ -221,53 +224,105 @@ class _Prepared:
         return ("video", tuple(self.video.shape) if stack_videos else None)
 
 
-def _by_hand(src: str) -> str:
+def _by_hand(backend: str, src: str) -> str:
     return (f"or download it where the hub is reachable (`hf download {src} --local-dir DIR`) "
-            f"and use the model spec 'hf:DIR'")
+            f"and use the model spec '{backend}:DIR'")
 
 
-def _model_source(target: str, allow_download: bool | None) -> tuple[str, str, bool]:
-    """``(name, folder or hub id to load from, is a hub id)``; without leave to download, a
-    hub id resolves to its cached snapshot folder, so nothing touches the network."""
+def model_source(target: str, allow_download: bool | None, *, backend: str,
+                 extra: str = "embed") -> tuple[str, str, bool]:
+    """``(name, folder or hub id, is a hub id to download)`` of the spec ``BACKEND:TARGET``
+    (``hf`` / ``vllm``): a local folder; a hub id as its cached snapshot folder, or as is when
+    downloads are allowed and the hub is on (else nothing touches the network). Raises
+    ModelNotAvailableError (how to get the model) or MissingDependencyError (huggingface_hub)."""
     src = str(target)
-    local = Path(src).expanduser()
+    spec, local = f"{backend}:{src}", Path(src).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise ModelNotAvailableError(
-                f"model directory {src!r} has no config.json: a Hugging Face model folder holds "
-                f"config.json, the weights (*.safetensors), the processor and tokenizer files "
-                f"and a chat template; get one with `hf download ORG/NAME --local-dir DIR`")
+                f"{spec}: the model directory has no config.json: a Hugging Face model folder holds"
+                f" config.json, the weights (*.safetensors), the processor and tokenizer files and "
+                f"a chat template; get one with `hf download ORG/NAME --local-dir DIR`")
         return str(local.resolve()), str(local.resolve()), False
-    if src.startswith(("/", "./", "../", "~")) or local.exists():
-        raise ModelNotAvailableError(f"no model directory at {src!r}")
-    if downloads_allowed(allow_download):
+    if local.exists() or src.startswith((".", "/", "~")) or src.count("/") > 1:
+        raise ModelNotAvailableError(f"{spec}: no model directory at {src!r} (and not a hub id "
+                                     f"'org/name')")
+    allowed, offline = downloads_allowed(allow_download), hub_offline_var()
+    if allowed and not offline:
         return src, src, True
+    hub = require("huggingface_hub", f"{spec} (a hub id)", extra=extra)
     try:
-        from huggingface_hub import try_to_load_from_cache
-        hit = try_to_load_from_cache(src, "config.json")
-    except (ImportError, ValueError, OSError):
+        hit = hub.try_to_load_from_cache(src, "config.json")
+    except (ValueError, OSError):  # not a valid hub id, an unreadable cache
         hit = None
-    if not isinstance(hit, str):
-        raise ModelNotAvailableError(
-            f"model {src!r} is not available locally, and vidsel downloads weights only when "
-            f"allowed: set {ALLOW_DOWNLOAD_ENV}=1 (Python: allow_download=True) to fetch it, "
-            f"{_by_hand(src)}")
-    return src, str(Path(hit).parent), False
+    if isinstance(hit, str):
+        return src, str(Path(hit).parent), False
+    why = (f"cannot be downloaded because {offline}={os.environ.get(offline)} is set: unset "
+           f"{offline} to download it" if allowed and offline else
+           f"vidsel downloads weights only when allowed: set {ALLOW_DOWNLOAD_ENV}=1 (Python: "
+           f"allow_download=True) to fetch it")
+    raise ModelNotAvailableError(f"{spec} is not available locally, and {why}, "
+                                 f"{_by_hand(backend, src)}")
 
 
-def _unavailable(name: str, hub: bool, err: Exception, what: str = "model") -> \
-        ModelNotAvailableError:
+def _unavailable(name: str, hub: bool, err: Exception, what: str) -> ModelNotAvailableError:
     """The error for a model that could not be loaded (``hub``: fetched from the hub)."""
     reason = str(err).strip().rstrip(".")
     if not hub:
         return ModelNotAvailableError(f"cannot load the {what} of {name!r}: {reason}")
-    offline = hub_offline_var()
-    if offline:
-        return ModelNotAvailableError(
-            f"model {name!r} is not available locally and cannot be downloaded because "
-            f"{offline} is set: unset {offline} to download it, {_by_hand(name)}")
     return ModelNotAvailableError(f"could not download model {name!r}: {reason}. Check the name "
-                                  f"and the network, {_by_hand(name)}")
+                                  f"and the network, {_by_hand('hf', name)}")
+
+
+def video_frames(request: Request, family: str,
+                 temporal_patch_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(frames, indices, notes)`` of a frames request (``hf`` and ``vllm`` backends):
+    (T', H, W, 3) uint8 frames and their (T',) source indices, the last repeated until T'
+    divides by ``temporal_patch_size``, and notes on that padding and on Qwen3-VL time markers
+    (``frame_index / fps``) more than half a frame off the frames' presentation times."""
+    visual = request.visual
+    frames = np.asarray(visual.frames, dtype=np.uint8)  # (T, H, W, 3)
+    indices = np.asarray(visual.frame_indices, dtype=np.int64)  # (T,)
+    if not len(frames):
+        raise InvalidArgumentError(f"item {request.item_id!r}: no frames to show the model")
+    notes: list[str] = []
+    pad = -len(frames) % temporal_patch_size
+    if pad:  # Qwen-VL merges frames in temporal pairs: repeat the last frame
+        notes.append(f"padded {len(frames)} frames to {len(frames) + pad}: "
+                     f"{_TITLES.get(family, family)} merges frames in pairs (the last frame "
+                     f"repeated)")
+        frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])
+        indices = np.concatenate([indices, np.repeat(indices[-1:], pad)])
+    fps = float(visual.source_fps)
+    if family == "qwen3_vl" and len(visual.timestamps_s) and fps > 0:
+        drift = float(np.max(np.abs(np.asarray(visual.frame_indices) / fps
+                                    - np.asarray(visual.timestamps_s))))
+        if drift > 0.5 / fps:
+            notes.append(f"time markers are frame_index / fps, {drift:.2f}s off the frames' "
+                         f"presentation times (stream start offset or variable frame rate)")
+    return frames, indices, notes
+
+
+def canvas_content(request: Request) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """``(chat content, canvas images)`` of a codec-patch request (``hf`` and ``vllm``
+    backends): an intro line, per canvas the times of the frames its patches come from
+    (``"Canvas 1: patches from 0.0s, 1.5s"``) and an image item, then the prompt."""
+    patches = request.visual.patches
+    if patches is None:  # pragma: no cover - VisualInput checks it
+        raise InvalidArgumentError("a patches VisualInput needs patches")
+    canvases = patches.canvases()
+    if canvases.images is None or not len(canvases):
+        raise InvalidArgumentError(f"item {request.item_id!r}: no patches to show the model")
+    content: list[dict[str, Any]] = [
+        {"type": "text", "text": CANVAS_INTRO.format(n=len(canvases)) + "\n"}]
+    for c in range(len(canvases)):
+        times = np.unique(canvases.timestamps_s[c][canvases.valid[c]])  # sorted, no NaN
+        labels = list(dict.fromkeys(f"{t:.1f}s" for t in times))
+        content.append({"type": "text",
+                        "text": f"Canvas {c + 1}: patches from {', '.join(labels)}\n"})
+        content.append({"type": "image"})
+    content.append({"type": "text", "text": request.prompt})
+    return content, [np.ascontiguousarray(im) for im in canvases.images]
 
 
 class HFAnswerer(Answerer):
@@ -350,10 +405,10 @@ class HFAnswerer(Answerer):
         """
         max_batch = check_positive_int("max_batch", max_batch)
         check_choice("dtype", "auto" if dtype is None else dtype, DTYPES)
-        for key, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
-            if v is not None:
-                check_positive_int(key, v)
-        name, load_from, hub = _model_source(target, allow_download)
+        limits = {edge: check_positive_int(key, v) for key, edge, v in (
+            ("min_pixels", "shortest_edge", min_pixels),
+            ("max_pixels", "longest_edge", max_pixels)) if v is not None}
+        name, load_from, hub = model_source(target, allow_download, backend="hf")
         torch = require("torch", _FEATURE, extra="embed", needs="torch and transformers")
         tf = require("transformers", _FEATURE, extra="embed", needs="torch and transformers")
         device = str(device) if device else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -371,7 +426,7 @@ class HFAnswerer(Answerer):
                 f"{name!r} is a {family!r} model, not an image-text-to-text model; the hf "
                 f"answerer takes video with {', '.join(map(repr, HF_FAMILIES))} and codec "
                 f"patches with any image-text-to-text model")
-        if family not in _QWEN and (min_pixels is not None or max_pixels is not None):
+        if family not in QWEN_FAMILIES and limits:
             raise InvalidArgumentError(
                 f"min_pixels / max_pixels set the Qwen-VL processors' pixel limits; {name!r} is "
                 f"a {family!r} model with fixed frame sizes")
@@ -383,13 +438,8 @@ class HFAnswerer(Answerer):
             raise MissingDependencyError(f"{_FEATURE} needs {e}") from e
         for sub in ("video_processor", "image_processor"):
             proc = getattr(processor, sub, None)
-            if proc is not None and (min_pixels is not None or max_pixels is not None):
-                size = dict(proc.size)
-                if min_pixels is not None:
-                    size["shortest_edge"] = int(min_pixels)
-                if max_pixels is not None:
-                    size["longest_edge"] = int(max_pixels)
-                proc.size = size
+            if proc is not None and limits:
+                proc.size = {**dict(proc.size), **limits}
         kw: dict[str, Any] = {"dtype": torch_dtype}
         if attn_implementation is not None:
             kw["attn_implementation"] = str(attn_implementation)
@@ -412,7 +462,7 @@ class HFAnswerer(Answerer):
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "family": self.family, "dtype": self.dtype}
-        if self.family in _QWEN:
+        if self.family in QWEN_FAMILIES:
             d["pixels"] = [self._geometry.min_pixels, self._geometry.max_pixels]
         return d
 
@@ -427,7 +477,11 @@ class HFAnswerer(Answerer):
                 f"{visual.kind}; video input needs one of {', '.join(HF_FAMILIES)}")
         if visual.kind == "frames":
             return self._prepare_frames(request, visual)
-        return self._prepare_patches(request, visual)
+        content, images = canvas_content(request)
+        notes = (["one canvas: LLaVA-OneVision's single-image (anyres) mode, more tokens than a "
+                  "canvas among several"] if self.family == "llava_onevision"
+                 and len(images) == 1 else [])
+        return _Prepared(text=self._chat(content), images=images, notes=notes)
 
     def _chat(self, content: list[dict[str, Any]]) -> str:
         text: str = self.processor.apply_chat_template(
@@ -437,52 +491,15 @@ class HFAnswerer(Answerer):
     def _prepare_frames(self, request: Request, visual: VisualInput) -> _Prepared:
         VideoMetadata = require("transformers.video_utils", _FEATURE, extra="embed",
                                 needs="torch and transformers").VideoMetadata
-        frames = np.asarray(visual.frames, dtype=np.uint8)  # (T, H, W, 3)
-        indices = np.asarray(visual.frame_indices, dtype=np.int64)  # (T,)
-        if not len(frames):
-            raise InvalidArgumentError(f"item {request.item_id!r}: no frames to show the model")
-        notes: list[str] = []
-        tps = self._geometry.temporal_patch_size
-        pad = -len(frames) % tps
-        if pad:  # Qwen-VL merges frames in temporal pairs: repeat the last frame
-            notes.append(f"padded {len(frames)} frames to {len(frames) + pad}: "
-                         f"{_TITLES[self.family]} merges frames in pairs (the last frame "
-                         f"repeated)")
-            frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])
-            indices = np.concatenate([indices, np.repeat(indices[-1:], pad)])
-        fps = float(visual.source_fps)
-        if self.family == "qwen3_vl" and len(visual.timestamps_s):
-            drift = float(np.max(np.abs(np.asarray(visual.frame_indices) / fps
-                                        - np.asarray(visual.timestamps_s))))
-            if drift > 0.5 / fps:
-                notes.append(f"time markers are frame_index / fps, {drift:.2f}s off the frames' "
-                             f"presentation times (stream start offset or variable frame rate)")
-        metadata = VideoMetadata(total_num_frames=int(visual.num_frames), fps=fps,
-                                 width=int(frames.shape[2]), height=int(frames.shape[1]),
-                                 duration=float(visual.duration_s), video_backend="vidsel",
-                                 frames_indices=[int(i) for i in indices])
+        frames, indices, notes = video_frames(request, self.family,
+                                              self._geometry.temporal_patch_size)
+        metadata = VideoMetadata(
+            total_num_frames=int(visual.num_frames), fps=float(visual.source_fps),
+            width=int(frames.shape[2]), height=int(frames.shape[1]),
+            duration=float(visual.duration_s), video_backend="vidsel",
+            frames_indices=[int(i) for i in indices])
         text = self._chat([{"type": "video"}, {"type": "text", "text": request.prompt}])
         return _Prepared(text=text, video=frames, metadata=metadata, notes=notes)
-
-    def _prepare_patches(self, request: Request, visual: VisualInput) -> _Prepared:
-        if visual.patches is None:  # pragma: no cover - VisualInput checks it
-            raise InvalidArgumentError("a patches VisualInput needs patches")
-        canvases = visual.patches.canvases()
-        if canvases.images is None or not len(canvases):
-            raise InvalidArgumentError(f"item {request.item_id!r}: no patches to show the model")
-        content: list[dict[str, Any]] = [
-            {"type": "text", "text": CANVAS_INTRO.format(n=len(canvases)) + "\n"}]
-        for c in range(len(canvases)):
-            times = np.unique(canvases.timestamps_s[c][canvases.valid[c]])  # sorted, no NaN
-            labels = list(dict.fromkeys(f"{t:.1f}s" for t in times))
-            content.append({"type": "text",
-                            "text": f"Canvas {c + 1}: patches from {', '.join(labels)}\n"})
-            content.append({"type": "image"})
-        content.append({"type": "text", "text": request.prompt})
-        notes = (["one canvas: LLaVA-OneVision's single-image (anyres) mode, more tokens than a "
-                  "canvas among several"] if self.family == "llava_onevision"
-                 and len(canvases) == 1 else [])
-        return _Prepared(text=self._chat(content), images=list(canvases.images), notes=notes)
 
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         """One :class:`~vidsel.eval.Generation` per request, in order: greedy decoding,
@@ -529,7 +546,7 @@ class HFAnswerer(Answerer):
         if prepared[0].video is not None:
             kw.update(videos=[p.video for p in prepared],
                       video_metadata=[p.metadata for p in prepared], do_sample_frames=False)
-            if self.family in _QWEN:
+            if self.family in QWEN_FAMILIES:
                 kw["cap_pixels_per_frame"] = self._geometry.cap_pixels_per_frame
         else:
             kw["images"] = [p.images for p in prepared]

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from ..optional import require
 from ..runs import WorkerCrashedError, configure_logging, exit_with_parent
 from ._answerer import Answerer, AnswererSpec, GeometryFn
 from ._types import Generation, Request
 
-__all__ = ["LocalModel", "ModelPool", "ReplicaPool", "parse_devices"]
+__all__ = ["LocalModel", "ModelPool", "ReplicaPool", "check_devices", "parse_devices"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +87,17 @@ def _run(answerer: Answerer, requests: Sequence[Request]) -> list[Generation]:
 
 
 class LocalModel(ModelPool):
-    """The answerer in this process: :meth:`submit` runs the batch at once."""
+    """The answerer in this process: :meth:`submit` runs the batch at once.
 
-    def __init__(self, answerer: Answerer) -> None:
+    Args:
+        answerer: the model.
+        owned: :meth:`close` closes it (it was loaded for this run); an answerer the caller
+            passed in stays open for the next run.
+    """
+
+    def __init__(self, answerer: Answerer, *, owned: bool = True) -> None:
         self.answerer = answerer
+        self.owned = owned
         self.max_batch = max(1, int(answerer.max_batch))
         self._done: list[Finished] = []
 
@@ -118,7 +126,8 @@ class LocalModel(ModelPool):
         return len(self._done)
 
     def close(self) -> None:
-        self.answerer.close()
+        if self.owned:
+            self.answerer.close()
 
 
 # -- replicas in worker processes ---------------------------------------------------------------
@@ -182,6 +191,24 @@ def parse_devices(devices: int | str | Sequence[str]) -> list[str]:
         if d != "cpu" and not (d.startswith("cuda:") and d[5:].isdigit()):
             raise InvalidArgumentError(f"replica device {d!r} must be 'cuda:N' or 'cpu'")
     return out
+
+
+def check_devices(devices: Sequence[str]) -> None:
+    """Refuse CUDA devices torch cannot see, before any replica starts.
+
+    Raises:
+        InvalidArgumentError: naming the devices asked for and how many there are.
+    """
+    wanted = [int(d[5:]) for d in devices if d.startswith("cuda:")]
+    if not wanted:
+        return
+    torch = require("torch", "model replicas on CUDA devices", extra="model")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if max(wanted) >= count:
+        raise InvalidArgumentError(
+            f"replicas on {', '.join(d for d in devices if d.startswith('cuda:'))}: torch sees "
+            f"{count} CUDA device(s) here; use replicas='cpu,cpu' (--replicas cpu,cpu) for CPU "
+            f"workers, or fewer devices")
 
 
 class ReplicaPool(ModelPool):

@@ -40,6 +40,10 @@ __all__ = ["BASELINE", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "RECORD_SCHEMA",
 
 logger = logging.getLogger(__name__)
 
+#: A method whose median visual tokens differ from uniform's by more than this share is
+#: flagged in the paired table.
+TOKEN_TOLERANCE = 0.1
+
 #: The schema of the records a report reads.
 RECORD_SCHEMA = SCHEMA  # (its name here before 0.3)
 #: The method every other one is compared with, item by item.
@@ -271,11 +275,16 @@ class EvalReport:
             mean = low = high = None
             if len(deltas):
                 mean, low, high = (100.0 * v for v in bootstrap_ci(deltas))
+            # the model's tokens against the baseline's: "equal tokens" as it really was
+            t_mine, t_base = self._groups[key].tokens, self._groups[base_key].tokens
+            ratio = (float(np.median(t_mine)) / float(np.median(t_base))
+                     if t_mine and t_base and np.median(t_base) > 0 else None)
             out.append({"dataset": dataset, "task": task, "model": model, "budget": budget,
                         "method": method, "baseline": BASELINE, "metric": name,
                         "n": len(items), "wins": int(np.sum(deltas > 0)),
                         "losses": int(np.sum(deltas < 0)), "ties": int(np.sum(deltas == 0)),
-                        "mean_delta": mean, "ci_low": low, "ci_high": high})
+                        "mean_delta": mean, "ci_low": low, "ci_high": high,
+                        "token_ratio": ratio})
         return out
 
     # -- views ------------------------------------------------------------------------------
@@ -295,13 +304,22 @@ class EvalReport:
         if not self.comparisons:
             return ""
         head = ["dataset", "task", "model", "budget", "method", "metric", "n", "wins",
-                "losses", "ties", "delta", "95% CI"]
+                "losses", "ties", "delta", "95% CI", "tokens vs uniform"]
         body = [[c["dataset"], c["task"], c["model"], _number(c["budget"]), c["method"],
                  c["metric"], str(c["n"]), str(c["wins"]), str(c["losses"]), str(c["ties"]),
                  "-" if c["mean_delta"] is None else f"{c['mean_delta']:+.1f}",
-                 "-" if c["mean_delta"] is None else f"[{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]"]
+                 "-" if c["mean_delta"] is None else f"[{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]",
+                 "-" if c.get("token_ratio") is None else f"{c['token_ratio']:.2f}x"
+                 + (" (!)" if abs(c["token_ratio"] - 1.0) > TOKEN_TOLERANCE else "")]
                 for c in self.comparisons]
-        return _aligned(head, body)
+        text = _aligned(head, body)
+        if any(c.get("token_ratio") is not None and
+               abs(c["token_ratio"] - 1.0) > TOKEN_TOLERANCE for c in self.comparisons):
+            text += (f"\n(!) the model spent more than {TOKEN_TOLERANCE:.0%} more or fewer "
+                     f"visual tokens on this method than on uniform: not an equal-token "
+                     f"comparison (codec canvases' padding, or canvases a model takes as "
+                     f"unpooled images)")
+        return text
 
     def _summary(self) -> str:
         failed = sum(self.failures.values())

@@ -47,12 +47,26 @@ from ..runs import ResultsFile, default_workers, make_executor
 from ._answerer import Answerer, AnswererSpec, load_answerer
 from ._cache import CachedSelection
 from ._metrics import parse_answer, score_item
-from ._models import Finished, LocalModel, ModelPool, ReplicaPool, parse_devices
+from ._models import (
+    Finished,
+    LocalModel,
+    ModelPool,
+    ReplicaPool,
+    check_devices,
+    parse_devices,
+)
 from ._prompts import PROMPT_VERSION, build_prompt
 from ._report import load_report
 from ._subtitles import load_subtitles, subtitles_at
 from ._types import SCHEMA, EvalItem, Request, VisualInput
-from ._work import SelectJob, keyed_options, options_for, select_job
+from ._work import (
+    SelectJob,
+    keyed_options,
+    options_for,
+    preload_embedder,
+    route_options,
+    select_job,
+)
 
 __all__ = ["SCHEMA", "EvalSummary", "default_cache_dir", "parse_shard", "run_eval",
            "shard_of"]
@@ -104,6 +118,8 @@ class EvalSummary:
     Attributes:
         out: the results file (None: records kept in :attr:`records`).
         units: (item, method, budget) combinations this run covers.
+        items, methods, budgets: the items (after ``limit`` and ``shard``), methods and
+            budgets it covers (each once).
         ok, failed: records written by this run.
         skipped: units the results file already had (``resume``).
         seconds: wall time.
@@ -113,6 +129,9 @@ class EvalSummary:
 
     out: Path | None
     units: int
+    items: int = 0
+    methods: tuple[str, ...] = ()
+    budgets: tuple[int, ...] = ()
     ok: int = 0
     failed: int = 0
     skipped: int = 0
@@ -404,6 +423,8 @@ def run_eval(items: Iterable[EvalItem], model: str | AnswererSpec | Answerer | C
             (ModelNotAvailableError...). Bad items never raise: they are failure records.
     """
     t_start = time.perf_counter()
+    if isinstance(methods, str):  # "uniform,codec"
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
     methods = [str(m) for m in methods]
     if not methods:
         raise InvalidArgumentError("methods: give at least one method")
@@ -425,8 +446,9 @@ def run_eval(items: Iterable[EvalItem], model: str | AnswererSpec | Answerer | C
         cache_root = str(default_cache_dir())
     else:
         cache_root = os.fspath(cache_dir)  # type: ignore[arg-type]
-    shared = dict(method_options or {})
-    per_method = {m: options_for(m, shared, embedder, cache_root=cache_root) for m in methods}
+    routed = route_options(methods, dict(method_options or {}))
+    per_method = {m: options_for(m, routed[m], embedder, cache_root=cache_root)
+                  for m in methods}
     items = list(items)
     seen: set[tuple[str, str]] = set()
     for it in items:
@@ -451,7 +473,8 @@ def run_eval(items: Iterable[EvalItem], model: str | AnswererSpec | Answerer | C
         units = [_Unit(it, m, b, _key(it, m, b, model_id, per_method[m], settings),
                        per_method[m]) for it in items for m in methods for b in budgets]
         summary = EvalSummary(out=None if out is None else Path(out), units=len(units),
-                              model=model_id)
+                              items=len(items), methods=tuple(methods),
+                              budgets=tuple(budgets), model=model_id)
         if out is not None:
             results = ResultsFile(out, mode="resume" if resume else
                                   "overwrite" if overwrite else "new", fsync=fsync)
@@ -492,6 +515,9 @@ def _run_units(units: list[_Unit], pool: ModelPool, summary: EvalSummary, *,
                executor_options: Mapping[str, Any] | None) -> None:
     """Selections on the executor, answers as they come (the body of :func:`run_eval`)."""
     geometry = pool.geometry()
+    # a missing embedder fails the run here, once, not every item in a worker
+    for spec in sorted({str(u.options["embedder"]) for u in units if "embedder" in u.options}):
+        preload_embedder(spec, device)
     # one selection per (video, question if the method reads it, method, budget)
     by_ident: dict[str, tuple[SelectJob, list[_Unit]]] = {}
     for u in sorted(units, key=lambda u: u.item.video):
@@ -529,7 +555,8 @@ def _run_units(units: list[_Unit], pool: ModelPool, summary: EvalSummary, *,
 def _model_pool(model: Any, replicas: Any, options: dict[str, Any], log_level: int,
                 ) -> ModelPool:
     if replicas is None:
-        return LocalModel(load_answerer(model, **options))
+        return LocalModel(load_answerer(model, **options),
+                          owned=not isinstance(model, Answerer))
     if isinstance(model, str):
         spec = AnswererSpec.parse(model, **options)
     elif isinstance(model, AnswererSpec):
@@ -538,4 +565,6 @@ def _model_pool(model: Any, replicas: Any, options: dict[str, Any], log_level: i
         raise InvalidArgumentError("replicas need a model spec ('hf:DIR', 'ovis:DIR'...), "
                                    "which each worker loads; a Python answerer runs in this "
                                    "process only")
-    return ReplicaPool(spec, parse_devices(replicas), log_level=log_level)
+    devices = parse_devices(replicas)
+    check_devices(devices)
+    return ReplicaPool(spec, devices, log_level=log_level)

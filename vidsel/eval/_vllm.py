@@ -31,30 +31,23 @@ ran (``RequestOutput.prompt_token_ids``).
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..embed import ALLOW_DOWNLOAD_ENV, downloads_allowed, hub_offline_var
 from ..errors import InvalidArgumentError, ModelNotAvailableError
 from ..optional import require
 from ..results import PatchConfig
 from ._answerer import Answerer, FixedGeometry, GeometryFn
-from ._hf import _TITLES, CANVAS_INTRO, HF_FAMILIES, HFGeometry
+from ._hf import HF_FAMILIES, QWEN_FAMILIES, HFGeometry, canvas_content, model_source, video_frames
+from ._hf import processor_geometry as hf_processor_geometry
 from ._types import Generation, Request, VisualInput
 
 __all__ = ["VLLMAnswerer", "processor_geometry", "video_metadata"]
 
 logger = logging.getLogger(__name__)
-
-#: config.model_type values whose video frames are merged in temporal groups
-#: (``vision_config.temporal_patch_size``).
-QWEN_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
-
 
 def processor_geometry(processor: Any, config: Any) -> HFGeometry:
     """The geometry of a checkpoint's video preprocessing: the same
@@ -71,22 +64,8 @@ def processor_geometry(processor: Any, config: Any) -> HFGeometry:
         InvalidArgumentError: another model family (pass ``geometry=`` explicitly).
     """
     family = str(getattr(config, "model_type", ""))
-    if family in QWEN_TYPES:
-        vp = processor.video_processor
-        size = dict(vp.size)
-        return HFGeometry(
-            resize="qwen3" if family == "qwen3_vl" else "qwen2",
-            patch_size=int(vp.patch_size), merge=int(vp.merge_size),
-            temporal_patch_size=int(vp.temporal_patch_size),
-            min_pixels=int(size["shortest_edge"]), max_pixels=int(size["longest_edge"]),
-            cap_pixels_per_frame=bool(getattr(vp, "cap_pixels_per_frame", False)),
-            max_video_tokens=int(getattr(vp, "max_video_tokens", 0) or 0))
-    if family == "llava_onevision":
-        patch = int(getattr(getattr(config, "vision_config", None), "patch_size", 14) or 14)
-        side = math.ceil(math.isqrt(int(processor.num_image_tokens)) / 2)  # 27 -> 14
-        return HFGeometry(resize="fixed", patch_size=patch, merge=2,
-                          frame_size=(side * 2 * patch, side * 2 * patch),
-                          tokens_per_video=1, pooled_side=side)
+    if family in HF_FAMILIES:
+        return hf_processor_geometry(processor, config)
     raise InvalidArgumentError(
         f"vllm answerer: no frame geometry known for model_type={family!r}; supported: "
         f"{', '.join(HF_FAMILIES)}; pass geometry= (a vidsel.results.PatchConfig or a "
@@ -105,35 +84,6 @@ def video_metadata(visual: VisualInput, *, pad_to_multiple: int = 1) -> dict[str
             "video_backend": "vidsel", "do_sample_frames": False}
 
 
-def _resolve(target: str, allow_download: bool | None) -> str:
-    """A local folder as is; a hub id as its local snapshot folder unless downloads are
-    allowed (then vLLM fetches it)."""
-    path = Path(target).expanduser()
-    if path.is_dir():
-        return str(path)
-    if path.exists() or target.startswith((".", "/", "~")) or target.count("/") != 1:
-        raise ModelNotAvailableError(f"vllm:{target}: no such model folder (and not a hub id "
-                                     f"'org/name')")
-    if downloads_allowed(allow_download) and not hub_offline_var():
-        return target
-    hub = require("huggingface_hub", f"vllm:{target} (a hub id)", extra="vllm")
-    errors = require("huggingface_hub.errors", f"vllm:{target} (a hub id)", extra="vllm")
-    try:
-        return str(hub.snapshot_download(target, local_files_only=True))
-    except (errors.LocalEntryNotFoundError, errors.HFValidationError, OSError) as exc:
-        by_hand = (f"or download it where the hub is reachable (`hf download {target} "
-                   f"--local-dir DIR`) and use the model spec 'vllm:DIR'")
-        offline = hub_offline_var()
-        if downloads_allowed(allow_download) and offline:
-            why = (f"cannot be downloaded because {offline}={os.environ.get(offline)} is set: "
-                   f"unset {offline} to download it")
-        else:
-            why = (f"vidsel downloads weights only when allowed: set {ALLOW_DOWNLOAD_ENV}=1 "
-                   f"(Python: allow_download=True) to fetch it")
-        raise ModelNotAvailableError(
-            f"vllm:{target} is not available locally, and {why}, {by_hand}") from exc
-
-
 def _token_id(processor: Any, kind: str) -> int | None:
     """The id of the processor's ``video`` / ``image`` pad token (None: no such token)."""
     tid = getattr(processor, f"{kind}_token_id", None)
@@ -146,20 +96,6 @@ def _token_id(processor: Any, kind: str) -> int | None:
         if isinstance(tid, int) and tid != getattr(tok, "unk_token_id", None):
             return tid
     return None
-
-
-def _canvas_content(canvases: Any) -> list[dict[str, Any]]:
-    """Chat content of codec-patch canvases, laid out as the ``hf`` backend does: an intro line,
-    then per canvas ``"Canvas 1: patches from 0.0s, 1.5s"`` and the image."""
-    content: list[dict[str, Any]] = [
-        {"type": "text", "text": CANVAS_INTRO.format(n=len(canvases)) + "\n"}]
-    for c in range(len(canvases)):
-        times = np.unique(canvases.timestamps_s[c][canvases.valid[c]])  # sorted, no NaN
-        labels = list(dict.fromkeys(f"{t:.1f}s" for t in times))
-        content.append({"type": "text",
-                        "text": f"Canvas {c + 1}: patches from {', '.join(labels)}\n"})
-        content.append({"type": "image"})
-    return content
 
 
 class VLLMAnswerer(Answerer):
@@ -244,17 +180,17 @@ class VLLMAnswerer(Answerer):
         vllm = require("vllm", "the vllm answerer (vllm:MODEL)", extra="vllm")
         transformers = require("transformers", "the vllm answerer (vllm:MODEL)", extra="vllm")
         spec = os.fspath(target)
-        model = _resolve(spec, allow_download)
-        local = Path(model).is_dir()
+        _, model, hub = model_source(spec, allow_download, backend="vllm", extra="vllm")
         try:
-            config = transformers.AutoConfig.from_pretrained(model, local_files_only=local)
-            processor = transformers.AutoProcessor.from_pretrained(model, local_files_only=local)
+            config = transformers.AutoConfig.from_pretrained(model, local_files_only=not hub)
+            processor = transformers.AutoProcessor.from_pretrained(model,
+                                                                   local_files_only=not hub)
         except (OSError, ValueError) as exc:
             raise ModelNotAvailableError(f"vllm:{spec}: cannot load its config / processor "
                                          f"({exc})") from exc
         model_type = str(getattr(config, "model_type", ""))
         vision = getattr(config, "vision_config", None)
-        tps = int(getattr(vision, "temporal_patch_size", 1) or 1) if model_type in QWEN_TYPES \
+        tps = int(getattr(vision, "temporal_patch_size", 1) or 1) if model_type in QWEN_FAMILIES \
             else 1
         llm_options = {k: v for k, v in {
             "max_model_len": max_model_len, "gpu_memory_utilization": gpu_memory_utilization,
@@ -296,37 +232,11 @@ class VLLMAnswerer(Answerer):
         notes: list[str] = []
         mm_kwargs = dict(self.mm_processor_kwargs)
         if visual.kind == "patches":
-            if visual.patches is None:  # pragma: no cover - VisualInput checks this
-                raise InvalidArgumentError(f"{request.item_id or visual.path}: no patches")
-            canvases = visual.patches.canvases()  # images (C, S, S, 3) uint8
-            if canvases.images is None or not len(canvases):
-                raise InvalidArgumentError(
-                    f"item {request.item_id!r}: no patches to show the model")
-            content = [*_canvas_content(canvases),
-                       {"type": "text", "text": request.prompt}]
-            data: dict[str, Any] = {"image": [np.ascontiguousarray(im)
-                                              for im in canvases.images]}
+            content, images = canvas_content(request)  # canvases: (S, S, 3) uint8 each
+            data: dict[str, Any] = {"image": images}
         else:
-            frames = np.asarray(visual.frames, dtype=np.uint8)  # (T, H, W, 3)
-            if not len(frames):
-                raise InvalidArgumentError(
-                    f"item {request.item_id!r}: no frames to show the model")
-            tps = self.temporal_patch_size
-            pad = -len(frames) % tps
-            if pad:  # Qwen-VL merges frames in temporal pairs: repeat the last frame
-                notes.append(f"padded {len(frames)} frames to {len(frames) + pad}: "
-                             f"{_TITLES.get(self.model_type, self.model_type)} merges frames "
-                             f"in pairs (the last frame repeated)")
-                frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])
-            meta = video_metadata(visual, pad_to_multiple=tps)
-            fps = float(visual.source_fps)
-            if self.model_type == "qwen3_vl" and len(visual.timestamps_s) and fps > 0:
-                drift = float(np.max(np.abs(np.asarray(visual.frame_indices) / fps
-                                            - np.asarray(visual.timestamps_s))))
-                if drift > 0.5 / fps:
-                    notes.append(f"time markers are frame_index / fps, {drift:.2f}s off the "
-                                 f"frames' presentation times (stream start offset or variable "
-                                 f"frame rate)")
+            frames, _, notes = video_frames(request, self.model_type, self.temporal_patch_size)
+            meta = video_metadata(visual, pad_to_multiple=self.temporal_patch_size)
             if self.model_type == "qwen2_5_vl" and "fps" not in mm_kwargs and meta[
                     "total_num_frames"] > 0:
                 # transformers' VideoMetadata.sampled_fps: second_per_grid_ts = tps / fps

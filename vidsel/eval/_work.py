@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,11 +22,12 @@ from ..errors import InvalidArgumentError
 from ..io import VideoReader
 from ..methods import get_method, run_method
 from ..results import PatchConfig, PatchSelection, VisualSelection
+from ..select import available_selectors, get_selector
 from ._answerer import GeometryFn, frame_geometry, frame_tokens
 from ._cache import CachedSelection, SelectionCache, selection_key
 
 __all__ = ["RUNTIME_OPTIONS", "SelectJob", "keyed_options", "method_budget", "model_tokens",
-           "options_for", "select_job"]
+           "options_for", "preload_embedder", "route_options", "select_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,12 @@ class SelectJob:
     options: Mapping[str, Any] = field(default_factory=dict)
     cache_root: str | None = None
     device: str | None = None
+
+
+def preload_embedder(spec: str, device: str | None) -> Any:
+    """The embedder of ``spec``, loaded once per process (a missing model fails here:
+    ModelNotAvailableError)."""
+    return _embedder(spec, device)
 
 
 def _embedder(spec: str, device: str | None) -> Any:
@@ -130,14 +137,18 @@ def select_job(job: SelectJob) -> CachedSelection:
         key = selection_key(content_id=cid, question=question, method=job.method,
                             budget=budget, embedder=embedder_spec, geometry=geometry,
                             options=keyed_options(options))
+        t_cache = time.perf_counter()
         hit = cache.get(key)
         if hit is not None:
+            t_hit = time.perf_counter()
+            hit = replace(hit, timings_s={"open": t_cache - t0, "cache": t_hit - t_cache})
             logger.debug("%s: %s @ %d from the selection cache", job.video, job.method,
                          job.budget)
             return replace(hit, key=key, visual_tokens=model_tokens(
                 hit.selection, job.geometry, facts, geometry))
         if reader is None:
             reader = VideoReader(job.video)
+        t_load = time.perf_counter()
         if embedder_spec is not None:
             options["embedder"] = _embedder(str(embedder_spec), job.device)
         t1 = time.perf_counter()
@@ -158,7 +169,8 @@ def select_job(job: SelectJob) -> CachedSelection:
                               num_frames=int(facts["num_frames"]),
                               duration_s=float(facts["duration_s"]),
                               start_time_s=float(facts.get("start_time_s", 0.0)),
-                              timings_s={"open": t1 - t0, "select": t2 - t1, "frames": t3 - t2})
+                              timings_s={"open": t_load - t0, "embedder_load": t1 - t_load,
+                                         "select": t2 - t1, "frames": t3 - t2})
         cache.put(key, out)
         return replace(out, key=key,
                        visual_tokens=model_tokens(result, job.geometry, facts, geometry))
@@ -171,16 +183,63 @@ def select_job(job: SelectJob) -> CachedSelection:
 RUNTIME_OPTIONS = frozenset({"cache_dir"})
 
 
+def _takes_param(method: str, name: str) -> bool:
+    """Whether the selector behind frame method ``method`` takes parameter ``name`` (its value
+    is checked later, with the method's own message)."""
+    if method in available_selectors():
+        declared = get_selector(method).params
+        return declared is None or name in declared
+    try:  # a plugin method with a params option: ask its own check
+        get_method(method).check_options({"params": {name: None}})
+    except InvalidArgumentError as e:
+        return "does not take" not in str(e)
+    return True
+
+
+def route_options(methods: Sequence[str], options: Mapping[str, Any]
+                  ) -> dict[str, dict[str, Any]]:
+    """Share out method options among ``methods``: a name goes to every method that takes it,
+    as an option (``candidates``, ``anchors``...) or, for methods with a ``params`` option, as
+    a parameter of its selector (``lam``, ``segment_size``...); ``params={...}`` is spread the
+    same way.
+
+    Raises:
+        InvalidArgumentError: a name no method takes (a typo must not silently change the
+            experiment), or a value a method refuses.
+    """
+    flat = {k: v for k, v in options.items() if k != "params" and v is not None}
+    flat.update(dict(options.get("params") or {}))
+    out: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    used: set[str] = set()
+    for name, value in flat.items():
+        for m in methods:
+            entry = get_method(m)
+            accepted = entry.options
+            if accepted is None or name in accepted:
+                out[m][name] = value
+                used.add(name)
+            elif "params" in accepted and _takes_param(m, name):
+                out[m].setdefault("params", {})[name] = value
+                used.add(name)
+    unknown = sorted(set(flat) - used)
+    if unknown:
+        raise InvalidArgumentError(
+            f"no method of {', '.join(methods)} takes {', '.join(unknown)} (as an option or a "
+            f"selector parameter); their options: " + "; ".join(
+                f"{m}: {', '.join(sorted(get_method(m).options or ())) or 'none'}"
+                for m in methods))
+    return out
+
+
 def options_for(method: str, options: Mapping[str, Any], embedder: str | None, *,
                 cache_root: str | None = None) -> dict[str, Any]:
-    """The options ``method`` takes out of the shared ``options`` (plus the embedder spec for
-    methods that need one), checked before any video is read. Methods with a frame-embedding
+    """The options of ``method`` (from :func:`route_options`) plus the embedder spec for
+    methods that need one, checked before any video is read. Methods with a frame-embedding
     cache (``cache_dir``) keep it beside the selection cache unless told otherwise, so the
     questions of a long video decode and embed its candidates once."""
     entry = get_method(method)
     accepted = entry.options
-    out = {k: v for k, v in options.items() if v is not None and
-           (accepted is None or k in accepted)}
+    out = dict(options)
     if entry.needs_embedder:
         if embedder is None:
             raise InvalidArgumentError(
