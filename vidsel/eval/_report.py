@@ -291,7 +291,7 @@ class EvalReport:
 
     def table(self) -> str:
         """The metrics table as aligned text (what ``vidsel eval report`` prints)."""
-        head = ["dataset", "task", "model", "method", "budget", "tokens", "metric", "mean",
+        head = ["dataset", "task", "model", "method", "budget", "tokens", "metric", "mean x100",
                 "95% CI", "n", "failed"]
         body = [[r["dataset"], r["task"], r["model"], r["method"], _number(r["budget"]),
                  _number(r["visual_tokens"], 0), r["metric"], _number(r["mean"]),

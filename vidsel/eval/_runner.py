@@ -450,6 +450,9 @@ def run_eval(items: Iterable[EvalItem], model: str | AnswererSpec | Answerer | C
     per_method = {m: options_for(m, routed[m], embedder, cache_root=cache_root)
                   for m in methods}
     items = list(items)
+    if subtitles and items and not any(it.subtitles for it in items):
+        logger.warning("subtitles=True, but no item has a subtitle file (%s annotations name "
+                       "none): the prompts carry no subtitles", items[0].dataset)
     seen: set[tuple[str, str]] = set()
     for it in items:
         if (it.dataset, it.item_id) in seen:
