@@ -274,3 +274,15 @@ def test_bad_inputs(tmp_path):
         load_report([rec("q1", "uniform", "four", acc(1))])
     with pytest.raises(InvalidArgumentError, match="neither"):
         load_report([42])
+
+
+def test_a_named_metric_leaves_out_other_tasks_in_both_tables(tmp_path) -> None:
+    records = [rec("q1", m, 4, acc(1)) for m in ("uniform", "codec")] + [
+        rec("c1", m, 4, {"iou": v, "R1@0.3": 1, "R1@0.5": 0, "R1@0.7": 0},
+            dataset="charades-sta", task="grounding")
+        for m, v in (("uniform", 0.4), ("codec", 0.45))]
+    report = load_report(write(tmp_path / "mixed.jsonl", records), metric="mIoU")
+    assert {r["task"] for r in report.rows} == {"grounding"}
+    assert [(c["task"], c["metric"]) for c in report.comparisons] == [("grounding", "mIoU")]
+    assert report.comparisons[0]["mean_delta"] == pytest.approx(5.0)
+    assert report.comparisons[0]["token_ratio"] == pytest.approx(1.0)

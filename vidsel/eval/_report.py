@@ -263,8 +263,10 @@ class EvalReport:
             base_key = (dataset, task, model, BASELINE, budget)
             if method == BASELINE or base_key not in self._groups:
                 continue
-            one = _metrics_for(task, metric) if isinstance(metric, str) and metric != "all" \
-                else ()
+            named = isinstance(metric, str) and metric != "all"
+            one = _metrics_for(task, metric) if named else ()
+            if named and not one:
+                continue  # as the main table: a named metric leaves out the tasks it is not
             name = one[0] if one else PRIMARY.get(task)
             if name is None:
                 continue
