@@ -418,7 +418,10 @@ class EvalReport:
         ylabels = {(r["dataset"], r["task"]): r["metric"] for r in rows}
         data = [(title, f"{ylabels[key]} (%)", lines)
                 for key, (title, lines) in sorted(panels.items())]
-        model_note = f" · {next(iter(models))}" if len(models) == 1 else ""
+        model = next(iter(models)) if len(models) == 1 else ""
+        if len(model) > 48:  # a long model path: its end names it
+            model = "…" + model[-47:]
+        model_note = f" · {model}" if model else ""
         fig = eval_plot(data, title=f"vidsel eval{model_note} (95% bootstrap CI)")
         return save_figure(fig, path)
 

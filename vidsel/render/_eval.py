@@ -58,6 +58,7 @@ def eval_plot(panels: Sequence[tuple[str, str, Mapping[str, Sequence[Point]]]], 
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (panel_title, ylabel, lines) in zip(axes, panels):
         budgets: set[float] = set()
+        n_base = 0  # several models: each uniform line its own grey and marker
         for label in sorted(lines, key=labels.index):
             try:
                 pts = sorted((float(b), float(m), lo, hi) for b, m, lo, hi in lines[label])
@@ -70,9 +71,14 @@ def eval_plot(panels: Sequence[tuple[str, str, Mapping[str, Sequence[Point]]]], 
             x = [p[0] for p in pts]
             budgets.update(x)
             base = label.startswith(BASELINE_METHOD)
-            style = ({"color": "0.35", "linestyle": "--"} if base
-                     else {"color": colours[label]})
-            ax.plot(x, [p[1] for p in pts], marker="o", ms=4, label=label, **style)
+            marker = "o"
+            if base:
+                style = {"color": ("0.35", "0.6", "0.15", "0.75")[n_base % 4], "linestyle": "--"}
+                marker = ("o", "s", "^", "D")[n_base % 4]
+                n_base += 1
+            else:
+                style = {"color": colours[label]}
+            ax.plot(x, [p[1] for p in pts], marker=marker, ms=4, label=label, **style)
             band = [(p[0], p[2], p[3]) for p in pts if p[2] is not None and p[3] is not None]
             if band:
                 ax.fill_between([b[0] for b in band], [float(b[1]) for b in band],
