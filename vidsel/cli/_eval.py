@@ -12,10 +12,12 @@ import argparse
 import csv
 import io
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from .._progress import progress_enabled
 from ..errors import InvalidArgumentError
 from ..eval import (
     available_answerers,
@@ -214,6 +216,10 @@ def run(args: argparse.Namespace) -> int:
             options_for(name, routed[name], embedder)
     except InvalidArgumentError as e:
         raise UsageError(str(e)) from None
+    if not progress_enabled(args.progress):  # no bars on a pipe or with -q: transformers' too
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if verbosity(args) < 0:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     out = Path(args.out)
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; name a .jsonl file")
