@@ -310,3 +310,22 @@ def test_report_reads_a_folder_and_flags_unequal_tokens(data, tmp_path, monkeypa
     assert main(["eval", "report", str(runs)]) == 0
     out = capsys.readouterr().out
     assert "6 records from 2 sources" in out and "tokens vs uniform" in out
+
+
+def test_ctrl_c_says_what_is_safe(data, tmp_path) -> None:
+    (tmp_path / "slow_rules.py").write_text("import time\n\ndef answer(request):\n"
+                                            "    time.sleep(0.4)\n    return 'A'\n")
+    out = tmp_path / "slow.jsonl"
+    proc = _cli("eval", "--dataset", "charades-sta", "--annotations", str(data / "charades.txt"),
+                "--videos", str(data / "videos"), "--model", "py:slow_rules:answer",
+                "--budgets", "2,3,4,5", "--no-selection-cache", "--out", str(out),
+                env={"PYTHONPATH": str(tmp_path)})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and out.read_bytes().count(b"\n")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    n = len(read_records(out))
+    assert 1 <= n < 12
+    assert f"holds {n} answers" in err and "--resume runs the rest" in err

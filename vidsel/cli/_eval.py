@@ -35,7 +35,7 @@ from ..eval import (
     run_eval,
 )
 from ..methods import available_methods, get_method
-from ..runs import available_executors, executor_help, output_failed
+from ..runs import available_executors, executor_help, output_failed, read_records
 from ._common import (
     UnsafeOutputError,
     UsageError,
@@ -239,7 +239,25 @@ def run(args: argparse.Namespace) -> int:
     if args.executor == "ray":
         executor_options = {"address": args.ray_address, "gpus_per_task": args.gpus_per_task,
                             "uses_gpu": embedder is not None}
-    summary = run_eval(items, args.model, methods=methods, budgets=budgets, out=out,
+    try:
+        summary = _run(args, items, methods, budgets, out, embedder, params, model_options,
+                       cache, device, executor_options)
+    except KeyboardInterrupt:
+        if out.is_file():  # what is safe in the results file, and how to go on
+            recs = read_records(out)
+            ok = sum(r.get("status") == "ok" for r in recs)
+            print(f"vidsel eval: interrupted: {out} holds {len(recs)} answers ({ok} ok, "
+                  f"{len(recs) - ok} failed); --resume runs the rest", file=sys.stderr)
+        raise
+    return _finish(args, summary, out, len(items))
+
+
+def _run(args: argparse.Namespace, items: Any, methods: list[str], budgets: list[int],
+         out: Path, embedder: str | None, params: dict[str, Any],
+         model_options: dict[str, Any], cache: Any, device: str | None,
+         executor_options: dict[str, Any]) -> Any:
+    """run_eval with the parsed command line."""
+    return run_eval(items, args.model, methods=methods, budgets=budgets, out=out,
                        embedder=embedder, method_options=params, subtitles=args.subtitles,
                        max_new_tokens=args.max_new_tokens, shard=args.shard,
                        resume=args.resume, overwrite=args.overwrite,
@@ -248,10 +266,14 @@ def run(args: argparse.Namespace) -> int:
                        replicas=args.replicas, model_options=model_options, device=device,
                        fsync=not args.no_fsync, log_level=verbosity(args),
                        progress=args.progress, executor_options=executor_options)
+
+
+def _finish(args: argparse.Namespace, summary: Any, out: Path, n_items: int) -> int:
+    """The summary line (stderr), the table (stdout), the plot; the exit code."""
     if getattr(args, "quiet", 0) < 2:  # -qq: the summary line goes too
         rate = (f", {60 * (summary.ok + summary.failed) / summary.seconds:.1f} answers/min"
                 if summary.seconds > 0 and summary.ok + summary.failed else "")
-        shard = f" (shard {args.shard} of {len(items)})" if args.shard else ""
+        shard = f" (shard {args.shard} of {n_items})" if args.shard else ""
         print(f"vidsel eval: {summary.items} items{shard} x {len(summary.methods)} methods x "
               f"{len(summary.budgets)} budgets: {summary.ok} ok, {summary.failed} failed, "
               f"{summary.skipped} already done in {fmt_seconds(summary.seconds)}{rate}",
