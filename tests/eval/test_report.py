@@ -286,3 +286,16 @@ def test_a_named_metric_leaves_out_other_tasks_in_both_tables(tmp_path) -> None:
     assert [(c["task"], c["metric"]) for c in report.comparisons] == [("grounding", "mIoU")]
     assert report.comparisons[0]["mean_delta"] == pytest.approx(5.0)
     assert report.comparisons[0]["token_ratio"] == pytest.approx(1.0)
+
+
+def test_failures_can_count_as_wrong(tmp_path) -> None:
+    # codec@8: [1, 1, 1] + q4 failed -> skip: 100 over 3; wrong: 75 over 4
+    records = [rec(f"q{i}", "codec", 8, acc(1)) for i in (1, 2, 3)] + [
+        rec("q4", "codec", 8, status="error", error="CorruptVideoError")]
+    path = write(tmp_path / "f.jsonl", records)
+    (skip,) = load_report(path).rows
+    (wrong,) = load_report(path, failures="wrong").rows
+    assert (skip["mean"], skip["n"], skip["failed"]) == (100.0, 3, 1)
+    assert (wrong["mean"], wrong["n"], wrong["failed"]) == (75.0, 4, 1)
+    with pytest.raises(InvalidArgumentError, match="failures="):
+        load_report(path, failures="ignore")

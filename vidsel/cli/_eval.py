@@ -154,6 +154,9 @@ def add_parser(sub: Any) -> None:
     rep.add_argument("--metric", metavar="NAME",
                      help="metric of the table and plot (default: each task's primary: "
                           "accuracy, R1@0.5...)")
+    rep.add_argument("--failures", choices=("skip", "wrong"), default="skip",
+                     help="failed answers: left out of the means and counted in 'failed' "
+                          "(skip, default) or scored 0 (wrong, as a failure to answer)")
     rep.add_argument("--plot", metavar="PNG", help="metric vs budget, one panel per benchmark")
     rep.add_argument("--json", metavar="FILE", help="the report as JSON ('-': stdout)")
     rep.add_argument("--csv", metavar="FILE", help="the table as CSV")
@@ -293,7 +296,7 @@ def run_report(args: argparse.Namespace) -> int:
         if not Path(f).exists():
             raise UsageError(f"no such results file or folder: {f}")
     try:
-        report = load_report(args.files, metric=args.metric)
+        report = load_report(args.files, metric=args.metric, failures=args.failures)
     except InvalidArgumentError as e:  # an unknown --metric, files without records
         raise UsageError(str(e)) from None
     if not report.rows:

@@ -35,10 +35,24 @@ from ._merge import better_record
 from ._metrics import METRICS, PRIMARY, score_key
 from ._types import SCHEMA
 
-__all__ = ["BASELINE", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "RECORD_SCHEMA", "EvalReport",
+__all__ = ["BASELINE", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "FAILURE_POLICIES", "RECORD_SCHEMA",
+           "EvalReport",
            "bootstrap_ci", "load_report"]
 
 logger = logging.getLogger(__name__)
+
+#: What a failed answer counts as: left out of the means (``"skip"``, the default; the ``failed``
+#: column counts it) or a wrong answer, 0 on every metric (``"wrong"``, as papers count a
+#: failure to answer).
+FAILURE_POLICIES = ("skip", "wrong")
+
+
+def _labelled(rec: Mapping[str, Any]) -> bool:
+    """A record's item has a ground truth (records without the fields: assume so)."""
+    if "answer" not in rec and "spans_s" not in rec:
+        return True
+    return rec.get("answer") is not None or bool(rec.get("spans_s"))
+
 
 #: A method whose median visual tokens differ from uniform's by more than this share is
 #: flagged in the paired table.
@@ -181,13 +195,17 @@ class EvalReport:
 
     def __init__(self, records: Iterable[Mapping[str, Any]], *,
                  metric: str | Sequence[str] | None = None, sources: Sequence[str] = (),
-                 duplicates: int = 0, ignored: int = 0) -> None:
+                 duplicates: int = 0, ignored: int = 0, failures: str = "skip") -> None:
+        if failures not in FAILURE_POLICIES:
+            raise InvalidArgumentError(f"failures={failures!r} must be one of "
+                                       f"{', '.join(FAILURE_POLICIES)}")
+        self.failure_policy = failures
         self.metric = metric
         self.sources = tuple(sources)
         self.duplicates = duplicates
         self.ignored = ignored
         self._groups: dict[GroupKey, _Group] = {}
-        failures: Counter[str] = Counter()
+        errors: Counter[str] = Counter()
         count = 0
         for i, rec in enumerate(records):
             count += 1
@@ -202,8 +220,10 @@ class EvalReport:
             if status != "ok":
                 group.failed += 1
                 error = rec.get("error") or {}
-                failures[str(error.get("type") or "error")
-                         if isinstance(error, Mapping) else "error"] += 1
+                errors[str(error.get("type") or "error")
+                       if isinstance(error, Mapping) else "error"] += 1
+                if self.failure_policy == "wrong" and _labelled(rec):
+                    group.scores[item_id] = {score_key(m): 0.0 for m in METRICS.get(key[1], ())}
                 continue
             score = rec.get("score") or {}
             if not isinstance(score, Mapping):
@@ -217,7 +237,7 @@ class EvalReport:
             if isinstance(tokens, (int, float)) and not isinstance(tokens, bool):
                 group.tokens.append(int(tokens))
         self.records = count
-        self.failures = dict(failures.most_common())
+        self.failures = dict(errors.most_common())
         self.rows = self._rows(metric)
         self.comparisons = self._comparisons(metric)
 
@@ -443,8 +463,8 @@ def _files(source: str | os.PathLike[str]) -> list[Path]:
     return [path]
 
 
-def load_report(paths_or_records: Any, *, metric: str | Sequence[str] | None = None
-                ) -> EvalReport:
+def load_report(paths_or_records: Any, *, metric: str | Sequence[str] | None = None,
+                failures: str = "skip") -> EvalReport:
     """Read results files (or records) and summarise them.
 
     Args:
@@ -453,6 +473,8 @@ def load_report(paths_or_records: Any, *, metric: str | Sequence[str] | None = N
             a ``key`` (a shard run twice, a resumed run) the last one wins.
         metric: None (each task's primary metric: accuracy, R1@0.5, contains), a metric name
             (``"mIoU"``, ``"mAP"``...), several names, or ``"all"``.
+        failures: ``"skip"`` (failed answers are left out of the means and counted in
+            ``failed``) or ``"wrong"`` (they score 0, as a failure to answer).
 
     Returns:
         An :class:`EvalReport`; ``str(report)`` is the text table, ``report.plot(path)`` the
@@ -503,4 +525,4 @@ def load_report(paths_or_records: Any, *, metric: str | Sequence[str] | None = N
     if ignored:
         logger.info("ignored %d records that are not %s records", ignored, RECORD_SCHEMA)
     return EvalReport(latest.values(), metric=metric, sources=sources, duplicates=duplicates,
-                      ignored=ignored)
+                      ignored=ignored, failures=failures)

@@ -129,8 +129,10 @@ def select_job(job: SelectJob) -> CachedSelection:
                      "num_frames": meta.num_frames, "duration_s": meta.duration_s,
                      "start_time_s": meta.start_time_s}
             cache.put_video_facts(cid, facts)
+        # a clip of `budget` frames (no more than the video has: a short video's frames are
+        # sized for the frames it gives)
         geometry = frame_geometry(job.geometry, facts["height"], facts["width"],
-                                  num_frames=job.budget)
+                                  num_frames=max(1, min(job.budget, int(facts["num_frames"]))))
         budget = method_budget(job.method, job.budget, job.geometry, facts["height"],
                                facts["width"], geometry)
         question = job.question if (entry.needs_question or entry.needs_embedder) else None
