@@ -206,36 +206,10 @@ def no_model(request: Any) -> Generation:
                       notes=(f"pixels {pixel_digest(request)}",))
 
 
-class Borrowed:
-    """An answerer handed to several ``run_eval`` calls: ``run_eval`` closes the answerer it is
-    given (LocalModel.close -> Answerer.close) even when the caller made it, so each call gets
-    this view, whose ``close`` does nothing."""
-
-    def __new__(cls, inner: Any) -> Any:
-        from vidsel.eval import Answerer
-
-        class _Borrowed(Answerer):
-            name = inner.name
-            max_batch = inner.max_batch
-            kinds = inner.kinds
-
-            def geometry(self) -> Any:
-                return inner.geometry()
-
-            def generate(self, requests: Sequence[Any]) -> list[Generation]:
-                return inner.generate(requests)
-
-            def describe(self) -> dict[str, Any]:
-                return inner.describe()
-
-            def close(self) -> None:
-                pass
-
-        return _Borrowed()
-
-
 # --- one timed run ------------------------------------------------------------------------------
 
+#: The record's timings that make up its selection (the embedder's first load counted in open).
+SELECTION_TIMES = ("open", "embedder_load", "select", "frames")
 STAGES = ("open", "decode", "embed", "select", "method_other", "frames", "runner", "model")
 
 
@@ -260,7 +234,7 @@ def split(records: list[dict[str, Any]], wall: float) -> dict[str, float]:
         sel = float(st.get("select", 0.0))
         pixels = float(st.get("pixels", 0.0))  # codec: patch pixels fetched by the method
         method = float(t.get("select", 0.0))
-        tot["open"] += float(t.get("open", 0.0))
+        tot["open"] += float(t.get("open", 0.0)) + float(t.get("embedder_load", 0.0))
         tot["decode"] += decode
         tot["embed"] += embed
         tot["select"] += sel
@@ -277,7 +251,7 @@ def timed_run(items: list[EvalItem], model: Any, *, methods: Sequence[str],
     """One ``run_eval`` into a results file (fsync on, as the CLI): wall, records, split."""
     out = tmp / f"run-{time.perf_counter_ns()}.jsonl"
     t0 = time.perf_counter()
-    summary = run_eval(items, Borrowed(model), methods=methods, budgets=budgets, out=out,
+    summary = run_eval(items, model, methods=methods, budgets=budgets, out=out,
                        embedder=embedder, device="cpu", cache_dir=cache if cache else None,
                        executor=executor, workers=workers, progress=False,
                        method_options=method_options)
@@ -367,7 +341,7 @@ def by_cell(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         s = split(sub, 0.0)
         s.pop("runner")
         s["median_selection_s"] = statistics.median(
-            sum(float(r["timings_s"].get(k, 0.0)) for k in ("open", "select", "frames"))
+            sum(float(r["timings_s"].get(k, 0.0)) for k in SELECTION_TIMES)
             for r in sub)
         s["median_model_s"] = statistics.median(float(r["timings_s"]["model"]) for r in sub)
         s["answers"] = len(sub)
@@ -672,10 +646,10 @@ def gpu_split(args: argparse.Namespace, *, device: str, shapes: dict[str, Any],
     methods = args.methods.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="vidsel-bench-eval-gpu-"))
     try:
-        run_eval(items[:1], Borrowed(answerer), methods=["uniform"], budgets=[budget], embedder=embedder,
+        run_eval(items[:1], answerer, methods=["uniform"], budgets=[budget], embedder=embedder,
                  cache_dir=None, max_new_tokens=args.max_new_tokens, progress=False)  # warm-up
         t0 = time.perf_counter()
-        summary = run_eval(items, Borrowed(answerer), methods=methods, budgets=[budget],
+        summary = run_eval(items, answerer, methods=methods, budgets=[budget],
                            embedder=embedder, cache_dir=tmp / "cache",
                            max_new_tokens=args.max_new_tokens, progress=False)
         wall = time.perf_counter() - t0
@@ -691,7 +665,7 @@ def gpu_split(args: argparse.Namespace, *, device: str, shapes: dict[str, Any],
         def note(r: dict[str, Any], key: str) -> float:
             return next(float(n.split("=", 1)[1]) for n in r["notes"] if n.startswith(key))
 
-        sel = [sum(float(r["timings_s"].get(k, 0.0)) for k in ("open", "select", "frames"))
+        sel = [sum(float(r["timings_s"].get(k, 0.0)) for k in SELECTION_TIMES)
                for r in sub]
         prep = [note(r, "prep_s=") for r in sub]
         gen = [note(r, "total_s=") - note(r, "prep_s=") for r in sub]

@@ -64,3 +64,13 @@ def keyword_params(fn: Callable[..., Any], *, skip: int = 0) -> frozenset[str] |
     ok = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return frozenset(p.name for p in params[skip:] if p.kind in ok)
 
+
+def unknown_keywords(fn: Callable[..., Any], options: Iterable[str], *, skip: int = 0
+                     ) -> tuple[list[str], list[str]]:
+    """``(unknown, accepted)``: the names of ``options`` that ``fn`` does not take as keywords
+    (after its first ``skip`` parameters), sorted, and the ones it does; both empty when ``fn``
+    takes ``**kwargs``. The check behind every "does not take" message of a loader."""
+    names = keyword_params(fn, skip=skip)
+    if names is None:
+        return [], []
+    return sorted(set(options) - names), sorted(names)

@@ -243,8 +243,15 @@ def run(args: argparse.Namespace) -> int:
         executor_options = {"address": args.ray_address, "gpus_per_task": args.gpus_per_task,
                             "uses_gpu": embedder is not None}
     try:
-        summary = _run(args, items, methods, budgets, out, embedder, params, model_options,
-                       cache, device, executor_options)
+        summary = run_eval(items, args.model, methods=methods, budgets=budgets, out=out,
+                           embedder=embedder, method_options=params, subtitles=args.subtitles,
+                           max_new_tokens=args.max_new_tokens, shard=args.shard,
+                           resume=args.resume, overwrite=args.overwrite,
+                           retry_failed=args.retry_failed, cache_dir=cache,
+                           executor=args.executor, workers=args.workers,
+                           replicas=args.replicas, model_options=model_options, device=device,
+                           fsync=not args.no_fsync, log_level=verbosity(args),
+                           progress=args.progress, executor_options=executor_options)
     except KeyboardInterrupt:
         if out.is_file():  # what is safe in the results file, and how to go on
             recs = read_records(out)
@@ -253,22 +260,6 @@ def run(args: argparse.Namespace) -> int:
                   f"{len(recs) - ok} failed); --resume runs the rest", file=sys.stderr)
         raise
     return _finish(args, summary, out, len(items))
-
-
-def _run(args: argparse.Namespace, items: Any, methods: list[str], budgets: list[int],
-         out: Path, embedder: str | None, params: dict[str, Any],
-         model_options: dict[str, Any], cache: Any, device: str | None,
-         executor_options: dict[str, Any]) -> Any:
-    """run_eval with the parsed command line."""
-    return run_eval(items, args.model, methods=methods, budgets=budgets, out=out,
-                       embedder=embedder, method_options=params, subtitles=args.subtitles,
-                       max_new_tokens=args.max_new_tokens, shard=args.shard,
-                       resume=args.resume, overwrite=args.overwrite,
-                       retry_failed=args.retry_failed, cache_dir=cache,
-                       executor=args.executor, workers=args.workers,
-                       replicas=args.replicas, model_options=model_options, device=device,
-                       fsync=not args.no_fsync, log_level=verbosity(args),
-                       progress=args.progress, executor_options=executor_options)
 
 
 def _finish(args: argparse.Namespace, summary: Any, out: Path, n_items: int) -> int:

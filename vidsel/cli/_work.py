@@ -46,11 +46,10 @@ from PIL import Image
 
 from .. import __version__
 from ..deprecation import renamed_fields
-from ..embed import content_id, load_embedder
+from ..embed import content_id, shared_embedder, shared_embedder_loaded
 from ..errors import VidselError
 from ..io import VideoReader
 from ..methods import Method, get_method, load_plugins, run_method
-from ..optional import require
 from ..results import PatchConfig, VisualSelection
 from ._common import UnsafeOutputError, confined_path, safe_component, safe_write
 
@@ -244,46 +243,15 @@ def file_identity(path: str) -> tuple[str, int | None, int | None]:
 
 # -- selection ---------------------------------------------------------------------------------
 
-_EMBEDDERS: dict[tuple[str, str | None], Any] = {}
-
-
-def resolve_device(device: str | None) -> str | None:
-    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"`` (imports torch: call it
-    only when an embedder is used).
-
-    Raises:
-        MissingDependencyError: ``"auto"`` without torch (a core install), naming ``vidsel[embed]``.
-    """
-    if device != "auto":
-        return device
-    torch = require("torch", "--device auto (the embedder's device)", extra="embed")
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _embedder_key(spec: SelectSpec) -> tuple[str, str | None]:
-    return (str(spec.embedder), resolve_device(spec.device))
-
-
 def load_spec_embedder(spec: SelectSpec) -> Any:
-    """The spec's embedder, loaded once per process (None without one).
+    """The spec's embedder, loaded once per process (None without one;
+    :func:`vidsel.embed.shared_embedder`).
 
     Raises:
         InvalidArgumentError: a spec the loader refuses (e.g. an unknown open_clip model).
         ModelNotAvailableError: its weights are not available.
     """
-    return _embedder(spec)
-
-
-def _embedder(spec: SelectSpec) -> Any:
-    """The spec's embedder, loaded once per process (None without one)."""
-    if spec.embedder is None:
-        return None
-    key = _embedder_key(spec)
-    device = key[1]
-    if key not in _EMBEDDERS:
-        opts = {"device": device} if device else {}
-        _EMBEDDERS[key] = load_embedder(spec.embedder, **opts)
-    return _EMBEDDERS[key]
+    return None if spec.embedder is None else shared_embedder(spec.embedder, spec.device)
 
 
 def selection_payload(result: VisualSelection, *, full: bool = False) -> dict[str, Any]:
@@ -314,7 +282,7 @@ def select_one(path: str, question: str | None, spec: SelectSpec, *, pixels: boo
     """
     options = spec.method_options()
     if spec.embedder is not None:
-        options["embedder"] = _embedder(spec)
+        options["embedder"] = load_spec_embedder(spec)
     accepted = spec.entry.options
     if accepted is not None and "pixels" in accepted and "pixels" not in options:
         options["pixels"] = "decode" if pixels else "none"
@@ -432,8 +400,9 @@ def run_task(task: Task) -> dict[str, Any]:
     backend = task.spec.options.get("backend")
     try:
         load_plugins(task.spec.plugins)  # a spawned worker knows only what it imports
-        if task.spec.embedder is not None and _embedder_key(task.spec) not in _EMBEDDERS:
-            _embedder(task.spec)  # once per process: later tasks of this worker reuse it
+        if task.spec.embedder is not None and \
+                not shared_embedder_loaded(task.spec.embedder, task.spec.device):
+            load_spec_embedder(task.spec)  # once per process: later tasks of this worker reuse it
             timings["load_embedder"] = time.perf_counter() - t0
         tp = time.perf_counter()
         with VideoReader(task.path, **({"backend": backend} if backend else {})) as reader:

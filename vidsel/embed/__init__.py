@@ -23,7 +23,15 @@ from ._base import DTYPES, Embedder
 from ._cache import CachedEmbeddings, EmbeddingCache, content_id
 from ._hf import DEFAULT_HF_MODEL, HF_MODEL_TYPES, HFEmbedder
 from ._openclip import OpenClipEmbedder
-from ._registry import EMBEDDERS, available_embedders, load_embedder, register_embedder
+from ._registry import (
+    EMBEDDERS,
+    available_embedders,
+    load_embedder,
+    register_embedder,
+    resolve_device,
+    shared_embedder,
+    shared_embedder_loaded,
+)
 from ._text import PromptCleaner, head_tail_chunks, make_prompt_cleaner
 
 __all__ = [
@@ -46,4 +54,7 @@ __all__ = [
     "load_embedder",
     "make_prompt_cleaner",
     "register_embedder",
+    "resolve_device",
+    "shared_embedder",
+    "shared_embedder_loaded",
 ]

@@ -16,14 +16,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .._validate import keyword_params
+from .._validate import unknown_keywords
 from ..errors import InvalidArgumentError, ModelNotAvailableError
+from ..optional import require
 from ..registry import Registry
 from ._base import Embedder
 from ._hf import DEFAULT_HF_MODEL, HFEmbedder
 from ._openclip import OpenClipEmbedder
 
-__all__ = ["EMBEDDERS", "available_embedders", "load_embedder", "register_embedder"]
+__all__ = ["EMBEDDERS", "available_embedders", "load_embedder", "register_embedder",
+           "resolve_device", "shared_embedder", "shared_embedder_loaded"]
 
 #: kind (spec prefix) -> factory(target: str, **options) -> Embedder
 EMBEDDERS: Registry[Callable[..., Embedder]] = Registry("embedder kind")
@@ -85,16 +87,49 @@ def load_embedder(spec: str | Embedder, **options: Any) -> Embedder:
     return EMBEDDERS.get(kind)(target, **options)
 
 
+#: Embedders loaded by :func:`shared_embedder` in this process, by (spec, device).
+_SHARED: dict[tuple[str, str | None], Embedder] = {}
+
+
+def resolve_device(device: str | None) -> str | None:
+    """``"auto"`` -> ``"cuda"`` when torch sees a GPU, else ``"cpu"`` (imports torch: call it
+    only when an embedder is used); any other value as it is.
+
+    Raises:
+        MissingDependencyError: ``"auto"`` without torch (a core install), naming ``vidsel[embed]``.
+    """
+    if device != "auto":
+        return device
+    torch = require("torch", "--device auto (the embedder's device)", extra="embed")
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def shared_embedder(spec: str, device: str | None = None) -> Embedder:
+    """The embedder of ``spec`` on ``device`` (``"auto"`` resolved), loaded once per process:
+    every task of a batch or evaluation worker reuses it.
+
+    Raises:
+        InvalidArgumentError, ModelNotAvailableError, MissingDependencyError: as
+            :func:`load_embedder`.
+    """
+    key = (str(spec), resolve_device(device))
+    if key not in _SHARED:
+        _SHARED[key] = load_embedder(key[0], **({"device": key[1]} if key[1] else {}))
+    return _SHARED[key]
+
+
+def shared_embedder_loaded(spec: str, device: str | None = None) -> bool:
+    """Whether :func:`shared_embedder` has ``spec`` on ``device`` in this process already."""
+    return (str(spec), resolve_device(device)) in _SHARED
+
+
 def _check_options(kind: str, loader: Callable[..., Any], options: Mapping[str, Any],
                    *, skip: int = 1) -> None:
     """Refuse options ``loader`` does not take (one message listing the ones it does)."""
-    names = keyword_params(loader, skip=skip)
-    if names is None:
-        return
-    unknown = sorted(set(options) - names)
+    unknown, allowed = unknown_keywords(loader, options, skip=skip)
     if unknown:
         raise InvalidArgumentError(
-            f"the {kind} embedder does not take {unknown}; allowed: {sorted(names)}")
+            f"the {kind} embedder does not take {unknown}; allowed: {allowed}")
 
 
 def _hf_factory(target: str, **options: Any) -> Embedder:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import contextlib
 import csv
 import io
 import json
@@ -154,10 +155,8 @@ def read_json_rows(path: Path) -> list[Row]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             if not rows:  # maybe one pretty-printed object, not JSON lines
-                try:
+                with contextlib.suppress(json.JSONDecodeError):  # no: report the line
                     return [_as_row(Row(f"{path}:{line_of(start)}", json.loads(text)))]
-                except json.JSONDecodeError:
-                    pass
             raise InvalidArgumentError(f"{path}:{n}: not valid JSON ({e.msg}, column "
                                        f"{e.colno})") from None
         rows.append(_as_row(Row(f"{path}:{n}", obj)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._validate import keyword_params
+from .._validate import unknown_keywords
 from ..errors import InvalidArgumentError
 from ..optional import require
 from ._answerer import Answerer, AnswererSpec, register_answerer
@@ -24,14 +24,10 @@ def check_options(kind: str, loader: Callable[..., Any], options: Mapping[str, A
     Raises:
         InvalidArgumentError: naming the unknown options and listing the accepted ones.
     """
-    accepted = keyword_params(loader, skip=1)
-    if accepted is None:
-        return
-    unknown = sorted(set(options) - accepted)
+    unknown, accepted = unknown_keywords(loader, options, skip=1)
     if unknown:
         raise InvalidArgumentError(f"the {kind} backend does not take the option(s) "
-                                   f"{', '.join(unknown)}; it takes "
-                                   f"{', '.join(sorted(accepted))}")
+                                   f"{', '.join(unknown)}; it takes {', '.join(accepted)}")
 
 
 def check_device(kind: str, options: Mapping[str, Any]) -> None:

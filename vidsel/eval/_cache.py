@@ -106,12 +106,10 @@ class SelectionCache:
         path = self.root / "videos" / f"{content_id}.json"
         try:
             facts = json.loads(path.read_text(encoding="utf-8"))
-            if all(k in facts for k in ("height", "width", "fps", "num_frames", "duration_s",
-                                        "start_time_s")):
-                return dict(facts)
-        except (OSError, ValueError):
-            pass
-        return None
+        except (OSError, ValueError):  # absent or damaged: the video is probed again
+            return None
+        keys = ("height", "width", "fps", "num_frames", "duration_s", "start_time_s")
+        return dict(facts) if isinstance(facts, dict) and all(k in facts for k in keys) else None
 
     def put_video_facts(self, content_id: str, facts: Mapping[str, Any]) -> None:
         if self.root is None:

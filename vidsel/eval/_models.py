@@ -36,7 +36,6 @@ class Finished:
     """A batch that came back: its tag, its generations (or the exception), seconds taken."""
 
     tag: Any
-    requests: list[Request]
     result: list[Generation] | BaseException
     seconds: float
 
@@ -116,7 +115,7 @@ class LocalModel(ModelPool):
             result: list[Generation] | BaseException = _run(self.answerer, requests)
         except Exception as e:  # the batch's failure, recorded per request by the runner
             result = e
-        self._done.append(Finished(tag, requests, result, time.perf_counter() - t0))
+        self._done.append(Finished(tag, result, time.perf_counter() - t0))
 
     def finished(self, *, block: bool) -> list[Finished]:
         done, self._done = self._done, []
@@ -321,16 +320,16 @@ class ReplicaPool(ModelPool):
                 if isinstance(exc, BrokenProcessPool):
                     self._restart(i, pool)
                     if alone:
-                        self._ready.append(Finished(tag, requests, WorkerCrashedError(
+                        self._ready.append(Finished(tag, WorkerCrashedError(
                             "the model replica died answering this request alone (killed, "
                             "out of memory or a crash in native code)"), 0.0))
                     else:
                         self._suspects.append((tag, requests))
                 elif exc is not None:
-                    self._ready.append(Finished(tag, requests, exc, 0.0))
+                    self._ready.append(Finished(tag, exc, 0.0))
                 else:
                     gens, seconds = fut.result()
-                    self._ready.append(Finished(tag, requests, gens, seconds))
+                    self._ready.append(Finished(tag, gens, seconds))
         out = list(self._ready)
         self._ready.clear()
         return out

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..embed import content_id, load_embedder
+from ..embed import content_id, shared_embedder
 from ..errors import InvalidArgumentError
 from ..io import VideoReader
 from ..methods import get_method, run_method
@@ -31,8 +31,9 @@ __all__ = ["RUNTIME_OPTIONS", "SelectJob", "keyed_options", "method_budget", "mo
 
 logger = logging.getLogger(__name__)
 
-#: Embedders loaded in this process, by (spec, device).
-_EMBEDDERS: dict[tuple[str, str | None], Any] = {}
+#: Content ids of the videos this process has seen, by (path, size, mtime): the questions,
+#: methods and budgets of one video hash it once.
+_CONTENT_IDS: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -61,16 +62,21 @@ class SelectJob:
 
 
 def preload_embedder(spec: str, device: str | None) -> Any:
-    """The embedder of ``spec``, loaded once per process (a missing model fails here:
-    ModelNotAvailableError)."""
-    return _embedder(spec, device)
+    """The embedder of ``spec``, loaded once per process (:func:`vidsel.embed.shared_embedder`;
+    a missing model fails here: ModelNotAvailableError)."""
+    return shared_embedder(spec, device)
 
 
-def _embedder(spec: str, device: str | None) -> Any:
-    key = (spec, device)
-    if key not in _EMBEDDERS:
-        _EMBEDDERS[key] = load_embedder(spec, **({"device": device} if device else {}))
-    return _EMBEDDERS[key]
+def _content_id(path: str) -> str:
+    """:func:`vidsel.embed.content_id`, once per file version in this process."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return content_id(path)  # raises VideoNotFoundError with the path
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _CONTENT_IDS:
+        _CONTENT_IDS[key] = content_id(path)
+    return _CONTENT_IDS[key]
 
 
 def method_budget(method: str, budget: int, geometry: GeometryFn, height: int, width: int,
@@ -115,7 +121,7 @@ def select_job(job: SelectJob) -> CachedSelection:
     """
     t0 = time.perf_counter()
     cache = SelectionCache(job.cache_root)
-    cid = content_id(job.video)
+    cid = _content_id(job.video)
     options = dict(job.options)
     embedder_spec = options.get("embedder")
     entry = get_method(job.method)
@@ -152,7 +158,7 @@ def select_job(job: SelectJob) -> CachedSelection:
             reader = VideoReader(job.video)
         t_load = time.perf_counter()
         if embedder_spec is not None:
-            options["embedder"] = _embedder(str(embedder_spec), job.device)
+            options["embedder"] = shared_embedder(str(embedder_spec), job.device)
         t1 = time.perf_counter()
         result = run_method(job.method, reader, question=job.question, budget=budget,
                             geometry=geometry, **options)
