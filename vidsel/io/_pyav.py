@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import CorruptVideoError, DecodeError
 from ._bitstream import PackedBitstream, peek_parser
+from ._compat import fresh_decoders_supported
 from ._convert import DEFAULT_INTERPOLATION, FrameConverter
 from ._decode import DecodeStats, decode_packets, find_key_packet
 from ._display import frame_display_transform, swaps_axes
@@ -105,7 +106,7 @@ class PyAVBackend:
         self._undecodable: set[int] = set()
         # Seek point -> the earlier keyframe the demuxer must be positioned at to reach it.
         self._seek_pos: dict[int, int] = {}
-        self._fresh_ok = True
+        self._fresh_ok = fresh_decoders_supported(self._stream.codec_context)
         self._stats = DecodeStats()
         self._drain = False  # end the current stretch's packets with a flush (see _packets)
 

@@ -1,0 +1,34 @@
+"""What the installed PyAV can do, where vidsel's exactness depends on it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import av
+
+__all__ = ["fresh_decoders_supported"]
+
+logger = logging.getLogger(__name__)
+
+_warned = False
+
+
+def fresh_decoders_supported(codec_context: Any) -> bool:
+    """Whether a stand-alone decoder can be given the demuxer's reorder delay
+    (``CodecContext.reorder_depth``, PyAV >= 17).
+
+    Without it (PyAV 15 / 16, e.g. the 15.x lmms-eval pins) the reader keeps the stream's own
+    decoder, flushed between stretches: clean files decode exactly all the same, but on damaged
+    data a frame's pixels may depend on what was decoded before it. Said once per process.
+    """
+    global _warned
+    if hasattr(codec_context, "reorder_depth"):
+        return True
+    if not _warned:
+        _warned = True
+        logger.warning("PyAV %s predates 17: clean files decode exactly, but on damaged or "
+                       "truncated files a frame's pixels may depend on the decode order and a "
+                       "cut-off last frame can fail to decode; pip install 'av>=17' for exact "
+                       "frames there", av.__version__)
+    return False
