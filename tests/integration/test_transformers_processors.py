@@ -3,9 +3,11 @@ Qwen3-VL and LLaVA-OneVision, built locally (default image / video processor set
 byte-level tokenizer with the models' special tokens; no hub).
 
 What works (issue 10 item 4, transformers 5): decoded frames + ``video_metadata`` with
-``do_sample_frames=False`` (``to_qwen``), or transformers' own ``load_video(...,
-sample_indices_fn=sample_indices_fn(sel))`` whose output goes in the same way. A processor
-called with ``videos=path, sample_indices_fn=...`` does not apply the selection.
+``do_sample_frames=False`` -- the one documented way is
+``processor(text=..., **to_transformers(sel, processor))`` (``to_qwen`` underneath) --, or
+transformers' own ``load_video(..., sample_indices_fn=sample_indices_fn(sel))`` whose output goes
+in the same way. A processor called with ``videos=path, sample_indices_fn=...`` does not apply
+the selection.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import numpy as np
 import pytest
 
 from vidsel.methods import run_method
-from vidsel.selection import indices_for, qwen_video_metadata, sample_indices_fn, to_qwen
+from vidsel.selection import (
+    indices_for,
+    qwen_video_metadata,
+    sample_indices_fn,
+    to_qwen,
+    to_transformers,
+)
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("torchvision")
@@ -65,6 +73,9 @@ def _llava_ov(tok):
 
 
 QWEN = {"qwen2-vl": _qwen2, "qwen2.5-vl": _qwen25, "qwen3-vl": _qwen3}
+ALL = {**QWEN, "llava-onevision": _llava_ov}
+#: The video placeholder each family's prompt carries.
+PLACEHOLDER = {**{name: QWEN_VIDEO for name in QWEN}, "llava-onevision": "<video>"}
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +180,59 @@ def test_sample_indices_fn_through_transformers_load_video(backend, suffix, make
                 video_metadata=[qwen_video_metadata(sel)], do_sample_frames=False,
                 return_tensors="pt")
     assert out["input_ids"].tolist() == mine["input_ids"].tolist()
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_to_transformers_with_each_processor(name, tokenizer, selection):
+    """``processor(text=..., **to_transformers(sel, processor))``: the selected frames reach
+    the processor as they are (no resampling), padded to its own temporal patch size."""
+    proc = ALL[name](tokenizer)
+    kwargs = to_transformers(selection, proc, size=64)
+    assert sorted(kwargs) == ["do_sample_frames", "video_metadata", "videos"]
+    assert kwargs["do_sample_frames"] is False
+    ((frames,), (md,)) = kwargs["videos"], kwargs["video_metadata"]
+    assert isinstance(md, transformers.video_utils.VideoMetadata)
+    tps = getattr(proc.video_processor, "temporal_patch_size", 1)
+    assert tps == (1 if name == "llava-onevision" else 2)
+    idx = selection.indices.tolist()
+    assert md.frames_indices == idx + idx[-1:] * (-len(idx) % tps)
+    assert md.fps == selection.source_fps and md.total_num_frames == selection.num_frames
+    expected = selection.load_frames(64)
+    expected = np.concatenate([expected, expected[-1:].repeat(-len(idx) % tps, axis=0)])
+    np.testing.assert_array_equal(frames, expected)
+
+    out = proc(text=[PLACEHOLDER[name] + "What moves?"], **kwargs, return_tensors="pt")
+    manual = proc.video_processor(videos=[expected], do_sample_frames=False, return_tensors="pt")
+    np.testing.assert_array_equal(out["pixel_values_videos"].numpy(),
+                                  manual["pixel_values_videos"].numpy())
+    if name in QWEN:
+        assert out["video_grid_thw"][0, 0].item() == 2  # 4 frames / 2 = 2 temporal patches
+    else:
+        assert tuple(out["pixel_values_videos"].shape[:2]) == (1, 3)  # 3 frames, none merged
+    assert _video_tokens(proc, out) > 0
+
+
+def test_to_transformers_gives_qwen3_the_true_times(tokenizer, selection):
+    proc = _qwen3(tokenizer)
+    out = proc(text=[QWEN_VIDEO], **to_transformers(selection, proc, size=64))
+    got = [float(x) for x in re.findall(r"<([\d.]+) seconds>",
+                                        proc.tokenizer.decode(out["input_ids"][0]))]
+    ts = selection.timestamps_s  # one marker per temporal pair: the mean of its two times
+    assert got == pytest.approx([round((ts[0] + ts[1]) / 2, 1), round(float(ts[2]), 1)],
+                                abs=0.051)
+    # Qwen3-VL samples by default: the same frames without vidsel's keywords get other times
+    frames = to_transformers(selection, proc, size=64)["videos"]
+    sampled = proc(text=[QWEN_VIDEO], videos=frames)
+    assert re.findall(r"<([\d.]+) seconds>", proc.tokenizer.decode(sampled["input_ids"][0])) \
+        != [f"{g:.1f}" for g in got]
+
+
+def test_to_transformers_without_a_processor_or_with_a_video_processor(selection):
+    plain = to_transformers(selection, size=32)
+    assert len(plain["videos"][0]) == 3  # no temporal patch: no padding
+    assert plain["video_metadata"][0].frames_indices == selection.indices.tolist()
+    vp = to_transformers(selection, transformers.Qwen3VLVideoProcessor(), size=32)
+    assert len(vp["videos"][0]) == 4
 
 
 def test_unknown_frame_count_keeps_the_indices(selection):

@@ -40,6 +40,7 @@ import numpy as np
 from ..errors import InvalidArgumentError, ModelNotAvailableError
 from ..optional import require
 from ..results import PatchConfig
+from ..selection import vllm_metadata
 from ._answerer import Answerer, FixedGeometry, GeometryFn
 from ._hf import HF_FAMILIES, QWEN_FAMILIES, HFGeometry, canvas_content, model_source, video_frames
 from ._hf import processor_geometry as hf_processor_geometry
@@ -73,15 +74,15 @@ def processor_geometry(processor: Any, config: Any) -> HFGeometry:
 
 
 def video_metadata(visual: VisualInput, *, pad_to_multiple: int = 1) -> dict[str, Any]:
-    """vLLM's video metadata of a frames input: the source fps, the video's frame count and
-    duration and the selected frames' source indices (the last repeated until the count
-    divides by ``pad_to_multiple``), ``do_sample_frames=False``."""
+    """vLLM's video metadata of a frames input (:func:`vidsel.selection.vllm_metadata`): the
+    source fps, the video's frame count and duration and the selected frames' source indices
+    (the last repeated until the count divides by ``pad_to_multiple``),
+    ``do_sample_frames=False``."""
     idx = [int(i) for i in visual.frame_indices]
     pad = -len(idx) % max(1, pad_to_multiple)
     idx += idx[-1:] * pad
-    return {"fps": float(visual.source_fps), "total_num_frames": int(visual.num_frames),
-            "frames_indices": idx, "duration": float(visual.duration_s),
-            "video_backend": "vidsel", "do_sample_frames": False}
+    return vllm_metadata(idx, fps=visual.source_fps, total_num_frames=visual.num_frames,
+                         duration=visual.duration_s)
 
 
 def _token_id(processor: Any, kind: str) -> int | None:

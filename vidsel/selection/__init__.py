@@ -4,8 +4,11 @@
   from :mod:`vidsel.select`;
 - candidates, their decoding and embedding, and the embedding-cache key (``_candidates.py``):
   :func:`candidate_indices`, :data:`DEFAULT_NUM_CANDIDATES`;
-- adapters to other libraries (``_adapters.py``): Qwen-VL metadata (:func:`to_qwen`,
-  :func:`qwen_video_metadata`) and transformers' ``sample_indices_fn`` (:func:`indices_for`);
+- adapters to other libraries (``_adapters.py``): vLLM (:func:`to_vllm`,
+  :func:`vllm_metadata`, the even-frame policy :data:`EVEN_POLICIES` / :func:`even_positions`),
+  any transformers video processor (:func:`to_transformers`), Qwen-VL metadata
+  (:func:`to_qwen`, :func:`qwen_video_metadata`) and transformers' ``sample_indices_fn``
+  (:func:`indices_for`);
 - :class:`FrameSelector` (``_frame_selector.py``): an Ovis-style
   ``frame_selector(conversations, frames)``.
 
@@ -20,7 +23,21 @@ Example:
 """
 
 from ..results import Selection
-from ._adapters import indices_for, padded_indices, qwen_video_metadata, sample_indices_fn, to_qwen
+from ._adapters import (
+    DEFAULT_EVEN,
+    EVEN_POLICIES,
+    VIDEO_BACKEND,
+    EvenPolicy,
+    even_positions,
+    indices_for,
+    padded_indices,
+    qwen_video_metadata,
+    sample_indices_fn,
+    to_qwen,
+    to_transformers,
+    to_vllm,
+    vllm_metadata,
+)
 from ._candidates import (
     DEFAULT_EMBED_SIZE,
     DEFAULT_NUM_CANDIDATES,
@@ -32,15 +49,23 @@ from ._select import select_frames
 
 __all__ = [
     "DEFAULT_EMBED_SIZE",
+    "DEFAULT_EVEN",
     "DEFAULT_NUM_CANDIDATES",
+    "EVEN_POLICIES",
+    "VIDEO_BACKEND",
     "CandidateMode",
+    "EvenPolicy",
     "FrameSelector",
     "Selection",
     "candidate_indices",
+    "even_positions",
     "indices_for",
     "padded_indices",
     "qwen_video_metadata",
     "sample_indices_fn",
     "select_frames",
     "to_qwen",
+    "to_transformers",
+    "to_vllm",
+    "vllm_metadata",
 ]

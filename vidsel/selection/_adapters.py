@@ -1,5 +1,13 @@
 """A :class:`~vidsel.results.Selection` handed to other libraries.
 
+- vLLM (offline ``LLM.generate``): :func:`to_vllm` gives ``(frames, metadata)`` for
+  ``multi_modal_data={"video": [(frames, metadata)]}``, with the real indices, the source fps
+  and ``do_sample_frames=False``, and an explicit policy for odd frame counts (``even=``).
+  :func:`vllm_metadata` builds that metadata dict (also used by the ``vllm`` answerer and
+  vidsel's vLLM video loader, :mod:`vidsel.integrations.vllm`).
+- transformers video processors, one way for all of them: :func:`to_transformers` gives the
+  processor's keyword arguments ``videos``, ``video_metadata``, ``do_sample_frames=False``,
+  padded to the processor's own temporal patch size.
 - transformers video processors (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, LLaVA-OneVision):
   :func:`to_qwen` decodes the selected frames (padded to the temporal patch size) with a
   ``transformers.video_utils.VideoMetadata`` holding the real indices and source fps; pass
@@ -17,24 +25,45 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from .._validate import check_positive_int
+from .._validate import check_choice, check_positive_int
 from ..errors import InvalidArgumentError
 from ..optional import require
 from ..results import Selection
 
 __all__ = [
+    "DEFAULT_EVEN",
+    "EVEN_POLICIES",
+    "VIDEO_BACKEND",
+    "EvenPolicy",
+    "even_positions",
     "indices_for",
     "padded_indices",
     "qwen_video_metadata",
     "sample_indices_fn",
     "to_qwen",
+    "to_transformers",
+    "to_vllm",
+    "vllm_metadata",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: ``video_backend`` of every metadata dict vidsel builds, and the name of its vLLM video loader.
+VIDEO_BACKEND = "vidsel"
+
+#: What to do with an odd frame count. Qwen2-VL, Qwen2.5-VL and Qwen3-VL merge frames in
+#: temporal pairs, and vLLM's maintainers prefer an error to silent padding: ``"error"`` raises,
+#: ``"pad"`` repeats the last frame, ``"drop"`` leaves the last frame out, None sets no
+#: constraint (models that merge no frames, e.g. LLaVA-OneVision).
+EvenPolicy = Literal["error", "pad", "drop"]
+#: The allowed values of ``even=``.
+EVEN_POLICIES: tuple[EvenPolicy | None, ...] = ("error", "pad", "drop", None)
+#: The default of ``even=`` in :func:`to_vllm` and vidsel's vLLM video loader.
+DEFAULT_EVEN: EvenPolicy | None = "error"
 
 
 def padded_indices(sel: Selection, multiple: int = 2) -> np.ndarray:
@@ -67,7 +96,7 @@ def qwen_video_metadata(sel: Selection, *, pad_to_multiple: int = 1) -> dict[str
         "fps": sel.source_fps,
         "duration": (float(total) / sel.source_fps) if total else None,
         "frames_indices": [int(i) for i in idx.tolist()],
-        "video_backend": "vidsel",
+        "video_backend": VIDEO_BACKEND,
     }
 
 
@@ -179,3 +208,169 @@ def sample_indices_fn(sel: Selection) -> Callable[..., np.ndarray]:
         return indices_for(sel, total, fps)
 
     return fn
+
+
+def _check_selection(sel: Any, fn: str) -> None:
+    """Refuse anything but a frame :class:`Selection` (a codec PatchSelection holds patches)."""
+    if not isinstance(sel, Selection):
+        raise InvalidArgumentError(
+            f"{fn} takes a vidsel.results.Selection (frames), got {type(sel).__name__}; codec "
+            f"patches (a PatchSelection) reach a model as images: sel.canvases()")
+
+
+def even_positions(count: int, even: EvenPolicy | None, *, what: str = "selection") -> np.ndarray:
+    """Positions into ``count`` frames that obey the even-frame policy ``even``.
+
+    - ``"error"``: an odd ``count`` raises (the message names the other choices);
+    - ``"pad"``: the last frame repeated once (``count=3 -> [0, 1, 2, 2]``);
+    - ``"drop"``: the last frame left out (``count=3 -> [0, 1]``; one frame cannot be dropped);
+    - None: no constraint (``arange(count)``).
+
+    A padded or dropped frame is logged (INFO) with ``what``; the metadata built from these
+    positions shows it too (a repeated last index, or one index fewer).
+
+    Args:
+        count: frames selected (>= 0).
+        even: the policy, one of :data:`EVEN_POLICIES`.
+        what: names the frames in messages (a video path, "vLLM request").
+
+    Returns:
+        (count',) int64 positions, ascending (the last one repeated for ``"pad"``).
+
+    Raises:
+        InvalidArgumentError: an unknown policy; an odd count under ``"error"``; one frame
+            under ``"drop"``.
+    """
+    check_choice("even", even, EVEN_POLICIES)
+    count = check_positive_int("count", count, allow_zero=True)
+    pos = np.arange(count, dtype=np.int64)
+    if even is None or count % 2 == 0:
+        return pos
+    if even == "error":
+        raise InvalidArgumentError(
+            f"{what}: {count} frames, an odd count, with even='error' (Qwen-VL models merge "
+            f"frames in temporal pairs); pass even='pad' (repeat the last frame), even='drop' "
+            f"(leave it out), or even=None (no constraint: models that merge no frames, "
+            f"e.g. LLaVA-OneVision), or select an even number of frames")
+    if even == "pad":
+        logger.info("%s: %d frames, odd: repeated the last frame (even='pad')", what, count)
+        return np.concatenate([pos, pos[-1:]])
+    if count == 1:
+        raise InvalidArgumentError(
+            f"{what}: 1 frame cannot be made even with even='drop'; use even='pad' or None")
+    logger.info("%s: %d frames, odd: left the last frame out (even='drop')", what, count)
+    return pos[:-1]
+
+
+def vllm_metadata(frames_indices: Any, *, fps: float, total_num_frames: int,
+                  duration: float | None = None) -> dict[str, Any]:
+    """vLLM's video metadata dict for frames already chosen: the keys of vLLM's
+    ``VideoLoader.create_hf_metadata`` with the true source indices and
+    ``do_sample_frames=False`` (vLLM then keeps every frame; its Qwen3-VL processor turns
+    ``frames_indices / fps`` into the ``<t seconds>`` markers).
+
+    Args:
+        frames_indices: (T,) source frame index of each frame handed over (a padded frame
+            repeats its index).
+        fps: the source video's frame rate.
+        total_num_frames: frames in the source video.
+        duration: the video's duration in seconds (default ``total_num_frames / fps``).
+
+    Returns:
+        ``{"total_num_frames": int, "fps": float, "duration": float, "video_backend":
+        "vidsel", "frames_indices": list[int], "do_sample_frames": False}``.
+    """
+    fps = float(fps)
+    if not (math.isfinite(fps) and fps > 0):
+        raise InvalidArgumentError(f"fps={fps!r} must be a positive number")
+    total = check_positive_int("total_num_frames", int(total_num_frames), allow_zero=True)
+    return {
+        "total_num_frames": total,
+        "fps": fps,
+        "duration": float(duration) if duration is not None else total / fps,
+        "video_backend": VIDEO_BACKEND,
+        "frames_indices": [int(i) for i in np.asarray(frames_indices).reshape(-1).tolist()],
+        "do_sample_frames": False,
+    }
+
+
+def to_vllm(sel: Selection, *, size: int | tuple[int, int] | None = None,
+            even: EvenPolicy | None = DEFAULT_EVEN) -> tuple[np.ndarray, dict[str, Any]]:
+    """Frames and metadata for vLLM's offline engine:
+    ``llm.generate({"prompt": ..., "multi_modal_data": {"video": [to_vllm(sel)]}})``.
+
+    The metadata (:func:`vllm_metadata`) holds the selection's true frame indices and the
+    source fps with ``do_sample_frames=False``, so vLLM keeps every selected frame and Qwen3-VL's
+    ``<t seconds>`` markers are the frames' true times. The selection may come from any method,
+    question-aware ones included (``mdp3``, ``topk``...): it is made on the client.
+
+    Args:
+        sel: the selection (decoded through its ``path``).
+        size: None (native), short side, or (height, width) of the decoded frames.
+        even: odd frame counts: ``"error"`` (default: raise, as vLLM's maintainers prefer to
+            padding), ``"pad"`` (repeat the last frame; ``frames_indices`` repeats its index),
+            ``"drop"`` (leave the last frame out), None (no constraint, e.g. LLaVA-OneVision).
+            A padded or dropped frame is logged at INFO.
+
+    Returns:
+        ``(frames, metadata)``: frames (T, H, W, 3) uint8 (``T = len(sel)``, +1 or -1 under
+        ``"pad"`` / ``"drop"`` when odd) and the metadata dict (``total_num_frames``: the
+        video's frames, ``sel.num_frames``, or the last index + 1 when unknown; ``duration``:
+        ``total_num_frames / fps``).
+
+    Raises:
+        InvalidArgumentError: an empty selection, an odd count under ``even="error"``, a bad
+            ``even`` value, no video path.
+
+    Example:
+        >>> sel = run_method("mdp3", "clip.mp4", question="Who opens the door?", budget=8,
+        ...                  embedder="hf:/models/siglip")                   # doctest: +SKIP
+        >>> frames, meta = to_vllm(sel, size=448)                          # doctest: +SKIP
+        >>> meta["frames_indices"] == sel.indices.tolist()                 # doctest: +SKIP
+        True
+    """
+    _check_selection(sel, "to_vllm")
+    check_choice("even", even, EVEN_POLICIES)
+    if not len(sel):
+        raise InvalidArgumentError(f"{sel.path or '<no video path>'}: the selection is empty; "
+                                   f"vLLM needs at least one frame")
+    pos = even_positions(len(sel), even, what=f"{sel.path or '<no video path>'}: selection")
+    frames = sel.load_frames(size)[pos]  # (T, H, W, 3) uint8
+    total = sel.num_frames if sel.num_frames is not None else int(sel.indices[-1]) + 1
+    meta = vllm_metadata(sel.indices[pos], fps=sel.source_fps, total_num_frames=total)
+    return np.ascontiguousarray(frames), meta
+
+
+def to_transformers(sel: Selection, processor: Any = None, *,
+                    size: int | tuple[int, int] | None = None) -> dict[str, Any]:
+    """A selection as the keyword arguments of any transformers video processor:
+    ``processor(text=..., **to_transformers(sel, processor), return_tensors="pt")``.
+
+    The frames are decoded by vidsel (exact indices) and padded to the processor's temporal
+    patch size (``processor.video_processor.temporal_patch_size``: 2 for Qwen2-VL,
+    Qwen2.5-VL and Qwen3-VL; 1 when the processor has none, e.g. LLaVA-OneVision, or when
+    ``processor`` is None) by repeating the last frame; the metadata carries the true indices
+    and the source fps; ``do_sample_frames=False`` stops the processor from sampling again.
+    What each model then gets of time: Qwen3-VL a ``<t seconds>`` marker per temporal pair
+    (the mean of the pair's true times), Qwen2.5-VL one ``second_per_grid_ts`` spacing for the
+    whole video (exact only for a uniform selection), Qwen2-VL and LLaVA-OneVision no time.
+
+    Args:
+        sel: the selection (decoded through its ``path``).
+        processor: a transformers processor (or its video processor); None: no padding.
+        size: None (native), short side, or (height, width) of the decoded frames.
+
+    Returns:
+        ``{"videos": [frames], "video_metadata": [metadata], "do_sample_frames": False}``
+        with frames (T, H, W, 3) uint8 and a ``transformers.video_utils.VideoMetadata``
+        (see :func:`to_qwen`).
+
+    Raises:
+        MissingDependencyError: transformers is not installed.
+    """
+    _check_selection(sel, "to_transformers")
+    video_processor = getattr(processor, "video_processor", processor)
+    tps = getattr(video_processor, "temporal_patch_size", None) if processor is not None \
+        else None
+    frames, metadata = to_qwen(sel, size=size, temporal_patch_size=int(tps) if tps else 1)
+    return {"videos": [frames], "video_metadata": [metadata], "do_sample_frames": False}
