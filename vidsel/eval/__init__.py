@@ -51,11 +51,19 @@ from ._models import check_devices, parse_devices
 from ._parsing import extract_choice, parse_spans, parse_time_span
 from ._prompts import PROMPT_VERSION, build_prompt
 from ._report import EvalReport, bootstrap_ci, load_report
-from ._runner import SCHEMA, EvalSummary, default_cache_dir, parse_shard, run_eval, shard_of
+from ._runner import (
+    SCHEMA,
+    EvalSummary,
+    default_cache_dir,
+    parse_shard,
+    run_eval,
+    shard_of,
+    visual_input,
+)
 from ._subtitles import Subtitle, load_subtitles, parse_srt, subtitles_at
 from ._types import TASKS, EvalItem, Generation, Request, TaskKind, VisualInput
 from ._vllm import VLLMAnswerer
-from ._work import options_for, route_options
+from ._work import SelectJob, options_for, route_options, select_job
 
 __all__ = [
     "ANSWERERS",
@@ -81,6 +89,7 @@ __all__ = [
     "LoaderFn",
     "MergeSummary",
     "Request",
+    "SelectJob",
     "SelectionCache",
     "Subtitle",
     "TaskKind",
@@ -115,10 +124,12 @@ __all__ = [
     "route_options",
     "run_eval",
     "score_item",
+    "select_job",
     "selection_key",
     "shard_of",
     "subtitles_at",
     "temporal_iou",
     "temporal_merge",
     "unique_records",
+    "visual_input",
 ]

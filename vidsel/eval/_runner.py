@@ -69,7 +69,7 @@ from ._work import (
 )
 
 __all__ = ["SCHEMA", "EvalSummary", "default_cache_dir", "parse_shard", "run_eval",
-           "shard_of"]
+           "shard_of", "visual_input"]
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def _selection_summary(sel: VisualSelection, key: str | None) -> dict[str, Any]:
     return json_safe(d)
 
 
-def _visual(entry: CachedSelection, path: str) -> VisualInput:
+def visual_input(entry: CachedSelection, path: str) -> VisualInput:
     """What the model gets, its times counted from the start of playback (as annotations,
     subtitles and ``frame_indices / fps`` count them: a stream that starts at 8.3 s shows its
     first frame at 0 s)."""
@@ -299,7 +299,7 @@ class _Run:
                 continue
             item = unit.item
             try:
-                visual = _visual(outcome, item.video)
+                visual = visual_input(outcome, item.video)
                 lines = self.subs.lines(item, visual.timestamps_s) if self.subtitles else []
                 prompt = build_prompt(item, duration_s=item.duration_s or outcome.duration_s,
                                       subtitles=lines)
