@@ -35,8 +35,8 @@ from .selection import FrameSelector, select_frames
 
 #: Subpackages loaded on first attribute access (``vidsel.codec``...): the CLI and the test
 #: video generator are not needed by library users.
-_SUBMODULES = ("cli", "codec", "embed", "io", "methods", "registry", "render", "results",
-               "select", "selection", "synth")
+_SUBMODULES = ("cli", "codec", "embed", "eval", "integrations", "io", "methods", "qwen",
+               "registry", "render", "results", "runs", "select", "selection", "synth")
 
 
 def __getattr__(name: str) -> object:
