@@ -44,6 +44,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     ("hf:/models/siglip", "hf:{siglip}"),
     ("ovis:/models/Ovis2.5-2B", "ovis:{ovis}"),
     ('"/models/Ovis2.5-2B"', '"{ovis}"'),
+    ('"Qwen/Qwen3-VL-2B-Instruct"', '"{qwen3_vl}"'),
     ('device="cuda"', 'device="cpu"'),
     ('attn_impl="varlen"', 'attn_impl="sdpa"'),
 ]
@@ -201,10 +202,31 @@ def workspace(doc_media: Path, tmp_path: Path) -> Path:
     return ws
 
 
-def substitute(code: str, siglip: Path, ovis: Path | None) -> str:
+# Libraries of integration recipes that are not vidsel dependencies: their blocks skip where
+# the library is absent (CI installs them).
+OPTIONAL_LIBS = ("lmms_eval", "qwen_vl_utils")
+
+# Tiny local models built only for the blocks that name them: {placeholder: (marker, fixture)}.
+LAZY_MODELS = {"ovis": ("/models/Ovis", "tiny_ovis_dir"),
+               "qwen3_vl": ("Qwen/Qwen3-VL-2B-Instruct", "tiny_qwen3_vl_dir")}
+
+
+def substitute(code: str, siglip: Path, **models: Path | None) -> str:
+    values = {"siglip": siglip, **{k: models.get(k) for k in LAZY_MODELS}}
     for old, new in SUBSTITUTIONS:
-        code = code.replace(old, new.format(siglip=siglip, ovis=ovis))
+        code = code.replace(old, new.format(**values))
     return code
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny random-weight Qwen3-VL (model, processor, tokenizer) for the blocks that load
+    ``Qwen/Qwen3-VL-2B-Instruct``."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("torchvision")
+    from tests.eval.conftest import build_tiny_vlm
+
+    return build_tiny_vlm("qwen3_vl", tmp_path_factory.mktemp("docs_qwen3_vl"))
 
 
 def _env(ws: Path) -> dict[str, str]:
@@ -285,8 +307,12 @@ def test_skipped_blocks_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("block", RUNNABLE, ids=[b.id for b in RUNNABLE])
 def test_doc_block_runs(block: Block, workspace: Path, tiny_siglip_dir: Path,
                         request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    ovis = request.getfixturevalue("tiny_ovis_dir") if "/models/Ovis" in block.code else None
-    code = substitute(block.code, tiny_siglip_dir, ovis)
+    for lib in OPTIONAL_LIBS:  # a recipe for a library the user has not installed
+        if re.search(rf"^\s*(from|import) {lib}\b", block.code, flags=re.M):
+            pytest.importorskip(lib)
+    models = {name: request.getfixturevalue(fixture) if marker in block.code else None
+              for name, (marker, fixture) in LAZY_MODELS.items()}
+    code = substitute(block.code, tiny_siglip_dir, **models)
     if block.lang == "python":
         scope = run_python(block, code, workspace, monkeypatch)
         for (doc, marker), check in CHECKS.items():
