@@ -11,6 +11,8 @@ from __future__ import annotations
 __all__ = [
     "CorruptVideoError",
     "DecodeError",
+    "DownloadFailedError",
+    "DownloadNotAllowedError",
     "FrameIndexError",
     "InvalidArgumentError",
     "MissingDependencyError",
@@ -18,6 +20,7 @@ __all__ = [
     "NoVideoStreamError",
     "NotAVideoError",
     "UnsupportedCodecError",
+    "UnsupportedRequestError",
     "VideoNotFoundError",
     "VidselError",
 ]
@@ -77,3 +80,17 @@ class MissingDependencyError(VidselError, ImportError):
 
 class ModelNotAvailableError(VidselError, OSError):
     """Model weights could not be found locally and cannot be downloaded (e.g. offline)."""
+
+
+class DownloadNotAllowedError(VidselError, PermissionError):
+    """A source is a URL and downloads are not allowed (``allow_download=True`` or
+    ``VIDSEL_ALLOW_DOWNLOAD=1`` allows them)."""
+
+
+class DownloadFailedError(VidselError, OSError):
+    """An allowed download failed (network error, HTTP error, malformed URL)."""
+
+
+class UnsupportedRequestError(VidselError, NotImplementedError):
+    """An integration was asked for something it does not do (e.g. lmms-eval's
+    ``loglikelihood`` requests of the ``vidsel`` model, which answers ``generate_until``)."""

@@ -27,6 +27,7 @@ from ._probe import (
     probe_kind,
 )
 from ._reader import BACKENDS, VideoReader, available_backends, register_backend
+from ._spool import bytes_as_file
 from ._stream import (
     MV_DTYPE,
     StreamFrame,
@@ -55,6 +56,7 @@ __all__ = [
     "VideoReader",
     "apply_display_op",
     "available_backends",
+    "bytes_as_file",
     "check_interpolation",
     "check_stream",
     "decode_pass",
