@@ -12,6 +12,7 @@ A spec names an embedder and its weights in one string (what the CLI's ``--embed
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ def load_embedder(spec: str | Embedder, **options: Any) -> Embedder:
 
 #: Embedders loaded by :func:`shared_embedder` in this process, by (spec, device).
 _SHARED: dict[tuple[str, str | None], Embedder] = {}
+_SHARED_LOCK = threading.Lock()  # threads (a DataLoader's, a server's) load a model once
 
 
 def resolve_device(device: str | None) -> str | None:
@@ -113,9 +115,10 @@ def shared_embedder(spec: str, device: str | None = None) -> Embedder:
             :func:`load_embedder`.
     """
     key = (str(spec), resolve_device(device))
-    if key not in _SHARED:
-        _SHARED[key] = load_embedder(key[0], **({"device": key[1]} if key[1] else {}))
-    return _SHARED[key]
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = load_embedder(key[0], **({"device": key[1]} if key[1] else {}))
+        return _SHARED[key]
 
 
 def shared_embedder_loaded(spec: str, device: str | None = None) -> bool:

@@ -28,6 +28,7 @@ import numpy as np
 from .. import __version__
 from .._json import json_safe
 from ..errors import InvalidArgumentError
+from ..io import decoder_version
 from ..results import PatchConfig, PatchSelection, Selection, VisualSelection
 
 __all__ = ["CACHE_VERSION", "CachedSelection", "SelectionCache", "selection_key"]
@@ -42,8 +43,10 @@ def selection_key(*, content_id: str, question: str | None, method: str, budget:
                   embedder: str | None, geometry: PatchConfig,
                   options: Mapping[str, Any]) -> str:
     """SHA-256 (hex, 40 characters) of everything that decides a selection and its pixels."""
-    # vidsel's version too: a new release may select or decode differently
-    ident = {"v": CACHE_VERSION, "vidsel": __version__, "content_id": content_id, "question": question,
+    # vidsel's version too: a new release may select or decode differently; and the decoder's:
+    # FFmpeg builds convert colour slightly differently (PyAV 15 vs 18: ~1 grey level)
+    ident = {"v": CACHE_VERSION, "vidsel": __version__, "decoder": decoder_version(),
+             "content_id": content_id, "question": question,
              "method": method, "budget": int(budget), "embedder": embedder,
              "geometry": geometry.to_dict(), "options": json_safe(dict(options))}
     text = json.dumps(ident, sort_keys=True, default=str)

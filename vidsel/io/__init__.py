@@ -7,6 +7,7 @@ the one answer to "is this a video?" (:func:`probe_kind`, :func:`is_video`), and
 frames into a video file (:func:`write_video`).
 """
 
+from ._compat import decoder_version
 from ._convert import (
     DEFAULT_INTERPOLATION,
     INTERPOLATIONS,
@@ -61,6 +62,7 @@ __all__ = [
     "check_stream",
     "decode_pass",
     "decode_stream",
+    "decoder_version",
     "display_transform",
     "index_for",
     "is_video",

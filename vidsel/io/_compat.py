@@ -7,7 +7,7 @@ from typing import Any
 
 import av
 
-__all__ = ["fresh_decoders_supported"]
+__all__ = ["decoder_version", "fresh_decoders_supported"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,3 +32,12 @@ def fresh_decoders_supported(codec_context: Any) -> bool:
                        "cut-off last frame can fail to decode; pip install 'av>=17' for exact "
                        "frames there", av.__version__)
     return False
+
+
+def decoder_version() -> str:
+    """PyAV's and its libavcodec's versions (``"av 18.1.0, libavcodec 62.28.102"``): decoded
+    pixels may differ slightly between FFmpeg builds (colour conversion), so caches of pixels
+    key on this."""
+    codec = av.library_versions.get("libavcodec")
+    lib = ".".join(str(v) for v in codec) if codec else "?"
+    return f"av {av.__version__}, libavcodec {lib}"
