@@ -17,6 +17,7 @@ import re
 import numpy as np
 import pytest
 
+from vidsel.errors import InvalidArgumentError
 from vidsel.methods import run_method
 from vidsel.selection import (
     indices_for,
@@ -233,6 +234,23 @@ def test_to_transformers_without_a_processor_or_with_a_video_processor(selection
     assert plain["video_metadata"][0].frames_indices == selection.indices.tolist()
     vp = to_transformers(selection, transformers.Qwen3VLVideoProcessor(), size=32)
     assert len(vp["videos"][0]) == 4
+
+
+@pytest.mark.parametrize("tps", ["two", "2", 1.5, 0, -2, True, None])
+def test_to_transformers_refuses_a_bad_temporal_patch_size(tps, selection):
+    """A processor whose ``temporal_patch_size`` is not a positive integer (a hand-edited
+    config...) is refused by name instead of a ValueError or a silent truncation (1.5 -> 1)."""
+    vp = transformers.Qwen3VLVideoProcessor()
+    vp.temporal_patch_size = tps
+    if tps is None:  # no temporal patch: no padding, as without a processor
+        assert len(to_transformers(selection, vp, size=32)["videos"][0]) == 3
+        return
+    with pytest.raises(InvalidArgumentError,
+                       match=rf"Qwen3VLVideoProcessor\.temporal_patch_size={re.escape(repr(tps))} "
+                             rf"must be .*positive integer"):
+        to_transformers(selection, vp, size=32)
+    vp.temporal_patch_size = 2.0  # integral: taken as 2
+    assert len(to_transformers(selection, vp, size=32)["videos"][0]) == 4
 
 
 def test_unknown_frame_count_keeps_the_indices(selection):

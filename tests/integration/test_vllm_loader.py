@@ -28,6 +28,7 @@ from vidsel.errors import CorruptVideoError, InvalidArgumentError, NotAVideoErro
 from vidsel.integrations import vllm as vidsel_vllm
 from vidsel.integrations._vllm_loader import (
     LOADER_METHODS,
+    VLLM_DECODING_OPTIONS,
     frame_budget,
     load_video_bytes,
     load_video_file,
@@ -182,12 +183,63 @@ def test_question_aware_methods_are_refused(method, data, private_tmp):
     assert not list(private_tmp.iterdir())
 
 
-def test_unknown_method_and_options(data):
+def test_unknown_method_and_options(data, private_tmp):
     with pytest.raises(InvalidArgumentError, match="choose one of 'uniform', 'keyframes', 'codec'"):
         load_video_bytes(data, method="random")
-    with pytest.raises(InvalidArgumentError, match="does not take 'backend', 'question'"):
-        load_video_bytes(data, backend="opencv", question="what?")
+    # a typo is refused, with the valid keys, even next to vLLM's own options
+    with pytest.raises(InvalidArgumentError,
+                       match=r"does not take 'methd', 'question'; it takes num_frames, fps and "
+                             r"'method', 'even', 'size' .*ignores vLLM's decoding options "
+                             r"'backend', 'device'"):
+        load_video_bytes(data, backend="opencv", methd="keyframes", question="what?")
+    assert not list(private_tmp.iterdir())
     assert LOADER_METHODS == ("uniform", "keyframes", "codec")
+
+
+#: What vLLM 0.33 itself may put in media_io_kwargs["video"]: an EPD encode-only instance adds
+#: backend/device (VllmConfig._resolve_mm_video_decode_device); VideoBackend.load_bytes takes
+#: max_duration / frame_recovery and the codec options of vllm.multimodal.video_decoders.
+VLLM_OWN = {"backend": "torchcodec", "device": "cuda", "frame_recovery": True,
+            "max_duration": 300, "num_ffmpeg_threads": 0, "seek_mode": "exact",
+            "hw_decoders": 2, "max_width": 1920, "max_height": 1080, "pool_size": 4,
+            "timeout_sec": 120.0}
+
+
+def test_vllms_own_decoding_options_are_ignored(data, clip, private_tmp):
+    assert sorted(VLLM_DECODING_OPTIONS) == sorted(VLLM_OWN)
+    plain = load_video_bytes(data, num_frames=4, method="keyframes")
+    for key, value in VLLM_OWN.items():  # each one alone, as vLLM may add any of them
+        frames, meta = load_video_bytes(data, num_frames=4, method="keyframes", **{key: value})
+        assert meta == plain[1], key
+        np.testing.assert_array_equal(frames, plain[0])
+    frames, meta = load_video_bytes(data, 4, -1, **VLLM_OWN)  # the EPD case and then some
+    check_contract(frames, meta, clip)
+    assert not list(private_tmp.iterdir())
+
+
+def test_ignored_options_are_said_once_per_process(data, clip, run_without):
+    res = run_without((), f"""
+        import logging
+        records = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append(record)
+        logging.getLogger("vidsel").addHandler(Keep())
+        logging.getLogger("vidsel").setLevel(logging.INFO)
+        from vidsel.integrations.vllm import load_video_bytes
+        data = open({str(clip)!r}, "rb").read()
+        load_video_bytes(data, num_frames=2)
+        assert not [r for r in records if "ignores" in r.getMessage()]
+        for _ in range(3):
+            load_video_bytes(data, num_frames=2, backend="torchcodec", device="cuda")
+        said = [r for r in records if "ignores vLLM's decoding options" in r.getMessage()]
+        assert len(said) == 1, said
+        assert said[0].levelno == logging.INFO
+        print(said[0].getMessage())
+    """)
+    assert res.returncode == 0, res.stderr
+    assert "backend='torchcodec', device='cuda'" in res.stdout
+    assert "its own exact reader on the CPU" in res.stdout
 
 
 def test_size(data, clip):
@@ -369,6 +421,47 @@ def test_to_vllm_true_indices_fps_duration(clip):
     np.testing.assert_array_equal(frames, sel.load_frames())
     small, _ = to_vllm(sel, size=32)
     assert small.shape == (4, 32, 48, 3)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"fps": None}, r"fps=None must be a finite number"),
+    ({"fps": "x"}, r"fps='x' must be a finite number"),
+    ({"fps": float("inf")}, r"fps=inf must be a finite number"),
+    ({"fps": True}, r"fps=True must be a finite number"),
+    ({"fps": 0}, r"fps=0 must be > 0"),
+    ({"total_num_frames": None}, r"total_num_frames=None must be an integer"),
+    ({"total_num_frames": 3.7}, r"total_num_frames=3.7 must be an integer \(got a fraction"),
+    ({"total_num_frames": "24"}, r"total_num_frames='24' must be an integer"),
+    ({"total_num_frames": -1}, r"total_num_frames=-1 must be >= 0"),
+    ({"frames_indices": ["a"]}, r"frames_indices\[0\]='a' must be an integer"),
+    ({"frames_indices": [0, 1.7]}, r"frames_indices\[1\]=1.7 must be an integer"),
+    ({"frames_indices": 1.7}, r"frames_indices=1.7 must be a sequence"),
+    ({"frames_indices": [[0, 1], [2, 3]]}, r"must be a sequence \(T,\)"),
+    ({"frames_indices": [0, None]}, r"frames_indices\[1\]=None must be an integer"),
+    ({"frames_indices": [0, 24]}, r"24 is not a frame of the video \(total_num_frames=24: "
+                                  r"indices must be \[0, 24\)\)"),
+    ({"frames_indices": [-1, 3]}, r"-1 is not a frame"),
+    ({"total_num_frames": 0, "frames_indices": [-2]}, r"-2 is not a frame.*must be >= 0"),
+    ({"duration": "x"}, r"duration='x' must be a finite number"),
+    ({"duration": float("nan")}, r"duration=nan must be a finite number"),
+    ({"duration": -1.0}, r"duration=-1.0 must be >= 0"),
+])
+def test_vllm_metadata_validates_every_argument(kwargs, message):
+    args: dict[str, Any] = {"frames_indices": [0, 5, 23], "fps": 8.0, "total_num_frames": 24,
+                            **kwargs}
+    with pytest.raises(InvalidArgumentError, match=message):
+        vllm_metadata(args.pop("frames_indices"), **args)
+
+
+def test_vllm_metadata_takes_integral_numbers_of_any_kind():
+    meta = vllm_metadata(np.array([0.0, 5.0, 23.0]), fps=np.float32(8), total_num_frames=24.0,
+                         duration=np.float64(3))
+    assert meta["frames_indices"] == [0, 5, 23] and meta["total_num_frames"] == 24
+    assert type(meta["total_num_frames"]) is int and type(meta["fps"]) is float
+    assert type(meta["duration"]) is float and meta["duration"] == 3.0
+    assert all(type(i) is int for i in meta["frames_indices"])
+    unknown = vllm_metadata((np.int64(40), 41), fps=25, total_num_frames=0)  # 0: unknown
+    assert unknown["frames_indices"] == [40, 41] and unknown["duration"] == 0.0
 
 
 def test_to_vllm_with_a_question_aware_method(clip, tiny_siglip_dir):

@@ -31,18 +31,16 @@ last frame.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import tempfile
 from typing import Any, cast
 
 import numpy as np
 
 from .._validate import check_choice
 from ..errors import CorruptVideoError, InvalidArgumentError, NotAVideoError, VidselError
-from ..io import VideoReader
+from ..io import VideoReader, bytes_as_file
 from ..methods import METHODS, get_method, run_method
 from ..results import PatchSelection
 from ..select import uniform as spread
@@ -52,6 +50,7 @@ __all__ = [
     "DEFAULT_METHOD",
     "LOADER_METHODS",
     "LOADER_OPTIONS",
+    "VLLM_DECODING_OPTIONS",
     "check_loader_method",
     "choose_frames",
     "frame_budget",
@@ -67,6 +66,20 @@ LOADER_METHODS: tuple[str, ...] = ("uniform", "keyframes", "codec")
 DEFAULT_METHOD = "uniform"
 #: The ``media_io_kwargs`` keys the loader takes besides vLLM's ``num_frames`` and ``fps``.
 LOADER_OPTIONS: tuple[str, ...] = ("method", "even", "size")
+#: vLLM 0.33's own decoding options (``VideoBackend.load_bytes``: ``max_duration``,
+#: ``frame_recovery``, ``backend``, and the codec options of
+#: ``vllm.multimodal.video_decoders``), which vLLM may put in ``media_io_kwargs["video"]``
+#: itself (an EPD encode-only instance adds ``backend="torchcodec", device="cuda"``) or a
+#: server sets for every loader. Accepted and ignored: vidsel decodes with its own exact
+#: reader on the CPU (said once per process at INFO).
+VLLM_DECODING_OPTIONS: tuple[str, ...] = (
+    "backend", "device", "frame_recovery", "max_duration",  # VideoBackend.load_bytes
+    "num_ffmpeg_threads", "seek_mode",  # torchcodec
+    "hw_decoders", "max_width", "max_height",  # pynvvideocodec
+    "pool_size", "timeout_sec",  # deepstream
+)
+
+_said_ignored = False  # the INFO about ignored decoding options, once per process
 
 Size = int | tuple[int, int] | None
 
@@ -116,7 +129,7 @@ def check_loader_method(method: Any) -> str:
 
 def _keyframes(reader: VideoReader, n: int, what: str) -> np.ndarray:
     """(k,) int64 keyframe indices, at most ``n``, spread uniformly over the keyframes."""
-    keys = np.flatnonzero(reader.packet_table.is_keyframe).astype(np.int64)
+    keys = np.asarray(reader.metadata.keyframe_indices, dtype=np.int64)
     if not len(keys):
         raise InvalidArgumentError(f"{what}: no packet of the video stream is flagged as "
                                    f"a keyframe; use method='uniform'")
@@ -221,31 +234,54 @@ def _renamed(exc: VidselError, tmp: str, label: str) -> VidselError:
         return exc
 
 
+def _drop_decoding_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without vLLM's own decoding options (:data:`VLLM_DECODING_OPTIONS`), which
+    are ignored (INFO, once per process); any other key besides :data:`LOADER_OPTIONS` is
+    refused.
+
+    Raises:
+        InvalidArgumentError: an unknown key (a typo...): the message lists the valid ones.
+    """
+    global _said_ignored
+    unknown = sorted(set(options) - set(LOADER_OPTIONS) - set(VLLM_DECODING_OPTIONS))
+    if unknown:
+        raise InvalidArgumentError(
+            f"vidsel's vLLM video loader does not take {', '.join(map(repr, unknown))}; it takes "
+            f"num_frames, fps and {', '.join(map(repr, LOADER_OPTIONS))} (media_io_kwargs "
+            f"'video'), and ignores vLLM's decoding options "
+            f"{', '.join(map(repr, VLLM_DECODING_OPTIONS))}")
+    ignored = {k: v for k, v in options.items() if k in VLLM_DECODING_OPTIONS}
+    if ignored and not _said_ignored:
+        _said_ignored = True
+        logger.info("vidsel's vLLM video loader ignores vLLM's decoding options %s: vidsel "
+                    "decodes with its own exact reader on the CPU (frames come back as a "
+                    "numpy array); said once per process",
+                    ", ".join(f"{k}={v!r}" for k, v in sorted(ignored.items())))
+    return {k: v for k, v in options.items() if k in LOADER_OPTIONS}
+
+
 def load_video_bytes(data: bytes | bytearray | memoryview, num_frames: Any = -1,
                      fps: Any = -1, **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """vLLM's ``VideoLoader.load_bytes`` contract: encoded video bytes -> ``(frames,
     metadata)`` (see :func:`load_video_file`).
 
     vidsel's reader takes a file path, not a file-like object, so the bytes go to a temporary
-    file, always removed afterwards. Messages name the data (``video data (N bytes)``), not
-    that file.
+    file (:func:`vidsel.io.bytes_as_file`), always removed afterwards. Messages name the data
+    (``video data (N bytes)``), not that file.
 
     Args:
         data: the encoded video (any container FFmpeg reads).
         num_frames, fps: vLLM's limits.
-        **options: ``method``, ``even``, ``size`` (``media_io_kwargs``; others are refused).
+        **options: ``method``, ``even``, ``size`` (``media_io_kwargs``); vLLM's own decoding
+            options (:data:`VLLM_DECODING_OPTIONS`: ``backend``, ``device``, ``max_duration``,
+            ``frame_recovery``...) are ignored (INFO, once per process); others are refused.
 
     Raises:
         InvalidArgumentError: ``data`` is not bytes, or an unknown or bad option.
         NotAVideoError: empty data, or not a video container.
         CorruptVideoError: the data is truncated or damaged so that frames cannot be decoded.
     """
-    unknown = sorted(set(options) - set(LOADER_OPTIONS))
-    if unknown:
-        raise InvalidArgumentError(
-            f"vidsel's vLLM video loader does not take {', '.join(map(repr, unknown))}; it takes "
-            f"num_frames, fps and {', '.join(map(repr, LOADER_OPTIONS))} (media_io_kwargs "
-            f"'video')")
+    options = _drop_decoding_options(options)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InvalidArgumentError(f"data must be bytes (an encoded video), got "
                                    f"{type(data).__name__}")
@@ -253,10 +289,7 @@ def load_video_bytes(data: bytes | bytearray | memoryview, num_frames: Any = -1,
     if not len(data):
         raise NotAVideoError(f"{label}: empty, not a video")
     check_loader_method(options.get("method", DEFAULT_METHOD))  # before writing anything
-    fd, tmp = tempfile.mkstemp(prefix="vidsel-vllm-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+    with bytes_as_file(data, prefix="vidsel-vllm-") as tmp:
         try:
             return load_video_file(tmp, num_frames=num_frames, fps=fps, what=label, **options)
         except VidselError as exc:
@@ -264,7 +297,3 @@ def load_video_bytes(data: bytes | bytearray | memoryview, num_frames: Any = -1,
             if renamed is exc:
                 raise
             raise renamed from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-

@@ -14,7 +14,12 @@ vidsel.integrations.vllm:register`` in each of its processes (possibly several t
 ``load_bytes(data, num_frames=-1, fps=-1, method="uniform", even="error", size=None)`` returns
 ``(frames, metadata)``: frames (T, H, W, 3) uint8 decoded exactly, and the metadata keys of
 vLLM's ``create_hf_metadata`` (``total_num_frames``, ``fps``, ``duration``, ``video_backend``,
-``frames_indices``, ``do_sample_frames=False``) with the true source indices. Methods,
+``frames_indices``, ``do_sample_frames=False``) with the true source indices. vLLM's own
+decoding options (:data:`VLLM_DECODING_OPTIONS`: ``backend``, ``device``, ``max_duration``,
+``frame_recovery``..., which an EPD encode-only instance or a server-wide
+``--media-io-kwargs`` puts there) are ignored, said once per process at INFO: vidsel decodes
+with its own exact reader on the CPU. Other keys are refused. Inside vLLM,
+``VideoMediaIO`` always passes ``num_frames`` (32 unless ``media_io_kwargs`` set it). Methods,
 frame counts and the even-frame policy: :mod:`vidsel.integrations._vllm_loader`. The loader
 never sees the question: question-aware methods are refused; run them on the client and send
 the frames with :func:`vidsel.selection.to_vllm`.
@@ -36,6 +41,7 @@ from ._vllm_loader import (
     DEFAULT_METHOD,
     LOADER_METHODS,
     LOADER_OPTIONS,
+    VLLM_DECODING_OPTIONS,
     load_video_bytes,
     load_video_file,
 )
@@ -45,6 +51,7 @@ __all__ = [
     "LOADER_METHODS",
     "LOADER_OPTIONS",
     "VIDEO_BACKEND",
+    "VLLM_DECODING_OPTIONS",
     "load_video_bytes",
     "load_video_file",
     "loader_class",

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validate import check_choice, check_positive_int
+from .._validate import check_choice, check_positive_float, check_positive_int
 from ..errors import InvalidArgumentError
 from ..optional import require
 from ..results import Selection
@@ -262,6 +262,50 @@ def even_positions(count: int, even: EvenPolicy | None, *, what: str = "selectio
     return pos[:-1]
 
 
+def _integral(name: str, value: Any) -> int:
+    """``value`` as an int if it is an integer or an integral real number (``24``, ``24.0``,
+    ``np.int64(24)``); bools, strings, None and fractions are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        raise InvalidArgumentError(f"{name}={value!r} must be an integer")
+    if isinstance(value, (float, np.floating)) and not (math.isfinite(value)
+                                                        and float(value).is_integer()):
+        raise InvalidArgumentError(f"{name}={value!r} must be an integer (got a fraction)")
+    return int(value)
+
+
+def _real(name: str, value: Any) -> float:
+    """``value`` as a finite float; bools, strings, None, nan and inf are refused."""
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, (bool, np.bool_, str, bytes)) or not math.isfinite(number):
+        raise InvalidArgumentError(f"{name}={value!r} must be a finite number")
+    return number
+
+
+def _frame_indices(frames_indices: Any, total: int) -> list[int]:
+    """``frames_indices`` as a list of ints, each in ``[0, total)`` (``>= 0`` when ``total``
+    is 0, unknown)."""
+    try:
+        arr = np.asarray(frames_indices)
+    except (TypeError, ValueError):  # ragged nesting
+        arr = np.asarray(None)
+    if arr.ndim != 1:
+        raise InvalidArgumentError(f"frames_indices={frames_indices!r} must be a sequence "
+                                   f"(T,) of frame indices")
+    indices = [_integral(f"frames_indices[{i}]", v) for i, v in enumerate(arr.tolist())]
+    bad = [i for i in indices if i < 0 or (total > 0 and i >= total)]
+    if bad:
+        bound = f"[0, {total})" if total > 0 else ">= 0"
+        raise InvalidArgumentError(f"frames_indices: {bad[0]} is not a frame of the video "
+                                   f"(total_num_frames={total}: indices must be {bound})")
+    return indices
+
+
 def vllm_metadata(frames_indices: Any, *, fps: float, total_num_frames: int,
                   duration: float | None = None) -> dict[str, Any]:
     """vLLM's video metadata dict for frames already chosen: the keys of vLLM's
@@ -271,25 +315,36 @@ def vllm_metadata(frames_indices: Any, *, fps: float, total_num_frames: int,
 
     Args:
         frames_indices: (T,) source frame index of each frame handed over (a padded frame
-            repeats its index).
-        fps: the source video's frame rate.
-        total_num_frames: frames in the source video.
-        duration: the video's duration in seconds (default ``total_num_frames / fps``).
+            repeats its index), integers in ``[0, total_num_frames)`` (``>= 0`` when
+            ``total_num_frames`` is 0, unknown).
+        fps: the source video's frame rate, a finite number > 0.
+        total_num_frames: frames in the source video, an integer >= 0 (0: unknown).
+        duration: the video's duration in seconds, finite and >= 0 (default
+            ``total_num_frames / fps``).
 
     Returns:
         ``{"total_num_frames": int, "fps": float, "duration": float, "video_backend":
         "vidsel", "frames_indices": list[int], "do_sample_frames": False}``.
+
+    Raises:
+        InvalidArgumentError: any argument of the wrong type or out of range (a fractional
+            count or index, an index past the video, a non-finite fps or duration...).
     """
-    fps = float(fps)
-    if not (math.isfinite(fps) and fps > 0):
-        raise InvalidArgumentError(f"fps={fps!r} must be a positive number")
-    total = check_positive_int("total_num_frames", int(total_num_frames), allow_zero=True)
+    rate = _real("fps", fps)
+    if rate <= 0:
+        raise InvalidArgumentError(f"fps={fps!r} must be > 0")
+    total = _integral("total_num_frames", total_num_frames)
+    if total < 0:
+        raise InvalidArgumentError(f"total_num_frames={total_num_frames!r} must be >= 0")
+    if duration is not None:
+        _real("duration", duration)
+        duration = check_positive_float("duration", duration, allow_zero=True)
     return {
         "total_num_frames": total,
-        "fps": fps,
-        "duration": float(duration) if duration is not None else total / fps,
+        "fps": rate,
+        "duration": duration if duration is not None else total / rate,
         "video_backend": VIDEO_BACKEND,
-        "frames_indices": [int(i) for i in np.asarray(frames_indices).reshape(-1).tolist()],
+        "frames_indices": _frame_indices(frames_indices, total),
         "do_sample_frames": False,
     }
 
@@ -367,10 +422,20 @@ def to_transformers(sel: Selection, processor: Any = None, *,
 
     Raises:
         MissingDependencyError: transformers is not installed.
+        InvalidArgumentError: the processor's ``temporal_patch_size`` is not a positive
+            integer.
     """
     _check_selection(sel, "to_transformers")
     video_processor = getattr(processor, "video_processor", processor)
     tps = getattr(video_processor, "temporal_patch_size", None) if processor is not None \
         else None
-    frames, metadata = to_qwen(sel, size=size, temporal_patch_size=int(tps) if tps else 1)
+    if tps is not None:
+        try:
+            tps = check_positive_int("temporal_patch_size",
+                                     _integral("temporal_patch_size", tps))
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(
+                f"{type(video_processor).__name__}.{exc}: the processor's temporal patch "
+                f"size must be a positive integer (frames merged in time)") from None
+    frames, metadata = to_qwen(sel, size=size, temporal_patch_size=tps or 1)
     return {"videos": [frames], "video_metadata": [metadata], "do_sample_frames": False}
