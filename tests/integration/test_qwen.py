@@ -24,8 +24,15 @@ import numpy as np
 import pytest
 
 from vidsel import VideoReader, VidselError, qwen
-from vidsel.errors import InvalidArgumentError, NotAVideoError, VideoNotFoundError
+from vidsel.errors import (
+    DownloadFailedError,
+    DownloadNotAllowedError,
+    InvalidArgumentError,
+    NotAVideoError,
+    VideoNotFoundError,
+)
 from vidsel.methods import run_method
+from vidsel.results import Selection
 
 torch = pytest.importorskip("torch")
 
@@ -271,6 +278,131 @@ def test_urls_are_not_fetched_unless_allowed(monkeypatch, box):
         qwen.fetch_image({"image": "https://example.invalid/a.png"})
 
 
+@pytest.mark.parametrize("key, value", [("sample_fps", "x"), ("raw_fps", "x"),
+                                        ("sample_fps", 0), ("raw_fps", -30.0),
+                                        ("raw_fps", float("nan")), ("sample_fps", None)])
+def test_frame_list_rates_are_checked(picture, key, value):
+    conv = _conv({"type": "video", "video": [picture["path"]] * 2, key: value})
+    with pytest.raises(InvalidArgumentError, match=f"{key}="):
+        qwen.process_vision_info(conv)
+
+
+@pytest.fixture
+def http_server(tmp_path, box, picture, monkeypatch):
+    """(base URL, paths requested): a local http.server on 127.0.0.1 serving ``v.mp4`` (the
+    box video), ``a.png`` and ``notes.mp4`` (text), in a thread; no proxy in between."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    shutil.copy(box, root / "v.mp4")
+    shutil.copy(picture["path"], root / "a.png")
+    (root / "notes.mp4").write_text("not a video")
+    requested: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            requested.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.delenv("VIDSEL_ALLOW_DOWNLOAD", raising=False)
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_allowed_downloads_are_read_and_removed(http_server, box, picture, tmp_path,
+                                                monkeypatch):
+    import tempfile
+
+    base, requested = http_server
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))  # where the download is spooled
+    local = qwen.process_vision_info(
+        _conv(_video(box, nframes=4)) + _conv({"type": "image", "image": picture["path"]}),
+        return_video_metadata=True)
+    for video_ele in ({"type": "video", "video": f"{base}/v.mp4", "nframes": 4},
+                      {"type": "video_url", "video_url": {"url": f"{base}/v.mp4"},
+                       "nframes": 4}):
+        conv = _conv(video_ele) + _conv({"type": "image", "image": f"{base}/a.png"})
+        images, videos = qwen.process_vision_info(conv, return_video_metadata=True,
+                                                  allow_download=True)
+        (video, md), (want, want_md) = videos[0], local[1][0]
+        assert torch.equal(video, want) and md == want_md
+        assert np.array_equal(np.asarray(images[0]), np.asarray(local[0][0]))
+        assert list(tmp.iterdir()) == []  # the temporary video file is gone
+    assert requested == ["/v.mp4", "/a.png"] * 2
+    # also when the downloaded file is no video
+    with pytest.raises(NotAVideoError):
+        qwen.fetch_video({"video": f"{base}/notes.mp4"}, allow_download=True)
+    assert list(tmp.iterdir()) == []
+    monkeypatch.setenv("VIDSEL_ALLOW_DOWNLOAD", "1")  # the environment allows it too
+    assert qwen.fetch_image({"image": f"{base}/a.png"}).size == local[0][0].size
+
+
+def test_failed_downloads_are_download_failed_errors(http_server, monkeypatch):
+    import socket
+
+    base, requested = http_server
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v.mp4"
+    for url in (f"{base}/missing.mp4", "http://[abc/x.mp4", closed):
+        for ele in ({"type": "video", "video": url}, {"type": "image", "image": url}):
+            with pytest.raises(DownloadFailedError, match=re.escape(url)) as info:
+                qwen.process_vision_info(_conv(ele), allow_download=True)
+            assert isinstance(info.value, OSError) and isinstance(info.value, VidselError)
+    assert requested == ["/missing.mp4"] * 2
+    # not allowed: refused before any connection (argument, or the environment unset)
+    assert qwen.DownloadNotAllowedError is DownloadNotAllowedError
+    assert qwen.DownloadFailedError is DownloadFailedError
+    monkeypatch.setenv("VIDSEL_ALLOW_DOWNLOAD", "1")
+    for ele in ({"type": "video", "video": f"{base}/v.mp4"},
+                {"type": "video_url", "video_url": f"{base}/v.mp4"},
+                {"type": "image", "image": f"{base}/a.png"}):
+        with pytest.raises(DownloadNotAllowedError, match="allow_download=True"):
+            qwen.process_vision_info(_conv(ele), allow_download=False)
+    monkeypatch.delenv("VIDSEL_ALLOW_DOWNLOAD")
+    with pytest.raises(DownloadNotAllowedError):
+        qwen.fetch_video({"video": f"{base}/v.mp4"})
+    assert requested == ["/missing.mp4"] * 2
+
+
+def test_video_url_elements_are_read(qvu, box):
+    """OpenAI / vLLM style: qwen-vl-utils drops the video; vidsel reads it."""
+    want, want_md = qwen.process_vision_info(_conv(_video(box, nframes=4)),
+                                             return_video_metadata=True)[1][0]
+    for url in (box, "file://" + box, {"url": box}, {"url": "file://" + box}):
+        ele = {"type": "video_url", "video_url": url, "nframes": 4}
+        assert qvu.process_vision_info(_conv(ele))[1] is None
+        assert qwen.extract_vision_info(_conv(ele)) == [ele]
+        video, md = qwen.process_vision_info(_conv(ele), return_video_metadata=True)[1][0]
+        assert torch.equal(video, want) and md == want_md
+        assert torch.equal(qwen.fetch_video(ele), want)
+    for bad, match in (({"path": box}, "'url' key"), (3, "video_url=3")):
+        with pytest.raises(InvalidArgumentError, match=match):
+            qwen.process_vision_info(_conv({"type": "video_url", "video_url": bad}))
+    with pytest.raises(InvalidArgumentError, match="'video_url'"):
+        qwen.process_vision_info(_conv({"type": "video_url"}))
+
+
 # -- other selectors ---------------------------------------------------------------------------
 
 def test_text_selector_returns_its_frames_with_true_metadata(box, tiny_siglip_dir):
@@ -304,7 +436,7 @@ def test_text_selector_returns_its_frames_with_true_metadata(box, tiny_siglip_di
 
 
 def test_text_selector_in_a_window(box, tiny_siglip_dir):
-    from vidsel.qwen._select import select_indices, window_candidates
+    from vidsel.selection import select_in_window
 
     emb = f"hf:{tiny_siglip_dir}"
     conv = _conv(_video(box, nframes=6, selector="topk", embedder=emb, video_start=1.0,
@@ -315,16 +447,16 @@ def test_text_selector_in_a_window(box, tiny_siglip_dir):
     assert len(idx) == 6 and all(30 <= i <= 75 for i in idx) and idx == sorted(idx)
     assert md["total_num_frames"] == 46 and md["fps"] == 30.0
     assert kwargs["fps"] == [pytest.approx(6 / 46 * 30)]
-    assert set(idx) <= set(window_candidates(30, 75, 46).tolist())
+    # the window's selection is vidsel.selection.select_in_window's (all 46 frames are
+    # candidates: the pool is 128 evenly spread frames, at most the window)
+    sel = select_in_window(box, "topk", 6, start_frame=30, end_frame=75,
+                           question="where does the red box go", embedder=emb)
+    assert sel.num_candidates == 46 and idx == sel.indices.tolist()
     # the window path over the whole video is the registry's own selection
-    with VideoReader(box) as r:
-        from vidsel.qwen._select import _window_selection
-
-        whole = _window_selection(r, "mdp3", 0, 149, 8, question="the red box", embedder=emb,
-                                  params={})
-        via_registry = select_indices(r, "mdp3", 0, 149, 8, question="the red box",
-                                      embedder=emb, params=None)
-    assert whole.tolist() == via_registry.tolist()
+    whole = select_in_window(box, "mdp3", 8, question="the red box", embedder=emb)
+    via_registry = run_method("mdp3", box, question="the red box", budget=8, embedder=emb,
+                              candidates=128)
+    assert whole.indices.tolist() == via_registry.indices.tolist()
 
 
 def test_batch_loads_the_embedder_once(box, make_synth, tiny_siglip_dir, caplog):
@@ -334,11 +466,87 @@ def test_batch_loads_the_embedder_once(box, make_synth, tiny_siglip_dir, caplog)
              _conv(_video(other, nframes=4, selector="topk", embedder=emb), "camera pans")]
     with caplog.at_level("INFO", logger="vidsel.embed"):
         videos = qwen.process_vision_info(batch, return_video_metadata=True)[1]
-    assert sum("loaded" in r.getMessage() for r in caplog.records) == 1
+        # at most once (an earlier test of this process may have loaded it already)
+        assert sum("loaded" in r.getMessage() for r in caplog.records) <= 1
+        caplog.clear()
+        qwen.process_vision_info(batch)  # a second call loads nothing
+        assert not any("loaded" in r.getMessage() for r in caplog.records)
     for (_, md), (path, question) in zip(videos, [(box, "the red box"),
                                                  (other, "camera pans")]):
         sel = run_method("topk", path, question=question, budget=4, embedder=emb)
         assert md["frames_indices"] == sel.indices.tolist()
+
+
+@pytest.fixture
+def plugin_method():
+    """register_method for the test; every method registered is unregistered after it."""
+    from vidsel.methods import METHODS, register_method
+
+    names: list[str] = []
+
+    def register(name, fn, **kwargs):
+        names.append(name)
+        return register_method(name, fn, **kwargs)
+
+    yield register
+    for name in names:
+        METHODS.unregister(name)
+
+
+def _first_frames(path, count, method, geometry):
+    """A Selection of the first ``count`` frames of ``path`` (a plugin's result)."""
+    with VideoReader(path) as r:
+        idx = np.arange(min(count, len(r)))
+        return Selection(indices=idx, timestamps_s=r.metadata.timestamps_s[idx], scores=None,
+                         method=method, source_fps=r.metadata.fps, path=r.path,
+                         num_frames=len(r), tokens_per_frame=geometry.tokens_per_frame)
+
+
+def test_plugin_method_without_a_candidate_pool(box, plugin_method):
+    """The register_method docstring's kind of plugin: it takes no ``candidates`` option (the
+    qwen path passes one only to methods that take it); an odd count is padded."""
+
+    def first_frames(path, *, question, budget, geometry):  # budget - 1 frames: odd for 4
+        return _first_frames(path, budget - 1, "test-first-frames", geometry)
+
+    method = plugin_method("test-first-frames", first_frames)
+    assert method.options == frozenset()
+    ele = _video(box, nframes=4, selector="test-first-frames")
+    video, md = qwen.process_vision_info(_conv(ele), return_video_metadata=True)[1][0]
+    assert md["frames_indices"] == [0, 1, 2, 2] and md["total_num_frames"] == 150
+    assert video.shape[0] == 4 and torch.equal(video[3], video[2])
+    uniform = qwen.process_vision_info(_conv(_video(box, nframes=4)))[1][0]
+    assert video.shape == uniform.shape
+    with pytest.raises(InvalidArgumentError, match="plugin method that cannot be restricted"):
+        qwen.process_vision_info(_conv({**ele, "video_start": 1.0}))
+    with pytest.raises(InvalidArgumentError, match="does not take option"):
+        qwen.process_vision_info(_conv({**ele, "params": {"lam": 0.5}}))
+
+
+def test_embedder_spec_is_loaded_once_per_process(box, tiny_siglip_dir, plugin_method):
+    """A spec becomes vidsel.embed.shared_embedder(spec): every call (process_vision_info and
+    fetch_video alike) hands the method the same object; an Embedder passes through."""
+    from vidsel.embed import Embedder, load_embedder, shared_embedder
+
+    seen = []
+
+    def scored(path, *, question, budget, geometry, embedder):
+        seen.append(embedder)
+        return _first_frames(path, budget, "test-scored", geometry)
+
+    plugin_method("test-scored", scored, needs_embedder=True)
+    spec = f"hf:{tiny_siglip_dir}"
+    conv = _conv(_video(box, nframes=4, selector="test-scored", embedder=spec))
+    qwen.process_vision_info(conv)
+    qwen.process_vision_info(conv)
+    qwen.fetch_video(_video(box, nframes=4, selector="test-scored", embedder=spec))
+    assert len(seen) == 3 and all(isinstance(e, Embedder) for e in seen)
+    assert all(e is shared_embedder(spec) for e in seen)
+    ready = load_embedder(spec)
+    qwen.fetch_video(_video(box, nframes=4, selector="test-scored", embedder=ready))
+    assert seen[-1] is ready and ready is not shared_embedder(spec)
+    with pytest.raises(InvalidArgumentError, match="embedder=42"):
+        qwen.fetch_video(_video(box, nframes=4, selector="test-scored", embedder=42))
 
 
 def test_selector_parameters_and_errors(box, tiny_siglip_dir):
@@ -360,11 +568,11 @@ def test_selector_parameters_and_errors(box, tiny_siglip_dir):
 
 def test_odd_selection_is_padded(box, tiny_siglip_dir):
     """A selector returning an odd count: the last frame is repeated, metadata alike."""
-    from vidsel.qwen._select import select_indices
+    from vidsel.selection import select_in_window
 
-    with VideoReader(box) as r:  # only 3 candidate frames in a 3-frame window -> 3 picks
-        idx = select_indices(r, "topk", 60, 62, 4, question="red", embedder=f"hf:"
-                             f"{tiny_siglip_dir}", params=None)
+    # only 3 candidate frames in a 3-frame window -> 3 picks
+    idx = select_in_window(box, "topk", 4, start_frame=60, end_frame=62, question="red",
+                           embedder=f"hf:{tiny_siglip_dir}").indices
     assert idx.tolist() == [60, 61, 62]
     conv = _conv(_video(box, nframes=2, selector="topk", embedder=f"hf:{tiny_siglip_dir}",
                         video_start=2.0, video_end=2.07))

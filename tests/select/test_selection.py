@@ -528,3 +528,90 @@ def test_frame_selector_refuses_malformed_conversations(conversations, frames, m
 def test_frame_selector_refuses_bad_options(kwargs, match) -> None:
     with pytest.raises(InvalidArgumentError, match=match):
         FrameSelector(**{"method": "uniform", **kwargs})
+
+
+# -- select_in_window -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["topk", "mdp3", "uniform"])
+def test_select_in_window_over_the_whole_video_equals_select_frames(counter_video, siglip,
+                                                                    method) -> None:
+    from vidsel.methods import run_method
+    from vidsel.selection import select_in_window
+
+    emb = None if method == "uniform" else siglip
+    question = None if method == "uniform" else "a red box"
+    for candidates in (None, 24, "fps:10", "all"):
+        whole = select_in_window(counter_video, method, 6, question=question, embedder=emb,
+                                 candidates=candidates)
+        ref = select_frames(counter_video, question, 6, method=method, embedder=emb,
+                            candidates=candidates)
+        via_registry = run_method(method, counter_video, question=question, budget=6,
+                                  embedder=emb, candidates=candidates)
+        assert whole.indices.tolist() == ref.indices.tolist() == via_registry.indices.tolist()
+        np.testing.assert_array_equal(whole.timestamps_s, ref.timestamps_s)
+        assert whole.num_candidates == ref.num_candidates
+        assert whole.num_frames == 90 and whole.params == ref.params
+        if emb is not None:
+            np.testing.assert_allclose(whole.scores, ref.scores)
+            np.testing.assert_array_equal(whole.candidate_timestamps_s,
+                                          ref.candidate_timestamps_s)
+
+
+def test_select_in_window_stays_in_the_window(counter_video, siglip, tmp_path) -> None:
+    from vidsel.selection import select_in_window
+
+    with VideoReader(counter_video) as r:
+        ts = r.metadata.timestamps_s
+        sel = select_in_window(r, "mdp3", 5, start_frame=20, end_frame=59, question="a box",
+                               embedder=siglip, candidates=16, tokens_per_frame=64)
+        assert not r.closed  # a given reader stays open
+        frames = r.get_frames(sel.indices)
+    idx = sel.indices.tolist()
+    assert len(idx) == 5 and idx == sorted(set(idx)) and all(20 <= i <= 59 for i in idx)
+    # 16 candidates spread evenly over the window, both ends included
+    pool = np.unique(np.round(np.linspace(20, 59, 16)).astype(np.int64))
+    assert sel.num_candidates == 16 and set(idx) <= set(pool.tolist())
+    np.testing.assert_array_equal(sel.candidate_timestamps_s, ts[pool])
+    np.testing.assert_array_equal(sel.timestamps_s, ts[sel.indices])
+    assert [decode_counter(f) for f in frames] == idx  # true source frames
+    assert sel.num_frames == 90 and sel.source_fps == pytest.approx(30.0)
+    assert sel.num_tokens == 5 * 64 and sel.method == "mdp3"
+    # other pools: all frames of the window, fps restricted to it, keyframes inside it
+    every = select_in_window(counter_video, "topk", 4, start_frame=70, end_frame=75,
+                             question="a box", embedder=siglip, candidates="all")
+    assert every.num_candidates == 6 and set(every.indices.tolist()) <= set(range(70, 76))
+    fps = select_in_window(counter_video, "topk", 3, start_frame=10, end_frame=40,
+                           question="a box", embedder=siglip, candidates="fps:5")
+    assert fps.num_candidates == 5 and all(10 <= i <= 40 for i in fps.indices)
+    keys = select_in_window(counter_video, "topk", 2, start_frame=10, end_frame=50,
+                            question="a box", embedder=siglip, candidate_mode="keyframe",
+                            cache_dir=tmp_path)
+    assert set(keys.indices.tolist()) <= {15, 30, 45}  # GOP 15
+    again = select_in_window(counter_video, "topk", 2, start_frame=10, end_frame=50,
+                             question="a box", embedder=siglip, candidate_mode="keyframe",
+                             cache_dir=tmp_path)
+    assert again.cache_hit and again.indices.tolist() == keys.indices.tolist()
+    # a selector needing no model draws from every frame of the window by default
+    uni = select_in_window(counter_video, "uniform", 3, start_frame=30, end_frame=60)
+    assert uni.indices.tolist() == [30, 45, 60] and uni.num_candidates == 31
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"start_frame": 50, "end_frame": 40}, "not a window"),
+    ({"start_frame": 0, "end_frame": 90}, "not a window"),
+    ({"start_frame": -1}, "start_frame=-1"),
+    ({"start_frame": 1.5}, "start_frame=1.5"),
+    ({"method": "first-frames"}, "first-frames"),
+    ({"method": "topk"}, "needs an embedder"),
+    ({"method": "topk", "embedder": "hf:/nonexistent", "question": None}, "question"),
+    ({"params": {"lam": 0.5}}, "lam"),
+    ({"candidates": "every"}, "candidates='every'"),
+    ({"budget": 0}, "budget=0"),
+    ({"candidate_mode": "fast"}, "candidate_mode"),
+])
+def test_select_in_window_bad_arguments(counter_video, kwargs, match) -> None:
+    from vidsel.selection import select_in_window
+
+    kwargs = {"method": "uniform", "budget": 4, **kwargs}
+    with pytest.raises(InvalidArgumentError, match=match):
+        select_in_window(counter_video, **kwargs)

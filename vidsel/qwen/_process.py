@@ -6,9 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..embed import load_embedder
 from ..errors import InvalidArgumentError
-from ..methods import get_method
 from ..optional import require
 from ._image import fetch_image
 from ._video import fetch_video
@@ -17,7 +15,9 @@ __all__ = ["extract_vision_info", "process_vision_info", "vision_items"]
 
 logger = logging.getLogger(__name__)
 
-_VISION_TYPES = ("image", "image_url", "video")
+#: Element types holding a picture or a video (``video_url``: OpenAI / vLLM style, which
+#: qwen-vl-utils skips; vidsel reads it as the video rather than lose it silently).
+_VISION_TYPES = ("image", "image_url", "video", "video_url")
 
 
 def _conversations(conversations: Any) -> list[Sequence[Mapping[str, Any]]]:
@@ -35,7 +35,7 @@ def _conversations(conversations: Any) -> list[Sequence[Mapping[str, Any]]]:
 
 def _is_vision(ele: Any) -> bool:
     return isinstance(ele, Mapping) and (
-        "image" in ele or "image_url" in ele or "video" in ele
+        "image" in ele or "image_url" in ele or "video" in ele or "video_url" in ele
         or ele.get("type", "text") in _VISION_TYPES)
 
 
@@ -74,27 +74,9 @@ def vision_items(conversations: Any) -> list[tuple[Mapping[str, Any], str | None
     return items
 
 
-def _shared_embedder(ele: Mapping[str, Any], loaded: dict[str, Any]) -> Mapping[str, Any]:
-    """``ele`` with its embedder spec replaced by the embedder loaded for it (once per call:
-    several videos of a batch share one model)."""
-    spec = ele.get("embedder")
-    selector = ele.get("selector")
-    if not isinstance(spec, str) or not isinstance(selector, str):
-        return ele
-    try:
-        needs = get_method(selector).needs_embedder
-    except InvalidArgumentError:
-        return ele  # fetch_video reports the unknown name
-    if not needs:
-        return ele
-    if spec not in loaded:
-        loaded[spec] = load_embedder(spec)
-    return {**ele, "embedder": loaded[spec]}
-
-
 def extract_vision_info(conversations: Any) -> list[Mapping[str, Any]]:
     """Every image / video content element of one conversation or a batch, in order (as
-    qwen-vl-utils' ``extract_vision_info``)."""
+    qwen-vl-utils' ``extract_vision_info``, plus the ``video_url`` elements it skips)."""
     return [ele for ele, _ in vision_items(conversations)]
 
 
@@ -111,6 +93,9 @@ def process_vision_info(
 
     Args:
         conversations: one conversation (list of ``{"role", "content"}`` messages) or a batch.
+            Videos come as ``{"type": "video", "video": ...}`` or, OpenAI / vLLM style,
+            ``{"type": "video_url", "video_url": {"url": ...}}``; an ``embedder`` spec is
+            loaded once per process (:func:`vidsel.embed.shared_embedder`).
         return_video_kwargs: also return the processor keywords (``do_sample_frames=False``,
             plus ``fps`` — the sample rate of each video — unless ``return_video_metadata``).
         return_video_metadata: each video comes as ``(tensor, metadata)``; pass the metadata to
@@ -137,14 +122,12 @@ def process_vision_info(
     images: list[Any] = []
     videos: list[Any] = []
     sample_fps: list[float] = []
-    embedders: dict[str, Any] = {}
     for ele, question in vision_items(conversations):
         if "image" in ele or "image_url" in ele:
             images.append(fetch_image(ele, image_patch_size=image_patch_size,
                                       allow_download=allow_download))
-        elif "video" in ele:
-            video, fps = fetch_video(_shared_embedder(ele, embedders),
-                                     image_patch_size=image_patch_size,
+        elif "video" in ele or "video_url" in ele:
+            video, fps = fetch_video(ele, image_patch_size=image_patch_size,
                                      return_video_sample_fps=True,
                                      return_video_metadata=return_video_metadata,
                                      question=question, allow_download=allow_download)
@@ -153,7 +136,7 @@ def process_vision_info(
         else:
             raise InvalidArgumentError(
                 f"content element {dict(ele)!r} has type {ele.get('type')!r} but no 'image', "
-                f"'image_url' or 'video' key")
+                f"'image_url', 'video' or 'video_url' key")
     video_kwargs: dict[str, Any] = {"do_sample_frames": False}
     if not return_video_metadata:  # Qwen2.5-VL takes the sample rate instead of metadata
         video_kwargs["fps"] = sample_fps

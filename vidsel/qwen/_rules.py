@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_positive_float
 from ..errors import InvalidArgumentError
 from ..optional import require
 
@@ -88,19 +89,15 @@ def floor_by_factor(number: float, factor: int) -> int:
     return math.floor(number / factor) * factor
 
 
-def _number(name: str, value: Any, *, positive: bool | None = True) -> float:
-    """``value`` as a finite float: > 0 when ``positive``, >= 0 when False, any sign when
-    None."""
-    if isinstance(value, bool):
-        raise InvalidArgumentError(f"{name}={value!r} must be a number")
+def _seconds(name: str, value: Any) -> float:
+    """``video_start`` / ``video_end`` as a finite float of any sign (qwen-vl-utils clamps a
+    negative one to 0)."""
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name}={value!r} must be a number") from None
+        raise InvalidArgumentError(f"{name}={value!r} must be a number of seconds") from None
     if not math.isfinite(v):
         raise InvalidArgumentError(f"{name}={value!r} must be finite")
-    if positive is not None and (v < 0 or (positive and v == 0)):
-        raise InvalidArgumentError(f"{name}={value!r} must be {'> 0' if positive else '>= 0'}")
     return v
 
 
@@ -115,12 +112,12 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int | None = 
         InvalidArgumentError: a side is not positive, ``max_pixels < min_pixels``, or the
             aspect ratio exceeds 200 (qwen-vl-utils asserts / raises ValueError there).
     """
-    height = _number("height", height)  # type: ignore[assignment]
-    width = _number("width", width)  # type: ignore[assignment]
+    height = check_positive_float("height", height)  # type: ignore[assignment]
+    width = check_positive_float("width", width)  # type: ignore[assignment]
     max_pixels = max_pixels if max_pixels is not None else IMAGE_MAX_TOKEN_NUM * factor ** 2
     min_pixels = min_pixels if min_pixels is not None else IMAGE_MIN_TOKEN_NUM * factor ** 2
-    _number("max_pixels", max_pixels)
-    _number("min_pixels", min_pixels, positive=False)
+    check_positive_float("max_pixels", max_pixels)
+    check_positive_float("min_pixels", min_pixels, allow_zero=True)
     if max_pixels < min_pixels:
         raise InvalidArgumentError(
             f"max_pixels={max_pixels!r} must be >= min_pixels={min_pixels!r}")
@@ -161,13 +158,15 @@ def smart_nframes(ele: Mapping[str, Any], total_frames: int, video_fps: float) -
             f"fps={ele['fps']!r} and nframes={ele['nframes']!r} were both given; give either "
             f"fps (with optional min_frames / max_frames) or nframes")
     if "nframes" in ele:
-        nframes = round_by_factor(_number("nframes", ele["nframes"]), FRAME_FACTOR)
+        nframes = round_by_factor(check_positive_float("nframes", ele["nframes"]), FRAME_FACTOR)
     else:
-        fps = _number("fps", ele.get("fps", FPS))
-        min_frames = ceil_by_factor(_number("min_frames", ele.get("min_frames", FPS_MIN_FRAMES)),
-                                    FRAME_FACTOR)
+        fps = check_positive_float("fps", ele.get("fps", FPS))
+        min_frames = ceil_by_factor(
+            check_positive_float("min_frames", ele.get("min_frames", FPS_MIN_FRAMES)),
+            FRAME_FACTOR)
         max_frames = floor_by_factor(
-            _number("max_frames", ele.get("max_frames", min(FPS_MAX_FRAMES, total_frames))),
+            check_positive_float("max_frames",
+                                 ele.get("max_frames", min(FPS_MAX_FRAMES, total_frames))),
             FRAME_FACTOR)
         want = total_frames / video_fps * fps
         if want > total_frames:
@@ -204,11 +203,11 @@ def calculate_video_frame_range(ele: Mapping[str, Any], total_frames: int,
     start_frame, end_frame = 0, total_frames - 1
     start_s, end_s = 0.0, max_duration
     if video_start is not None:
-        start_s = max(0.0, min(_number("video_start", video_start, positive=None),
+        start_s = max(0.0, min(_seconds("video_start", video_start),
                                max_duration))
         start_frame = math.ceil(start_s * video_fps)
     if video_end is not None:
-        end_s = max(0.0, min(_number("video_end", video_end, positive=None), max_duration))
+        end_s = max(0.0, min(_seconds("video_end", video_end), max_duration))
         end_frame = min(math.floor(end_s * video_fps), total_frames - 1)
     if start_frame >= end_frame:
         raise InvalidArgumentError(
@@ -232,11 +231,12 @@ def video_size(ele: Mapping[str, Any], height: int, width: int, nframes: int,
     factor = image_patch_size * SPATIAL_MERGE_SIZE
     frame_min = VIDEO_MIN_TOKEN_NUM * factor * factor
     frame_max = VIDEO_MAX_TOKEN_NUM * factor * factor
-    min_pixels = _number("min_pixels", ele.get("min_pixels", frame_min), positive=False)
-    total_pixels = _number("total_pixels",
-                           ele.get("total_pixels", model_seq_len() * factor * factor * 0.9))
+    min_pixels = check_positive_float("min_pixels", ele.get("min_pixels", frame_min),
+                                      allow_zero=True)
+    total_pixels = check_positive_float(
+        "total_pixels", ele.get("total_pixels", model_seq_len() * factor * factor * 0.9))
     max_pixels = max(min(frame_max, total_pixels / nframes * FRAME_FACTOR), int(min_pixels * 1.05))
-    wanted = _number("max_pixels", ele.get("max_pixels", max_pixels))
+    wanted = check_positive_float("max_pixels", ele.get("max_pixels", max_pixels))
     if wanted > max_pixels:
         logger.warning("max_pixels=%s exceeds the limit %s for %d frames; using the limit",
                        wanted, max_pixels, nframes)

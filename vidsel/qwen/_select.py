@@ -4,10 +4,10 @@
   as qwen-vl-utils computes it, so the indices are the same to the frame);
 - another frame method over the whole video: :func:`vidsel.run_method` (the registry path,
   embedding cache and plugins included);
-- a frame method over a ``video_start`` / ``video_end`` window: the same selector on candidates
-  drawn from the window only (n evenly spread frames of the window, first and last included,
-  as :func:`vidsel.selection.select_frames` draws them from the whole video), embedded with
-  the same embedder at the same size.
+- a frame method over a ``video_start`` / ``video_end`` window:
+  :func:`vidsel.selection.select_in_window`, the same selector on candidates drawn from the
+  window only (``max(128, n)`` evenly spread frames of the window, first and last included),
+  embedded with the same embedder at the same size.
 """
 
 from __future__ import annotations
@@ -18,21 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from ..embed import load_embedder
+from ..embed import Embedder, shared_embedder
 from ..errors import InvalidArgumentError
 from ..io import VideoReader
-from ..methods import available_methods, get_method, run_method
+from ..methods import Method, available_methods, get_method, run_method
 from ..optional import require
 from ..results import Selection
-from ..select import SELECTORS, get_selector, run_selector
-from ..selection import DEFAULT_EMBED_SIZE, DEFAULT_NUM_CANDIDATES
+from ..select import SELECTORS
+from ..selection import DEFAULT_NUM_CANDIDATES, select_in_window
 
-__all__ = ["num_candidates", "qwen_uniform", "select_indices", "window_candidates"]
+__all__ = ["num_candidates", "qwen_uniform", "resolve_embedder", "select_indices"]
 
 logger = logging.getLogger(__name__)
-
-#: Candidate frames decoded and embedded per chunk in a window.
-_CHUNK = 64
 
 
 def qwen_uniform(start: int, end: int, nframes: int) -> np.ndarray:
@@ -46,32 +43,27 @@ def num_candidates(count: int, budget: int) -> int:
     return min(count, max(DEFAULT_NUM_CANDIDATES, budget))
 
 
-def window_candidates(start: int, end: int, n: int) -> np.ndarray:
-    """(<= n,) int64 ascending unique: ``n`` frames spread evenly over ``start..end``, ends
-    included (``VideoReader.uniform_indices`` on the window)."""
-    return np.unique(np.round(np.linspace(start, end, n)).astype(np.int64))
+def resolve_embedder(method: Method, spec: Any) -> Any:
+    """The embedder a video element names, for ``method``: a spec string becomes the
+    process-wide :func:`vidsel.embed.shared_embedder` (loaded once, reused by every later call
+    and video); an :class:`~vidsel.embed.Embedder` or None passes through, as does anything
+    for a method that scores nothing (its registry entry judges the option).
+
+    Raises:
+        InvalidArgumentError: ``spec`` is neither a string nor an Embedder (scoring methods).
+        ModelNotAvailableError, MissingDependencyError: the model cannot be loaded.
+    """
+    if spec is None or isinstance(spec, Embedder) or not method.needs_embedder:
+        return spec
+    if not isinstance(spec, str) or not spec:
+        raise InvalidArgumentError(
+            f"embedder={spec!r} must be a spec string (e.g. 'hf:/path/to/siglip') or a "
+            f"vidsel.embed.Embedder")
+    return shared_embedder(spec)
 
 
-def _window_selection(reader: VideoReader, method: str, start: int, end: int, budget: int, *,
-                      question: str | None, embedder: Any,
-                      params: Mapping[str, Any]) -> np.ndarray:
-    """Indices chosen by the array-level selector ``method`` among candidates of the window."""
-    info = get_selector(method)
-    params = dict(params)
-    info.check_params(params)
-    cand = window_candidates(start, end, num_candidates(end - start + 1, budget))
-    if info.needs == "none":
-        pos = run_selector(method, budget, n=len(cand), **params)
-        return cand[np.asarray(pos, np.int64)]
-    emb = load_embedder(embedder)
-    embeds = []
-    for s in range(0, len(cand), _CHUNK):
-        frames = reader.get_frames(cand[s:s + _CHUNK], size=DEFAULT_EMBED_SIZE)
-        embeds.append(emb.embed_images(frames, progress=False))
-    text = emb.embed_text(question or "")
-    pos = run_selector(method, budget, frame_embeds=np.concatenate(embeds), text_embed=text,
-                       **params)
-    return cand[np.asarray(pos, np.int64)]
+def _accepts(method: Method, option: str) -> bool:
+    return method.options is None or option in method.options
 
 
 def select_indices(reader: VideoReader, method: str, start: int, end: int, budget: int, *,
@@ -98,11 +90,13 @@ def select_indices(reader: VideoReader, method: str, start: int, end: int, budge
         raise InvalidArgumentError(
             f"selector={method!r} needs a question: the conversation holding the video has no "
             f"user text; add 'question': '...' to the video element")
+    embedder = resolve_embedder(m, embedder)
     n = reader.metadata.num_frames
     if (start, end) == (0, n - 1):
-        sel = run_method(method, reader, question=question, budget=budget, embedder=embedder,
-                         params=dict(params or {}) or None,
-                         candidates=num_candidates(n, budget))
+        options: dict[str, Any] = {"embedder": embedder, "params": dict(params or {}) or None}
+        if _accepts(m, "candidates"):  # a plugin method may take no candidate pool
+            options["candidates"] = num_candidates(n, budget)
+        sel = run_method(method, reader, question=question, budget=budget, **options)
         if not isinstance(sel, Selection):  # pragma: no cover - kind checked by run_method
             raise InvalidArgumentError(f"selector={method!r} did not return frames")
         return np.asarray(sel.indices, np.int64)
@@ -111,5 +105,7 @@ def select_indices(reader: VideoReader, method: str, start: int, end: int, budge
             f"selector={method!r} is a plugin method that cannot be restricted to "
             f"video_start / video_end; drop the window or use one of "
             f"{', '.join(SELECTORS.names())}")
-    return _window_selection(reader, method, start, end, budget, question=question,
-                             embedder=embedder, params=params or {})
+    sel = select_in_window(reader, method, budget, start_frame=start, end_frame=end,
+                           question=question, embedder=embedder, params=params,
+                           candidates=num_candidates(end - start + 1, budget))
+    return np.asarray(sel.indices, np.int64)

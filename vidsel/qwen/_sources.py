@@ -7,30 +7,33 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
+import http.client
 import logging
 import os
-import shutil
-import tempfile
 import urllib.request
+from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
 from ..embed import ALLOW_DOWNLOAD_ENV, downloads_allowed
-from ..errors import InvalidArgumentError, VideoNotFoundError, VidselError
+from ..errors import (
+    DownloadFailedError,
+    DownloadNotAllowedError,
+    InvalidArgumentError,
+    VideoNotFoundError,
+)
+from ..io import bytes_as_file
 
-__all__ = ["DownloadNotAllowedError", "download", "is_url", "local_path", "open_image", "to_rgb"]
+__all__ = ["download", "is_url", "local_video", "open_image", "to_rgb"]
 
 logger = logging.getLogger(__name__)
 
 #: Seconds to wait for an allowed download.
 DOWNLOAD_TIMEOUT_S = 60.0
-
-
-class DownloadNotAllowedError(VidselError, PermissionError):
-    """An http(s) source was given and downloads are not allowed."""
 
 
 def is_url(source: str) -> bool:
@@ -49,8 +52,9 @@ def download(url: str, *, what: str, allow_download: bool | None) -> bytes:
     """The bytes at ``url``.
 
     Raises:
-        DownloadNotAllowedError: downloads are not allowed.
-        VidselError: the download failed.
+        DownloadNotAllowedError: downloads are not allowed (nothing is fetched).
+        DownloadFailedError: the download failed (a malformed URL, no connection, an HTTP
+            error status, a timeout, a broken response); the message names the URL.
     """
     if not downloads_allowed(allow_download):
         raise _refuse(url, what)
@@ -58,36 +62,30 @@ def download(url: str, *, what: str, allow_download: bool | None) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
             return bytes(resp.read())
-    except OSError as exc:  # URLError, HTTPError and timeouts are OSErrors
-        raise VidselError(f"{what} {url!r}: download failed: {exc}") from exc
+    # URLError, HTTPError and timeouts are OSErrors; a malformed URL ("http://[abc/")
+    # raises ValueError; a broken response http.client.HTTPException
+    except (ValueError, OSError, http.client.HTTPException) as exc:
+        raise DownloadFailedError(f"{what} {url!r}: download failed: {exc}") from exc
 
 
-def local_path(source: str, *, allow_download: bool | None,
-               tmp: list[str]) -> str:
-    """A local file for a video source: ``file://`` stripped, a URL downloaded (when allowed)
-    into a temporary file whose path is appended to ``tmp`` (the caller deletes it)."""
+@contextlib.contextmanager
+def local_video(source: str, *, allow_download: bool | None) -> Iterator[str]:
+    """A local file for a video source, valid inside the ``with`` block: ``file://``
+    stripped, a URL downloaded (when allowed) into a temporary file
+    (:func:`vidsel.io.bytes_as_file`) that is removed on exit, also on errors.
+
+    Raises:
+        DownloadNotAllowedError, DownloadFailedError: see :func:`download`.
+    """
     if source.startswith("file://"):
-        return source[len("file://"):]
-    if is_url(source):
+        yield source[len("file://"):]
+    elif is_url(source):
         data = download(source, what="video", allow_download=allow_download)
         suffix = os.path.splitext(source.split("?", 1)[0])[1][:8]
-        fd, path = tempfile.mkstemp(prefix="vidsel-qwen-", suffix=suffix)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        tmp.append(path)
-        return path
-    return source
-
-
-def remove_temporary(paths: list[str]) -> None:
-    """Delete downloaded temporary files (missing ones are ignored)."""
-    for path in paths:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-        except IsADirectoryError:  # pragma: no cover - never created
-            shutil.rmtree(path, ignore_errors=True)
+        with bytes_as_file(data, prefix="vidsel-qwen-", suffix=suffix) as path:
+            yield path
+    else:
+        yield source
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

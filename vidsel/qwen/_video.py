@@ -4,19 +4,20 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from .._validate import check_positive_float
 from ..errors import InvalidArgumentError
 from ..io import VideoReader, open_container
 from ..methods import get_method
 from ..optional import require
 from ..results import PatchConfig, PatchSelection
 from ..select import get_selector
+from ..selection import VIDEO_BACKEND, even_positions
 from ._codec import codec_output
 from ._image import fetch_image
 from ._rules import (
@@ -29,16 +30,14 @@ from ._rules import (
     video_size,
 )
 from ._select import qwen_uniform, select_indices
-from ._sources import local_path, remove_temporary
+from ._sources import local_video
 
-__all__ = ["DEFAULT_SELECTOR", "VIDEO_BACKEND", "fetch_video", "source_fps"]
+__all__ = ["DEFAULT_SELECTOR", "fetch_video", "source_fps", "video_source"]
 
 logger = logging.getLogger(__name__)
 
 #: The method used when a video element names no ``selector``: qwen-vl-utils' own sampling.
 DEFAULT_SELECTOR = "uniform"
-#: ``video_backend`` of the metadata vidsel returns.
-VIDEO_BACKEND = "vidsel"
 #: Frames decoded (at native size) per chunk before resizing; bounds memory.
 _DECODE_CHUNK = 32
 #: Drift (frames, over the whole video) under which the stream's declared average rate is
@@ -49,8 +48,9 @@ _FPS_TOLERANCE_FRAMES = 0.5
 def source_fps(reader: VideoReader) -> float:
     """The frame rate frame indices are converted to seconds with.
 
-    The stream's declared average rate (what decord and torchcodec report, so the number is
-    bit-identical to qwen-vl-utils') when it agrees with the rate of the decoded timestamps
+    The stream's declared average rate (what decord reports, so the number is bit-identical
+    to qwen-vl-utils' decord backend; torchcodec's exact-mode ``average_fps`` is computed from
+    the content and can differ) when it agrees with the rate of the decoded timestamps
     (``metadata.fps``) to within half a frame over the whole video (``index / fps`` then
     names the same frame with either rate); the timestamps' rate otherwise (edit lists,
     hidden frames: there the declared rate is wrong).
@@ -87,16 +87,6 @@ def _check_uniform_params(params: Any) -> None:
     get_selector(DEFAULT_SELECTOR).check_params(dict(params))
 
 
-def _pad_even(idx: np.ndarray, what: str) -> np.ndarray:
-    """Repeat the last index until the count is even (Qwen-VL pairs frames in time)."""
-    pad = -len(idx) % FRAME_FACTOR
-    if pad and len(idx):
-        logger.info("%s: %d frames selected; repeating the last one to make the count even",
-                    what, len(idx))
-        idx = np.concatenate([idx, np.repeat(idx[-1:], pad)])
-    return idx
-
-
 def _decode_resized(reader: VideoReader, idx: np.ndarray, ele: Mapping[str, Any],
                     image_patch_size: int) -> Any:
     """(T, 3, h, w) float32 tensor of frames ``idx`` at the size qwen-vl-utils picks."""
@@ -129,7 +119,8 @@ def _from_file(ele: Mapping[str, Any], path: str, image_patch_size: int,
             if len(idx) < nframes:
                 logger.info("%s: selector %r returned %d of %d frames", path, selector,
                             len(idx), nframes)
-            idx = _pad_even(idx, f"{path} ({selector})")
+            # Qwen-VL pairs frames in time: an odd count repeats the last frame
+            idx = idx[even_positions(len(idx), "pad", what=f"{path} ({selector})")]
         video = _decode_resized(reader, idx, ele, image_patch_size)
     metadata = {"fps": fps, "frames_indices": [int(i) for i in idx],
                 "total_num_frames": count, "video_backend": VIDEO_BACKEND}
@@ -175,6 +166,10 @@ def _from_frames(ele: Mapping[str, Any], frames: Sequence[Any], image_patch_size
             f"select the images yourself")
     if not len(frames):
         raise InvalidArgumentError("video=[]: a list of frames needs at least one image")
+    # the rate the images were sampled at, and the source's (default: the same); checked
+    # before any image is read
+    sample_fps = check_positive_float("sample_fps", ele.get("sample_fps", 2.0))
+    raw_fps = check_positive_float("raw_fps", ele.get("raw_fps", sample_fps))
     factor = image_patch_size * SPATIAL_MERGE_SIZE
     info = {k: v for k, v in ele.items() if k not in ("type", "video")}
     # qwen-vl-utils hands each frame to fetch_image with image_patch_size=factor (so frames
@@ -191,15 +186,37 @@ def _from_frames(ele: Mapping[str, Any], frames: Sequence[Any], image_patch_size
         raise InvalidArgumentError(
             f"the {len(frames)} images of this video have different sizes {sorted(sizes)}; "
             f"give images of one size or resized_height / resized_width")
-    sample_fps = float(ele.get("sample_fps", 2.0))
-    if not (math.isfinite(sample_fps) and sample_fps > 0):
-        raise InvalidArgumentError(f"sample_fps={ele.get('sample_fps')!r} must be > 0")
     stack = np.stack([np.asarray(im) for im in images])  # (T, h, w, 3) uint8
-    raw_fps = info.get("raw_fps", sample_fps)
     metadata = {"fps": raw_fps, "frames_indices": list(range(len(images))),
                 "total_num_frames": (nframes / sample_fps) * raw_fps}
     size = video_size(ele, stack.shape[1], stack.shape[2], len(images), image_patch_size)
     return resize_frames(stack, size), metadata, sample_fps
+
+
+def video_source(ele: Any) -> Any:
+    """The video of a content element: ``ele["video"]`` (a path, URL or list of images), else
+    the OpenAI / vLLM-style ``ele["video_url"]``, a URL string or ``{"url": ...}`` (as
+    lmms-video-utils reads it; qwen-vl-utils skips such elements).
+
+    Raises:
+        InvalidArgumentError: ``ele`` is not a dict, has neither key, or a ``video_url`` dict
+            has no ``"url"``.
+    """
+    if not isinstance(ele, Mapping) or ("video" not in ele and "video_url" not in ele):
+        raise InvalidArgumentError(
+            f"content element {ele!r} must be a dict with a 'video' (or 'video_url') key")
+    if "video" in ele:
+        return ele["video"]
+    url = ele["video_url"]
+    if isinstance(url, Mapping):
+        if "url" not in url:
+            raise InvalidArgumentError(
+                f"video_url={dict(url)!r} must be a URL string or a dict with a 'url' key")
+        url = url["url"]
+    if not isinstance(url, (str, os.PathLike)):
+        raise InvalidArgumentError(
+            f"video_url={url!r} must be a file path, a file:// or http(s) URL")
+    return url
 
 
 def fetch_video(ele: Mapping[str, Any], image_patch_size: int = 14,
@@ -208,7 +225,8 @@ def fetch_video(ele: Mapping[str, Any], image_patch_size: int = 14,
     """The frames (or codec patches) of one video element.
 
     Args:
-        ele: ``{"video": path_or_frames, ...}`` with qwen-vl-utils' keys (``fps`` |
+        ele: ``{"video": path_or_frames, ...}`` (or ``{"video_url": url_or_{"url": ...}}``,
+            OpenAI / vLLM style) with qwen-vl-utils' keys (``fps`` |
             ``nframes``, ``min_frames``, ``max_frames``, ``video_start``, ``video_end``,
             ``min_pixels``, ``max_pixels``, ``total_pixels``, ``resized_height`` +
             ``resized_width``) and vidsel's (``selector``, ``question``, ``embedder``,
@@ -231,20 +249,16 @@ def fetch_video(ele: Mapping[str, Any], image_patch_size: int = 14,
         InvalidArgumentError: bad keys or values (the message names them).
         VideoNotFoundError, NotAVideoError, CorruptVideoError...: the file cannot be read.
         DownloadNotAllowedError: a URL while downloads are not allowed.
+        DownloadFailedError: an allowed download failed.
     """
-    if not isinstance(ele, Mapping) or "video" not in ele:
-        raise InvalidArgumentError(f"content element {ele!r} must be a dict with a 'video' key")
-    source = ele["video"]
+    source = video_source(ele)
     if isinstance(source, (list, tuple)):
         video, metadata, sample_fps = _from_frames(ele, source, image_patch_size,
                                                    allow_download)
     elif isinstance(source, (str, os.PathLike)):
-        tmp: list[str] = []
-        try:
-            path = local_path(os.fspath(source), allow_download=allow_download, tmp=tmp)
+        # a downloaded file lives until its frames are decoded, then is removed
+        with local_video(os.fspath(source), allow_download=allow_download) as path:
             video, metadata, sample_fps = _from_file(ele, path, image_patch_size, question)
-        finally:
-            remove_temporary(tmp)
     else:
         raise InvalidArgumentError(
             f"video={source!r} must be a file path, a file:// or http(s) URL, or a list of "

@@ -9,6 +9,8 @@
   any transformers video processor (:func:`to_transformers`), Qwen-VL metadata
   (:func:`to_qwen`, :func:`qwen_video_metadata`) and transformers' ``sample_indices_fn``
   (:func:`indices_for`);
+- :func:`select_in_window` (``_window.py``): the same selection restricted to a frame window
+  (``start_frame..end_frame``), for integrations whose caller fixes a time range;
 - :class:`FrameSelector` (``_frame_selector.py``): an Ovis-style
   ``frame_selector(conversations, frames)``.
 
@@ -46,6 +48,7 @@ from ._candidates import (
 )
 from ._frame_selector import FrameSelector
 from ._select import select_frames
+from ._window import select_in_window
 
 __all__ = [
     "DEFAULT_EMBED_SIZE",
@@ -64,6 +67,7 @@ __all__ = [
     "qwen_video_metadata",
     "sample_indices_fn",
     "select_frames",
+    "select_in_window",
     "to_qwen",
     "to_transformers",
     "to_vllm",
