@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from vidsel.errors import InvalidArgumentError
+from vidsel.io import VideoReader
 from vidsel.methods import run_method
 from vidsel.selection import (
     indices_for,
@@ -264,3 +265,29 @@ def test_processors_take_no_sample_indices_fn(tokenizer, selection, video):
     with pytest.raises(TypeError, match="sample_indices_fn"):
         transformers.Qwen2VLVideoProcessor()(videos=str(video),
                                              sample_indices_fn=sample_indices_fn(selection))
+
+
+@pytest.mark.fixtures
+@pytest.mark.parametrize("name", ["edge/androidxmedia__sample.avi",
+                                  "clips/androidxmedia__sample_edit_list.mp4"])
+def test_load_video_pyav_gets_the_selected_frames_when_the_container_miscounts(name,
+                                                                               fixtures_dir):
+    """The container declares more frames than decode (98 for 96; 86 for 77): transformers'
+    PyAV reader still numbers frames as a sequential decode does, so the selection's own
+    indices are the right ones (a timestamp mapping through the declared count picked other
+    frames and one past the end)."""
+    pytest.importorskip("av")
+    from transformers.video_utils import load_video
+
+    path = fixtures_dir / name
+    sel = run_method("uniform", path, budget=8)
+    frames, md = load_video(str(path), backend="pyav", sample_indices_fn=sample_indices_fn(sel))
+    assert [int(i) for i in md.frames_indices] == sel.indices.tolist()
+    assert len(frames) == len(sel)
+    mine = sel.load_frames()
+    rotation = VideoReader(path).metadata.rotation  # transformers does not autorotate
+    if rotation:
+        frames = np.rot90(frames, k=rotation // 90, axes=(1, 2))
+    # the same frames: equal pixels, up to rounding of the 10-bit clip's conversion
+    diff = np.abs(frames.astype(np.int16) - mine.astype(np.int16))
+    assert frames.shape == mine.shape and diff.mean() < 1.0, diff.mean()

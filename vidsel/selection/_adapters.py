@@ -196,13 +196,18 @@ def sample_indices_fn(sel: Selection) -> Callable[..., np.ndarray]:
     processor as ``videos=[frames], video_metadata=[metadata], do_sample_frames=False``. (Video
     processors take no ``sample_indices_fn`` keyword in transformers 5.)
 
-    When the decoder in use counts a different number of frames than vidsel did, the
-    selection is mapped through its timestamps (see :func:`indices_for`) and a warning logged;
-    a mapping that would merge selected frames raises
+    With ``backend="pyav"`` the selection's indices are returned as they are: transformers'
+    PyAV reader keeps the i-th frame of a sequential decode, which is vidsel's frame i, whatever
+    frame count the container declares (an AVI may declare 98 frames where 96 decode). For
+    other decoders (decord, opencv, torchvision, torchcodec), whose frame numbering can differ,
+    a different frame count maps the selection through its timestamps (see
+    :func:`indices_for`) with a warning; a mapping that would merge selected frames raises
     :class:`~vidsel.errors.InvalidArgumentError`.
     """
 
     def fn(metadata: Any = None, **kwargs: Any) -> np.ndarray:
+        if getattr(metadata, "video_backend", None) == "pyav":  # vidsel's own numbering
+            return sel.indices.copy()
         total = getattr(metadata, "total_num_frames", None) if metadata is not None else None
         fps = getattr(metadata, "fps", None) if metadata is not None else None
         return indices_for(sel, total, fps)
