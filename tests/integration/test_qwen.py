@@ -808,3 +808,34 @@ def test_import_without_torch_and_a_clear_error(run_without, box):
     assert res.returncode == 0, res.stderr
     assert "MissingDependencyError vidsel.qwen needs torch: pip install 'vidsel[embed]'" in \
         res.stdout
+
+
+def test_a_large_budget_still_leaves_the_selector_a_choice(box, tiny_siglip_dir):
+    """140 of 150 frames: the pool is every frame, not a 140-frame grid the selector would
+    have to keep whole (qwen's fps=2 asks 128+ frames of any video over a minute)."""
+    from vidsel.io import VideoReader
+    from vidsel.selection import candidate_indices
+
+    conv = _conv(_video(box, nframes=140, selector="topk", embedder=f"hf:{tiny_siglip_dir}"))
+    md = qwen.process_vision_info(conv, return_video_metadata=True)[1][0][1]
+    with VideoReader(box) as reader:
+        grid = candidate_indices(reader, 140)
+    assert len(md["frames_indices"]) == 140
+    assert md["frames_indices"] != grid.tolist()
+
+
+def test_params_carry_the_candidate_pool(box, tiny_siglip_dir):
+    """``params`` may set the method's pool options next to selector parameters."""
+    from vidsel.io import VideoReader
+    from vidsel.selection import candidate_indices
+
+    conv = _conv(_video(box, nframes=4, selector="dpp", embedder=f"hf:{tiny_siglip_dir}",
+                        params={"candidates": 16, "lam": 0.5}))
+    md = qwen.process_vision_info(conv, return_video_metadata=True)[1][0][1]
+    with VideoReader(box) as reader:
+        pool = set(candidate_indices(reader, 16).tolist())
+    assert len(md["frames_indices"]) == 4 and set(md["frames_indices"]) <= pool
+    window = _conv(_video(box, nframes=4, selector="dpp", embedder=f"hf:{tiny_siglip_dir}",
+                          video_start=1.0, video_end=4.0, params={"candidates": "all"}))
+    md = qwen.process_vision_info(window, return_video_metadata=True)[1][0][1]
+    assert all(30 <= i <= 120 for i in md["frames_indices"])

@@ -6,7 +6,7 @@
   embedding cache and plugins included);
 - a frame method over a ``video_start`` / ``video_end`` window:
   :func:`vidsel.selection.select_in_window`, the same selector on candidates drawn from the
-  window only (``max(128, n)`` evenly spread frames of the window, first and last included),
+  window only (``max(128, 4 n)`` evenly spread frames of the window, first and last included),
   embedded with the same embedder at the same size.
 """
 
@@ -27,7 +27,8 @@ from ..results import Selection
 from ..select import SELECTORS
 from ..selection import DEFAULT_NUM_CANDIDATES, select_in_window
 
-__all__ = ["num_candidates", "qwen_uniform", "resolve_embedder", "select_indices"]
+__all__ = ["POOL_FACTOR", "POOL_OPTIONS", "num_candidates", "qwen_uniform", "resolve_embedder",
+           "select_indices", "split_params"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,32 @@ def qwen_uniform(start: int, end: int, nframes: int) -> np.ndarray:
     return torch.linspace(start, end, nframes).round().long().numpy().astype(np.int64)
 
 
+#: The candidate pool is at least this many times the budget: a selector needs frames to choose
+#: among (qwen-vl-utils' fps=2 gives 128+ frames on videos over a minute, so a pool of
+#: ``max(128, budget)`` would leave it nothing to choose and return the uniform grid).
+POOL_FACTOR = 4
+
+#: Method options a video element's ``params`` may carry next to selector parameters.
+POOL_OPTIONS = ("candidates", "candidate_mode", "embed_size", "cache_dir")
+
+
 def num_candidates(count: int, budget: int) -> int:
-    """Candidate pool size: MDP3's 128 (or the budget when larger), at most the window."""
-    return min(count, max(DEFAULT_NUM_CANDIDATES, budget))
+    """Candidate pool size: ``max(128, 4 * budget)`` (MDP3's 128, and room to choose at large
+    budgets), at most the ``count`` frames of the window."""
+    return min(count, max(DEFAULT_NUM_CANDIDATES, POOL_FACTOR * budget))
+
+
+def split_params(method: Method, params: Mapping[str, Any] | None
+                 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``params`` of a video element -> (method options, selector parameters): the pool
+    options (:data:`POOL_OPTIONS`, e.g. ``{"candidates": 512}``) the method takes go to it, the
+    rest to its selector."""
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidArgumentError(f"params={params!r} must be a mapping of selector parameters "
+                                   f"(e.g. {{'lam': 0.2}})")
+    rest = dict(params or {})
+    options = {k: rest.pop(k) for k in POOL_OPTIONS if k in rest and _accepts(method, k)}
+    return options, (rest or None)
 
 
 def resolve_embedder(method: Method, spec: Any) -> Any:
@@ -77,9 +101,7 @@ def select_indices(reader: VideoReader, method: str, start: int, end: int, budge
             ``params``, or a plugin method (not an array-level selector) asked for a window.
     """
     m = get_method(method)
-    if params is not None and not isinstance(params, Mapping):
-        raise InvalidArgumentError(f"params={params!r} must be a mapping of selector parameters "
-                                   f"(e.g. {{'lam': 0.2}})")
+    pool, params = split_params(m, params)
     if m.needs_embedder and embedder is None:
         raise InvalidArgumentError(
             f"selector={method!r} scores frames against the question and needs an embedder: "
@@ -93,9 +115,10 @@ def select_indices(reader: VideoReader, method: str, start: int, end: int, budge
     embedder = resolve_embedder(m, embedder)
     n = reader.metadata.num_frames
     if (start, end) == (0, n - 1):
-        options: dict[str, Any] = {"embedder": embedder, "params": dict(params or {}) or None}
+        options: dict[str, Any] = {"embedder": embedder, "params": params}
         if _accepts(m, "candidates"):  # a plugin method may take no candidate pool
             options["candidates"] = num_candidates(n, budget)
+        options.update(pool)
         sel = run_method(method, reader, question=question, budget=budget, **options)
         if not isinstance(sel, Selection):  # pragma: no cover - kind checked by run_method
             raise InvalidArgumentError(f"selector={method!r} did not return frames")
@@ -105,7 +128,7 @@ def select_indices(reader: VideoReader, method: str, start: int, end: int, budge
             f"selector={method!r} is a plugin method that cannot be restricted to "
             f"video_start / video_end; drop the window or use one of "
             f"{', '.join(SELECTORS.names())}")
+    pool.setdefault("candidates", num_candidates(end - start + 1, budget))
     sel = select_in_window(reader, method, budget, start_frame=start, end_frame=end,
-                           question=question, embedder=embedder, params=params,
-                           candidates=num_candidates(end - start + 1, budget))
+                           question=question, embedder=embedder, params=params, **pool)
     return np.asarray(sel.indices, np.int64)
