@@ -291,3 +291,10 @@ def test_load_video_pyav_gets_the_selected_frames_when_the_container_miscounts(n
     # the same frames: equal pixels, up to rounding of the 10-bit clip's conversion
     diff = np.abs(frames.astype(np.int16) - mine.astype(np.int16))
     assert frames.shape == mine.shape and diff.mean() < 1.0, diff.mean()
+
+
+@pytest.mark.parametrize("processor", ["qwen", 3, {"temporal_patch_size": 2}])
+def test_to_transformers_refuses_what_is_not_a_processor(processor, selection):
+    """A name or a dict is not a processor: said, instead of silently not padding."""
+    with pytest.raises(InvalidArgumentError, match="must be a transformers processor"):
+        to_transformers(selection, processor)

@@ -615,3 +615,10 @@ def test_select_in_window_bad_arguments(counter_video, kwargs, match) -> None:
     kwargs = {"method": "uniform", "budget": 4, **kwargs}
     with pytest.raises(InvalidArgumentError, match=match):
         select_in_window(counter_video, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["codec", "not-a-method"])
+def test_frame_selector_names_the_frame_selectors(method):
+    """codec is a registered method but chooses patches of a whole video, not among frames."""
+    with pytest.raises(InvalidArgumentError, match="not a frame selector.*mdp3"):
+        FrameSelector(4, method=method)

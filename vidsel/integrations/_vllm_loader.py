@@ -266,8 +266,9 @@ def load_video_bytes(data: bytes | bytearray | memoryview, num_frames: Any = -1,
     metadata)`` (see :func:`load_video_file`).
 
     vidsel's reader takes a file path, not a file-like object, so the bytes go to a temporary
-    file (:func:`vidsel.io.bytes_as_file`), always removed afterwards. Messages name the data
-    (``video data (N bytes)``), not that file.
+    file (:func:`vidsel.io.bytes_as_file`), always removed afterwards. Errors name the data
+    (``video data (N bytes)``), not that file; the reader's warnings (a truncated file, damaged
+    frames) name the temporary file (``/tmp/vidsel-vllm-...``).
 
     Args:
         data: the encoded video (any container FFmpeg reads).

@@ -178,7 +178,8 @@ def smart_nframes(ele: Mapping[str, Any], total_frames: int, video_fps: float) -
         raise InvalidArgumentError(
             f"the video has {total_frames} frames (in the requested window) and the options "
             f"{ {k: ele[k] for k in ('fps', 'nframes', 'min_frames', 'max_frames') if k in ele} } "
-            f"ask for {nframes}; the frame count must lie in [{FRAME_FACTOR}, {total_frames}]")
+            f"ask for {nframes} (rounded to a multiple of {FRAME_FACTOR}: Qwen-VL takes frames "
+            f"in pairs); the frame count must lie in [{FRAME_FACTOR}, {total_frames}]")
     return int(nframes)
 
 

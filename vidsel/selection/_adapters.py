@@ -431,6 +431,10 @@ def to_transformers(sel: Selection, processor: Any = None, *,
             integer.
     """
     _check_selection(sel, "to_transformers")
+    if processor is not None and not callable(processor):
+        raise InvalidArgumentError(
+            f"processor={processor!r} must be a transformers processor or video processor "
+            f"(AutoProcessor.from_pretrained(...)), or None for no temporal padding")
     video_processor = getattr(processor, "video_processor", processor)
     tps = getattr(video_processor, "temporal_patch_size", None) if processor is not None \
         else None

@@ -10,7 +10,7 @@ import numpy as np
 from .._validate import check_positive_int
 from ..embed import load_embedder
 from ..errors import InvalidArgumentError
-from ..select import get_selector, run_selector
+from ..select import available_selectors, get_selector, run_selector
 from ._select import options_dict
 
 __all__ = ["FrameSelector"]
@@ -42,6 +42,11 @@ class FrameSelector:
                  embedder_options: Mapping[str, Any] | None = None,
                  return_indices: bool = False) -> None:
         self.k = check_positive_int("k", k)
+        if method not in available_selectors():
+            raise InvalidArgumentError(
+                f"method={method!r} is not a frame selector: FrameSelector chooses among given "
+                f"frames with one of {', '.join(available_selectors())} (codec patches and "
+                f"plugin methods select from a whole video: vidsel.run_method)")
         self.info = get_selector(method)
         self.method = method
         self.params = options_dict("params", params)
