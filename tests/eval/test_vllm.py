@@ -283,3 +283,11 @@ def test_missing_vllm_names_the_extra(run_without, tiny_hf_dirs):
     assert "ERR the vllm answerer (vllm:MODEL) needs vllm: pip install 'vidsel[vllm]'" in \
         res.stdout
     assert issubclass(MissingDependencyError, ImportError)
+
+
+def test_a_device_for_vllm_is_a_usage_error():
+    """vLLM places the model itself (its engine takes no device): said before anything loads."""
+    from vidsel.eval import check_model
+
+    with pytest.raises(InvalidArgumentError, match="takes no device.*CUDA_VISIBLE_DEVICES"):
+        check_model("vllm:/models/qwen", {"device": "cuda:0"})

@@ -10,6 +10,7 @@ answerer (``py:`` spec, a module written here) and the tiny random Ovis checkpoi
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from lmms_eval.api.model import lmms
 
 from vidsel.errors import (
     InvalidArgumentError,
+    MissingDependencyError,
+    ModelNotAvailableError,
     VideoNotFoundError,
     VidselError,
 )
@@ -183,6 +186,80 @@ def test_arg_string_values_are_parsed(recorder):
     assert (lm.rank, lm.world_size) == (0, 1)
 
 
+def test_model_is_required():
+    with pytest.raises(InvalidArgumentError, match=r"needs model=SPEC.*ovis:DIR.*vllm:"):
+        model("method=uniform,budget=4")
+
+
+def test_vllm_model_takes_no_device(tiny_siglip_dir):
+    """``--device`` (or ``model.device``) with a ``vllm:`` answerer is refused before anything
+    loads (vllm is not installed here: loading would be a MissingDependencyError), pointing to
+    vLLM's own ways of choosing GPUs; without a device the spec passes the check."""
+    args = f"model=vllm:/models/qwen,method=mdp3,budget=4,embedder=hf:{tiny_siglip_dir}"
+    for extra, device in (("", "cuda:0"), ("", "cpu"), (",model.device=cuda:1", None)):
+        with pytest.raises(InvalidArgumentError,
+                           match=r"takes no device.*CUDA_VISIBLE_DEVICES.*tensor_parallel_size"):
+            model(args + extra, device=device)
+    with pytest.raises(VidselError) as info:  # here: vllm is not installed
+        model("model=vllm:/models/qwen,method=uniform,budget=4", batch_size="4")
+    assert isinstance(info.value, (MissingDependencyError, ModelNotAvailableError))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+def test_missing_cuda_device_is_refused_before_loading(tiny_siglip_dir, tmp_path):
+    """``--device cuda:N`` that torch does not see fails on the spec check (vidsel eval's
+    own), before the embedder or the model loads (neither folder exists)."""
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(InvalidArgumentError, match=rf"cuda:{n}.*{n} CUDA device"):
+        model(f"model=hf:{tmp_path / 'no-model'},method=mdp3,budget=4,"
+              f"embedder=hf:{tmp_path / 'no-siglip'}", device=f"cuda:{n}")
+    with pytest.raises(InvalidArgumentError, match=r"does not take the option\(s\) bogus"):
+        model(f"model=hf:{tmp_path / 'no-model'},method=mdp3,budget=4,model.bogus=1,"
+              f"embedder=hf:{tmp_path / 'no-siglip'}")
+
+
+@pytest.mark.parametrize("world", ["2", "8"])
+def test_multi_process_runs_are_refused(recorder, monkeypatch, world):
+    """Under ``accelerate launch`` / ``torchrun`` with several processes the model refuses
+    to start, instead of every rank loading on one device and the evaluator's gather failing
+    later."""
+    monkeypatch.setenv("WORLD_SIZE", world)
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(InvalidArgumentError, match=rf"WORLD_SIZE={world}.*multi-process.*"
+                                                   r"--batch_size.*--replicas"):
+        model("model=py:vidsel_lmms_recorder:ANSWERER,method=uniform,budget=4")
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(InvalidArgumentError, match="WORLD_SIZE"):
+        model("model=py:vidsel_lmms_recorder:ANSWERER,method=uniform,budget=4")
+
+
+def test_one_process_run_is_rank_zero(recorder, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    lm = model("model=py:vidsel_lmms_recorder:ANSWERER,method=uniform,budget=4")
+    assert (lm.rank, lm.world_size) == (0, 1)
+
+
+@pytest.mark.parametrize(("args", "batch", "match"), [
+    ("budget=2.5", 1, r"budget=2\.5 must be an integer"),
+    ("budget=true", 1, r"budget=True"),
+    ("max_new_tokens=-1", 1, r"max_new_tokens=-1 must be >= 1"),
+    ("budget=4", "three", r"batch_size='three'.*'auto'"),
+    ("budget=4", 0, r"batch_size=0"),
+])
+def test_bad_numbers(recorder, args, batch, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        model(f"model=py:vidsel_lmms_recorder:ANSWERER,{args}", batch_size=batch)
+
+
+def test_whole_numbers_in_any_form(recorder):
+    lm = model("model=py:vidsel_lmms_recorder:BATCHED,budget=4.0,max_new_tokens=7",
+               batch_size=" 2 ")
+    assert (lm.budget, lm.default_max_new_tokens, lm.batch_size) == (4, 7, 2)
+
+
 @pytest.mark.parametrize(("args", "match"), [
     ("budget=4,bogus=1", r"does not take bogus=1"),
     ("budget=0", r"budget"),
@@ -283,6 +360,16 @@ def test_until_and_max_new_tokens(recorder, calls, videos):
         lm.generate_until(instances(lm, doc, {"until": 3}))
 
 
+@pytest.mark.parametrize("gen_kwargs", [["until", "END"], "max_new_tokens=5", 3])
+def test_gen_kwargs_must_be_a_dict(recorder, calls, videos, gen_kwargs):
+    lm = model("model=py:vidsel_lmms_recorder:ANSWERER,method=uniform,budget=2")
+    reqs = instances(lm, [{"video": videos["a"], "question": "what moves"}], task="vqa")
+    reqs[0].arguments = (reqs[0].args[0], gen_kwargs, *reqs[0].args[2:])
+    with pytest.raises(InvalidArgumentError, match=r"vqa/test/0: gen_kwargs=.* must be a dict"):
+        lm.generate_until(reqs)
+    assert calls == []
+
+
 def test_sampling_settings_are_warned_once(recorder, calls, videos, caplog):
     lm = model("model=py:vidsel_lmms_recorder:ANSWERER,method=uniform,budget=2")
     docs = [{"video": videos["a"], "question": "what moves"}] * 2
@@ -361,6 +448,12 @@ def test_missing_task_dict_entry(recorder, videos):
         lm.generate_until(reqs)
 
 
+def test_unsupported_request_error_is_vidsels_own():
+    import vidsel.errors
+
+    assert UnsupportedRequestError is vidsel.errors.UnsupportedRequestError
+
+
 def test_other_request_types_are_refused(recorder):
     lm = model("model=py:vidsel_lmms_recorder:ANSWERER,method=uniform,budget=2")
     for call in (lm.loglikelihood, lm.generate_until_multi_round):
@@ -425,6 +518,19 @@ def test_sampler_query_aware(videos, tiny_siglip_dir):
     assert len(ranged) == 4 and ranged == sorted(ranged) and 8 <= ranged[0] <= ranged[-1] <= 47
 
 
+def test_sampler_range_uses_the_embedding_cache(videos, tiny_siglip_dir, tmp_path):
+    """Within a range the candidates' embeddings go to ``cache_dir`` (one entry per range)
+    and a second sampler reuses them with the same answer."""
+    e = ele(videos["b"], 3, start_frame=8, end_frame=40)
+    first = VidselSampler("topk", embedder=f"hf:{tiny_siglip_dir}", candidates=16,
+                          cache_dir=tmp_path).sample(e, question="red box")
+    entries = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert entries and len(first) == 3 and 8 <= first[0] <= first[-1] <= 40
+    again = VidselSampler("topk", embedder=f"hf:{tiny_siglip_dir}", candidates=16,
+                          cache_dir=tmp_path).sample(e, question="red box")
+    assert again == first and sorted(p for p in tmp_path.rglob("*") if p.is_file()) == entries
+
+
 def test_sampler_keyframe_pool_in_a_range(videos, tiny_siglip_dir):
     sampler = VidselSampler("topk", embedder=f"hf:{tiny_siglip_dir}", candidate_mode="keyframe")
     got = sampler.sample(ele(videos["b"], 3, start_frame=10, end_frame=50), question="red box")
@@ -446,6 +552,15 @@ def test_sampler_errors(videos, tmp_path, tiny_siglip_dir):
         sampler.sample({"video": videos["a"]})
     with pytest.raises(InvalidArgumentError, match="list of frames"):
         sampler.sample({"video": ["a.jpg"], "nframes": 2})
+    for bad in (None, [1], videos["a"], ({"video": videos["a"]},)):
+        with pytest.raises(InvalidArgumentError, match=r"must be a qwen-vl-utils video element"):
+            sampler.sample(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match=r"no 'video'.*nframes"):
+        sampler.sample({"nframes": 2})
+    with pytest.raises(InvalidArgumentError, match=r"ele\['nframes'\]=2\.5 must be an integer"):
+        sampler.sample({"video": videos["a"], "nframes": 2.5})
+    with pytest.raises(InvalidArgumentError, match=r"ele\['start_frame'\]='a'"):
+        sampler.sample({"video": videos["a"], "nframes": 2, "start_frame": "a"})
     with pytest.raises(InvalidArgumentError, match="empty"):
         sampler.sample(ele(videos["a"], 2, start_frame=9, end_frame=3))
     with pytest.raises(VideoNotFoundError, match="gone.mp4"):
@@ -453,6 +568,14 @@ def test_sampler_errors(videos, tmp_path, tiny_siglip_dir):
     aware = VidselSampler("mdp3", embedder=f"hf:{tiny_siglip_dir}")
     with pytest.raises(InvalidArgumentError, match="question"):
         aware.sample(ele(videos["a"], 2))
+
+
+def test_sampler_counts_in_any_whole_number_form(videos):
+    """``ele`` values as decoders report them: numpy integers, integral floats, text."""
+    sampler = VidselSampler("uniform")
+    ref = sampler.sample(ele(videos["b"], 5, start_frame=10, end_frame=30))
+    assert sampler.sample({"video": videos["b"], "nframes": np.int64(5), "start_frame": 10.0,
+                           "end_frame": " 30", "total_frames": 56.0}) == ref
 
 
 def test_sampler_path_is_relative_to_cwd(videos, monkeypatch):

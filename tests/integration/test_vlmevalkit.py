@@ -13,7 +13,10 @@ and cannot be imported here).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ import pytest
 from PIL import Image
 
 from vidsel.embed import make_prompt_cleaner
-from vidsel.errors import InvalidArgumentError, VideoNotFoundError
+from vidsel.errors import InvalidArgumentError, VideoNotFoundError, VidselError
 from vidsel.integrations.vlmevalkit import (
     OvisFrameSelector,
     default_frames_dir,
@@ -30,6 +33,7 @@ from vidsel.integrations.vlmevalkit import (
 )
 from vidsel.io import VideoReader
 from vidsel.methods import run_method
+from vidsel.runs import OutputError
 from vidsel.selection import FrameSelector
 
 #: Video-MME's instruction around the question in VLMEvalKit (the frames template) and the
@@ -225,6 +229,9 @@ def test_select_from_message_question_aware(video, tmp_path, tiny_siglip_dir):
     ("no-embedder", InvalidArgumentError, "embedder"),
     ("missing", VideoNotFoundError, "gone.mp4"),
     ("timestamps", InvalidArgumentError, "timestamps"),
+    ("frames-dir-type", InvalidArgumentError, "frames_dir=3 must be a folder path"),
+    ("query-type", InvalidArgumentError, "query=.* must be text"),
+    ("cleaner-type", InvalidArgumentError, "prompt_cleaner=.* must be a function"),
 ])
 def test_select_from_message_errors(video, tmp_path, change, error, match):
     message: Any = video_message(video)
@@ -245,8 +252,78 @@ def test_select_from_message_errors(video, tmp_path, change, error, match):
         message[1] = {"type": "video", "value": str(tmp_path / "gone.mp4")}
     elif change == "timestamps":
         kwargs["timestamps"] = "srt"
+    elif change == "frames-dir-type":
+        kwargs["frames_dir"] = 3
+    elif change == "query-type":
+        kwargs["query"] = ["what", "moves"]
+    elif change == "cleaner-type":
+        kwargs["prompt_cleaner"] = "Answer: "
     with pytest.raises(error, match=match):
         select_from_message(message, **kwargs)
+
+
+def test_frames_dir_is_created_with_its_parents(video, tmp_path):
+    folder = tmp_path / "not" / "yet" / "there"
+    out, _ = select_from_message(video_message(video), method="uniform", budget=2,
+                                 frames_dir=folder)
+    images = [Path(m["value"]) for m in out if m["type"] == "image"]
+    assert len(images) == 2 and all(p.is_file() and folder in p.parents for p in images)
+
+
+def test_frames_dir_that_is_a_file(video, tmp_path):
+    """A file where the frames folder (or a folder above it) goes: an InvalidArgumentError
+    naming it, before any frame is selected."""
+    file = tmp_path / "frames.txt"
+    file.write_text("not a folder")
+    for frames_dir in (file, file / "below"):
+        with pytest.raises(InvalidArgumentError, match=r"frames\.txt.* is a file"):
+            select_from_message(video_message(video), method="uniform", budget=2,
+                                frames_dir=frames_dir)
+    assert file.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+def test_frames_dir_that_cannot_be_created(video):
+    """No folder can be made under /proc (not even by root): an OutputError, which is a
+    VidselError and an OSError, naming the folder."""
+    with pytest.raises(OutputError, match=r"/proc/vidsel-frames-test") as info:
+        select_from_message(video_message(video), method="uniform", budget=2,
+                            frames_dir="/proc/vidsel-frames-test/frames")
+    assert isinstance(info.value, VidselError) and isinstance(info.value, OSError)
+
+
+#: Saves a message's frames with a file-size limit (RLIMIT_FSIZE) far below one JPEG: the
+#: operating system refuses the write part-way (EFBIG), as a full disk would.
+SAVE_UNDER_LIMIT = """
+import json, resource, signal, sys
+from vidsel.integrations.vlmevalkit import select_from_message
+from vidsel.errors import VidselError
+
+video, folder = sys.argv[1], sys.argv[2]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, resource.RLIM_INFINITY))
+message = [{"type": "video", "value": video}, {"type": "text", "value": "what moves"}]
+try:
+    select_from_message(message, method="uniform", budget=2, frames_dir=folder)
+except Exception as e:
+    print(json.dumps({"type": type(e).__name__, "vidsel": isinstance(e, VidselError),
+                      "os": isinstance(e, OSError), "message": str(e)}))
+else:
+    print(json.dumps({"type": None, "message": "no error: the frames were saved truncated"}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs RLIMIT_FSIZE")
+def test_a_failed_frame_save_leaves_no_temporary_file(video, tmp_path):
+    folder = tmp_path / "frames"
+    done = subprocess.run([sys.executable, "-c", SAVE_UNDER_LIMIT, video, str(folder)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    error = json.loads(done.stdout.strip().splitlines()[-1])
+    assert error["type"] == "OutputError" and error["vidsel"] and error["os"], error
+    assert "frame-" in error["message"] and str(folder) in error["message"]
+    left = [p.name for p in folder.rglob("*") if p.is_file()]
+    assert left == [], left  # no .tmp file, no half frame
 
 
 def test_default_frames_dir(monkeypatch, tmp_path):

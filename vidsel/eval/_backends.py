@@ -84,6 +84,12 @@ def check_model(spec: str, options: Mapping[str, Any]) -> None:
         InvalidArgumentError: an unknown backend or option, a device that is not there.
     """
     parsed = AnswererSpec.parse(spec)
+    if parsed.kind == "vllm" and "device" in options:
+        raise InvalidArgumentError(
+            f"device={options['device']!r}: the vllm answerer {spec} takes no device (vLLM "
+            f"places the model itself); choose its GPUs with CUDA_VISIBLE_DEVICES, spread it "
+            f"with --model-option tensor_parallel_size=N, or run one replica per GPU with "
+            f"--replicas cuda:0,cuda:1")
     loaders: dict[str, Callable[..., Any]] = {"hf": HFAnswerer.from_pretrained,
                                                "vllm": VLLMAnswerer.from_pretrained}
     if parsed.kind in loaders:

@@ -244,8 +244,9 @@ class ReplicaPool(ModelPool):
         for device in self.devices:
             options = dict(spec.options)
             visible = device[5:] if device.startswith("cuda:") else None
-            # model backends take device=; a py: answerer places itself (it sees one GPU)
-            if spec.kind != "py":
+            # model backends take device=; a py: answerer places itself, and vLLM takes no
+            # device (it places the model on the one GPU the replica sees)
+            if spec.kind not in ("py", "vllm"):
                 options["device"] = "cuda" if visible is not None else "cpu"
             self._starts.append((AnswererSpec(spec.kind, spec.target, options), visible))
             self._pools.append(self._new_pool(len(self._pools)))

@@ -20,13 +20,15 @@ from lmms_eval.api.model import lmms
 from .._progress import progress_bar
 from .._validate import check_choice, check_positive_int
 from ..embed import shared_embedder
-from ..errors import InvalidArgumentError, VidselError
+from ..errors import InvalidArgumentError, UnsupportedRequestError, VidselError
 from ..eval import (
     Answerer,
     AnswererSpec,
     CachedSelection,
     Request,
     SelectJob,
+    available_answerers,
+    check_model,
     default_cache_dir,
     load_answerer,
     options_for,
@@ -35,7 +37,8 @@ from ..eval import (
     visual_input,
 )
 from ..methods import get_method
-from .lmms_eval import MODEL_ID, UnsupportedRequestError
+from ._lmms_args import as_int
+from .lmms_eval import MODEL_ID
 
 __all__ = ["VidselLMM"]
 
@@ -64,25 +67,25 @@ def _parse_batch(value: Any) -> int | None:
     answerer's own ``max_batch``)."""
     if value is None:
         return 1
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text.startswith("auto"):
-            return None
-        if text.isdigit():
-            value = int(text)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(f"batch_size={value!r} must be a positive integer or 'auto'")
-    return check_positive_int("batch_size", value)
+    if isinstance(value, str) and value.strip().lower().startswith("auto"):
+        return None
+    try:
+        number = as_int("batch_size", value)
+    except InvalidArgumentError:
+        raise InvalidArgumentError(f"batch_size={value!r} must be a positive integer or "
+                                   f"'auto'") from None
+    return check_positive_int("batch_size", number)
 
 
-def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(f"{name}={value!r} must be a positive integer")
-    return check_positive_int(name, value)
+def _positive(name: str, value: Any) -> int:
+    """A positive whole number as lmms-eval's arg parser leaves it (int, ``16.0``, text)."""
+    return check_positive_int(name, as_int(name, value))
+
+
+def _world_size() -> int:
+    """``WORLD_SIZE`` as ``accelerate launch`` / ``torchrun`` set it (1 when unset)."""
+    text = os.environ.get("WORLD_SIZE", "").strip()
+    return 1 if not text else as_int("the environment variable WORLD_SIZE", text)
 
 
 def _stop_strings(value: Any, where: str) -> list[str]:
@@ -112,8 +115,8 @@ class VidselLMM(lmms):
     bool, ``0.2`` into a float):
 
     Args:
-        model: the answerer spec: ``ovis:DIR``, ``hf:DIR_OR_ID``, ``vllm:DIR_OR_ID``,
-            ``py:package.module:function`` (from Python also an
+        model: the answerer spec (required): ``ovis:DIR``, ``hf:DIR_OR_ID``,
+            ``vllm:DIR_OR_ID``, ``py:package.module:function`` (from Python also an
             :class:`~vidsel.eval.Answerer` or a callable).
         method: a vidsel method (:func:`vidsel.methods.available_methods`; default
             ``uniform``).
@@ -121,7 +124,11 @@ class VidselLMM(lmms):
             model the visual tokens of ``budget`` whole frames, as in ``vidsel eval``.
         embedder: the embedder spec of methods that score frames against the question
             (``hf:/models/siglip``).
-        device: the answerer's device (``cuda:0``, ``cpu``); lmms-eval's ``--device``.
+        device: lmms-eval's ``--device``: the device of an ``ovis:`` or ``hf:`` answerer
+            (``cuda:0``, ``cpu``; checked before loading). Not for ``vllm:`` models (an
+            error: vLLM places the model itself; choose GPUs with ``CUDA_VISIBLE_DEVICES``
+            and ``model.tensor_parallel_size=N``); ignored by ``py:`` answerers. Not the
+            embedder's device (``embedder_device``).
         embedder_device: the embedder's device (default: its default).
         batch_size: requests per answerer call (lmms-eval's ``--batch_size``; ``auto``: the
             answerer's ``max_batch``). Above 1 it also raises the backend's ``max_batch``
@@ -146,16 +153,40 @@ class VidselLMM(lmms):
     one video file (``doc_to_visual`` returning one path); images, several videos or none
     raise an InvalidArgumentError. Decoding is greedy: ``gen_kwargs`` ``max_new_tokens`` and
     ``until`` are honoured, sampling settings are not (warned once).
+
+    One process only: under ``accelerate launch`` / ``torchrun`` with several processes
+    (``WORLD_SIZE`` > 1) the model refuses to start (InvalidArgumentError); batch with
+    ``--batch_size``, or use ``vidsel eval --replicas`` for one replica per GPU.
+
+    Raises:
+        InvalidArgumentError: no ``model``, a bad argument, a backend option or device the
+            answerer does not take, ``WORLD_SIZE`` > 1, or a method the answerer cannot take.
+        MissingDependencyError, ModelNotAvailableError: the answerer or embedder cannot load.
     """
 
     is_simple = True
 
-    def __init__(self, model: Any, method: str = "uniform", budget: Any = 16,
+    def __init__(self, model: Any = None, method: str = "uniform", budget: Any = 16,
                  embedder: str | None = None, device: str | None = None,
                  embedder_device: str | None = None, batch_size: Any = 1,
                  max_batch_size: Any = None, max_new_tokens: Any = 128,
                  cache_dir: Any = None, on_error: str = "raise", **kwargs: Any) -> None:
         super().__init__()
+        world = _world_size()
+        if world > 1:
+            raise InvalidArgumentError(
+                f"WORLD_SIZE={world}: the lmms-eval model {MODEL_ID!r} does not support "
+                f"multi-process runs yet (accelerate launch / torchrun with several "
+                f"processes); run lmms-eval as one process and use --batch_size N to batch "
+                f"requests, model.tensor_parallel_size=N to spread a vllm: model over "
+                f"several GPUs, or `vidsel eval --replicas` for one model replica per GPU")
+        if model is None:
+            raise InvalidArgumentError(
+                f"the lmms-eval model {MODEL_ID!r} needs model=SPEC in --model_args: "
+                f"ovis:DIR, hf:DIR_OR_HUB_ID, vllm:DIR_OR_HUB_ID or py:package.module:function "
+                f"(e.g. model=ovis:/models/Ovis2.5-2B,method=mdp3,budget=16,"
+                f"embedder=hf:/models/siglip); backends here: "
+                f"{', '.join(available_answerers())}")
         params: dict[str, Any] = {}
         model_options: dict[str, Any] = {}
         for key, value in kwargs.items():
@@ -170,13 +201,17 @@ class VidselLMM(lmms):
                     f"max_new_tokens, cache_dir, on_error, param.NAME, model.NAME")
         self.method = str(method)
         entry = get_method(self.method)
-        self.budget = _as_int("budget", budget)
-        self.default_max_new_tokens = _as_int("max_new_tokens", max_new_tokens)
+        self.budget = _positive("budget", budget)
+        self.default_max_new_tokens = _positive("max_new_tokens", max_new_tokens)
         check_choice("on_error", on_error, ("raise", "empty"))
         self.on_error = on_error
         if embedder is not None and not isinstance(embedder, str):
             raise InvalidArgumentError(f"embedder={embedder!r} must be a spec string "
                                        f"('hf:/models/siglip')")
+        self._batch = _parse_batch(batch_size)
+        del max_batch_size  # lmms-eval passes it to every model; "auto" batching is ours
+        # the answerer's spec and options are checked before anything loads
+        answerer_options = self._answerer_options(model, model_options, device)
         if cache_dir in (None, False, "", "none", "None"):
             self.cache_root: str | None = None
         elif cache_dir is True:
@@ -189,35 +224,50 @@ class VidselLMM(lmms):
         self.embedder_device = embedder_device
         if self.embedder is not None:  # a missing embedder fails here, not on request 1
             shared_embedder(str(self.embedder), embedder_device)
-        self._batch = _parse_batch(batch_size)
-        del max_batch_size  # lmms-eval passes it to every model; "auto" batching is ours
-        self.answerer = self._load(model, model_options, device)
+        self.answerer = load_answerer(model, **answerer_options)
         if entry.kind not in self.answerer.kinds:
             raise InvalidArgumentError(
                 f"method {self.method!r} gives {entry.kind}, but {self.answerer.name} takes "
                 f"{' and '.join(self.answerer.kinds)}")
         self.geometry = self.answerer.geometry()
         self._warned: set[str] = set()
-        self._rank = int(os.environ.get("RANK", 0))
-        self._world_size = int(os.environ.get("WORLD_SIZE", 1))
         self._device_name = device
         logger.info("lmms-eval model vidsel: %s, %s @ %d frame-equivalents", self.answerer.name,
                     self.method, self.budget)
 
-    def _load(self, model: Any, options: dict[str, Any], device: str | None) -> Answerer:
-        if isinstance(model, str):
-            kind = AnswererSpec.parse(model).kind
-            if kind != "py":  # a Python function answerer has no device or batch option
-                if device is not None:
-                    options.setdefault("device", device)
-                if self._batch is not None and self._batch > 1:
-                    options.setdefault("max_batch", self._batch)
-            elif device is not None:
+    def _answerer_options(self, model: Any, options: dict[str, Any], device: str | None
+                          ) -> dict[str, Any]:
+        """The backend options to load ``model`` with: ``model.NAME`` options, ``device`` and
+        the batch size where the backend takes them; checked without loading anything.
+
+        Raises:
+            InvalidArgumentError: a malformed spec, an option its backend does not take, a
+                CUDA device that is not there, or a device for a ``vllm:`` model (vLLM places
+                the model itself).
+        """
+        if not isinstance(model, str):
+            if isinstance(model, Answerer) and options:
+                raise InvalidArgumentError("model.NAME options are for model specs, not a "
+                                           "ready answerer")
+            return options
+        kind = AnswererSpec.parse(model).kind
+        if kind == "vllm":
+            if device is not None or "device" in options:
+                asked = device if device is not None else options["device"]
+                raise InvalidArgumentError(
+                    f"device={asked!r}: the vllm answerer {model} takes no device (vLLM places "
+                    f"the model itself); drop --device / model.device, choose its GPUs with "
+                    f"CUDA_VISIBLE_DEVICES (CUDA_VISIBLE_DEVICES=1 lmms-eval ...) and spread it "
+                    f"over several with model.tensor_parallel_size=N")
+        elif kind == "py":  # a Python function answerer places itself
+            if device is not None:
                 logger.debug("device=%s is not passed to the Python answerer %s", device, model)
-        elif isinstance(model, Answerer) and options:
-            raise InvalidArgumentError("model.NAME options are for model specs, not a ready "
-                                       "answerer")
-        return load_answerer(model, **options)
+        elif device is not None:
+            options.setdefault("device", device)
+        if kind != "py" and self._batch is not None and self._batch > 1:
+            options.setdefault("max_batch", self._batch)
+        check_model(model, options)  # unknown backend options, a missing CUDA device
+        return options
 
     # -- lmms-eval's model interface -----------------------------------------------------------
     @property
@@ -232,7 +282,10 @@ class VidselLMM(lmms):
         import torch
 
         name = self._device_name or getattr(self.answerer, "device", None) or "cpu"
-        return torch.device(str(name))
+        try:
+            return torch.device(str(name))
+        except (RuntimeError, TypeError, ValueError) as e:
+            raise InvalidArgumentError(f"device={name!r} is not a torch device ({e})") from None
 
     def clean(self) -> None:
         """Release the answerer (lmms-eval calls this after the last request)."""
@@ -302,7 +355,14 @@ class VidselLMM(lmms):
         if not isinstance(context, str):
             raise InvalidArgumentError(f"{where}: the context must be text, got "
                                        f"{type(context).__name__}")
-        gen_kwargs = dict(gen_kwargs or {})
+        if gen_kwargs is None:
+            gen_kwargs = {}
+        if not isinstance(gen_kwargs, Mapping):
+            raise InvalidArgumentError(
+                f"{where}: gen_kwargs={gen_kwargs!r:.80} must be a dict of generation settings "
+                f"(the task's generation_kwargs: until, max_new_tokens...), got "
+                f"{type(gen_kwargs).__name__}")
+        gen_kwargs = dict(gen_kwargs)
         try:
             doc = self.task_dict[task][split][doc_id]
         except (KeyError, IndexError, TypeError):
@@ -313,7 +373,7 @@ class VidselLMM(lmms):
         visuals = doc_to_visual(doc)
         video = self._one_video(visuals, where)
         limit = gen_kwargs.get("max_new_tokens")
-        limit = self.default_max_new_tokens if limit is None else _as_int(
+        limit = self.default_max_new_tokens if limit is None else _positive(
             f"{where}: gen_kwargs['max_new_tokens']", limit)
         for key, value in gen_kwargs.items():
             if key in _SAMPLING and _samples(key, value) and key not in self._warned:

@@ -23,20 +23,24 @@ from ..errors import InvalidArgumentError
 from ..eval import options_for, route_options
 from ..io import VideoReader
 from ..methods import get_method, run_method
-from ..select import available_selectors, get_selector, run_selector
-from ..selection import DEFAULT_EMBED_SIZE, DEFAULT_NUM_CANDIDATES, candidate_indices
+from ..select import available_selectors, get_selector
+from ..selection import DEFAULT_EMBED_SIZE, DEFAULT_NUM_CANDIDATES, select_in_window
+from ._lmms_args import as_int
 
 __all__ = ["VidselSampler"]
 
 logger = logging.getLogger(__name__)
 
-#: Candidates decoded and embedded at once on the frame-range path (bounds memory).
-_CHUNK = 64
-
-
-def _video_path(ele: Mapping[str, Any]) -> str:
+def _video_path(ele: Any) -> str:
     """The file of a qwen-vl-utils video element (``file://`` prefix removed)."""
-    video = ele.get("video")
+    if not isinstance(ele, Mapping):
+        raise InvalidArgumentError(
+            f"ele={ele!r:.80} must be a qwen-vl-utils video element: a dict with 'video' (the "
+            f"video's path) and 'nframes', got {type(ele).__name__}")
+    if "video" not in ele:
+        raise InvalidArgumentError(f"ele has no 'video' (the video's path); its keys: "
+                                   f"{', '.join(map(str, ele)) or 'none'}")
+    video = ele["video"]
     if isinstance(video, (list, tuple)):
         raise InvalidArgumentError(
             "ele['video'] is a list of frames: VidselSampler selects from a video file "
@@ -51,17 +55,10 @@ def _video_path(ele: Mapping[str, Any]) -> str:
     return video
 
 
-def _as_int(ele: Mapping[str, Any], key: str, default: int | None) -> int | None:
-    value = ele.get(key, default)
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not number.is_integer():
-        raise InvalidArgumentError(f"ele[{key!r}]={value!r} must be an integer")
-    return int(number)
+def _ele_int(ele: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    """``ele[key]`` as an int (``default`` when absent or None)."""
+    value = ele.get(key)
+    return default if value is None else as_int(f"ele[{key!r}]", value)
 
 
 class VidselSampler:
@@ -75,8 +72,11 @@ class VidselSampler:
             question (``mdp3``, ``topk``...).
         device: the embedder's device when ``embedder`` is a spec (default: its default).
         **params: the method's options (``candidates``, ``candidate_mode``, ``embed_size``,
-            ``cache_dir``: whole-video selections only) and its selector's parameters
+            ``cache_dir``: the frame-embedding cache) and its selector's parameters
             (``lam``, ``segment_size``...), shared out as ``vidsel eval --param`` does.
+            Within a frame range (``start_frame`` / ``end_frame``) the candidates are drawn
+            from the range (:func:`vidsel.selection.select_in_window`); selectors that
+            score nothing pick among all its frames.
 
     Example:
         >>> sampler = VidselSampler("mdp3", embedder="hf:/models/siglip")    # doctest: +SKIP
@@ -155,15 +155,15 @@ class VidselSampler:
             raise InvalidArgumentError(
                 f"method {self.method!r} chooses frames for a question: pass "
                 f"sample(ele, question=...) or put it in ele['question']")
-        nframes = _as_int(ele, "nframes", None)
+        nframes = _ele_int(ele, "nframes", None)
         if nframes is None:
             raise InvalidArgumentError("ele['nframes'] (frames wanted) is missing")
         nframes = check_positive_int("ele['nframes']", nframes)
         with VideoReader(path, backend=str(self.options.get("backend", "pyav"))) as reader:
             n_video = int(reader.metadata.num_frames)
-            total = _as_int(ele, "total_frames", n_video) or n_video
-            start = _as_int(ele, "start_frame", 0) or 0
-            end = _as_int(ele, "end_frame", total - 1)
+            total = _ele_int(ele, "total_frames", n_video) or n_video
+            start = _ele_int(ele, "start_frame", 0) or 0
+            end = _ele_int(ele, "end_frame", total - 1)
             end = total - 1 if end is None else end
             if end > n_video - 1:
                 logger.warning("%s: end_frame %d is past the %d frames vidsel decodes; "
@@ -196,58 +196,23 @@ class VidselSampler:
 
     def _range(self, reader: VideoReader, question: str | None, k: int, start: int,
                end: int) -> np.ndarray:
-        """The method's selector on candidates within ``[start, end]`` (as
-        :func:`vidsel.select_frames` does on the whole video; without its embedding cache)."""
+        """The method's selector on candidates within ``[start, end]``
+        (:func:`vidsel.selection.select_in_window`: :func:`vidsel.select_frames`' steps on the
+        window, with its embedding cache when ``cache_dir`` is given)."""
         if self.method not in available_selectors():
             raise InvalidArgumentError(
                 f"method {self.method!r} selects over whole videos only; a frame range "
                 f"(start_frame / end_frame) needs a selector method "
                 f"({', '.join(available_selectors())})")
-        params = dict(self.options.get("params") or {})
-        info = get_selector(self.method)
-        if info.needs == "none":
-            pos = run_selector(self.method, k, n=end - start + 1, **params)
-            return start + np.asarray(pos, dtype=np.int64)
-        spec = self.options.get("candidates", DEFAULT_NUM_CANDIDATES)
-        cand = self._pool(reader, spec, start, end, k)
+        scoring = get_selector(self.method).needs != "none"
         mode: Literal["exact", "keyframe"] = (
             "keyframe" if self.options.get("candidate_mode") == "keyframe" else "exact")
-        size = self.options.get("embed_size", DEFAULT_EMBED_SIZE)
-        emb = self.embedder
-        if emb is None:  # pragma: no cover - options_for requires one for scoring methods
-            raise InvalidArgumentError(f"method {self.method!r} needs an embedder")
-        embeds: list[np.ndarray] = []
-        got: list[int] = []
-        for lo in range(0, len(cand), _CHUNK):  # decode and embed a chunk at a time
-            batch = reader.decode(cand[lo:lo + _CHUNK], size=size, mode=mode)
-            idx = np.asarray(batch.indices, dtype=np.int64)
-            # keyframe mode snaps candidates: keep each frame once, and only inside the range
-            keep = [int(j) for j in np.unique(idx, return_index=True)[1]
-                    if start <= idx[j] <= end and int(idx[j]) not in got]
-            if keep:
-                embeds.append(emb.embed_images(batch.frames[keep], progress=False))
-                got.extend(int(i) for i in idx[keep])
-        if not got:
-            raise InvalidArgumentError(f"{reader.path}: no candidate frame in [{start}, {end}] "
-                                       f"(candidate_mode={mode!r})")
-        order = np.argsort(got)
-        pos = run_selector(self.method, k, frame_embeds=np.concatenate(embeds)[order],
-                           text_embed=emb.embed_text(question or ""), **params)
-        return np.asarray(got, dtype=np.int64)[order][pos]
-
-    @staticmethod
-    def _pool(reader: VideoReader, spec: Any, start: int, end: int, k: int) -> np.ndarray:
-        """Candidate indices within ``[start, end]``: ``n`` / ``"uniform:n"`` spread evenly
-        over the range (at least ``k``), ``"all"``, or ``"fps:f"`` restricted to it."""
-        length = end - start + 1
-        if isinstance(spec, str) and spec.strip().lower().startswith("uniform:"):
-            spec = spec.split(":", 1)[1]
-        if isinstance(spec, str) and spec.strip().isdigit():
-            spec = int(spec)
-        if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
-            n = min(length, max(check_positive_int("candidates", int(spec)), k))
-            return np.unique(np.round(np.linspace(start, end, n)).astype(np.int64))
-        if isinstance(spec, str) and spec.strip().lower() == "all":
-            return np.arange(start, end + 1, dtype=np.int64)
-        cand = candidate_indices(reader, spec)  # fps:f (or the spec's own error)
-        return cand[(cand >= start) & (cand <= end)]
+        sel = select_in_window(
+            reader, self.method, k, start_frame=start, end_frame=end, question=question,
+            embedder=self.embedder, params=self.options.get("params"),
+            # selectors that score nothing pick among every frame of the range
+            candidates=self.options.get("candidates", DEFAULT_NUM_CANDIDATES) if scoring
+            else "all",
+            candidate_mode=mode, embed_size=self.options.get("embed_size", DEFAULT_EMBED_SIZE),
+            cache_dir=self.options.get("cache_dir"))
+        return np.asarray(sel.indices, dtype=np.int64)

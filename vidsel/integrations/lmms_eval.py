@@ -18,6 +18,9 @@ documented on :class:`~vidsel.integrations._lmms_model.VidselLMM`.
 pluggable ``video_sampler``; not merged in lmms-eval 0.7.3): ``sampler.sample(ele,
 question=...) -> list[int]`` for a qwen-vl-utils-style ``ele`` dict.
 
+The model raises :class:`vidsel.errors.UnsupportedRequestError` (re-exported here) for the
+request types it does not answer (``loglikelihood``, ``generate_until_multi_round``).
+
 Importing this module does not import lmms-eval.
 """
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import VidselError
+from ..errors import UnsupportedRequestError
 from ..optional import require
 from ._lmms_sampler import VidselSampler
 
@@ -36,11 +39,6 @@ __all__ = ["MODEL_CLASS_PATH", "MODEL_ID", "UnsupportedRequestError", "VidselSam
 MODEL_ID = "vidsel"
 #: Where the lmms-eval model class lives (imported by lmms-eval only).
 MODEL_CLASS_PATH = "vidsel.integrations._lmms_model.VidselLMM"
-
-
-class UnsupportedRequestError(VidselError, NotImplementedError):
-    """lmms-eval asked the ``vidsel`` model for a request type it does not answer
-    (``loglikelihood``, ``generate_until_multi_round``): it answers ``generate_until`` tasks."""
 
 
 def manifest() -> Any:

@@ -23,6 +23,8 @@ Neither imports VLMEvalKit.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import secrets
@@ -39,6 +41,7 @@ from ..eval import default_cache_dir, options_for, route_options
 from ..io import VideoReader
 from ..methods import available_methods, get_method, run_method
 from ..results import PatchConfig, Selection
+from ..runs import output_failed
 from ..selection import FrameSelector
 
 __all__ = ["OvisFrameSelector", "default_frames_dir", "select_from_message"]
@@ -124,23 +127,69 @@ def _check_message(message: Any) -> list[Mapping[str, Any]]:
     return list(message)
 
 
+def _frames_folder(frames_dir: str | os.PathLike[str] | None) -> Path:
+    """The (absolute) folder frames are saved under, created with its parents.
+
+    Raises:
+        InvalidArgumentError: ``frames_dir`` (or a folder above it) is a file.
+        OutputError: the folder cannot be created (no permission, read-only file system).
+    """
+    if frames_dir is not None and not isinstance(frames_dir, (str, os.PathLike)):
+        raise InvalidArgumentError(f"frames_dir={frames_dir!r} must be a folder path")
+    folder = (Path(frames_dir).expanduser() if frames_dir is not None
+              else default_frames_dir()).absolute()  # wrappers may open them from elsewhere
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidArgumentError(
+            f"frames_dir={str(folder)!r} is a file (or lies under one), not a folder: pass a "
+            f"folder for the selected frames") from None
+    except OSError as e:
+        raise output_failed(folder, e, "frames folder") from None
+    return folder
+
+
 def _save_frames(path: str, indices: np.ndarray, folder: Path, size: int | None
                  ) -> list[str]:
     """The selected frames as JPEG files under ``folder`` (one sub-folder per video content and
-    size; a frame already saved is reused), in ``indices`` order."""
+    size; a frame already saved is reused), in ``indices`` order.
+
+    Raises:
+        InvalidArgumentError: a file where the video's sub-folder goes.
+        OutputError: a frame cannot be written (no permission, disk full); no temporary file
+            is left behind.
+    """
     sub = folder / (content_id(path)[:24] + ("" if size is None else f"-s{size}"))
     paths = [sub / f"frame-{int(i):07d}.jpg" for i in indices]
     todo = [j for j, p in enumerate(paths) if not p.is_file()]
-    if todo:
-        from PIL import Image
+    if not todo:
+        return [str(p) for p in paths]
+    from PIL import Image
 
+    try:
         sub.mkdir(parents=True, exist_ok=True)
-        with VideoReader(path) as reader:
-            frames = reader.get_frames(np.asarray(indices)[todo], size=size)
-        for j, frame in zip(todo, frames):
-            tmp = sub / f".{paths[j].name}.{secrets.token_hex(4)}.tmp"
-            Image.fromarray(frame).save(tmp, format="JPEG", quality=95)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidArgumentError(f"{str(sub)!r} is a file, not the folder of {path}'s "
+                                   f"frames: remove it or pass another frames_dir") from None
+    except OSError as e:
+        raise output_failed(sub, e, "frames folder") from None
+    with VideoReader(path) as reader:
+        frames = reader.get_frames(np.asarray(indices)[todo], size=size)
+    for j, frame in zip(todo, frames):
+        tmp = sub / f".{paths[j].name}.{secrets.token_hex(4)}.tmp"
+        data = io.BytesIO()
+        Image.fromarray(frame).save(data, format="JPEG", quality=95)
+        try:
+            # Python's file writer raises on a short write (disk full, file size limit), where
+            # Pillow's own file output can stop part-way without an error
+            with open(tmp, "wb") as f:
+                f.write(data.getbuffer())
             os.replace(tmp, paths[j])  # atomic: a reader never sees half a file
+        except OSError as e:
+            raise output_failed(paths[j], e, "frame") from None
+        finally:
+            with contextlib.suppress(OSError):  # gone once replaced; removed if the save failed
+                tmp.unlink(missing_ok=True)
     return [str(p) for p in paths]
 
 
@@ -173,8 +222,9 @@ def select_from_message(message: Sequence[Mapping[str, Any]], *, method: str = "
         prompt_cleaner: ``str -> str`` applied to the query (strip the benchmark's
             instructions; :func:`vidsel.embed.make_prompt_cleaner`).
         geometry: the model's patch geometry (recorded in the selection's token count).
-        frames_dir: where frames are saved (default :func:`default_frames_dir`); a frame of a
-            video is saved once and reused by every question and method.
+        frames_dir: where frames are saved (default :func:`default_frames_dir`; created with
+            its parents); a frame of a video is saved once and reused by every question and
+            method.
         size: short side of the saved frames (None: the video's own size).
         timestamps: ``"text"``: one text item before the frames saying when each was taken
             (playback seconds) and how long the video is; ``"interleave"``: a ``"[12.3s]"``
@@ -189,7 +239,9 @@ def select_from_message(message: Sequence[Mapping[str, Any]], *, method: str = "
 
     Raises:
         InvalidArgumentError: a malformed message, no or several video items, a patch method,
-            a scoring method without an embedder.
+            a scoring method without an embedder, a ``frames_dir`` that is a file.
+        OutputError: (:mod:`vidsel.runs`; an ``OSError``) the frames cannot be written under
+            ``frames_dir`` (no permission, disk full), naming the path.
         VidselError subclasses: the video is missing or unreadable (naming the file).
     """
     items = _check_message(message)
@@ -212,6 +264,11 @@ def select_from_message(message: Sequence[Mapping[str, Any]], *, method: str = "
     if not isinstance(video, (str, os.PathLike)):
         raise InvalidArgumentError(f"the video item's value {video!r:.80} must be a path")
     video = os.fspath(video)
+    if query is not None and not isinstance(query, str):
+        raise InvalidArgumentError(f"query={query!r:.80} must be text")
+    if prompt_cleaner is not None and not callable(prompt_cleaner):
+        raise InvalidArgumentError(f"prompt_cleaner={prompt_cleaner!r} must be a function "
+                                   f"str -> str (vidsel.embed.make_prompt_cleaner)")
     if query is None:
         query = "\n".join(str(it["value"]).strip() for it in items
                           if it["type"] == "text" and str(it["value"]).strip())
@@ -223,12 +280,11 @@ def select_from_message(message: Sequence[Mapping[str, Any]], *, method: str = "
     if "embedder" in options:  # loaded once per process for a spec
         options["embedder"] = (embedder if isinstance(embedder, Embedder)
                                else shared_embedder(str(spec), device))
+    folder = _frames_folder(frames_dir)  # before the selection: a bad folder fails fast
     sel = run_method(method, video, question=query, budget=budget, geometry=geometry,
                      **options)
     if not isinstance(sel, Selection):  # pragma: no cover - frame methods return Selections
         raise InvalidArgumentError(f"method {method!r} did not return a frame Selection")
-    folder = (Path(frames_dir).expanduser() if frames_dir is not None
-              else default_frames_dir()).absolute()  # wrappers may open them from elsewhere
     files = _save_frames(video, np.asarray(sel.indices), folder, size)
     with VideoReader(video) as reader:
         start, duration = reader.metadata.start_time_s, reader.metadata.duration_s
