@@ -329,3 +329,13 @@ def test_a_failed_frame_save_leaves_no_temporary_file(video, tmp_path):
 def test_default_frames_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("VIDSEL_CACHE_DIR", str(tmp_path))
     assert default_frames_dir() == tmp_path / "frames"
+
+
+def test_select_from_message_takes_a_file_url(video, tmp_path):
+    """``file:///abs/clip.mp4`` is the same video as the path (it was read as 'file:/abs...')."""
+    url = Path(video).resolve().as_uri()
+    out, sel = select_from_message(video_message(url), method="uniform", budget=4,
+                                   frames_dir=tmp_path)
+    ref, _ = select_from_message(video_message(video), method="uniform", budget=4,
+                                 frames_dir=tmp_path)
+    assert out == ref and sel.path == str(Path(video).resolve())

@@ -264,6 +264,8 @@ def select_from_message(message: Sequence[Mapping[str, Any]], *, method: str = "
     if not isinstance(video, (str, os.PathLike)):
         raise InvalidArgumentError(f"the video item's value {video!r:.80} must be a path")
     video = os.fspath(video)
+    if video.startswith("file://"):  # a file URL, as VLMEvalKit's datasets may write it
+        video = video[len("file://"):]
     if query is not None and not isinstance(query, str):
         raise InvalidArgumentError(f"query={query!r:.80} must be text")
     if prompt_cleaner is not None and not callable(prompt_cleaner):
