@@ -149,41 +149,59 @@ def select_frames(
         cand = candidate_indices(reader, candidates)
         if candidate_mode == "keyframe":
             cand = snap_to_keyframes(reader, cand)  # each keyframe once
-        timings: dict[str, float] = {}
-        cache_hit = False
-        scores: np.ndarray | None = None
-        curve: np.ndarray | None = None
-        if not needs_model:
-            cand_ts = np.asarray(md.timestamps_s, dtype=np.float64)[cand]
-            t0 = time.perf_counter()
-            pos = run_selector(method, k, n=len(cand), **params)
-            timings["select"] = time.perf_counter() - t0
-            params = {**dict(info.defaults), **params}
-        else:
-            emb = load_embedder(embedder, **embedder_options)
-            frame_embeds, cand, cand_ts, cache_hit = candidate_embeddings(
-                reader, cand, emb, size=embed_size, mode=candidate_mode, cache_dir=cache_dir,
-                timings=timings, progress=progress)
-            t0 = time.perf_counter()
-            text_embed = emb.embed_text(question or "")
-            timings["embed_text"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            pos = run_selector(method, k, frame_embeds=frame_embeds, text_embed=text_embed,
-                               **params)
-            timings["select"] = time.perf_counter() - t0
-            scores = cosine_scores(frame_embeds[pos], text_embed)
-            curve = cosine_scores(frame_embeds, text_embed)  # (n,) relevance, for plot()
-            params = {**dict(info.defaults), **params, "embedder": emb.name}
-        logger.debug("selected %d of %d candidates with %s in %.1f ms", len(pos), len(cand),
-                     method, 1e3 * timings["select"])
-        return Selection(
-            indices=cand[pos], timestamps_s=cand_ts[pos], scores=scores, method=method,
-            params=params, source_fps=float(md.fps), path=str(reader.path),
-            num_frames=int(md.num_frames), num_candidates=len(cand), question=question,
-            cache_hit=cache_hit, timings_s=timings,
-            candidate_timestamps_s=None if curve is None else cand_ts,
-            candidate_scores=curve, tokens_per_frame=tokens_per_frame,
-        )
+        emb = load_embedder(embedder, **embedder_options) if needs_model else None
+        return select_among(reader, cand, method, k, params=params, embedder=emb,
+                            question=question, embed_size=embed_size,
+                            candidate_mode=candidate_mode, cache_dir=cache_dir,
+                            progress=progress, tokens_per_frame=tokens_per_frame)
     finally:
         if own:
             reader.close()
+
+
+def select_among(reader: VideoReader, cand: np.ndarray, method: str, k: int, *,
+                 params: dict[str, Any], embedder: Any, question: str | None,
+                 embed_size: int | None, candidate_mode: str,
+                 cache_dir: str | os.PathLike[str] | None, progress: bool | None,
+                 tokens_per_frame: int | None) -> Selection:
+    """The selector ``method`` run on the candidate frames ``cand`` (ascending source
+    indices) of an open reader: embed them and the question (a loaded ``embedder``; None for
+    selectors that score nothing), select ``k``, build the :class:`Selection` (shared by
+    :func:`select_frames` and :func:`~vidsel.selection.select_in_window`)."""
+    info = get_selector(method)
+    md = reader.metadata
+    timings: dict[str, float] = {}
+    cache_hit = False
+    scores: np.ndarray | None = None
+    curve: np.ndarray | None = None
+    if embedder is None:
+        cand_ts = np.asarray(md.timestamps_s, dtype=np.float64)[cand]
+        t0 = time.perf_counter()
+        pos = run_selector(method, k, n=len(cand), **params)
+        timings["select"] = time.perf_counter() - t0
+        params = {**dict(info.defaults), **params}
+    else:
+        frame_embeds, cand, cand_ts, cache_hit = candidate_embeddings(
+            reader, cand, embedder, size=embed_size, mode=candidate_mode, cache_dir=cache_dir,
+            timings=timings, progress=progress)
+        t0 = time.perf_counter()
+        text_embed = embedder.embed_text(question or "")
+        timings["embed_text"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pos = run_selector(method, k, frame_embeds=frame_embeds, text_embed=text_embed,
+                           **params)
+        timings["select"] = time.perf_counter() - t0
+        scores = cosine_scores(frame_embeds[pos], text_embed)
+        curve = cosine_scores(frame_embeds, text_embed)  # (n,) relevance, for plot()
+        params = {**dict(info.defaults), **params, "embedder": embedder.name}
+    pos = np.asarray(pos, dtype=np.int64)
+    logger.debug("%s: %s chose %d of %d candidates in %.1f ms", reader.path, method, len(pos),
+                 len(cand), 1e3 * timings["select"])
+    return Selection(
+        indices=cand[pos], timestamps_s=cand_ts[pos], scores=scores, method=method,
+        params=params, source_fps=float(md.fps), path=str(reader.path),
+        num_frames=int(md.num_frames), num_candidates=len(cand), question=question,
+        cache_hit=cache_hit, timings_s=timings,
+        candidate_timestamps_s=None if curve is None else cand_ts,
+        candidate_scores=curve, tokens_per_frame=tokens_per_frame,
+    )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,16 +24,15 @@ from ..embed import load_embedder
 from ..errors import InvalidArgumentError
 from ..io import VideoReader
 from ..results import Selection
-from ..select import cosine_scores, get_selector, run_selector
+from ..select import get_selector
 from ._candidates import (
     DEFAULT_EMBED_SIZE,
     DEFAULT_NUM_CANDIDATES,
     CandidateMode,
-    candidate_embeddings,
     candidate_indices,
     snap_to_keyframes,
 )
-from ._select import options_dict
+from ._select import options_dict, select_among
 
 __all__ = ["select_in_window", "window_candidates"]
 
@@ -171,7 +169,6 @@ def select_in_window(
     own = not isinstance(path, VideoReader)
     reader = VideoReader(path) if not isinstance(path, VideoReader) else path
     try:
-        md = reader.metadata
         start, end = _window(reader, start_frame, end_frame)
         cand = window_candidates(reader, start, end, candidates, budget)
         if candidate_mode == "keyframe":
@@ -181,41 +178,13 @@ def select_in_window(
             raise InvalidArgumentError(
                 f"{reader.path}: no candidate frame in [{start}, {end}] "
                 f"(candidates={candidates!r}, candidate_mode={candidate_mode!r})")
-        timings: dict[str, float] = {}
-        cache_hit = False
-        scores = curve = None
-        if not needs_model:
-            cand_ts = np.asarray(md.timestamps_s, dtype=np.float64)[cand]
-            t0 = time.perf_counter()
-            pos = run_selector(method, budget, n=len(cand), **params)
-            timings["select"] = time.perf_counter() - t0
-            params = {**dict(info.defaults), **params}
-        else:
-            emb = load_embedder(embedder)
-            frame_embeds, cand, cand_ts, cache_hit = candidate_embeddings(
-                reader, cand, emb, size=embed_size, mode=candidate_mode, cache_dir=cache_dir,
-                timings=timings, progress=False)
-            t0 = time.perf_counter()
-            text_embed = emb.embed_text(question or "")
-            timings["embed_text"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            pos = run_selector(method, budget, frame_embeds=frame_embeds, text_embed=text_embed,
-                               **params)
-            timings["select"] = time.perf_counter() - t0
-            scores = cosine_scores(frame_embeds[pos], text_embed)
-            curve = cosine_scores(frame_embeds, text_embed)
-            params = {**dict(info.defaults), **params, "embedder": emb.name}
-        pos = np.asarray(pos, dtype=np.int64)
-        logger.debug("%s: %s chose %d of %d candidates in frames %d..%d", reader.path, method,
-                     len(pos), len(cand), start, end)
-        return Selection(
-            indices=cand[pos], timestamps_s=cand_ts[pos], scores=scores, method=method,
-            params=params, source_fps=float(md.fps), path=str(reader.path),
-            num_frames=int(md.num_frames), num_candidates=len(cand), question=question,
-            cache_hit=cache_hit, timings_s=timings,
-            candidate_timestamps_s=None if curve is None else cand_ts,
-            candidate_scores=curve, tokens_per_frame=tokens_per_frame,
-        )
+        logger.debug("%s: %s on %d candidates in frames %d..%d", reader.path, method,
+                     len(cand), start, end)
+        return select_among(reader, cand, method, budget, params=params,
+                            embedder=load_embedder(embedder) if needs_model else None,
+                            question=question, embed_size=embed_size,
+                            candidate_mode=candidate_mode, cache_dir=cache_dir,
+                            progress=False, tokens_per_frame=tokens_per_frame)
     finally:
         if own:
             reader.close()
