@@ -14,6 +14,7 @@ and cannot be imported here).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -339,3 +340,21 @@ def test_select_from_message_takes_a_file_url(video, tmp_path):
     ref, _ = select_from_message(video_message(video), method="uniform", budget=4,
                                  frames_dir=tmp_path)
     assert out == ref and sel.path == str(Path(video).resolve())
+
+
+def test_a_truncated_video_is_opened_and_warned_about_once(make_synth, tmp_path, caplog):
+    """One reader for the selection, the frames and the times: one truncation warning."""
+    from tests.reader.test_damaged_files import faststart_copy
+
+    mp4 = make_synth(num_frames=48, fps=8, width=96, height=64, gop=8).path
+    fast = faststart_copy(mp4, tmp_path / "fast.mp4")  # moov first: the cut file opens
+    cut = tmp_path / "cut.mp4"
+    data = fast.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    with caplog.at_level(logging.WARNING, logger="vidsel"):
+        _, sel = select_from_message(video_message(str(cut)), method="uniform", budget=4,
+                                     frames_dir=tmp_path / "frames")
+    assert len(sel) == 4
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("truncated" in m for m in warned)
+    assert len(warned) == len(set(warned)), warned  # each said once

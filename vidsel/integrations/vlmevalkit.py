@@ -149,8 +149,8 @@ def _frames_folder(frames_dir: str | os.PathLike[str] | None) -> Path:
     return folder
 
 
-def _save_frames(path: str, indices: np.ndarray, folder: Path, size: int | None
-                 ) -> list[str]:
+def _save_frames(reader: VideoReader, path: str, indices: np.ndarray, folder: Path,
+                 size: int | None) -> list[str]:
     """The selected frames as JPEG files under ``folder`` (one sub-folder per video content and
     size; a frame already saved is reused), in ``indices`` order.
 
@@ -173,8 +173,7 @@ def _save_frames(path: str, indices: np.ndarray, folder: Path, size: int | None
                                    f"frames: remove it or pass another frames_dir") from None
     except OSError as e:
         raise output_failed(sub, e, "frames folder") from None
-    with VideoReader(path) as reader:
-        frames = reader.get_frames(np.asarray(indices)[todo], size=size)
+    frames = reader.get_frames(np.asarray(indices)[todo], size=size)
     for j, frame in zip(todo, frames):
         tmp = sub / f".{paths[j].name}.{secrets.token_hex(4)}.tmp"
         data = io.BytesIO()
@@ -283,12 +282,12 @@ def select_from_message(message: Sequence[Mapping[str, Any]], *, method: str = "
         options["embedder"] = (embedder if isinstance(embedder, Embedder)
                                else shared_embedder(str(spec), device))
     folder = _frames_folder(frames_dir)  # before the selection: a bad folder fails fast
-    sel = run_method(method, video, question=query, budget=budget, geometry=geometry,
-                     **options)
-    if not isinstance(sel, Selection):  # pragma: no cover - frame methods return Selections
-        raise InvalidArgumentError(f"method {method!r} did not return a frame Selection")
-    files = _save_frames(video, np.asarray(sel.indices), folder, size)
-    with VideoReader(video) as reader:
+    with VideoReader(video) as reader:  # one reader: the file is opened (and warned about) once
+        sel = run_method(method, reader, question=query, budget=budget, geometry=geometry,
+                         **options)
+        if not isinstance(sel, Selection):  # pragma: no cover - frame methods give Selections
+            raise InvalidArgumentError(f"method {method!r} did not return a frame Selection")
+        files = _save_frames(reader, video, np.asarray(sel.indices), folder, size)
         start, duration = reader.metadata.start_time_s, reader.metadata.duration_s
     times = np.asarray(sel.timestamps_s, dtype=np.float64) - start  # playback seconds
     frames: list[dict[str, Any]] = []
