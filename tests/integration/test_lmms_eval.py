@@ -582,3 +582,20 @@ def test_sampler_path_is_relative_to_cwd(videos, monkeypatch):
     monkeypatch.chdir(Path(videos["a"]).parent)
     assert VidselSampler("uniform").sample({"video": Path(videos["a"]).name,
                                             "nframes": 3}) == [0, 20, 39]
+
+
+def test_sampler_leaves_the_selector_a_choice_at_large_budgets(make_synth, tiny_siglip_dir):
+    """140 of 150 frames: the default pool is every frame (max(128, 4 k)), not a 140-frame grid
+    the selector would keep whole, over the whole video and over a range alike."""
+    from vidsel.selection import candidate_indices
+
+    path = str(make_synth(num_frames=150, fps=30, width=96, height=64).path)
+    sampler = VidselSampler("topk", embedder=f"hf:{tiny_siglip_dir}")
+    ele = {"video": path, "nframes": 140}
+    with VideoReader(path) as reader:
+        grid = candidate_indices(reader, 140).tolist()
+    picked = sampler.sample(ele, question="the red box")
+    assert len(picked) == 140 and picked != grid
+    window = sampler.sample({**ele, "start_frame": 0, "end_frame": 148},
+                            question="the red box")
+    assert len(window) == 140 and window != np.round(np.linspace(0, 148, 140)).tolist()

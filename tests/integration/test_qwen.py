@@ -839,3 +839,29 @@ def test_params_carry_the_candidate_pool(box, tiny_siglip_dir):
                           video_start=1.0, video_end=4.0, params={"candidates": "all"}))
     md = qwen.process_vision_info(window, return_video_metadata=True)[1][0][1]
     assert all(30 <= i <= 120 for i in md["frames_indices"])
+
+
+@pytest.fixture
+def firstn():
+    """A selector (and its method) whose own parameter is called ``candidates``."""
+    from vidsel.methods import METHODS, frame_method, register_method
+    from vidsel.select import SELECTORS, register_selector
+
+    def fn(inputs, k, candidates=5):
+        return np.arange(min(k, candidates))
+
+    register_selector("firstn", fn, needs="none", params=["candidates"],
+                      defaults={"candidates": 5})
+    register_method("firstn", frame_method("firstn"), needs_embedder=False)
+    yield "firstn"
+    METHODS.unregister("firstn")
+    SELECTORS.unregister("firstn")
+
+
+def test_a_pool_option_that_is_also_a_selector_parameter_is_refused(box, firstn):
+    """``params={"candidates": 3}`` could mean the pool or the selector's own parameter: said,
+    never guessed (it was silently taken as the pool)."""
+    for extra in ({}, {"video_start": 1.0, "video_end": 4.0}):
+        conv = _conv(_video(box, nframes=4, selector=firstn, params={"candidates": 3}, **extra))
+        with pytest.raises(InvalidArgumentError, match="candidate-pool option.*rename"):
+            qwen.process_vision_info(conv)

@@ -298,3 +298,36 @@ def test_to_transformers_refuses_what_is_not_a_processor(processor, selection):
     """A name or a dict is not a processor: said, instead of silently not padding."""
     with pytest.raises(InvalidArgumentError, match="must be a transformers processor"):
         to_transformers(selection, processor)
+
+
+@pytest.mark.fixtures
+def test_load_video_opencv_numbers_frames_as_a_sequential_decode(fixtures_dir):
+    """opencv reads frames in decode order too: the AVI that declares 98 frames where 96 decode
+    gets exactly the selected frames; a frame past the declared count is an error, not a
+    substitute (the FLV declares 173 frames where 174 decode)."""
+    pytest.importorskip("cv2")
+    from transformers.video_utils import load_video
+
+    avi = fixtures_dir / "edge" / "androidxmedia__sample.avi"
+    sel = run_method("uniform", avi, budget=8)
+    frames, md = load_video(str(avi), backend="opencv", sample_indices_fn=sample_indices_fn(sel))
+    assert [int(i) for i in md.frames_indices] == sel.indices.tolist() and len(frames) == 8
+    diff = np.abs(frames.astype(np.int16) - sel.load_frames().astype(np.int16))
+    assert diff.mean() < 1.0, diff.mean()
+    flv = fixtures_dir / "clips" / "moviepy__clip1024.flv"
+    last = run_method("uniform", flv, budget=8)
+    with pytest.raises(InvalidArgumentError, match="opencv stops at the 173 frames"):
+        load_video(str(flv), backend="opencv", sample_indices_fn=sample_indices_fn(last))
+
+
+@pytest.mark.fixtures
+def test_load_video_decord_with_another_frame_count_is_an_error(fixtures_dir):
+    """decord counts 86 frames in the edit-list MP4 where 77 decode: its numbers may name other
+    frames (hidden VP9 frames, MPEG-TS starts), so the hand-over refuses and says what works."""
+    pytest.importorskip("decord")
+    from transformers.video_utils import load_video
+
+    path = fixtures_dir / "clips" / "androidxmedia__sample_edit_list.mp4"
+    sel = run_method("uniform", path, budget=8)
+    with pytest.raises(InvalidArgumentError, match="decord counts 86 frames.*backend='pyav'"):
+        load_video(str(path), backend="decord", sample_indices_fn=sample_indices_fn(sel))

@@ -622,3 +622,18 @@ def test_frame_selector_names_the_frame_selectors(method):
     """codec is a registered method but chooses patches of a whole video, not among frames."""
     with pytest.raises(InvalidArgumentError, match="not a frame selector.*mdp3"):
         FrameSelector(4, method=method)
+
+
+def test_a_selector_returning_bad_positions_is_named(counter_video):
+    """A plugin selector's positions are checked: out of range or repeated is an error naming
+    it, not an IndexError or a silently repeated frame."""
+    from vidsel.select import SELECTORS, register_selector
+
+    for name, answer in (("bad-range", [0, 999]), ("bad-repeat", [1, 1]),
+                         ("bad-float", [0.5, 1.5])):
+        register_selector(name, lambda inputs, k, a=answer: np.asarray(a), needs="none")
+        try:
+            with pytest.raises(InvalidArgumentError, match=f"selector '{name}' returned"):
+                select_frames(counter_video, k=2, method=name)
+        finally:
+            SELECTORS.unregister(name)

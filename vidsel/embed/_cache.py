@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidArgumentError, VideoNotFoundError
+from ..io import decoder_version
 from ..optional import require
 
 __all__ = ["CachedEmbeddings", "EmbeddingCache", "content_id"]
@@ -143,6 +144,8 @@ class EmbeddingCache:
         ts = np.round(np.ascontiguousarray(timestamps_s, dtype=np.float64), 6)
         return {
             "format": _FORMAT,
+            # FFmpeg builds convert colour slightly differently: other pixels, other embeddings
+            "decoder": decoder_version(),
             "video": video_id,
             "model": model,
             "decode": decode,

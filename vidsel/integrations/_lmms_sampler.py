@@ -24,7 +24,7 @@ from ..eval import options_for, route_options
 from ..io import VideoReader
 from ..methods import get_method, run_method
 from ..select import available_selectors, get_selector
-from ..selection import DEFAULT_EMBED_SIZE, DEFAULT_NUM_CANDIDATES, select_in_window
+from ..selection import DEFAULT_EMBED_SIZE, pool_size, select_in_window
 from ._lmms_args import as_int
 
 __all__ = ["VidselSampler"]
@@ -188,8 +188,9 @@ class VidselSampler:
         if "embedder" in options:
             options["embedder"] = self.embedder
             pool = options.get("candidates")
-            if (pool is None and k > DEFAULT_NUM_CANDIDATES) or (
-                    isinstance(pool, int) and not isinstance(pool, bool) and 0 < pool < k):
+            if pool is None:  # room to choose: max(128, 4 k) frames, as vidsel.qwen draws them
+                options["candidates"] = pool_size(reader.metadata.num_frames, k)
+            elif isinstance(pool, int) and not isinstance(pool, bool) and 0 < pool < k:
                 options["candidates"] = k  # a pool of at least the frames wanted
         sel = run_method(self.method, reader, question=question, budget=k, **options)
         return np.asarray(sel.source_frames, dtype=np.int64)
@@ -211,8 +212,8 @@ class VidselSampler:
             reader, self.method, k, start_frame=start, end_frame=end, question=question,
             embedder=self.embedder, params=self.options.get("params"),
             # selectors that score nothing pick among every frame of the range
-            candidates=self.options.get("candidates", DEFAULT_NUM_CANDIDATES) if scoring
-            else "all",
+            candidates=self.options.get("candidates", pool_size(end - start + 1, k))
+            if scoring else "all",
             candidate_mode=mode, embed_size=self.options.get("embed_size", DEFAULT_EMBED_SIZE),
             cache_dir=self.options.get("cache_dir"))
         return np.asarray(sel.indices, dtype=np.int64)

@@ -35,9 +35,10 @@ def fresh_decoders_supported(codec_context: Any) -> bool:
 
 
 def decoder_version() -> str:
-    """PyAV's and its libavcodec's versions (``"av 18.1.0, libavcodec 62.28.102"``): decoded
+    """PyAV's, libavcodec's and libswscale's versions (``"av 18.1.0, libavcodec 62.28.102,
+    libswscale 9.5.100"``): decoded
     pixels may differ slightly between FFmpeg builds (colour conversion), so caches of pixels
     key on this."""
-    codec = av.library_versions.get("libavcodec")
-    lib = ".".join(str(v) for v in codec) if codec else "?"
-    return f"av {av.__version__}, libavcodec {lib}"
+    libs = [f"{name} {'.'.join(str(v) for v in av.library_versions.get(name) or ()) or '?'}"
+            for name in ("libavcodec", "libswscale")]  # decoding, colour conversion
+    return ", ".join([f"av {av.__version__}", *libs])

@@ -25,7 +25,7 @@ from ..methods import Method, available_methods, get_method, run_method
 from ..optional import require
 from ..results import Selection
 from ..select import SELECTORS
-from ..selection import DEFAULT_NUM_CANDIDATES, select_in_window
+from ..selection import POOL_FACTOR, pool_size, select_in_window
 
 __all__ = ["POOL_FACTOR", "POOL_OPTIONS", "num_candidates", "qwen_uniform", "resolve_embedder",
            "select_indices", "split_params"]
@@ -39,19 +39,14 @@ def qwen_uniform(start: int, end: int, nframes: int) -> np.ndarray:
     return torch.linspace(start, end, nframes).round().long().numpy().astype(np.int64)
 
 
-#: The candidate pool is at least this many times the budget: a selector needs frames to choose
-#: among (qwen-vl-utils' fps=2 gives 128+ frames on videos over a minute, so a pool of
-#: ``max(128, budget)`` would leave it nothing to choose and return the uniform grid).
-POOL_FACTOR = 4
-
 #: Method options a video element's ``params`` may carry next to selector parameters.
 POOL_OPTIONS = ("candidates", "candidate_mode", "embed_size", "cache_dir")
 
 
 def num_candidates(count: int, budget: int) -> int:
-    """Candidate pool size: ``max(128, 4 * budget)`` (MDP3's 128, and room to choose at large
-    budgets), at most the ``count`` frames of the window."""
-    return min(count, max(DEFAULT_NUM_CANDIDATES, POOL_FACTOR * budget))
+    """Candidate pool size: :func:`vidsel.selection.pool_size` (``max(128, 4 x budget)``, at
+    most the ``count`` frames of the window), as the lmms-eval sampler draws it."""
+    return pool_size(count, budget)
 
 
 def split_params(method: Method, params: Mapping[str, Any] | None
@@ -64,6 +59,13 @@ def split_params(method: Method, params: Mapping[str, Any] | None
                                    f"(e.g. {{'lam': 0.2}})")
     rest = dict(params or {})
     options = {k: rest.pop(k) for k in POOL_OPTIONS if k in rest and _accepts(method, k)}
+    if options and method.name in SELECTORS:
+        taken = SELECTORS.get(method.name).params
+        clash = sorted(k for k in options if taken is None or k in taken)
+        if clash:
+            raise InvalidArgumentError(
+                f"params {clash} name both a candidate-pool option of method {method.name!r} "
+                f"and a parameter its selector may take; rename the selector parameter")
     return options, (rest or None)
 
 

@@ -247,8 +247,24 @@ def run_selector(
             f"selector {name!r} needs scores or frame_embeds and text_embed (an embedder)"
         )
     inputs = SelectorInputs(n, frame_embeds, text_embed, scores)
-    out = np.asarray(info.fn(inputs, k, **{**info.defaults, **params}), dtype=np.int64)
-    return out
+    return _positions(info.fn(inputs, k, **{**info.defaults, **params}), n, name)
+
+
+def _positions(out: Any, n: int, name: str) -> np.ndarray:
+    """A selector's answer checked: (k,) distinct integer positions in ``[0, n)`` (a plugin
+    returning anything else is named here, not an IndexError or a repeated frame later)."""
+    arr = np.asarray(out)
+    integral = arr.size == 0 or np.issubdtype(arr.dtype, np.integer) or (
+        np.issubdtype(arr.dtype, np.floating) and bool(np.all(np.mod(arr, 1) == 0)))
+    if arr.ndim != 1 or not integral:
+        raise InvalidArgumentError(f"selector {name!r} returned {arr.dtype} of shape "
+                                   f"{arr.shape}; it must return (k,) integer positions")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= n or np.unique(arr).size != arr.size):
+        raise InvalidArgumentError(
+            f"selector {name!r} returned positions {arr.tolist()[:12]} for {n} candidates; "
+            f"they must be distinct and in [0, {n})")
+    return arr
 
 
 # --- built-in selectors -------------------------------------------------------------------------

@@ -48,13 +48,14 @@ from ._candidates import (
 )
 from ._frame_selector import FrameSelector
 from ._select import select_frames
-from ._window import select_in_window
+from ._window import POOL_FACTOR, pool_size, select_in_window
 
 __all__ = [
     "DEFAULT_EMBED_SIZE",
     "DEFAULT_EVEN",
     "DEFAULT_NUM_CANDIDATES",
     "EVEN_POLICIES",
+    "POOL_FACTOR",
     "VIDEO_BACKEND",
     "CandidateMode",
     "EvenPolicy",
@@ -64,6 +65,7 @@ __all__ = [
     "even_positions",
     "indices_for",
     "padded_indices",
+    "pool_size",
     "qwen_video_metadata",
     "sample_indices_fn",
     "select_frames",

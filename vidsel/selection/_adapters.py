@@ -196,20 +196,45 @@ def sample_indices_fn(sel: Selection) -> Callable[..., np.ndarray]:
     processor as ``videos=[frames], video_metadata=[metadata], do_sample_frames=False``. (Video
     processors take no ``sample_indices_fn`` keyword in transformers 5.)
 
-    With ``backend="pyav"`` the selection's indices are returned as they are: transformers'
-    PyAV reader keeps the i-th frame of a sequential decode, which is vidsel's frame i, whatever
-    frame count the container declares (an AVI may declare 98 frames where 96 decode). For
-    other decoders (decord, opencv, torchvision, torchcodec), whose frame numbering can differ,
-    a different frame count maps the selection through its timestamps (see
-    :func:`indices_for`) with a warning; a mapping that would merge selected frames raises
-    :class:`~vidsel.errors.InvalidArgumentError`.
+    Which frame number means which frame depends on the decoder ``load_video`` uses
+    (``metadata.video_backend``):
+
+    - ``"pyav"``: the i-th frame of a sequential decode, as in vidsel: the selection's indices,
+      whatever frame count the container declares (an AVI may declare 98 frames where 96
+      decode);
+    - ``"opencv"``: the same numbering, but it stops at the declared count: an index at or past
+      a declared count it cannot reach raises :class:`~vidsel.errors.InvalidArgumentError`;
+    - ``"decord"``: its numbering can differ from a sequential decode (hidden VP9 frames,
+      edit lists, MPEG-TS starts), so a frame count other than vidsel's raises instead of
+      handing over frames that may be others; with the same count the indices go as they are;
+    - other decoders: a different frame count maps the selection through its timestamps
+      (:func:`indices_for`, e.g. a decoder at another frame rate) with a warning, and a mapping
+      that would merge selected frames raises.
+
+    A count of 0 or None (unknown: PyAV on MKV, WebM, MPEG-TS) keeps the indices.
     """
 
     def fn(metadata: Any = None, **kwargs: Any) -> np.ndarray:
-        if getattr(metadata, "video_backend", None) == "pyav":  # vidsel's own numbering
-            return sel.indices.copy()
+        backend = getattr(metadata, "video_backend", None)
         total = getattr(metadata, "total_num_frames", None) if metadata is not None else None
         fps = getattr(metadata, "fps", None) if metadata is not None else None
+        own = sel.num_frames
+        known = bool(total) and own is not None and len(sel) > 0
+        if backend == "pyav":  # vidsel's own numbering
+            return sel.indices.copy()
+        if backend == "opencv":
+            if known and int(sel.indices[-1]) >= int(total):  # type: ignore[arg-type]
+                raise InvalidArgumentError(
+                    f"{sel.path}: opencv stops at the {total} frames the container declares, "
+                    f"and the selection needs frame {int(sel.indices[-1])} (vidsel decodes "
+                    f"{own}); use load_video(..., backend='pyav') or "
+                    f"vidsel.selection.to_transformers")
+            return sel.indices.copy()
+        if backend == "decord" and known and int(total) != int(own):  # type: ignore[arg-type]
+            raise InvalidArgumentError(
+                f"{sel.path}: decord counts {total} frames where a sequential decode gives "
+                f"{own}, so its frame numbers may name other frames; use "
+                f"load_video(..., backend='pyav') or vidsel.selection.to_transformers")
         return indices_for(sel, total, fps)
 
     return fn

@@ -34,9 +34,21 @@ from ._candidates import (
 )
 from ._select import options_dict, select_among
 
-__all__ = ["select_in_window", "window_candidates"]
+__all__ = ["POOL_FACTOR", "pool_size", "select_in_window", "window_candidates"]
 
 logger = logging.getLogger(__name__)
+
+
+#: A default candidate pool holds at least this many times the frames wanted: a selector needs
+#: frames to choose among (a pool of ``max(128, budget)`` leaves it none at large budgets, and
+#: it returns the evenly spread pool).
+POOL_FACTOR = 4
+
+
+def pool_size(count: int, budget: int) -> int:
+    """The default candidate pool for ``budget`` frames out of ``count``: ``max(128, 4 x
+    budget)`` (MDP3's 128, and room to choose at large budgets), at most ``count``."""
+    return min(int(count), max(DEFAULT_NUM_CANDIDATES, POOL_FACTOR * int(budget)))
 
 
 def window_candidates(reader: VideoReader, start: int, end: int, candidates: int | str,
