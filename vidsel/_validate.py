@@ -29,14 +29,24 @@ def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> in
     return v
 
 
-def check_positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    """Return ``value`` as float if it is a finite (strictly) positive number, else raise."""
+def check_finite_float(name: str, value: Any, *, what: str = "a number",
+                       allow_bool: bool = True) -> float:
+    """Return ``value`` as a finite float of any sign, else raise (``what`` names the kind of
+    number in the message, e.g. ``"a number of seconds"``)."""
+    if not allow_bool and isinstance(value, bool):
+        raise InvalidArgumentError(f"{name}={value!r} must be {what}")
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name}={value!r} must be a number") from None
+        raise InvalidArgumentError(f"{name}={value!r} must be {what}") from None
     if v != v or v in (float("inf"), float("-inf")):
         raise InvalidArgumentError(f"{name}={value!r} must be finite")
+    return v
+
+
+def check_positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as float if it is a finite (strictly) positive number, else raise."""
+    v = check_finite_float(name, value)
     if v < 0 or (v == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise InvalidArgumentError(f"{name}={value!r} must be {bound}")

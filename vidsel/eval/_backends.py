@@ -87,9 +87,10 @@ def check_model(spec: str, options: Mapping[str, Any]) -> None:
     if parsed.kind == "vllm" and "device" in options:
         raise InvalidArgumentError(
             f"device={options['device']!r}: the vllm answerer {spec} takes no device (vLLM "
-            f"places the model itself); choose its GPUs with CUDA_VISIBLE_DEVICES, spread it "
-            f"with --model-option tensor_parallel_size=N, or run one replica per GPU with "
-            f"--replicas cuda:0,cuda:1")
+            f"places the model itself); choose its GPUs with CUDA_VISIBLE_DEVICES and spread "
+            f"it over several with tensor_parallel_size=N (vidsel eval: --model-option "
+            f"tensor_parallel_size=N, or one replica per GPU with --replicas cuda:0,cuda:1; "
+            f"lmms-eval: drop --device / model.device, set model.tensor_parallel_size=N)")
     loaders: dict[str, Callable[..., Any]] = {"hf": HFAnswerer.from_pretrained,
                                                "vllm": VLLMAnswerer.from_pretrained}
     if parsed.kind in loaders:

@@ -251,22 +251,16 @@ class VidselLMM(lmms):
                                            "ready answerer")
             return options
         kind = AnswererSpec.parse(model).kind
-        if kind == "vllm":
-            if device is not None or "device" in options:
-                asked = device if device is not None else options["device"]
-                raise InvalidArgumentError(
-                    f"device={asked!r}: the vllm answerer {model} takes no device (vLLM places "
-                    f"the model itself); drop --device / model.device, choose its GPUs with "
-                    f"CUDA_VISIBLE_DEVICES (CUDA_VISIBLE_DEVICES=1 lmms-eval ...) and spread it "
-                    f"over several with model.tensor_parallel_size=N")
-        elif kind == "py":  # a Python function answerer places itself
+        if kind == "py":  # a Python function answerer places itself
             if device is not None:
                 logger.debug("device=%s is not passed to the Python answerer %s", device, model)
         elif device is not None:
             options.setdefault("device", device)
         if kind != "py" and self._batch is not None and self._batch > 1:
             options.setdefault("max_batch", self._batch)
-        check_model(model, options)  # unknown backend options, a missing CUDA device
+        # unknown backend options, a missing CUDA device, a device for vLLM (which places the
+        # model itself)
+        check_model(model, options)
         return options
 
     # -- lmms-eval's model interface -----------------------------------------------------------

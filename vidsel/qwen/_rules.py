@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import check_positive_float
+from .._validate import check_finite_float, check_positive_float
 from ..errors import InvalidArgumentError
 from ..optional import require
 
@@ -87,18 +87,6 @@ def ceil_by_factor(number: float, factor: int) -> int:
 def floor_by_factor(number: float, factor: int) -> int:
     """The largest multiple of ``factor`` <= ``number``."""
     return math.floor(number / factor) * factor
-
-
-def _seconds(name: str, value: Any) -> float:
-    """``video_start`` / ``video_end`` as a finite float of any sign (qwen-vl-utils clamps a
-    negative one to 0)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name}={value!r} must be a number of seconds") from None
-    if not math.isfinite(v):
-        raise InvalidArgumentError(f"{name}={value!r} must be finite")
-    return v
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int | None = None,
@@ -203,12 +191,14 @@ def calculate_video_frame_range(ele: Mapping[str, Any], total_frames: int,
     max_duration = total_frames / video_fps
     start_frame, end_frame = 0, total_frames - 1
     start_s, end_s = 0.0, max_duration
+    seconds = "a number of seconds"
     if video_start is not None:
-        start_s = max(0.0, min(_seconds("video_start", video_start),
-                               max_duration))
+        start = check_finite_float("video_start", video_start, what=seconds)
+        start_s = max(0.0, min(start, max_duration))
         start_frame = math.ceil(start_s * video_fps)
     if video_end is not None:
-        end_s = max(0.0, min(_seconds("video_end", video_end), max_duration))
+        end = check_finite_float("video_end", video_end, what=seconds)
+        end_s = max(0.0, min(end, max_duration))
         end_frame = min(math.floor(end_s * video_fps), total_frames - 1)
     if start_frame >= end_frame:
         raise InvalidArgumentError(

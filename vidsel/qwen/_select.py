@@ -25,10 +25,9 @@ from ..methods import Method, available_methods, get_method, run_method
 from ..optional import require
 from ..results import Selection
 from ..select import SELECTORS
-from ..selection import POOL_FACTOR, pool_size, select_in_window
+from ..selection import pool_size, select_in_window
 
-__all__ = ["POOL_FACTOR", "POOL_OPTIONS", "num_candidates", "qwen_uniform", "resolve_embedder",
-           "select_indices", "split_params"]
+__all__ = ["POOL_OPTIONS", "qwen_uniform", "resolve_embedder", "select_indices", "split_params"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +40,6 @@ def qwen_uniform(start: int, end: int, nframes: int) -> np.ndarray:
 
 #: Method options a video element's ``params`` may carry next to selector parameters.
 POOL_OPTIONS = ("candidates", "candidate_mode", "embed_size", "cache_dir")
-
-
-def num_candidates(count: int, budget: int) -> int:
-    """Candidate pool size: :func:`vidsel.selection.pool_size` (``max(128, 4 x budget)``, at
-    most the ``count`` frames of the window), as the lmms-eval sampler draws it."""
-    return pool_size(count, budget)
 
 
 def split_params(method: Method, params: Mapping[str, Any] | None
@@ -119,7 +112,7 @@ def select_indices(reader: VideoReader, method: str, start: int, end: int, budge
     if (start, end) == (0, n - 1):
         options: dict[str, Any] = {"embedder": embedder, "params": params}
         if _accepts(m, "candidates"):  # a plugin method may take no candidate pool
-            options["candidates"] = num_candidates(n, budget)
+            options["candidates"] = pool_size(n, budget)
         options.update(pool)
         sel = run_method(method, reader, question=question, budget=budget, **options)
         if not isinstance(sel, Selection):  # pragma: no cover - kind checked by run_method
@@ -130,7 +123,7 @@ def select_indices(reader: VideoReader, method: str, start: int, end: int, budge
             f"selector={method!r} is a plugin method that cannot be restricted to "
             f"video_start / video_end; drop the window or use one of "
             f"{', '.join(SELECTORS.names())}")
-    pool.setdefault("candidates", num_candidates(end - start + 1, budget))
+    pool.setdefault("candidates", pool_size(end - start + 1, budget))
     sel = select_in_window(reader, method, budget, start_frame=start, end_frame=end,
                            question=question, embedder=embedder, params=params, **pool)
     return np.asarray(sel.indices, np.int64)

@@ -8,12 +8,11 @@ image-text matching score, ...); higher is more relevant.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
 
-from .._validate import check_positive_float, check_positive_int
+from .._validate import check_finite_float, check_positive_float, check_positive_int
 from ..errors import InvalidArgumentError, VidselError
 from ._dpp import _to_numpy
 
@@ -145,8 +144,8 @@ def aks(
     s = _scores(scores)
     k = check_positive_int("k", k)
     max_depth = check_positive_int("max_depth", max_depth, allow_zero=True)
-    t1 = _finite("t1", t1)
-    t2 = _finite("t2", t2)
+    t1 = check_finite_float("t1", t1, allow_bool=False)
+    t2 = check_finite_float("t2", t2, allow_bool=False)
     n = s.size
     if k >= n:
         return np.arange(n, dtype=np.int64)
@@ -164,19 +163,6 @@ def aks(
         chosen[rest[_top(s[rest], missing)]] = True
         logger.debug("aks: %d of %d picks filled by score outside the bins", missing, k)
     return np.flatnonzero(chosen).astype(np.int64)
-
-
-def _finite(name: str, value: Any) -> float:
-    """``value`` as a finite float (any sign), else :class:`InvalidArgumentError`."""
-    if isinstance(value, bool):
-        raise InvalidArgumentError(f"{name}={value!r} must be a number")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{name}={value!r} must be a number") from None
-    if not math.isfinite(v):
-        raise InvalidArgumentError(f"{name}={value!r} must be finite")
-    return v
 
 
 def _aks_bins(

@@ -31,10 +31,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validate import check_choice, check_positive_float, check_positive_int, keyword_params
+from .._validate import (
+    check_choice,
+    check_finite_float,
+    check_positive_float,
+    check_positive_int,
+    keyword_params,
+)
 from ..errors import InvalidArgumentError
 from ..registry import Registry
-from ._baselines import _finite, aks, bolt, cosine_scores, topk, uniform
+from ._baselines import aks, bolt, cosine_scores, topk, uniform
 from ._dpp import _to_numpy, check_lam, dpp
 from ._kernel import _is_torch, check_alphas, numeric_array
 from ._mdp3 import MDP3_MODES, OVIS_DEFAULTS, mdp3
@@ -287,8 +293,8 @@ _VALUE_CHECKS: dict[str, Callable[[Any], object]] = {
     "lam": check_lam,
     "alphas": check_alphas,
     "power": partial(check_positive_float, "power"),
-    "t1": partial(_finite, "t1"),
-    "t2": partial(_finite, "t2"),
+    "t1": partial(check_finite_float, "t1", allow_bool=False),
+    "t2": partial(check_finite_float, "t2", allow_bool=False),
     "max_depth": partial(check_positive_int, "max_depth", allow_zero=True),
     "condition_size": partial(check_positive_int, "condition_size", allow_zero=True),
     "segment_size": _check_segment_size,
