@@ -7,16 +7,20 @@ the one answer to "is this a video?" (:func:`probe_kind`, :func:`is_video`), and
 frames into a video file (:func:`write_video`).
 """
 
+from ._borders import Borders, CropSpec, detect_borders, resolve_crop
 from ._compat import decoder_version
 from ._convert import (
     DEFAULT_INTERPOLATION,
     INTERPOLATIONS,
+    Crop,
     FrameConverter,
+    check_crop,
     check_interpolation,
     output_size,
 )
 from ._display import apply_display_op, display_transform, swaps_axes
 from ._encode import write_video
+from ._frames import MV_DTYPE, ConvertAhead, StreamFrame
 from ._packets import index_for, packet_index
 from ._probe import (
     VIDEO_KINDS,
@@ -29,13 +33,7 @@ from ._probe import (
 )
 from ._reader import BACKENDS, VideoReader, available_backends, register_backend
 from ._spool import bytes_as_file
-from ._stream import (
-    MV_DTYPE,
-    StreamFrame,
-    TimestampsUnreliable,
-    decode_pass,
-    decode_stream,
-)
+from ._stream import TimestampsUnreliable, decode_pass, decode_stream
 from ._types import FRAME_SETS, FrameBatch, FrameSet, PacketIndex, PacketTable, VideoMetadata
 
 __all__ = [
@@ -45,6 +43,10 @@ __all__ = [
     "INTERPOLATIONS",
     "MV_DTYPE",
     "VIDEO_KINDS",
+    "Borders",
+    "ConvertAhead",
+    "Crop",
+    "CropSpec",
     "FrameBatch",
     "FrameConverter",
     "FrameSet",
@@ -58,11 +60,13 @@ __all__ = [
     "apply_display_op",
     "available_backends",
     "bytes_as_file",
+    "check_crop",
     "check_interpolation",
     "check_stream",
     "decode_pass",
     "decode_stream",
     "decoder_version",
+    "detect_borders",
     "display_transform",
     "index_for",
     "is_video",
@@ -72,6 +76,7 @@ __all__ = [
     "packet_table",
     "probe_kind",
     "register_backend",
+    "resolve_crop",
     "swaps_axes",
     "write_video",
 ]

@@ -6,7 +6,8 @@ Every RGB array vidsel hands out (the reader's frames, the codec pass's patches)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,8 @@ from .._validate import check_positive_int
 from ..errors import InvalidArgumentError
 from ._display import apply_display_op, frame_display_transform, swaps_axes
 
-__all__ = ["DEFAULT_INTERPOLATION", "INTERPOLATIONS", "FrameConverter", "Size",
-           "check_interpolation", "output_size"]
+__all__ = ["DEFAULT_INTERPOLATION", "INTERPOLATIONS", "Crop", "FrameConverter", "Size",
+           "check_crop", "check_interpolation", "coded_crop", "output_size"]
 
 #: swscale interpolation used when resizing, unless a caller chooses another.
 DEFAULT_INTERPOLATION = "BILINEAR"
@@ -95,16 +96,20 @@ class FrameConverter:
             size is not resampled.
         display_op: display operation (see :func:`vidsel.io.display_transform`); ``""`` for
             none.
+        crop: (top, bottom, left, right) displayed pixels cut off every picture before the
+            resize (None or zeros: the whole picture); :meth:`rgb` may override it per call.
 
     Attributes:
         conversions: pictures converted so far.
     """
 
     def __init__(self, *, interpolation: str = DEFAULT_INTERPOLATION,
-                 display_op: str = "") -> None:
+                 display_op: str = "", crop: Crop | None = None) -> None:
         self.interpolation = check_interpolation(interpolation)
         self.display_op = display_op
+        self.crop = check_crop(crop)
         self._reformatter = VideoReformatter()
+        self._cropper: _Cropper | None = None
         self.conversions = 0
 
     @classmethod
@@ -123,9 +128,20 @@ class FrameConverter:
         per-block grid with a trailing channel axis)."""
         return apply_display_op(arrays, self.display_op)
 
-    def rgb(self, frame: Any, out_hw: tuple[int, int]) -> np.ndarray:
+    def rgb(self, frame: Any, out_hw: tuple[int, int], *, crop: Crop | None = None
+            ) -> np.ndarray:
         """(out_h, out_w, 3) uint8 RGB of ``frame`` as displayed; ``out_hw`` is the displayed
-        (height, width)."""
+        (height, width).
+
+        ``crop`` (default: the converter's ``crop``) = (top, bottom, left, right) displayed
+        pixels cut off before the resize: the picture ``[top:H-bottom, left:W-right]`` as
+        displayed is scaled to ``out_hw`` by the same swscale call (the crop itself moves the
+        planes' data pointers, FFmpeg's ``crop`` filter, no copy). Offsets must be even where
+        the chroma planes are subsampled (:func:`vidsel.io.detect_borders` rounds them so).
+        """
+        crop = self.crop if crop is None else crop
+        if crop is not None and any(crop):
+            frame = self._cropped(frame, crop)
         oh, ow = out_hw
         ch, cw = (ow, oh) if swaps_axes(self.display_op) else (oh, ow)
         self.conversions += 1
@@ -135,3 +151,84 @@ class FrameConverter:
             rgb = self._reformatter.reformat(frame, width=cw, height=ch, format="rgb24",
                                              interpolation=self.interpolation)
         return apply_display_op(rgb.to_ndarray(), self.display_op)
+
+    def coded_crop(self, crop: Crop) -> Crop:
+        """A displayed (top, bottom, left, right) crop as the coded picture's sides (before
+        the display transform)."""
+        return coded_crop(crop, self.display_op)
+
+    def _cropped(self, frame: Any, crop: Crop) -> Any:
+        """``frame`` cut to the displayed crop box (a new frame sharing the picture's data)."""
+        coded = coded_crop(check_crop(crop) or (0, 0, 0, 0), self.display_op)
+        key = (str(frame.format.name), int(frame.width), int(frame.height), coded)
+        if self._cropper is None or self._cropper.key != key:
+            self._cropper = _Cropper(key)
+        return self._cropper(frame)
+
+
+#: A crop box: (top, bottom, left, right) pixels cut off each side of the displayed picture.
+Crop = tuple[int, int, int, int]
+
+
+def check_crop(crop: object) -> Crop | None:
+    """``crop`` as a tuple of four ints >= 0 (None stays None).
+
+    Raises:
+        InvalidArgumentError: not four non-negative integers.
+    """
+    if crop is None:
+        return None
+    vals: tuple[Any, ...] = ()
+    if isinstance(crop, Iterable) and not isinstance(crop, (str, bytes)):
+        vals = tuple(crop)
+    if (len(vals) != 4 or any(isinstance(v, bool) or not hasattr(v, "__index__")
+                              or int(v) < 0 for v in vals)):
+        raise InvalidArgumentError(
+            f"crop={crop!r} must be (top, bottom, left, right): four integers >= 0")
+    return (int(vals[0]), int(vals[1]), int(vals[2]), int(vals[3]))
+
+
+def coded_crop(crop: Crop, display_op: str) -> Crop:
+    """Map a displayed (top, bottom, left, right) crop onto the coded picture.
+
+    The display transform maps coded -> displayed; each displayed side is one coded side.
+    """
+    t, b, lft, r = crop
+    if not display_op:
+        return crop
+    # probe: where does each coded side end up after the display op? Apply the op to a
+    # tiny array whose cells name the coded sides and read them back.
+    probe = np.zeros((3, 3, 1), np.int8)
+    probe[0, 1], probe[2, 1], probe[1, 0], probe[1, 2] = 1, 2, 3, 4  # top, bottom, left, right
+    shown = apply_display_op(probe, display_op)[..., 0]
+    side = {int(shown[0, 1]): t, int(shown[2, 1]): b, int(shown[1, 0]): lft,
+            int(shown[1, 2]): r}
+    return (side[1], side[2], side[3], side[4])
+
+
+class _Cropper:
+    """FFmpeg's ``crop`` filter for one (pixel format, size, coded crop): a cropped frame
+    shares the input's buffers (only the data pointers move)."""
+
+    def __init__(self, key: tuple[str, int, int, Crop]) -> None:
+        import av
+        import av.filter  # local: only cropping converters need a filter graph
+
+        fmt, w, h, (t, b, lft, r) = key
+        if t + b >= h or lft + r >= w:
+            raise InvalidArgumentError(
+                f"crop (top, bottom, left, right) = {(t, b, lft, r)} leaves nothing of a "
+                f"{w}x{h} picture")
+        self.key = key
+        self._graph = av.filter.Graph()
+        src = self._graph.add_buffer(width=w, height=h, format=av.VideoFormat(fmt),
+                                     time_base=Fraction(1, 1))
+        flt = self._graph.add("crop", f"w={w - lft - r}:h={h - t - b}:x={lft}:y={t}:exact=1")
+        sink = self._graph.add("buffersink")
+        src.link_to(flt)
+        flt.link_to(sink)
+        self._graph.configure()
+
+    def __call__(self, frame: Any) -> Any:
+        self._graph.push(frame)
+        return self._graph.pull()

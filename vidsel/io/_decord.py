@@ -39,9 +39,11 @@ class DecordBackend(PyAVBackend):
     name = "decord"
 
     def __init__(self, path: str, *, stream: int | None = None, threads: int = 0,
-                 interpolation: str = "BILINEAR") -> None:
+                 interpolation: str = "BILINEAR", workers: int | None = None) -> None:
         self._decord = _import_decord()
-        super().__init__(path, stream=stream, threads=threads, interpolation=interpolation)
+        # decord decodes the pixels itself (its own threads): PyAV only indexes here
+        super().__init__(path, stream=stream, threads=threads, interpolation=interpolation,
+                         workers=1)
         self._readers: dict[tuple[int, int], Any] = {}
         if self.mirrored:
             raise DecodeError(f"{path}: decord cannot apply this mirrored display matrix; "

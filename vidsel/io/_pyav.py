@@ -7,6 +7,10 @@ decoder that starts at that keyframe's packet, and only the frames kept are conv
 their timestamps, so the result equals a full sequential decode; on damaged data a frame's
 pixels depend only on its seek point, never on what else was requested or read before.
 
+Independent stretches (one per seek point) are decoded in parallel by up to ``workers``
+threads, each with its own demuxer and decoder (FFmpeg releases the GIL while it decodes,
+demuxes and converts); the pixels do not depend on how many workers there are.
+
 Keyframe mode snaps each request to the nearest keyframe and decodes only keyframes
 (``skip_frame = "NONKEY"``): 6-16x cheaper than exact decoding in ``benchmarks/decode.py``
 (depends on GOP length and frame count), for candidate generation.
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -27,8 +31,17 @@ from ..errors import CorruptVideoError, DecodeError
 from ._bitstream import PackedBitstream, peek_parser
 from ._compat import fresh_decoders_supported
 from ._convert import DEFAULT_INTERPOLATION, FrameConverter
-from ._decode import DecodeStats, decode_packets, find_key_packet
+from ._decode import DecodeStats, decode_packets
 from ._display import frame_display_transform, swaps_axes
+from ._modes import decode_keyframes, decode_sequential, packed_bitstream
+from ._parallel import (
+    Stretch,
+    decode_parallel,
+    default_workers,
+    parallel_workers,
+    spawn_clone,
+    usable_cpus,
+)
 from ._probe import _index_stream, open_container, pick_video_stream
 from ._stream import TimestampsUnreliable
 from ._types import PacketTable
@@ -58,25 +71,34 @@ logger = logging.getLogger(__name__)
 class _LandedLate(DecodeError):
     """A seek landed after the packet decoding must start at (internal signal)."""
 
+
 class PyAVBackend:
     """Decode frames of one video stream with PyAV (FFmpeg).
 
     Args:
         path: the video file (already checked to exist).
         stream: video stream choice (see :func:`vidsel.io._probe.pick_video_stream`).
-        threads: decoder threads; 0 lets FFmpeg choose.
+        threads: decoder threads; 0 lets FFmpeg choose (with parallel stretches: the usable
+            CPUs shared out among the stretch decoders running at once).
         interpolation: swscale interpolation used when resizing.
+        workers: stretches (seek point to last target) decoded at once in exact mode, each by
+            its own demuxer and decoder in a thread; None: :func:`default_workers`; 1 decodes
+            them one after the other.
     """
 
     name = "pyav"
 
     def __init__(self, path: str, *, stream: int | None = None, threads: int = 0,
-                 interpolation: str = DEFAULT_INTERPOLATION) -> None:
+                 interpolation: str = DEFAULT_INTERPOLATION, workers: int | None = None,
+                 crop: tuple[int, int, int, int] | None = None) -> None:
         self._av = av
+        self._crop = crop
         self.path = path
         self._threads = threads
+        self.workers = default_workers() if workers is None else max(1, int(workers))
+        self._clones: list[PyAVBackend] = []  # extra demuxer + decoder per parallel worker
         self._interp = interpolation
-        self._converter = FrameConverter(interpolation=interpolation)
+        self._converter = FrameConverter(interpolation=interpolation, crop=crop)
         self._closed = False
         self._container = open_container(path)
         try:
@@ -111,28 +133,8 @@ class PyAVBackend:
         self._drain = False  # end the current stretch's packets with a flush (see _packets)
 
     def _packed_bitstream(self, probe: int = 64) -> bool:
-        """Whether one of the first ``probe`` MPEG-4 packets holds two pictures (DivX packed
-        B-frames)."""
-        if self.table.codec != "mpeg4":
-            return False
-        peek = peek_parser("mpeg4", self._stream.codec_context.extradata)
-        if peek is None:  # pragma: no cover - mpeg4 always has a parser
-            return False
-        self._seek_start()
-        try:
-            for pkt in itertools.islice(self._container.demux(self._stream), probe):
-                if pkt.size:
-                    try:
-                        peek(memoryview(pkt))
-                    except PackedBitstream:
-                        logger.info("%s: packed-bitstream MPEG-4: frames are counted in output "
-                                    "order", self.path)
-                        return True
-                    except (ValueError, IndexError):
-                        continue
-        except (self._av.error.FFmpegError, OSError, IndexError) as e:
-            logger.debug("%s: packed-bitstream probe stopped: %s", self.path, e)
-        return False
+        """Whether the stream has DivX packed B-frames (see :mod:`vidsel.io._modes`)."""
+        return packed_bitstream(self, probe)
 
     # -- set-up ---------------------------------------------------------------------------
     def _configure_threads(self, kind: str) -> None:
@@ -157,7 +159,7 @@ class PyAVBackend:
         self.rotation, self.mirrored, self._display_op = frame_display_transform(frame)
         self.sample_aspect_ratio = self._read_sar()
         self._converter = FrameConverter(interpolation=self._interp,
-                                         display_op=self._display_op)
+                                         display_op=self._display_op, crop=self._crop)
         self._seek_start()
 
     def _read_sar(self) -> Fraction:
@@ -190,7 +192,17 @@ class PyAVBackend:
 
     def close(self) -> None:
         self._closed = True
+        for clone in self._clones:
+            clone.close()
+        self._clones = []
         self._container.close()
+
+    def _spawn(self) -> PyAVBackend:
+        """Another worker on the same file (see :func:`~vidsel.io._parallel.spawn_clone`)."""
+        return spawn_clone(  # type: ignore[no-any-return]
+            self, open_container, stats=DecodeStats,
+            converter=lambda: FrameConverter(interpolation=self._interp,
+                                             display_op=self._display_op, crop=self._crop))
 
     # -- low-level decode ---------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -240,14 +252,14 @@ class PyAVBackend:
         self._container = container
         self._stream = stream
 
-    def _fresh_ctx(self, *, threaded: bool) -> Any:
+    def _fresh_ctx(self, *, threads: int) -> Any:
         """A new decoder for one stretch (None where the codec needs the demuxer's parameters:
         the stream's own decoder is then used).
 
         A fresh decoder per stretch, not a flushed one: FFmpeg's flush keeps some state (e.g.
         H.264 error concealment), so on damaged data a frame's pixels would otherwise depend
-        on what was decoded before. Short stretches run single-threaded (frame threading
-        refills its pipeline after every seek), long ones with frame threading.
+        on what was decoded before. ``threads``: 1 single-threaded (short stretches: frame
+        threading refills its pipeline after every seek), else FFmpeg's threads (0: auto).
         """
         if self._fresh_ok and self.table.codec in _SELF_CONFIGURING:
             try:
@@ -257,9 +269,9 @@ class PyAVBackend:
                 # the reorder delay the demuxer knows (else H.264 guesses it while decoding and
                 # outputs the first pictures of a stretch out of order)
                 ctx.reorder_depth = own.reorder_depth
-                if threaded and self._threads != 1:
+                if threads != 1:
                     ctx.thread_type = "AUTO"
-                    ctx.thread_count = self._threads
+                    ctx.thread_count = threads
                 else:
                     ctx.thread_type = "NONE"
                 return ctx
@@ -270,7 +282,8 @@ class PyAVBackend:
 
     def _frames_after_seek(self, *, max_errors: int | None = None,
                            keep: np.ndarray | None = None, ctx: Any = None,
-                           start: int = 0, at_start: bool = False) -> Iterator[Any]:
+                           start: int = 0, at_start: bool = False,
+                           ) -> Iterator[Any]:
         """Yield decoded frames from the current position, surviving damaged packets.
 
         Args:
@@ -291,8 +304,8 @@ class PyAVBackend:
             ctx.flush_buffers()
         self._stats = DecodeStats()
         self._drain = False
-        return decode_packets(self._packets(keep, start, at_start), ctx, self.path, self._stats,
-                              max_errors=max_errors)
+        packets = self._packets(keep, start, at_start)
+        return decode_packets(packets, ctx, self.path, self._stats, max_errors=max_errors)
 
     @property
     def damaged_packets(self) -> int:
@@ -391,7 +404,7 @@ class PyAVBackend:
         pos = int(np.searchsorted(self._keyframes, idx, side="right")) - 1
         return int(self._keyframes[max(pos, 0)])
 
-    def _open_stretch(self, key: int, keep: np.ndarray | None, threaded: bool
+    def _open_stretch(self, key: int, keep: np.ndarray | None, threads: int,
                       ) -> Iterator[Any] | None:
         """Decoded frames from the seek point ``key`` on, in a fresh decoder; None when
         nothing can be decoded from there.
@@ -413,7 +426,7 @@ class PyAVBackend:
                 self._seek_start()
             frames = self._frames_after_seek(keep=keep, start=key,
                                              at_start=pos == 0 and not reopened,
-                                             ctx=self._fresh_ctx(threaded=threaded))
+                                             ctx=self._fresh_ctx(threads=threads))
             try:
                 first = next(frames, None)
             except _LandedLate:
@@ -435,14 +448,15 @@ class PyAVBackend:
     def _frames_from_start(self, *, threaded: bool) -> Iterator[Any]:
         """Decoded frames from the start of the stream, in a fresh decoder (a seek to the start
         that lands late reopens the file: see :meth:`_open_stretch`)."""
-        return self._open_stretch(0, None, threaded) or iter(())
+        return self._open_stretch(0, None, self._threads if threaded else 1) or iter(())
 
     def _decode_group(self, key: int, group: list[int], keep: np.ndarray | None,
-                      threaded: bool, out_hw: tuple[int, int]
+                      threads: int, out_hw: tuple[int, int]
                       ) -> tuple[dict[int, np.ndarray], list[int], bool]:
-        """Decode the targets ``group`` (sorted) in one stretch from the seek point ``key``.
+        """Decode the targets ``group`` (sorted) in one stretch from the seek point ``key``
+        with ``threads`` decoder threads (1: single-threaded).
 
-        A fast stretch (``keep`` given or ``threaded``) stopping at its last target drains the
+        A fast stretch (``keep`` given or frame threads) stopping at its last target drains the
         decoder and checks those pictures too: a reference decoded before a B-frame target
         is output after it, and its damage (concealment) changes the target's pixels.
 
@@ -452,7 +466,8 @@ class PyAVBackend:
             concealment ran) or one the packet index cannot place).
         """
         got: dict[int, np.ndarray] = {}
-        frames = self._open_stretch(key, keep, threaded)
+        threaded = threads != 1
+        frames = self._open_stretch(key, keep, threads)
         if frames is None:
             return got, list(group), True
         done, last, damaged, stopped = 0, -1, False, False
@@ -489,13 +504,14 @@ class PyAVBackend:
     def _decode_planned(self, targets: np.ndarray, out_hw: tuple[int, int],
                         sink: Callable[[int, np.ndarray], None]) -> list[int]:
         """Decode ``targets`` grouped by seek point, each group in one stretch from its
-        keyframe (see :meth:`_open_stretch`).
+        keyframe (see :meth:`_open_stretch`); up to ``workers`` stretches at once.
 
         The fast stretch leaves out disposable pictures no target needs and may use frame
         threading; on clean data that changes nothing. Where the stretch meets damaged data,
         error concealment makes pictures depend on what the decoder was fed, so the group is
         decoded again canonically: every packet from the seek point, single-threaded. Either
-        way a frame's pixels do not depend on what else is requested or was read before.
+        way a frame's pixels do not depend on what else is requested or was read before, nor
+        on the number of workers. ``sink`` is called in ascending frame order, from this thread.
         """
         missing: list[int] = []
         keep = None
@@ -504,91 +520,62 @@ class PyAVBackend:
             keep[targets] = True  # never skip a requested picture
         pos = np.searchsorted(self._keyframes, targets, side="right") - 1
         starts = self._keyframes[np.maximum(pos, 0)]
+        groups: list[tuple[int, list[int]]] = []
         for key in np.unique(starts):
             group = [int(t) for t in targets[starts == key]]
             missing.extend(t for t in group if t in self._undecodable)
             group = [t for t in group if t not in self._undecodable]
-            if not group:
-                continue
-            threaded = group[-1] - int(key) > SHORT_STRETCH
-            got, lost, damaged = self._decode_group(int(key), group, keep, threaded, out_hw)
-            if damaged and (keep is not None or threaded):
-                logger.debug("%s: damaged data after frame %d; decoding its GOP canonically",
-                             self.path, key)
-                got, lost, _ = self._decode_group(int(key), group, None, False, out_hw)
-            for i, arr in got.items():
-                sink(i, arr)
+            if group:
+                groups.append((int(key), group))
+        workers = parallel_workers([g[-1] - key + 1 for key, g in groups], self.workers,
+                                    self.coded_width * self.coded_height)
+        if workers > 1:
+            results: Iterable[Stretch] = self._decode_parallel(groups, keep, out_hw, workers)
+        else:
+            results = (self._decode_stretch(key, group, keep, out_hw, self._threads)
+                       for key, group in groups)
+        for got, lost in results:
+            for i in sorted(got):
+                sink(i, got[i])
             missing.extend(lost)
             self._undecodable.update(lost)
         return missing
 
+    def _decode_stretch(self, key: int, group: list[int], keep: np.ndarray | None,
+                        out_hw: tuple[int, int], threads: int) -> Stretch:
+        """One group's pictures: the fast stretch, redone canonically on damaged data."""
+        if group[-1] - key <= SHORT_STRETCH:
+            threads = 1
+        got, lost, damaged = self._decode_group(key, group, keep, threads, out_hw)
+        if damaged and (keep is not None or threads != 1):
+            logger.debug("%s: damaged data after frame %d; decoding its GOP canonically",
+                         self.path, key)
+            got, lost, _ = self._decode_group(key, group, None, 1, out_hw)
+        return got, lost
+
+    def _decode_parallel(self, groups: list[tuple[int, list[int]]], keep: np.ndarray | None,
+                         out_hw: tuple[int, int], workers: int) -> Iterator[Stretch]:
+        """The ``groups`` on ``workers`` threads: this backend and clones of it (kept for the
+        reader's lifetime), each decoder with the usable CPUs divided by the workers
+        (``threads=0``), at least one."""
+        while len(self._clones) < workers - 1:
+            self._clones.append(self._spawn())
+        threads = self._threads or max(1, -(-usable_cpus() // workers))
+        return decode_parallel(
+            [self, *self._clones[:workers - 1]], groups,
+            lambda b, key, group: b._decode_stretch(key, group, keep, out_hw, threads))
+
     def _decode_sequential(self, targets: np.ndarray, out_hw: tuple[int, int],
                            sink: Callable[[int, np.ndarray], None]) -> list[int]:
-        """Decode from the start, frame i being the i-th picture output (always exact).
-
-        Counting only works while every packet decodes: after a damaged packet the count can
-        no longer be trusted, so every target from there on is reported missing rather than
-        returned under a wrong index.
-        """
-        wanted = set(int(t) for t in targets)
-        last_needed = int(targets[-1])
-        got: set[int] = set()
-        count = -1
-        # single-threaded: a damaged packet is reported when it is met (frame threads report
-        # it later, after pictures the count would misplace)
-        for frame in self._frames_from_start(threaded=False):
-            if self.damaged_packets:
-                logger.warning("%s: damaged data while counting frames sequentially; frames "
-                               "after output %d cannot be indexed reliably", self.path, count)
-                break
-            count += 1
-            if count in wanted:
-                sink(count, self._convert(frame, out_hw))
-                got.add(count)
-            if count >= last_needed:
-                break
-        return sorted(wanted - got)
+        """Decode from the start, frame i being the i-th picture output (always exact; see
+        :func:`vidsel.io._modes.decode_sequential`)."""
+        return decode_sequential(self, targets, out_hw, sink)
 
     # -- keyframe decode -----------------------------------------------------------------------
     def decode_keyframes(self, keys: np.ndarray, out_hw: tuple[int, int],
                          sink: Callable[[int, np.ndarray], None]) -> list[int]:
         """Decode only the keyframes ``keys`` (sorted, unique presentation indices)."""
-        self._check_open()
-        av = self._av
-        missing: list[int] = []
-        try:
-            for k in keys:
-                k = int(k)
-                want = int(self.table.pts[k])
-                pos = self._seek_pos.get(k, k)
-                frame = None
-                while True:  # a seek landing after ``k``'s packet (MPEG-PS) is retried earlier
-                    if pos == 0 or not self._seek_to(int(self.table.pts[pos])):
-                        pos = 0
-                        self._seek_start()  # the packets before ``want`` are skipped below
-                    ctx = self._stream.codec_context
-                    ctx.skip_frame = "NONKEY"
-                    late = False
-                    try:
-                        pkt, late = find_key_packet(self._container.demux(self._stream), want, k,
-                                                    self._pts_to_index, self.table.decode_order,
-                                                    pos > 0)
-                        if pkt is not None and not late:
-                            out = list(ctx.decode(pkt)) + list(ctx.decode(None))
-                            frame = next((f for f in out if self._index_of(f) == k), None)
-                    except (av.error.FFmpegError, OSError, IndexError) as e:  # damaged data
-                        logger.debug("%s: keyframe %d: %s", self.path, k, e)
-                    if not late:
-                        break
-                    pos = self._seek_pos[k] = self._key_before(pos - 1)  # seek earlier
-                if frame is None:
-                    missing.append(k)
-                    continue
-                sink(k, self._convert(frame, out_hw))
-        finally:
-            self._stream.codec_context.skip_frame = "DEFAULT"
-            self._seek_start()
-        return missing
+        return decode_keyframes(self, keys, out_hw, sink)
 
     def iter_sequential(self) -> Iterator[tuple[int, Any]]:
         """Every decoded frame in order with its presentation index (for diagnostics)."""

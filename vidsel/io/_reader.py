@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -12,7 +13,7 @@ import numpy as np
 from .._validate import check_choice, check_positive_float, check_positive_int
 from ..errors import CorruptVideoError, DecodeError, FrameIndexError, InvalidArgumentError
 from ..registry import Registry
-from ._convert import DEFAULT_INTERPOLATION, Size, check_interpolation, output_size
+from ._convert import DEFAULT_INTERPOLATION, Size, check_crop, check_interpolation, output_size
 from ._decord import DecordBackend
 from ._probe import check_path, check_stream
 from ._pyav import PyAVBackend
@@ -25,13 +26,15 @@ logger = logging.getLogger(__name__)
 Mode = Literal["exact", "keyframe"]
 OnMissing = Literal["raise", "skip"]
 
-#: Decode backends by name: ``factory(path, *, stream, threads, interpolation)``.
+#: Decode backends by name: ``factory(path, *, stream, threads, interpolation)`` (plus
+#: ``workers`` where the factory takes it).
 BACKENDS: Registry[Callable[..., Any]] = Registry("backend")
 
 
 def register_backend(name: str, factory: Callable[..., Any], *, overwrite: bool = False
                      ) -> None:
-    """Register a decode backend ``factory(path, *, stream, threads, interpolation)``.
+    """Register a decode backend ``factory(path, *, stream, threads, interpolation)``; a
+    factory that also takes a ``workers`` keyword (or ``**kwargs``) is given the reader's.
 
     The object it returns must offer the attributes and methods of
     :class:`vidsel.io._pyav.PyAVBackend` (``table``, ``decode_exact``, ``decode_keyframes``...).
@@ -48,6 +51,16 @@ def available_backends() -> tuple[str, ...]:
     return BACKENDS.names()
 
 
+def _takes(factory: Callable[..., Any], option: str) -> bool:
+    """Whether a backend factory accepts the keyword ``option`` (``workers``, ``crop``: older
+    third-party ones do not)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return any(p.name == option or p.kind is p.VAR_KEYWORD for p in params)
+
+
 register_backend("pyav", PyAVBackend)
 register_backend("decord", DecordBackend)
 
@@ -62,9 +75,18 @@ class VideoReader:
         path: the video file.
         backend: ``"pyav"`` (default) or ``"decord"`` (optional extra), or any registered name.
         stream: video stream to read, counting video streams only (None: the default stream).
-        threads: decoder threads (0: let FFmpeg choose).
+        threads: decoder threads (0: let FFmpeg choose; with parallel stretches, the usable
+            CPUs are shared out among the decoders running at once).
+        workers: exact-mode stretches (a keyframe to the last frame wanted before the next
+            one) decoded in parallel, each by its own demuxer and decoder in a thread; None
+            (default): one per usable CPU, at most 16; 1: one after the other. The frames are
+            the same whatever the number.
         interpolation: swscale interpolation for resizing (one of
             :data:`vidsel.io.INTERPOLATIONS`: ``"BILINEAR"``, ``"AREA"``, ``"BICUBIC"``...).
+        crop: (top, bottom, left, right) displayed pixels cut off every picture before any
+            resize (black bars, see :func:`vidsel.io.detect_borders`); frames then have the
+            size of what is left (or ``size`` of it). None: the whole picture. PyAV backend
+            only. Metadata keeps the source's size.
 
     Raises:
         InvalidArgumentError: ``path`` is not a str / os.PathLike, or another argument is out
@@ -84,18 +106,37 @@ class VideoReader:
 
     def __init__(self, path: str | os.PathLike[str], *, backend: str = "pyav",
                  stream: int | None = None, threads: int = 0,
-                 interpolation: str = DEFAULT_INTERPOLATION) -> None:
+                 interpolation: str = DEFAULT_INTERPOLATION, workers: int | None = None,
+                 crop: tuple[int, int, int, int] | None = None) -> None:
         factory = BACKENDS.get(backend)
+        crop = check_crop(crop)
         threads = check_positive_int("threads", threads, allow_zero=True)
+        if workers is not None:
+            workers = check_positive_int("workers", workers)
         interpolation = check_interpolation(interpolation)
         check_stream(stream)
         self.path = check_path(path)
         self._interpolation = interpolation
         self._closed = False
+        extra: dict[str, Any] = {"workers": workers} if _takes(factory, "workers") else {}
+        self._crop = crop if crop is not None and any(crop) else None
+        if self._crop is not None:  # pictures are cut to the crop before any resize
+            if not _takes(factory, "crop"):
+                raise InvalidArgumentError(
+                    f"crop={crop!r}: backend {backend!r} cannot crop; use backend='pyav'")
+            extra["crop"] = self._crop
         self._backend = factory(self.path, stream=stream, threads=threads,
-                                interpolation=interpolation)
+                                interpolation=interpolation, **extra)
         self.backend = backend
         self._metadata = self._build_metadata()
+        if self._crop is not None:
+            t, b, lft, r = self._crop
+            md = self._metadata
+            if t + b >= md.display_height or lft + r >= md.display_width:
+                self._backend.close()
+                raise InvalidArgumentError(
+                    f"crop={crop!r} leaves nothing of the {md.display_width}x"
+                    f"{md.display_height} picture")
 
     # -- metadata ------------------------------------------------------------------------------
     def _build_metadata(self) -> VideoMetadata:
@@ -202,6 +243,12 @@ class VideoReader:
         # (h, w) pair is taken as is; None returns the stored pixels unscaled.
         out_hw = ((md.height, md.width) if size is None
                   else output_size(size, md.display_height, md.display_width))
+        if self._crop is not None:  # the picture left after the crop (rows, columns)
+            t, b, lft, r = self._crop
+            ah, aw = md.height - t - b, md.width - lft - r
+            out_hw = ((ah, aw) if size is None else output_size(
+                size, round(ah * md.display_height / md.height),
+                round(aw * md.display_width / md.width)))
         if mode == "keyframe":
             keys = md.keyframe_indices if len(md.keyframe_indices) else np.zeros(1, np.int64)
             pos = np.searchsorted(keys, req)

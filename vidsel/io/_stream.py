@@ -13,36 +13,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 import numpy as np
 
 from .._validate import check_choice, check_positive_int
-from ..errors import CorruptVideoError, DecodeError
+from ..errors import CorruptVideoError, DecodeError, InvalidArgumentError
 from ._convert import DEFAULT_INTERPOLATION, FrameConverter, check_interpolation
 from ._decode import DecodeStats, decode_packets
+from ._frames import AheadFrame, ConvertAhead, StreamFrame, no_crop
 from ._probe import open_container
 from ._types import PacketTable
 
-__all__ = ["MV_DTYPE", "SKIP_MODES", "StreamFrame", "TimestampsUnreliable", "decode_pass",
-           "decode_stream"]
+__all__ = ["SKIP_MODES", "SPLIT_CODECS", "TimestampsUnreliable", "auto_workers", "decode_pass",
+           "decode_stream", "split_points"]
 
 logger = logging.getLogger(__name__)
 
 #: FFmpeg ``skip_frame`` values a pass may use (see :meth:`vidsel.io.PacketIndex.skip_mode`).
 SKIP_MODES: tuple[str, ...] = ("DEFAULT", "NONREF", "BIDIR", "NONINTRA", "NONKEY")
-
-#: Row layout of FFmpeg's exported motion vectors (``AVMotionVector``), as
-#: :attr:`StreamFrame.motion_vectors` holds them.
-MV_DTYPE = np.dtype([("source", "<i4"), ("w", "u1"), ("h", "u1"), ("src_x", "<i2"),
-                     ("src_y", "<i2"), ("dst_x", "<i2"), ("dst_y", "<i2"), ("flags", "<u8"),
-                     ("motion_x", "<i4"), ("motion_y", "<i4"), ("motion_scale", "<u2")])
-
-_PICT_TYPES = {1: "I", 2: "P", 3: "B"}
-_HIGH_DEPTH = ("p10", "p12", "p14", "p16")
 
 T = TypeVar("T", bound=PacketTable)
 R = TypeVar("R")
@@ -59,83 +53,15 @@ class DamagedWhileThreaded(DecodeError):
     single-threaded, which is deterministic."""
 
 
-class StreamFrame:
-    """One decoded picture of a :func:`decode_stream` pass.
-
-    Attributes:
-        index: presentation index of the picture (frame ``i`` of the video).
-        motion_vectors: (M,) :data:`MV_DTYPE` rows exported by the decoder, or None (not
-            requested, or the picture carries none, e.g. an I-frame).
-        converter: the pass's :class:`FrameConverter` (display transform, interpolation).
-    """
-
-    __slots__ = ("_frame", "converter", "index", "motion_vectors")
-
-    def __init__(self, index: int, frame: Any, motion_vectors: np.ndarray | None,
-                 converter: FrameConverter) -> None:
-        self.index = index
-        self._frame = frame
-        self.motion_vectors = motion_vectors
-        self.converter = converter
-
-    @property
-    def key_frame(self) -> bool:
-        """The decoder flags the picture as a keyframe."""
-        return bool(self._frame.key_frame)
-
-    @property
-    def pict_type(self) -> str:
-        """Picture type as decoded: ``"I"``, ``"P"``, ``"B"`` or ``"S"`` (other)."""
-        return _PICT_TYPES.get(int(self._frame.pict_type), "S")
-
-    @property
-    def coded_size(self) -> tuple[int, int]:
-        """(height, width) of the decoded picture, before the display transform."""
-        return int(self._frame.height), int(self._frame.width)
-
-    def rgb(self, out_hw: tuple[int, int]) -> np.ndarray:
-        """(H, W, 3) uint8 RGB as displayed, resized to the displayed ``out_hw`` (exactly what
-        :class:`~vidsel.io.VideoReader` returns at that size and interpolation)."""
-        return self.converter.rgb(self._frame, out_hw)
-
-    def luma(self, step: int) -> np.ndarray:
-        """Subsampled luma (ceil(H/step), ceil(W/step)) float32 in [0, 255], coded orientation.
-
-        Reads the Y plane in place for planar YUV / gray formats (no conversion); other
-        formats go through swscale.
-        """
-        return _luma(self._frame, step)
-
-    def __repr__(self) -> str:
-        h, w = self.coded_size
-        return f"StreamFrame(index={self.index}, {self.pict_type}, {w}x{h})"
-
-
-def _luma(frame: Any, step: int) -> np.ndarray:
-    name = frame.format.name
-    h, w = frame.height, frame.width
-    if name.startswith(("yuv", "yuvj", "nv12", "nv21", "gray")) and "a" not in name[3:4]:
-        plane = frame.planes[0]
-        high = any(k in name for k in _HIGH_DEPTH)
-        dtype = np.dtype("<u2") if high else np.dtype(np.uint8)
-        item = dtype.itemsize
-        buf = np.frombuffer(plane, dtype=np.uint8)
-        rows = buf[: plane.line_size * h].reshape(h, plane.line_size)
-        y = rows[::step, : w * item]
-        if high:
-            y = y.copy().view(dtype)[:, ::step].astype(np.float32)
-            bits = int(next(k for k in _HIGH_DEPTH if k in name)[1:])
-            return y * (255.0 / ((1 << bits) - 1))  # type: ignore[no-any-return]
-        return y[:, ::step].astype(np.float32)  # type: ignore[no-any-return]
-    gray = frame.reformat(format="gray", width=max(1, -(-w // step)),
-                          height=max(1, -(-h // step))).to_ndarray()
-    return gray.astype(np.float32)  # type: ignore[no-any-return]
+def _converter(frame: Any, interpolation: str) -> FrameConverter:
+    """The converter of a pass, made from its first picture (display matrix)."""
+    return FrameConverter.for_frame(frame, interpolation=interpolation)
 
 
 def decode_stream(table: PacketTable, *, skip: str = "DEFAULT", export_mvs: bool = False,
                   keep: np.ndarray | None = None, threads: int = 0,
-                  interpolation: str = DEFAULT_INTERPOLATION, prefetch: int = 0
-                  ) -> Iterator[StreamFrame]:
+                  interpolation: str = DEFAULT_INTERPOLATION, prefetch: int = 0,
+                  convert_ahead: ConvertAhead | None = None) -> Iterator[StreamFrame]:
     """Decode the stream of ``table`` once, yielding a :class:`StreamFrame` per picture.
 
     Pictures are mapped to presentation indices by their timestamps (as the reader does);
@@ -161,6 +87,8 @@ def decode_stream(table: PacketTable, *, skip: str = "DEFAULT", export_mvs: bool
             decoders (VP8) write on into a picture already output when the data is damaged, so
             a picture read later differs from run to run: use 0 where pixels must be exact on
             damaged files (only motion-vector passes prefetch in vidsel).
+        convert_ahead: RGB conversions done right after decoding, on the decoding thread
+            (see :class:`ConvertAhead`; same bytes as :meth:`StreamFrame.rgb`).
 
     Raises:
         TimestampsUnreliable: decoded timestamps go backwards (use :func:`decode_pass`, which
@@ -172,24 +100,100 @@ def decode_stream(table: PacketTable, *, skip: str = "DEFAULT", export_mvs: bool
     ``threads=1``.
     """
     return _decode_stream(table, skip=skip, export_mvs=export_mvs, keep=keep, threads=threads,
-                          interpolation=interpolation, prefetch=prefetch)
+                          interpolation=interpolation, prefetch=prefetch,
+                          convert_ahead=convert_ahead)
 
 
 def _decode_stream(table: PacketTable, *, skip: str, export_mvs: bool, keep: np.ndarray | None,
                    threads: int, interpolation: str, prefetch: int,
+                   convert_ahead: ConvertAhead | None = None, workers: int | None = 1,
                    stop_on_damage: bool = False) -> Iterator[StreamFrame]:
     """:func:`decode_stream`; with ``stop_on_damage`` a threaded pass that meets damaged data
-    raises :class:`DamagedWhileThreaded` (for :func:`decode_pass` to restart it)."""
+    raises :class:`DamagedWhileThreaded` (for :func:`decode_pass` to restart it); with
+    ``workers > 1`` the stream may be decoded as independent stretches in parallel
+    (:func:`_parallel`; any damage, or anything unexpected, raises :class:`_SplitFailed`)."""
     check_choice("skip", skip, SKIP_MODES)
     interpolation = check_interpolation(interpolation)
     threads = check_positive_int("threads", threads, allow_zero=True)
     prefetch = check_positive_int("prefetch", prefetch, allow_zero=True)
-    frames = _decode(table, skip, export_mvs, keep, threads, interpolation, stop_on_damage)
+    workers = auto_workers() if workers is None else check_positive_int("workers", workers)
+    if convert_ahead is not None and not isinstance(convert_ahead, ConvertAhead):
+        raise InvalidArgumentError(
+            f"convert_ahead must be a ConvertAhead or None, not {type(convert_ahead).__name__}")
+    if workers > 1:
+        spans = _stretches(table, workers)
+        if len(spans) > 1:
+            return _parallel(table, spans, workers, skip=skip, export_mvs=export_mvs,
+                             keep=keep, threads=threads, interpolation=interpolation,
+                             convert_ahead=convert_ahead)
+    if not prefetch:  # converting ahead in the caller's thread would only convert in vain
+        convert_ahead = None
+    frames = _decode(table, skip, export_mvs, keep, threads, interpolation, stop_on_damage,
+                     convert_ahead)
     return _prefetch(frames, prefetch) if prefetch else frames
 
 
 def _decode(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | None,
-            threads: int, interpolation: str, stop_on_damage: bool) -> Iterator[StreamFrame]:
+            threads: int, interpolation: str, stop_on_damage: bool,
+            convert_ahead: ConvertAhead | None = None) -> Iterator[StreamFrame]:
+    converter: FrameConverter | None = None
+    for idx, frame, mvs, ahead in _pictures(table, skip, export_mvs, keep, threads,
+                                            interpolation, stop_on_damage, convert_ahead):
+        if converter is None:
+            converter = _converter(frame, interpolation)
+        if ahead is None:
+            yield StreamFrame(idx, frame, mvs, converter)
+        else:
+            yield AheadFrame(idx, frame, mvs, converter, ahead)
+
+
+#: A stretch of the stream decoded on its own: (start pts or None for the file's start, stop
+#: pts (the next stretch's first packet) or None for the end, first presentation index).
+_Span = tuple[int | None, int | None, int]
+
+
+class _SplitFailed(DecodeError):
+    """A stretch of a parallel pass met damaged data or an unexpected stream layout:
+    :func:`decode_pass` decodes the whole stream again sequentially."""
+
+
+def _span_packets(packets: Iterator[Any], span: _Span, table: PacketTable,
+                  pts_to_index: dict[int, int]) -> Iterator[Any]:
+    """The packets of one stretch: from the packet of pts ``start`` (those a seek lands on
+    before it are dropped) up to, not including, the packet of pts ``stop``; then a flush."""
+    start, stop, _ = span
+    started = start is None
+    first_pos = -1 if start is None else int(table.decode_order[pts_to_index[start]])
+    for pkt in packets:
+        pts = None if pkt.pts is None else int(pkt.pts)
+        if not started:
+            if pts == start:
+                started = True
+            else:
+                i = pts_to_index.get(pts) if pts is not None else None
+                if not pkt.size or (i is not None and int(table.decode_order[i]) > first_pos):
+                    raise _SplitFailed(f"{table.path}: a seek missed the keyframe at pts {start}")
+                continue
+        if stop is not None and pts == stop:
+            break
+        if not pkt.size:  # the demuxer's own flush packet (end of file)
+            break
+        yield pkt
+    if not started:
+        raise _SplitFailed(f"{table.path}: a seek missed the keyframe at pts {start}")
+    import av  # local: the flush packet (size 0) drains the decoder
+
+    yield av.Packet()
+
+
+def _pictures(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | None,
+              threads: int, interpolation: str, stop_on_damage: bool,
+              convert_ahead: ConvertAhead | None, span: _Span | None = None
+              ) -> Generator[tuple[int, Any, np.ndarray | None, tuple[Any, ...] | None],
+                             None, None]:
+    """(presentation index, decoded picture, motion vectors, RGB converted ahead) of each
+    picture to yield; with ``span``, of one stretch (any damage raises :class:`_SplitFailed`).
+    """
     path = table.path
     container = open_container(path)
     try:
@@ -209,15 +213,31 @@ def _decode(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | 
         counting = not table.pts_reliable
         n = len(table)
         pts_to_index = {int(p): i for i, p in enumerate(table.pts)}
-        converter: FrameConverter | None = None
         last = -1
         count = -1
         stats = DecodeStats()
+        packets: Iterator[Any]
+        if span is None:
+            packets = container.demux(stream)
+        else:
+            if span[0] is not None:
+                container.seek(span[0], stream=stream, backward=True)
+            packets = _span_packets(container.demux(stream), span, table, pts_to_index)
+        ahead_conv: FrameConverter | None = None
+        hit: Callable[[int], bool] | None = None
+        size: tuple[int, int] = (0, 0)
+        if convert_ahead is not None:
+            hit = convert_ahead.snapper(0 if span is None else span[2])
+            size = (int(convert_ahead.size[0]), int(convert_ahead.size[1]))
+        crop = None if convert_ahead is None else no_crop(convert_ahead.crop)
+        analysed = None if convert_ahead is None else convert_ahead.analysed
         # frame threads, or slice threads with export_mvs
-        stop = stop_on_damage and threads != 1
-        for frame in decode_packets(container.demux(stream), ctx, path, stats,
+        stop = span is not None or (stop_on_damage and threads != 1)
+        for frame in decode_packets(packets, ctx, path, stats,
                                     max_errors=0 if counting else None):
             if stop and (stats.damaged_packets or frame.is_corrupt):
+                if span is not None:
+                    raise _SplitFailed(f"{path}: damaged data in a stretch of a parallel pass")
                 raise DamagedWhileThreaded(f"{path}: damaged data in a threaded pass")
             count += 1
             if counting:  # frame i is the i-th picture output (nothing skipped, nothing damaged)
@@ -226,6 +246,8 @@ def _decode(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | 
                 pts = frame.pts if frame.pts is not None else frame.dts
                 idx = pts_to_index.get(int(pts)) if pts is not None else None
             if idx is not None and idx <= last:
+                if span is not None:
+                    raise _SplitFailed(f"{path}: timestamps go backwards in a stretch")
                 raise TimestampsUnreliable(f"{path}: decoded timestamps are not monotonic")
             if idx is None:
                 continue
@@ -236,9 +258,21 @@ def _decode(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | 
             if export_mvs:
                 sd = frame.side_data.get("MOTION_VECTORS")
                 mvs = sd.to_ndarray() if sd is not None else None
-            if converter is None:
-                converter = FrameConverter.for_frame(frame, interpolation=interpolation)
-            yield StreamFrame(idx, frame, mvs, converter)
+            ahead = None
+            if hit is not None and (analysed is None or (idx < len(analysed) and analysed[idx])
+                                    ) and hit(idx):
+                if ahead_conv is None:  # this thread's own converter (swscale is not shared)
+                    ahead_conv = _converter(frame, interpolation)
+                rgb = ahead_conv.rgb(frame, size,
+                                     **({"crop": crop} if crop is not None else {}))
+                done = crop if crop is not None else no_crop(getattr(ahead_conv, "crop", None))
+                ahead = (size, ahead_conv.display_op,
+                         ahead_conv.interpolation, done, rgb)
+            yield idx, frame, mvs, ahead
+        if span is not None:
+            if stats.damaged_packets or stats.demux_error:
+                raise _SplitFailed(f"{path}: damaged data in a stretch of a parallel pass")
+            return
         if count < 0:
             raise CorruptVideoError(
                 f"{path}: no frame of video stream {table.stream_index} ({table.codec}) could "
@@ -253,10 +287,182 @@ def _decode(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | 
         container.close()
 
 
+#: Codecs whose streams a parallel pass may cut at keyframes (H.264: a keyframe that no
+#: picture around it crosses in presentation order starts an independent stretch).
+SPLIT_CODECS = frozenset({"h264"})
+#: Fewest frames of a stretch of a parallel pass (each stretch opens the file and seeks),
+#: and of the last one.
+MIN_STRETCH = 48
+MIN_TAIL = 16
+#: Stretches per worker: short stretches keep every worker busy with little held memory.
+STRETCHES_PER_WORKER = 6
+#: Decoded pictures a parallel pass may hold ahead of its consumer, all workers together.
+AHEAD_BYTES = 256 << 20
+#: Most decode workers :func:`auto_workers` gives.
+MAX_AUTO_WORKERS = 4
+
+
+def auto_workers() -> int:
+    """Decode workers of a parallel pass by default: the cores this process may use, at most
+    ``MAX_AUTO_WORKERS`` (2 on a 2-core machine: one more decoder beside the consumer)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_AUTO_WORKERS, cores))
+
+
+def split_points(table: PacketTable) -> np.ndarray:
+    """(k,) int64 presentation indices of the keyframes where a decoder may start afresh and
+    give the same pictures as a sequential decode: every packet before the keyframe's in
+    decode order is presented before it, every packet from it on at or after it (no open-GOP
+    leading pictures cross it). Empty unless ``table.pts_reliable``."""
+    n = len(table)
+    if n < 2 or not table.pts_reliable:
+        return np.zeros(0, np.int64)
+    by_dec = np.argsort(np.asarray(table.decode_order), kind="stable")  # presentation index
+    # of each decode position
+    seen_max = np.maximum.accumulate(by_dec)
+    rest_min = np.minimum.accumulate(by_dec[::-1])[::-1]
+    ok = np.zeros(n, bool)
+    ok[1:] = (seen_max[:-1] < by_dec[1:]) & (rest_min[1:] == by_dec[1:])
+    ok &= np.asarray(table.is_keyframe, bool)[by_dec]
+    return np.sort(by_dec[ok]).astype(np.int64)
+
+
+def _stretches(table: PacketTable, workers: int) -> list[_Span]:
+    """The stretches a parallel pass decodes (one span for the whole stream when the stream
+    cannot or need not be cut)."""
+    whole: list[_Span] = [(None, None, 0)]
+    if table.codec not in SPLIT_CODECS or workers < 2:
+        return whole
+    n = len(table)
+    cuts = split_points(table)
+    target = max(MIN_STRETCH, -(-n // (STRETCHES_PER_WORKER * workers)))
+    starts = [0]
+    for k in cuts.tolist():
+        if k - starts[-1] >= target and n - k >= MIN_TAIL:
+            starts.append(k)
+    if len(starts) < 2:
+        return whole
+    pts = table.pts
+    spans: list[_Span] = []
+    for j, s in enumerate(starts):
+        start = None if j == 0 else int(pts[s])
+        stop = int(pts[starts[j + 1]]) if j + 1 < len(starts) else None
+        spans.append((start, stop, s))
+    return spans
+
+
+class _Queue:
+    """The frames of one stretch, from its worker to the consumer; ``cap`` pictures at most
+    (set from the first picture's size)."""
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[int, Any]] = deque()
+        self.cond = threading.Condition()
+        self.cap = 8
+
+    def put(self, item: tuple[int, Any], stop: threading.Event) -> bool:
+        with self.cond:
+            while len(self.items) >= self.cap and item[0] == 0:
+                if stop.is_set():
+                    return False
+                self.cond.wait(0.1)
+            self.items.append(item)
+            self.cond.notify_all()
+            return not stop.is_set()
+
+    def get(self) -> tuple[int, Any]:
+        with self.cond:
+            while not self.items:
+                self.cond.wait(0.1)
+            item = self.items.popleft()
+            self.cond.notify_all()
+            return item
+
+
+def _frame_bytes(frame: Any) -> int:
+    try:
+        return max(1, sum(int(p.buffer_size) for p in frame.planes))
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover - defensive
+        return int(frame.width) * int(frame.height) * 3
+
+
+def _parallel(table: PacketTable, spans: list[_Span], workers: int, *, skip: str,
+              export_mvs: bool, keep: np.ndarray | None, threads: int, interpolation: str,
+              convert_ahead: ConvertAhead | None) -> Iterator[StreamFrame]:
+    """Decode ``spans`` with ``workers`` threads (stretch ``j`` on thread ``j % workers``, each
+    with a decoder of its own), merged in presentation order: the consumer reads stretch
+    ``j`` while the next ones decode. A stretch's pictures are those of a sequential decode
+    (it starts at a clean keyframe, :func:`split_points`); any damage, a missed seek or a
+    timestamp out of order raises :class:`_SplitFailed` (the caller decodes sequentially).
+    At most ``AHEAD_BYTES`` of decoded pictures wait for the consumer."""
+    queues = [_Queue() for _ in spans]
+    stop = threading.Event()
+    # frame threads of a pixel pass share the cores with the other workers
+    per_thread = threads if threads else max(1, (os.cpu_count() or 1) // workers)
+
+    def work(first: int) -> None:
+        for j in range(first, len(spans), workers):
+            q = queues[j]
+            frames = _pictures(table, skip, export_mvs, keep, per_thread, interpolation,
+                               False, convert_ahead, span=spans[j])
+            try:
+                sized = False
+                for item in frames:
+                    if not sized:  # a worker holds two queues at most (the one it finishes)
+                        q.cap = max(2, AHEAD_BYTES // (2 * workers * _frame_bytes(item[1])))
+                        sized = True
+                    if not q.put((0, item), stop):
+                        return
+            except BaseException as e:  # handed to the consumer
+                q.put((1, e), stop)
+                return
+            finally:
+                frames.close()
+            q.put((2, None), stop)
+
+    pool = [threading.Thread(target=work, args=(t,), name=f"vidsel-decode-{t}", daemon=True)
+            for t in range(min(workers, len(spans)))]
+    for t in pool:
+        t.start()
+    converter: FrameConverter | None = None
+    yielded = 0
+    try:
+        for q in queues:
+            while True:
+                kind, value = q.get()
+                if kind == 2:
+                    break
+                if kind == 1:
+                    if isinstance(value, Exception):  # the sequential pass decides
+                        raise _SplitFailed(f"{table.path}: a stretch failed: {value!r}")
+                    raise value
+                idx, frame, mvs, ahead = value
+                if converter is None:
+                    converter = _converter(frame, interpolation)
+                yielded += 1
+                if ahead is None:
+                    yield StreamFrame(idx, frame, mvs, converter)
+                else:
+                    yield AheadFrame(idx, frame, mvs, converter, ahead)
+        if not yielded:
+            raise _SplitFailed(f"{table.path}: no picture in a parallel pass")
+    finally:
+        stop.set()
+        for q in queues:
+            with q.cond:
+                q.cond.notify_all()
+        for t in pool:
+            t.join()
+
+
 def decode_pass(table: T, consume: Callable[[T, Iterator[StreamFrame]], R], *,
                 skip: str = "DEFAULT", export_mvs: bool = False, keep: np.ndarray | None = None,
                 threads: int = 0, interpolation: str = DEFAULT_INTERPOLATION,
-                prefetch: int = 0) -> R:
+                prefetch: int = 0, workers: int | None = 1,
+                convert_ahead: ConvertAhead | None = None) -> R:
     """Run ``consume(table, frames)`` over one :func:`decode_stream` pass and return its result.
 
     When a threaded pass meets damaged data, it is restarted single-threaded (decoder
@@ -271,16 +477,28 @@ def decode_pass(table: T, consume: Callable[[T, Iterator[StreamFrame]], R], *,
     Args:
         table: the stream's :class:`~vidsel.io.PacketTable` / :class:`~vidsel.io.PacketIndex`.
         consume: the analysis; it iterates the frames (and may stop early).
-        skip, export_mvs, keep, threads, interpolation, prefetch: see :func:`decode_stream`.
+        skip, export_mvs, keep, threads, interpolation, prefetch, convert_ahead: see
+            :func:`decode_stream`.
+        workers: decode independent stretches of the stream in parallel, on this many
+            threads, each with its own decoder (H.264 streams whose keyframes start clean
+            stretches, :func:`split_points`; other streams decode sequentially). The frames
+            reach ``consume`` in presentation order and are the same pictures as a
+            sequential pass gives (motion vectors included); a stretch that meets damaged
+            data, or anything unexpected, makes the pass start again sequentially (``consume``
+            is then called again, from scratch). 1: sequential; None: :func:`auto_workers`.
     """
     attempts = 0
     while True:
         attempts += 1
         frames = _decode_stream(table, skip=skip, export_mvs=export_mvs, keep=keep,
                                 threads=threads, interpolation=interpolation,
-                                prefetch=prefetch, stop_on_damage=True)
+                                prefetch=prefetch, convert_ahead=convert_ahead,
+                                workers=workers, stop_on_damage=True)
         try:
             return consume(table, frames)
+        except _SplitFailed as e:
+            logger.info("%s: decoding sequentially (%s)", table.path, e)
+            workers = 1
         except DamagedWhileThreaded:
             logger.info("%s: damaged data; decoding again single-threaded (deterministic "
                         "error concealment)", table.path)
@@ -292,11 +510,12 @@ def decode_pass(table: T, consume: Callable[[T, Iterator[StreamFrame]], R], *,
                         table.path)
             table = table.sequential()
             skip, keep = "DEFAULT", None
+            convert_ahead = None  # planned on the other table
         finally:
             close = getattr(frames, "close", None)
             if close is not None:
                 close()
-        if attempts >= 3:  # pragma: no cover - each restart removes one cause
+        if attempts >= 4:  # pragma: no cover - each restart removes one cause
             raise DecodeError(f"{table.path}: the decode pass could not be completed")
 
 

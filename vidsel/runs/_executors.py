@@ -67,6 +67,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 Outcome = tuple[Any, Any]  # (item, result or exception)
 
+#: Parallel frame decoders per VideoReader (read by ``vidsel.io``'s default ``workers``).
+DECODE_WORKERS_ENV = "VIDSEL_DECODE_WORKERS"
+
 
 class WorkerCrashedError(VidselError, RuntimeError):
     """The worker process running a task died (signal, out of memory, native crash)."""
@@ -161,10 +164,12 @@ def exit_with_parent(*, pdeathsig: bool = True) -> None:
 
 def _init_worker(log_level: int, threads: int, pdeathsig: bool = True) -> None:
     """Worker start-up: exit with the parent, logging like the parent, and a fair share of
-    BLAS / torch threads."""
+    BLAS / torch threads and of parallel frame decoders (``VIDSEL_DECODE_WORKERS``, read by
+    :class:`vidsel.VideoReader`)."""
     exit_with_parent(pdeathsig=pdeathsig)
     configure_logging(log_level)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                DECODE_WORKERS_ENV):
         os.environ.setdefault(var, str(threads))
 
 

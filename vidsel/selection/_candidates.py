@@ -1,14 +1,18 @@
 """Candidate frames: the pool specs (``n``, ``"uniform:n"``, ``"fps:f"``, ``"all"``), keyframe
-snapping (each keyframe once), decoding and embedding them chunk by chunk, and the
-embedding-cache key (video content, model, candidates and how they were decoded)."""
+snapping (each keyframe once), decoding and embedding them chunk by chunk (the next chunk is
+decoded in a thread while the embedder runs on the current one), and the embedding-cache key
+(video content, model, candidates and how they were decoded)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
 import re
+import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Generator, MutableMapping
 from typing import Any, Literal
 
 import numpy as np
@@ -37,6 +41,8 @@ DEFAULT_NUM_CANDIDATES = 128
 DEFAULT_EMBED_SIZE = 384
 #: Candidates decoded and embedded per chunk (bounds memory on long videos).
 _DECODE_CHUNK = 64
+#: Chunks decoded ahead of the one being embedded (memory: this many more chunks of pixels).
+_DECODE_AHEAD = 1
 
 CandidateMode = Literal["exact", "keyframe"]
 _FPS_SPEC = re.compile(r"^fps:(\d+(\.\d*)?|\.\d+)$")
@@ -102,15 +108,75 @@ def snap_to_keyframes(reader: Any, cand: np.ndarray) -> np.ndarray:
     return np.unique(np.where(np.abs(req - lo) <= np.abs(hi - req), lo, hi))
 
 
+def _decoded_chunks(reader: Any, cand: np.ndarray, *, size: int | None, mode: str
+                    ) -> Generator[tuple[np.ndarray, Any, float], None, None]:
+    """``(chunk, batch, decode seconds)`` for each chunk of ``cand`` in order, decoded by a
+    producer thread at most :data:`_DECODE_AHEAD` chunks ahead of the consumer.
+
+    FFmpeg and the embedder's tensor code release the GIL, so decoding the next chunk overlaps
+    embedding this one; the chunks, their order and every call on the reader are those of a
+    plain loop, so results are the same bit for bit. Only the producer touches the reader
+    until the generator ends (closed early or not, it waits for the producer to stop); its
+    exceptions are raised here.
+    """
+    chunks = [cand[i:i + _DECODE_CHUNK] for i in range(0, len(cand), _DECODE_CHUNK)]
+    if len(chunks) <= 1 or _DECODE_AHEAD < 1:  # nothing to overlap
+        for chunk in chunks:
+            t0 = time.perf_counter()
+            batch = reader.decode(chunk, size=size, mode=mode, on_missing="skip")
+            yield chunk, batch, time.perf_counter() - t0
+        return
+    ready: queue.Queue[tuple[np.ndarray, Any, float] | BaseException | None] = queue.Queue(
+        maxsize=_DECODE_AHEAD)
+    stop = threading.Event()
+
+    def put(item: tuple[np.ndarray, Any, float] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                t0 = time.perf_counter()
+                batch = reader.decode(chunk, size=size, mode=mode, on_missing="skip")
+                if not put((chunk, batch, time.perf_counter() - t0)):
+                    return
+            put(None)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(e)
+
+    thread = threading.Thread(target=produce, name="vidsel-decode-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def embed_candidates(reader: Any, cand: np.ndarray, embedder: Any, *, size: int | None,
                      mode: str, progress: bool | None = None,
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
-    """Decode and embed candidates chunk by chunk (a progress bar over frames when
-    ``progress`` asks for one, see :mod:`vidsel._progress`).
+    """Decode and embed candidates chunk by chunk, the next chunk decoding while the current
+    one is embedded (a progress bar over frames when ``progress`` asks for one, see
+    :mod:`vidsel._progress`).
 
     Returns:
         (embeds (n, d), indices (n,) int64, timestamps_s (n,) float64, decode seconds, embed
-        seconds); undecodable candidates are dropped, and a frame the decoder returns twice
+        seconds; the two overlap, so their sum can exceed the time taken); undecodable candidates are dropped, and a frame the decoder returns twice
         (keyframe mode on candidates that were not snapped first) is embedded once.
 
     Raises:
@@ -119,12 +185,10 @@ def embed_candidates(reader: Any, cand: np.ndarray, embedder: Any, *, size: int 
     embeds, idx, ts = [], [], []
     seen: set[int] = set()
     t_dec = t_emb = 0.0
+    decoded = _decoded_chunks(reader, cand, size=size, mode=mode)
     with progress_bar(total=len(cand), desc="embedding frames", unit="frame",
-                      progress=progress) as bar:
-        for start in range(0, len(cand), _DECODE_CHUNK):
-            t0 = time.perf_counter()
-            chunk = cand[start:start + _DECODE_CHUNK]
-            batch = reader.decode(chunk, size=size, mode=mode, on_missing="skip")
+                      progress=progress) as bar, contextlib.closing(decoded):
+        for chunk, batch, dt in decoded:
             t1 = time.perf_counter()
             if batch.missing:
                 logger.warning("%s: %d candidate frames could not be decoded and are skipped",
@@ -138,7 +202,7 @@ def embed_candidates(reader: Any, cand: np.ndarray, embedder: Any, *, size: int 
                 embeds.append(embedder.embed_images(batch.frames[keep], progress=False))
                 idx.append(got[keep])
                 ts.append(np.asarray(batch.timestamps_s, dtype=np.float64)[keep])
-            t_dec += t1 - t0
+            t_dec += dt
             t_emb += time.perf_counter() - t1
             bar.update(len(chunk))
     if not idx:

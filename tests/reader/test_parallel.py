@@ -1,0 +1,175 @@
+"""Parallel stretch decoding (``VideoReader(workers=...)``): the same frames as one worker and
+as a plain sequential decode, on every core codec, on damaged files and on real clips."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vidsel import InvalidArgumentError, VideoReader, VidselError
+from vidsel.io import _parallel, register_backend
+from vidsel.io._parallel import default_workers, parallel_workers, usable_cpus
+from vidsel.io._pyav import PyAVBackend
+from vidsel.io._reader import BACKENDS
+from vidsel.synth import decode_counter
+
+from .test_damaged_files import DETERMINISM_CASES, _mutant
+
+# many short GOPs, so that a request spans many independent stretches
+CODECS = [
+    (".mp4", "libx264", {"bframes": 3, "gop": 10}),
+    (".mp4", "libx264", {"bframes": 0, "gop": 8}),
+    (".mkv", "libx264", {"bframes": 2, "gop": 12}),
+    (".mp4", "libx265", {"bframes": 3, "gop": 10}),
+    (".avi", "mpeg4", {"bframes": 2, "gop": 10}),
+    (".webm", "libvpx-vp9", {"gop": 10}),
+]
+
+
+@pytest.fixture(autouse=True)
+def small_stretches_in_parallel(monkeypatch):
+    """The test videos are small: let their stretches run in parallel too (by default only
+    stretches worth ~30 ms of decoding do)."""
+    monkeypatch.setattr(_parallel, "MIN_PARALLEL_PIXELS", 0)
+
+
+def _sequential(path: str, wanted: set[int]) -> dict[int, np.ndarray]:
+    out = {}
+    with av.open(path) as c:
+        for i, f in enumerate(c.decode(c.streams.video[0])):
+            if i in wanted:
+                out[i] = f.to_ndarray(format="rgb24")
+    return out
+
+
+def _digests(batch) -> dict[int, str]:
+    return {int(i): hashlib.md5(f.tobytes()).hexdigest()
+            for i, f in zip(batch.indices, batch.frames)}
+
+
+@pytest.mark.parametrize("suffix,codec,extra", CODECS, ids=[f"{c}{s}-{e}" for s, c, e in CODECS])
+def test_workers_give_the_frames_of_a_sequential_decode(make_synth, suffix, codec, extra):
+    info = make_synth(suffix, scene="counter", codec=codec, num_frames=80, **extra)
+    rng = np.random.default_rng(3)
+    idx = np.concatenate([rng.integers(0, 80, 25), [79, 0, 41, 41, -1]])
+    ref = _sequential(info.path, {int(i) % 80 for i in idx})
+    for workers in (1, 2, 4, 7):
+        with VideoReader(info.path, workers=workers) as r:
+            frames = r.get_frames(idx)
+            assert r._backend.workers == workers
+        for k, i in enumerate(idx):
+            i = int(i) % 80
+            assert np.array_equal(frames[k], ref[i]), f"workers={workers}: frame {i} differs"
+            assert decode_counter(frames[k]) == i
+
+
+def test_parallel_plan_is_used_and_clones_are_closed(make_synth):
+    info = make_synth(scene="counter", num_frames=80, gop=10, bframes=2)
+    with VideoReader(info.path, workers=3) as r:
+        a = r.decode(r.uniform_indices(16), size=64)
+        clones = list(r._backend._clones)
+        assert len(clones) == 2  # 8 balanced stretches on 3 workers: two extra decoders
+        b = r.decode(r.uniform_indices(16), size=64)  # reused, not reopened
+        assert r._backend._clones == clones
+    assert _digests(a) == _digests(b)
+    assert r.closed
+    for clone in clones:
+        assert clone._closed
+    with VideoReader(info.path, workers=1) as r:
+        assert _digests(r.decode(r.uniform_indices(16), size=64)) == _digests(a)
+        assert r._backend._clones == []
+
+
+def test_small_stretches_stay_serial(make_synth, monkeypatch):
+    monkeypatch.setattr(_parallel, "MIN_PARALLEL_PIXELS", 8_000_000)
+    assert parallel_workers([10] * 8, 4, 768 * 432) == 1  # short GOPs of small pictures
+    assert parallel_workers([200] * 8, 4, 1280 * 720) == 4
+    info = make_synth(scene="counter", num_frames=80, gop=10, bframes=2)
+    with VideoReader(info.path, workers=3) as r:
+        r.decode(r.uniform_indices(16))
+        assert r._backend._clones == []
+
+
+def test_unbalanced_plans_stay_serial():
+    assert parallel_workers([240, 40], 2) == 1  # the long stretch would run alone
+    assert parallel_workers([100, 100], 2) == 2
+    assert parallel_workers([240] * 7 + [50], 2) == 2
+    assert parallel_workers([10] * 30, 4) == 4
+    assert parallel_workers([10, 10], 8) == 2  # at most one worker per stretch
+    assert parallel_workers([300], 4) == 1
+    assert parallel_workers([], 4) == 1
+
+
+def test_one_keyframe_video_decodes_in_one_stretch(make_synth):
+    info = make_synth(scene="counter", num_frames=60, gop=300, bframes=2)
+    with VideoReader(info.path, workers=4) as r:
+        frames = r.get_frames([5, 30, 59])
+        assert r._backend._clones == []
+    assert [decode_counter(f) for f in frames] == [5, 30, 59]
+
+
+@pytest.mark.parametrize(("suffix", "codec", "how", "seed"), DETERMINISM_CASES,
+                         ids=[f"{c[2]}{c[3]}{c[0]}" for c in DETERMINISM_CASES])
+def test_damaged_files_same_pixels_and_missing_with_any_workers(tmp_path, make_synth, suffix,
+                                                                codec, how, seed):
+    path = _mutant(tmp_path, make_synth, suffix, codec, how, seed)
+    results = []
+    for workers in (1, 3):
+        try:
+            r = VideoReader(path, workers=workers)
+        except VidselError:
+            pytest.skip("this damage makes the file unreadable in this FFmpeg build")
+        with r:
+            batch = r.decode(np.arange(0, len(r), 2), on_missing="skip")
+        results.append((_digests(batch), batch.missing))
+    assert results[0] == results[1]
+
+
+def test_real_clips_agree_across_workers(fixtures_dir: Path):
+    clips = ["clips/intelsamplevideos__one-by-one-person-detection.mp4",  # 140 short GOPs
+             "clips/moviepy__1.mp4", "derived/concat_multiscene_480x270_hevc_main.mp4",
+             "edge/androidxmedia__sample.avi", "edge/decord__corrupted.mp4"]
+    for name in clips:
+        path = fixtures_dir / name
+        out = []
+        for workers in (1, 2, 4):
+            with VideoReader(path, workers=workers) as r:
+                out.append(_digests(r.decode(r.uniform_indices(40), on_missing="skip")))
+        assert out[0] == out[1] == out[2], name
+        assert out[0], name
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_workers_validated(make_synth, bad):
+    info = make_synth(scene="counter", num_frames=10)
+    with pytest.raises(InvalidArgumentError, match="workers"):
+        VideoReader(info.path, workers=bad)
+
+
+def test_default_workers_follow_the_usable_cpus(make_synth):
+    assert default_workers() == min(usable_cpus(), 16) >= 1
+    info = make_synth(scene="counter", num_frames=10)
+    with VideoReader(info.path) as r:
+        assert r._backend.workers == default_workers()
+
+
+def test_backend_factory_without_workers_still_works(make_synth):
+    info = make_synth(scene="counter", num_frames=20, gop=5)
+    seen = {}
+
+    def old_style(path, *, stream, threads, interpolation):  # a factory from before `workers`
+        seen["called"] = True
+        return PyAVBackend(path, stream=stream, threads=threads, interpolation=interpolation)
+
+    register_backend("old-style-test", old_style)
+    try:
+        with VideoReader(info.path, backend="old-style-test", workers=3) as r:
+            frames = r.get_frames([3, 17])
+    finally:
+        BACKENDS.unregister("old-style-test")
+    assert seen["called"]
+    assert [decode_counter(f) for f in frames] == [3, 17]

@@ -1,0 +1,172 @@
+"""What a streaming decode pass hands its analysis per picture: :class:`StreamFrame` (index,
+picture type, motion vectors, a cheap luma plane, RGB on demand) and :class:`ConvertAhead`
+(candidate frames converted to RGB on the decode thread, right after decoding)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._convert import Crop, FrameConverter
+
+__all__ = ["MV_DTYPE", "AheadFrame", "ConvertAhead", "StreamFrame", "no_crop"]
+
+
+#: Row layout of FFmpeg's exported motion vectors (``AVMotionVector``), as
+#: :attr:`StreamFrame.motion_vectors` holds them.
+MV_DTYPE = np.dtype([("source", "<i4"), ("w", "u1"), ("h", "u1"), ("src_x", "<i2"),
+                     ("src_y", "<i2"), ("dst_x", "<i2"), ("dst_y", "<i2"), ("flags", "<u8"),
+                     ("motion_x", "<i4"), ("motion_y", "<i4"), ("motion_scale", "<u2")])
+
+_PICT_TYPES = {1: "I", 2: "P", 3: "B"}
+_HIGH_DEPTH = ("p10", "p12", "p14", "p16")
+
+
+class StreamFrame:
+    """One decoded picture of a :func:`decode_stream` pass.
+
+    Attributes:
+        index: presentation index of the picture (frame ``i`` of the video).
+        motion_vectors: (M,) :data:`MV_DTYPE` rows exported by the decoder, or None (not
+            requested, or the picture carries none, e.g. an I-frame).
+        converter: the pass's :class:`FrameConverter` (display transform, interpolation).
+    """
+
+    __slots__ = ("_frame", "converter", "index", "motion_vectors")
+
+    def __init__(self, index: int, frame: Any, motion_vectors: np.ndarray | None,
+                 converter: FrameConverter) -> None:
+        self.index = index
+        self._frame = frame
+        self.motion_vectors = motion_vectors
+        self.converter = converter
+
+    @property
+    def key_frame(self) -> bool:
+        """The decoder flags the picture as a keyframe."""
+        return bool(self._frame.key_frame)
+
+    @property
+    def pict_type(self) -> str:
+        """Picture type as decoded: ``"I"``, ``"P"``, ``"B"`` or ``"S"`` (other)."""
+        return _PICT_TYPES.get(int(self._frame.pict_type), "S")
+
+    @property
+    def coded_size(self) -> tuple[int, int]:
+        """(height, width) of the decoded picture, before the display transform."""
+        return int(self._frame.height), int(self._frame.width)
+
+    def rgb(self, out_hw: tuple[int, int], *, crop: Crop | None = None) -> np.ndarray:
+        """(H, W, 3) uint8 RGB as displayed, resized to the displayed ``out_hw`` (exactly what
+        :class:`~vidsel.io.VideoReader` returns at that size and interpolation); ``crop`` =
+        (top, bottom, left, right) displayed pixels cut off before the resize (see
+        :meth:`vidsel.io.FrameConverter.rgb`)."""
+        return self.converter.rgb(self._frame, out_hw, crop=crop)
+
+    def luma(self, step: int) -> np.ndarray:
+        """Subsampled luma (ceil(H/step), ceil(W/step)) float32 in [0, 255], coded orientation.
+
+        Reads the Y plane in place for planar YUV / gray formats (no conversion); other
+        formats go through swscale.
+        """
+        return _luma(self._frame, step)
+
+    def __repr__(self) -> str:
+        h, w = self.coded_size
+        return f"StreamFrame(index={self.index}, {self.pict_type}, {w}x{h})"
+
+
+def _luma(frame: Any, step: int) -> np.ndarray:
+    name = frame.format.name
+    h, w = frame.height, frame.width
+    if name.startswith(("yuv", "yuvj", "nv12", "nv21", "gray")) and "a" not in name[3:4]:
+        plane = frame.planes[0]
+        high = any(k in name for k in _HIGH_DEPTH)
+        dtype = np.dtype("<u2") if high else np.dtype(np.uint8)
+        item = dtype.itemsize
+        buf = np.frombuffer(plane, dtype=np.uint8)
+        rows = buf[: plane.line_size * h].reshape(h, plane.line_size)
+        y = rows[::step, : w * item]
+        if high:
+            y = y.copy().view(dtype)[:, ::step].astype(np.float32)
+            bits = int(next(k for k in _HIGH_DEPTH if k in name)[1:])
+            return y * (255.0 / ((1 << bits) - 1))  # type: ignore[no-any-return]
+        return y[:, ::step].astype(np.float32)  # type: ignore[no-any-return]
+    gray = frame.reformat(format="gray", width=max(1, -(-w // step)),
+                          height=max(1, -(-h // step))).to_ndarray()
+    return gray.astype(np.float32)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, eq=False)
+class ConvertAhead:
+    """RGB conversions a decode pass does on its decode thread(s), ahead of the consumer.
+
+    The first yielded frame among the ``analysed`` ones at or after each target is converted to
+    RGB at the displayed ``size`` (and ``crop``) right after it is decoded, by a converter of
+    the decode thread (the same swscale call, so the same bytes); :meth:`StreamFrame.rgb` then
+    returns that array when it is asked for the same size and crop with the same interpolation
+    and display transform, and converts on demand otherwise. This is how the codec pass takes
+    its conversions (a few ms each) off the consumer's thread; it changes no result, only
+    which thread converts.
+
+    Attributes:
+        size: displayed (height, width) of the RGB arrays.
+        targets: (T,) int64 presentation indices, sorted (as a consumer's snapping grid).
+        analysed: (F,) bool over presentation indices: the frames that may snap to a target
+            (None: every yielded frame).
+        crop: (top, bottom, left, right) displayed pixels cut off before the resize (None:
+            the whole picture).
+    """
+
+    size: tuple[int, int]
+    targets: np.ndarray
+    analysed: np.ndarray | None = None
+    crop: Crop | None = None
+
+    def snapper(self, start: int = 0) -> Callable[[int], bool]:
+        """``hit(idx)`` called on each analysed frame in order: True for the first one at or
+        after a pending target (targets before ``start`` are ignored)."""
+        targets = np.asarray(self.targets, np.int64)
+        pos = int(np.searchsorted(targets, start))
+
+        def hit(idx: int) -> bool:
+            nonlocal pos
+            if pos >= len(targets) or idx < targets[pos]:
+                return False
+            while pos < len(targets) and targets[pos] <= idx:
+                pos += 1
+            return True
+
+        return hit
+
+
+def no_crop(crop: Any) -> Any:
+    return None if crop is None or not any(crop) else tuple(crop)
+
+
+class AheadFrame(StreamFrame):
+    """A :class:`StreamFrame` whose RGB was converted on the decode thread (see
+    :class:`ConvertAhead`)."""
+
+    __slots__ = ("_ahead",)
+
+    def __init__(self, index: int, frame: Any, motion_vectors: np.ndarray | None,
+                 converter: FrameConverter, ahead: tuple[Any, ...]) -> None:
+        super().__init__(index, frame, motion_vectors, converter)
+        self._ahead = ahead  # (size, display_op, interpolation, crop, rgb)
+
+    def rgb(self, out_hw: tuple[int, int], *args: Any, **kwargs: Any) -> np.ndarray:
+        size, op, interp, crop, arr = self._ahead
+        conv = self.converter
+        if not args and set(kwargs) <= {"crop"}:
+            want = kwargs.get("crop")
+            if want is None:
+                want = getattr(conv, "crop", None)
+            if (tuple(out_hw) == size and conv.display_op == op
+                    and conv.interpolation == interp and no_crop(want) == crop):
+                conv.conversions += 1
+                return arr  # type: ignore[no-any-return]
+        return super().rgb(out_hw, *args, **kwargs)  # type: ignore[no-any-return]
