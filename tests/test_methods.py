@@ -80,7 +80,10 @@ def test_codec_options_pass_through(clip: str) -> None:
     (lambda c: run_method("nope", c), "method='nope' is not registered; choose one of"),
     (lambda c: run_method("uniform", c, budget=0), "budget=0 must be >= 1"),
     (lambda c: run_method("uniform", c, anchors="uniform"), "does not take option"),
-    (lambda c: run_method("codec", c, embedder="x"), "does not take option"),
+    (lambda c: run_method("codec", c, embedder="x"), "needs question="),
+    (lambda c: run_method("codec", c, relevance_share=0.5), "needs a question"),
+    (lambda c: run_method("codec", c, question="q", anchors="mdp3"), "needs a question"),
+    (lambda c: run_method("codec+mdp3", c, question="q"), "needs an embedder"),
     (lambda c: run_method("mdp3", c, question="q"), "needs an embedder"),
     (lambda c: run_method("mdp3", c, embedder="hf:/x"), "needs a question"),
     (lambda c: run_method("uniform", c, geometry=(14, 2)), "must be a vidsel.results"),
@@ -143,7 +146,12 @@ def test_options_are_checked_before_any_video_is_read(tmp_path: Path) -> None:
         run_method("uniform", missing, params={"segment_size": 3})  # not VideoNotFoundError
     get_method("mdp3").check_options({"params": {"lam": 0.2}, "embedder": "x"})
     with pytest.raises(InvalidArgumentError, match="does not take option"):
-        get_method("codec").check_options({"cache_dir": "x"})
+        get_method("codec").check_options({"candidate_mode": "x"})
+    with pytest.raises(InvalidArgumentError, match="relevance_share"):
+        run_method("codec", missing, relevance_share=2.0)  # not VideoNotFoundError
+    with pytest.raises(InvalidArgumentError, match="does not take"):
+        run_method("codec+mdp3", missing, question="q", embedder="x", relevance_share=0.3,
+                   anchor_params={"nope": 1})
 
 
 def test_a_reader_reaches_path_only_methods_as_its_path(clip: str) -> None:

@@ -83,8 +83,11 @@ def test_options_a_method_does_not_take_are_usage_errors(
         clip: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["select", clip, "--method", "uniform", "--anchors", "uniform"]) == 2
     assert "--anchors is not an option of --method uniform" in capsys.readouterr().err
+    assert main(["select", clip, "--method", "codec", "--candidate-mode", "exact"]) == 2
+    assert "--candidate-mode is not an option of --method codec" in capsys.readouterr().err
+    # codec takes --cache-dir for its question (query-aware), not without one
     assert main(["select", clip, "--method", "codec", "--cache-dir", "/tmp/x"]) == 2
-    assert "--cache-dir is not an option of --method codec" in capsys.readouterr().err
+    assert "cache_dir: only used with a question" in capsys.readouterr().err
     assert main(["select", clip, "--method", "codec", "--param", "lam=0.2"]) == 2
     assert "does not take ['lam']" in capsys.readouterr().err
     assert main(["select", clip, "--method", "codec", "--frame-size", "100"]) == 2
@@ -229,6 +232,19 @@ def test_compare_table_json_plot(clip: str, tmp_path: Path,
         ("uniform", 2), ("codec", 2), ("uniform", 4), ("codec", 4)}
     assert (tmp_path / "cmp.png").stat().st_size > 0
     assert main(["compare", clip, "--budgets", "x"]) == 2
+
+
+def test_compare_question_row(clip: str, tiny_siglip_dir: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "q.json"
+    assert main(["compare", clip, "--budgets", "4", "--frame-size", "112", "--eval-frames",
+                 "10", "-Q", "where is the box", "--embedder", f"hf:{tiny_siglip_dir}", "-p",
+                 "relevance_share=0.25", "--json", str(out)]) == 0
+    assert "| 4 | codec+mdp3 |" in capsys.readouterr().out
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"uniform", "codec", "codec+mdp3"}
+    assert rows["codec+mdp3"]["num_tokens"] == rows["codec"]["num_tokens"]
+    assert main(["compare", clip, "-Q", "where is the box"]) == 2  # no --embedder
 
 
 def test_compare_folder_reports_failures(mixed_dir: Path, tmp_path: Path,

@@ -143,6 +143,12 @@ def _compare_one(env: Env, out: str) -> None:
     assert (env.tmp / "cmp.png").stat().st_size > 0 and "uniform" in out and "codec" in out
 
 
+def _compare_question(env: Env, out: str) -> None:
+    rows = json.loads((env.tmp / "cq.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["uniform", "codec", "codec+mdp3"]
+    assert len({r["num_tokens"] for r in rows}) == 1
+
+
 def _compare_dir(env: Env, out: str) -> None:
     data = json.loads(out)
     assert len(data["videos"]) == 5 and data["failures"] == []
@@ -262,6 +268,12 @@ CASES: list[tuple[str, list[str], int, Check | None]] = [
                      "--patch-size", "14", "--merge", "2", "--eval-frames", "8", "--param",
                      "camera=median", "--json", "{tmp}/cmp.json", "--plot", "{tmp}/cmp.png", "-v", "--verbose"], 0,
      _compare_one),
+    ("compare-question", ["compare", "{clip}", "--budgets", "2", "--frame-size", "56",
+                          "--eval-frames", "4", "--question", "a red box", "-e", "{emb}",
+                          "--json", "{tmp}/cq.json"], 0, _compare_question),
+    ("compare-question-short", ["compare", "{clip}", "--budgets", "2", "--frame-size", "56",
+                                "--eval-frames", "4", "-Q", "a box", "--embedder", "{emb}",
+                                "-p", "anchors=dpp", "-p", "relevance_share=0.25"], 0, None),
     ("compare-dir", ["compare", "{good}", "--budgets", "2", "--frame-size", "56",
                      "--eval-frames", "4", "-p", "signal=pixel_diff", "--json", "--plot",
                      "{tmp}/plots", "-q", "--quiet"], 0, _compare_dir),

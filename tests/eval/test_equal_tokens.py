@@ -73,3 +73,17 @@ def test_llava_onevision_codec_canvases_fit_the_frames_budget(
     recs = {(r["method"], r["budget"]): r for r in s.records}
     assert recs[("codec", 16)]["model_visual_tokens"] <= recs[("uniform", 16)]["model_visual_tokens"]
     assert any("single-image" in n for n in recs[("codec", 2)]["notes"])
+
+
+def test_query_aware_codec_runs_at_equal_tokens(item: EvalItem, tiny_hf_dirs: dict[str, Path],
+                                                tiny_siglip_dir: Path, tmp_path: Path) -> None:
+    """``codec+mdp3`` (the question steers the codec patches) through the real evaluation
+    path: the embedder and the frame-embedding cache of the run, the same token budget."""
+    s = run_eval([item], f"hf:{tiny_hf_dirs['qwen2_vl']}",
+                 methods=["codec", "codec+mdp3"], budgets=[4], embedder=f"hf:{tiny_siglip_dir}",
+                 cache_dir=tmp_path / "cache", max_new_tokens=2,
+                 model_options={"device": "cpu"})
+    recs = {r["method"]: r for r in s.records}
+    assert all(r["status"] == "ok" for r in recs.values()), recs
+    assert recs["codec+mdp3"]["visual_tokens"] == recs["codec"]["visual_tokens"]
+    assert (tmp_path / "cache" / "embeddings").is_dir()  # relevance used the run's cache

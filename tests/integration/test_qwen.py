@@ -653,6 +653,32 @@ def test_codec_fields_match_lmms_video_utils(box):
     assert lmms.CodecVideoOutput(**ours.as_dict()).n_groups == ours.n_groups
 
 
+def test_codec_follows_the_question_with_an_embedder(box, tiny_siglip_dir):
+    """With an embedder the codec patches are query-aware (the conversation's question);
+    relevance_share=0 in params gives the motion-only patches; codec+mdp3 needs the embedder."""
+    from vidsel.codec import select_patches
+
+    emb = f"hf:{tiny_siglip_dir}"
+    conv = [{"role": "user", "content": [
+        _video(box, nframes=4, selector="codec+mdp3", embedder=emb, resized_height=112,
+               resized_width=112), {"type": "text", "text": "where does the box go"}]}]
+    out = qwen.process_vision_info(conv)[1][0]
+    sel = select_patches(box, budget_frames=4, frame_size=112, question="where does the box go",
+                         embedder=emb, anchors="mdp3")
+    pos = out.patch_positions
+    used = pos[(pos >= 0).all(dim=1)].numpy()
+    assert sorted(map(tuple, used.tolist())) == sorted(map(tuple, sel.positions.tolist()))
+    motion = qwen.process_vision_info(_conv(_video(
+        box, nframes=4, selector="codec", embedder=emb, question="where does the box go",
+        params={"relevance_share": 0.0}, resized_height=112, resized_width=112)))[1][0]
+    plain = qwen.process_vision_info(_conv(_video(
+        box, nframes=4, selector="codec", resized_height=112, resized_width=112)))[1][0]
+    assert torch.equal(motion.patch_positions, plain.patch_positions)
+    with pytest.raises(InvalidArgumentError, match="needs an embedder"):
+        qwen.process_vision_info(_conv(_video(box, nframes=4, selector="codec+mdp3",
+                                              question="where")))
+
+
 def test_codec_refuses_a_window(box):
     with pytest.raises(InvalidArgumentError, match="video_start / video_end"):
         qwen.process_vision_info(_conv(_video(box, nframes=4, selector="codec",

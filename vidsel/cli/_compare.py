@@ -32,20 +32,24 @@ logger = logging.getLogger(__name__)
 def codec_options() -> frozenset[str]:
     """``--param`` names the codec side takes: the codec method's options, less those compare
     sets itself."""
-    return frozenset(get_method("codec").options or ()) - {"index", "stream"}
+    return frozenset(get_method("codec").options or ()) - {"index", "stream", "embedder"}
 
 DESCRIPTION = """\
 Spend the same token budget two ways, uniform whole frames and codec-aware patches (dense
 anchors plus the most changing patches of many frames), and measure what the tokens buy: time
 span covered, source frames touched, share of tokens on moving content and a hold-last
-re-rendering PSNR (a model-free fidelity proxy, see docs/codec.md). A folder compares every
-video in it and adds the mean over videos."""
+re-rendering PSNR (a model-free fidelity proxy, see docs/codec.md). With --question and
+--embedder, a third row per budget is the query-aware codec selection (codec+mdp3: part of the
+motion budget and the anchors follow the question). A folder compares every video in it and
+adds the mean over videos."""
 
 EPILOG = """\
 examples:
   vidsel compare clip.mp4 --budgets 4,8,16,32
   vidsel compare clip.mp4 --json compare.json --plot compare.png
   vidsel compare videos/ --budgets 8,16 --json all.json --plot plots/
+  vidsel compare clip.mp4 --question "when does the dog jump" --embedder hf:/models/siglip \
+      -p relevance_share=0.5
 """
 
 
@@ -61,6 +65,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--merge", type=int, default=2)
     p.add_argument("--eval-frames", type=int, default=240,
                    help="frames the fidelity proxy re-renders (default: %(default)s)")
+    p.add_argument("--question", "-Q", help="adds the query-aware codec row (needs --embedder)")
+    p.add_argument("--embedder", "-e", metavar="SPEC",
+                   help="embedder scoring the question: a local model directory, "
+                        "'hf:/path', 'open_clip:NAME@/ckpt' (see vidsel select --help)")
     p.add_argument("--param", "-p", action="append", metavar="NAME=VALUE",
                    help="select_patches option for the codec side (camera=median, ...)")
     p.add_argument("--json", metavar="FILE", nargs="?", const="-",
@@ -92,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     check_geometry(args.frame_size, args.patch_size, args.merge)
     if args.eval_frames < 1:
         raise UsageError(f"--eval-frames {args.eval_frames} must be >= 1")
+    if (args.question is None) != (args.embedder is None):
+        raise UsageError("--question and --embedder go together (the query-aware row needs "
+                         "both)")
     takes = codec_options()
     unknown = sorted(set(options) - takes)
     if unknown:
@@ -118,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     for video in videos:
         try:
             comp = compare(video, budgets=budgets, patch_size=args.patch_size, merge=args.merge,
-                           frame_size=args.frame_size, eval_frames=args.eval_frames, **options)
+                           frame_size=args.frame_size, eval_frames=args.eval_frames,
+                           question=args.question, embedder=args.embedder, **options)
         except Exception as e:
             if not multi or not isinstance(e, (VidselError, OSError)):
                 raise

@@ -106,14 +106,16 @@ def add_selection_options(p: argparse.ArgumentParser) -> None:
                    help="frame methods: decode exactly the candidates (default), or snap them "
                         "to keyframes (faster)")
     f.add_argument("--embed-size", type=positive_int,
-                   help="frame methods: short side candidates are decoded at for embedding "
-                        "(default: 384)")
+                   help="frame methods and codec with -Q: short side candidates are decoded "
+                        "at for embedding (default: 384)")
     f.add_argument("--cache-dir", metavar="DIR",
-                   help="frame methods: frame-embedding cache: a second question costs no "
-                        "decoding")
+                   help="frame methods and codec with -Q: frame-embedding cache: a second "
+                        "question costs no decoding")
     f.add_argument("--backend", help="frame methods: reader backend (pyav, decord)")
-    f.add_argument("--anchors", choices=("adaptive", "uniform"),
-                   help="codec: dense anchor frames after cuts (adaptive, default) or evenly")
+    f.add_argument("--anchors", metavar="POLICY",
+                   help="codec: dense anchor frames after cuts (adaptive, default) or evenly "
+                        "(uniform); with -Q and --embedder, a frame selector (mdp3, dpp, "
+                        "topk, ...) picks them by relevance")
     f.add_argument("--device", metavar="DEV",
                    help="embedder device: cpu, cuda, cuda:1, auto (default: cpu)")
 
@@ -197,7 +199,7 @@ def resolve_method(args: argparse.Namespace, config: Config) -> tuple[str, str |
 
     Without ``--method``: :data:`AUTO_METHOD` when an embedder is given (or configured and
     there is a question), else :data:`FALLBACK_METHOD` with a note on stderr that says so and
-    how to get text-relevant frames. A configured embedder is used only by methods that take
+    how to get text-relevant frames. A configured embedder is used only by methods that need
     one.
     """
     has_question = bool(getattr(args, "question", None) or getattr(args, "questions", None))
@@ -218,9 +220,9 @@ def resolve_method(args: argparse.Namespace, config: Config) -> tuple[str, str |
                         f"vidsel {args.command}: no --method given and {why}: used "
                         f"--method {FALLBACK_METHOD} ({args.budget} evenly spaced frames, not "
                         f"chosen by relevance to a question).\n" + hint)
-    accepted = get_method(name).options
-    if embedder is None and config.embedder is not None and accepted is not None \
-            and "embedder" in accepted:
+    # a configured embedder goes to the methods that need one (codec takes one too, but
+    # stays motion-only unless --embedder is given: codec+mdp3 asks for the question's)
+    if embedder is None and config.embedder is not None and get_method(name).needs_embedder:
         embedder = config.embedder
         logger.info("embedder: %s", config.describe("embedder"))
     return name, embedder

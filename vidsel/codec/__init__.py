@@ -5,6 +5,7 @@ Public API::
     packet_index(path)            -> PacketIndex     per-frame bit cost, picture types, GOPs
     motion_vectors(path)          -> MotionFields    per-frame motion on a 16 px block grid
     select_patches(path, ...)     -> PatchSelection  anchors + motion patches, exact budget
+                                                     (question=, embedder=: query-aware)
     uniform_patches(path, ...)    -> PatchSelection  the uniform baseline, same accounting
     compare(path, budgets=...)    -> Comparison      uniform vs codec per budget, fidelity proxy
 
@@ -18,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator
 
 from ..deprecation import REMOVED_IN
-from ..io import PacketIndex, packet_index
+from ..io import Borders, PacketIndex, detect_borders, packet_index
 from ..results import (
     PRESETS,
     Canvases,
@@ -29,23 +30,36 @@ from ..results import (
     PatchSelection,
 )
 from ._compare import compare
+from ._lmms import LMMS_SCORE_MODES, LmmsCodecOutput, lmms_codec_video, lmms_method
+from ._lmms import register as register_lmms_method
 from ._motion import MV_CODECS, motion_vectors
+from ._relevance import Relevance, check_relevance_share, query_anchor_methods
 from ._select import ANCHOR_POLICIES, select_patches, uniform_patches
 
 __all__ = [
     "ANCHOR_POLICIES",
+    "LMMS_SCORE_MODES",
     "MV_CODECS",
     "PRESETS",
+    "Borders",
     "Canvases",
     "Comparison",
     "ComparisonRow",
+    "LmmsCodecOutput",
     "MotionFields",
     "PacketIndex",
     "PatchConfig",
     "PatchSelection",
+    "Relevance",
+    "check_relevance_share",
     "compare",
+    "detect_borders",
+    "lmms_codec_video",
+    "lmms_method",
     "motion_vectors",
     "packet_index",
+    "query_anchor_methods",
+    "register_lmms_method",
     "select_patches",
     "uniform_patches",
 ]

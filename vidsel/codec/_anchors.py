@@ -66,7 +66,7 @@ def choose_anchors(scan: Scan) -> tuple[np.ndarray, list[int]]:
     cuts = pick_cuts(sorted(scan.cut_store, reverse=True), thr, plan.index, max(n_max - 1, 0))
     if n_max == 0:
         anchor_list: list[int] = []
-    elif plan.anchors == "uniform":
+    elif plan.anchors in ("uniform", "query"):  # fixed targets: the grid / the selector's
         anchor_list = scan.anchor_grids.get(n_def, [])[:n_def]
     else:
         n_total = min(max(1 + len(cuts), n_def), n_max)

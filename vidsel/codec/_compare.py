@@ -8,7 +8,9 @@ time* the tokens carry. It does not say which tokens a model needs: semantics, s
 important objects and text are not weighted (see docs/codec.md).
 
 The ``uniform`` rows are :func:`uniform_patches`: the frames the ``uniform`` method picks
-(``vidsel.run_method("uniform", path, budget=b)``), kept whole.
+(``vidsel.run_method("uniform", path, budget=b)``), kept whole. With a question, a third row
+per budget is the query-aware codec selection (``codec+<anchor selector>``, e.g.
+``codec+mdp3``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from .._validate import check_positive_int
 from ..errors import InvalidArgumentError
 from ..io import VideoReader, packet_index
 from ..results import Comparison, ComparisonRow, PatchConfig, PatchSelection
+from ._plan import ANCHOR_POLICIES
+from ._relevance import QUERY_ANCHORS
 from ._select import select_patches, uniform_patches
 
 __all__ = ["compare", "hold_last_psnr"]
@@ -36,6 +40,9 @@ logger = logging.getLogger(__name__)
 #: evaluation frames around it exceeds this.
 MOVING_DIFF = 6.0
 PSNR_CAP_DB = 100.0
+#: select_patches options only the question row takes.
+QUERY_OPTIONS = frozenset({"relevance_share", "relevance_candidates", "anchor_params",
+                           "cache_dir", "embed_size", "embedder_options"})
 #: Evaluation frames decoded per request.
 _EVAL_CHUNK = 32
 
@@ -111,6 +118,8 @@ def compare(
     eval_frames: int | None = 240,
     stream: int | None = None,
     progress: bool | None = None,
+    question: str | None = None,
+    embedder: Any = None,
     **codec_options: Any,
 ) -> Comparison:
     """Run uniform and codec sampling at each budget and measure what the tokens buy.
@@ -125,13 +134,21 @@ def compare(
         progress: a progress bar on stderr (decoding the evaluation frames, then one step
             per selection); None follows the process default (``enable_progress()`` in
             ``vidsel._progress``; off unless switched on, as the CLI does).
+        question: with ``embedder``, adds the query-aware codec row at each budget
+            (:func:`select_patches` with ``question=``; named ``codec+<anchors>``, e.g.
+            ``codec+mdp3``). The question options in ``codec_options``
+            (``relevance_share``, ``anchors`` naming a selector, ``anchor_params``,
+            ``relevance_candidates``, ``cache_dir``, ``embed_size``, ``embedder_options``)
+            apply to that row only.
+        embedder: the embedder scoring the question (see :func:`select_patches`).
         **codec_options: passed to :func:`select_patches` (anchors, camera, signal, ...).
 
     Returns:
         :class:`~vidsel.results.Comparison` with one row per (budget, method). The
         ``"uniform"`` row at budget ``b`` holds the frames ``run_method("uniform", path,
         budget=b)`` returns (evenly spaced, first and last frame included), kept whole; the
-        ``"codec"`` row is :func:`select_patches`.
+        ``"codec"`` row is :func:`select_patches` (motion only); with a question, the
+        ``"codec+<anchors>"`` row is :func:`select_patches` with the question.
 
     Raises:
         InvalidArgumentError: ``budgets`` is not a non-empty sequence of ints >= 1, or another
@@ -146,6 +163,19 @@ def compare(
     budgets = [check_positive_int("budgets", b) for b in budgets]
     if not budgets:
         raise InvalidArgumentError("budgets=() must name at least one budget")
+    if (question is None) != (embedder is None):
+        raise InvalidArgumentError(
+            "the query-aware row needs both question= and embedder= (neither: uniform and "
+            "codec rows only)")
+    motion_options = {k: v for k, v in codec_options.items() if k not in QUERY_OPTIONS}
+    query_options = dict(codec_options)
+    anchors = codec_options.get("anchors")
+    if anchors is not None and anchors not in ANCHOR_POLICIES:
+        motion_options.pop("anchors")  # a selector name: the question row's anchors
+    methods = ["uniform", "codec"]
+    if question is not None:
+        query_options.update(question=question, embedder=embedder)
+        methods.append(f"codec+{anchors or QUERY_ANCHORS}")
     cfg = PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
     index = packet_index(path, stream=stream)
     F = index.num_frames
@@ -176,7 +206,7 @@ def compare(
         dur = max(index.duration_s, 1e-9)
         m2 = cfg.merge ** 2
         for b in budgets:
-            for method in ("uniform", "codec"):
+            for method in methods:
                 bar.set_postfix_str(f"{method} @ {b} frames")
                 t0 = time.perf_counter()
                 if method == "uniform":  # the frames run_method("uniform", budget=b) picks
@@ -186,7 +216,9 @@ def compare(
                 else:
                     sel = select_patches(index.path, budget_frames=b, patch_size=cfg.patch_size,
                                          merge=cfg.merge, frame_size=cfg.frame_size,
-                                         stream=stream, index=index, **codec_options)
+                                         stream=stream, index=index,
+                                         **(motion_options if method == "codec"
+                                            else query_options))
                     signal = sel.signal
                 secs = time.perf_counter() - t0
                 rows.append(ComparisonRow(

@@ -141,7 +141,7 @@ def _fields(index: PacketIndex, frames: Iterator[StreamFrame]) -> MotionFields:
 
 def motion_vectors(path: str | os.PathLike[str], *, frames: FrameSet = "ip",
                    stream: int | None = None, index: PacketIndex | None = None,
-                   threads: int = 0) -> MotionFields:
+                   threads: int = 0, workers: int | None = None) -> MotionFields:
     """Motion fields of every analysed frame, from the decoder's motion-vector export.
 
     Args:
@@ -154,6 +154,9 @@ def motion_vectors(path: str | os.PathLike[str], *, frames: FrameSet = "ip",
             checked: an index of another file is an :class:`~vidsel.errors.InvalidArgumentError`).
         threads: accepted for compatibility; motion-vector passes decode single-threaded
             (threads lose side data or make damaged data decode differently run to run).
+        workers: decoders working on independent stretches of the stream at once (H.264; see
+            :func:`vidsel.io.decode_pass`), each single-threaded: the same fields as one
+            sequential decoder. None: one per core, at most 4; 1: sequential.
 
     Returns:
         :class:`~vidsel.results.MotionFields` on a 16 px grid of the coded picture.
@@ -165,10 +168,12 @@ def motion_vectors(path: str | os.PathLike[str], *, frames: FrameSet = "ip",
     """
     check_choice("frames", frames, FRAME_SETS)
     threads = check_positive_int("threads", threads, allow_zero=True)
+    if workers is not None:
+        workers = check_positive_int("workers", workers)
     index = index_for(path, index, stream)
     if index.codec not in MV_CODECS:
         raise UnsupportedCodecError(
             f"{index.path}: codec {index.codec!r} exports no motion vectors (supported: "
             f"{', '.join(sorted(MV_CODECS))}); select_patches falls back to pixel differences")
     return decode_pass(index, _fields, skip=index.skip_mode(frames), export_mvs=True,
-                       threads=threads, prefetch=PREFETCH)
+                       threads=threads, prefetch=PREFETCH, workers=workers)

@@ -7,11 +7,16 @@ pass) or, in reference mode, from :class:`vidsel.io.VideoReader`; both convert t
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..io import VideoReader
 from ..results import PatchConfig
 from ._pool import Tokens
+
+#: (top, bottom, left, right) pixels cut off the displayed picture.
+Crop = tuple[int, int, int, int]
 
 __all__ = ["decoded_pixels", "reader_pixels", "token_crops", "token_pixels_to_patches",
            "tokens_to_patches"]
@@ -43,12 +48,16 @@ def token_pixels_to_patches(tok_pix: np.ndarray, cfg: PatchConfig) -> np.ndarray
 
 
 def reader_pixels(path: str, frames: np.ndarray, tok_rc: np.ndarray, cfg: PatchConfig,
-                  stream: int | None, interpolation: str, chunk: int = 32) -> np.ndarray:
-    """Token crops (k, m*p, m*p, 3) of (frames[k], tok_rc[k]) read through VideoReader."""
+                  stream: int | None, interpolation: str, chunk: int = 32,
+                  crop: Crop = (0, 0, 0, 0)) -> np.ndarray:
+    """Token crops (k, m*p, m*p, 3) of (frames[k], tok_rc[k]) read through VideoReader; with a
+    ``crop`` (top, bottom, left, right), of the cropped picture resized to ``frame_size``
+    (``VideoReader(path, crop=crop)``: the same swscale call as the decode pass)."""
     u = cfg.patch_size * cfg.merge
     out = np.zeros((len(frames), u, u, 3), np.uint8)
     uniq = np.unique(frames)
-    with VideoReader(path, stream=stream, interpolation=interpolation) as reader:
+    opts: dict[str, Any] = {"crop": tuple(crop)} if any(crop) else {}
+    with VideoReader(path, stream=stream, interpolation=interpolation, **opts) as reader:
         for s in range(0, len(uniq), chunk):
             part = uniq[s:s + chunk]
             imgs = reader.get_frames(part, size=cfg.frame_size)  # (c, H, W, 3)

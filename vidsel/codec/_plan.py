@@ -21,10 +21,12 @@ from ..results import PatchConfig
 from ._motion import MV_CODECS
 from ._score import Camera
 
-__all__ = ["ANCHOR_POLICIES", "CANDIDATES_PER_FRAME", "AnchorPolicy", "Plan", "grid_targets",
-           "make_plan", "resolve_budget"]
+__all__ = ["ANCHOR_POLICIES", "CANDIDATES_PER_FRAME", "AnchorPolicy", "Plan", "anchor_counts",
+           "grid_targets", "make_plan", "resolve_budget"]
 
-AnchorPolicy = Literal["adaptive", "uniform"]
+AnchorPolicy = Literal["adaptive", "uniform", "query"]
+#: Anchor policies of the motion-only selection; with a question, a frame selector's name
+#: (``"mdp3"``, ``"dpp"``, ...) chooses the anchors (the plan's policy is then ``"query"``).
 ANCHOR_POLICIES: tuple[str, ...] = ("adaptive", "uniform")
 
 #: Candidate frames per frame-equivalent of budget (64 sampled for 8 frames' worth, as the
@@ -46,7 +48,8 @@ class Plan:
         budget: tokens to spend, exactly.
         use_mv: the change signal is motion vectors (else pixel differences on the Y plane).
         fallback: pixel differences replace motion vectors the codec does not export.
-        anchors: anchor policy; camera: camera-motion compensation of the vectors.
+        anchors: anchor policy (``"query"``: fixed frames a frame selector chose for the
+            question, snapped like the uniform grid); camera: camera-motion compensation.
         n_def, n_max: default and most anchor frames (equal for uniform anchors).
         skip: FFmpeg ``skip_frame`` of the pass.
         decodable: frames the pass will analyse.
@@ -58,6 +61,8 @@ class Plan:
             n_max frames (n > 0 only).
         spikes: (F,) float32 bit-cost spike per frame (a cut hint).
         keep_pixels: pixels come from the pass (``pixels="decode"``).
+        relevance: (F,) float32 question relevance of every frame in [0, 1], or None.
+        relevance_share: share of the motion budget spent by relevance (0: motion only).
     """
 
     index: PacketIndex
@@ -76,6 +81,8 @@ class Plan:
     anchor_targets: dict[int, np.ndarray]
     spikes: np.ndarray
     keep_pixels: bool
+    relevance: np.ndarray | None = None
+    relevance_share: float = 0.0
 
     @property
     def signal(self) -> str:
@@ -86,6 +93,15 @@ class Plan:
         """The ``keep`` mask handed to the decoder: with motion vectors every decoded frame is
         yielded (reference B-frames add their vectors), else only the analysed ones."""
         return None if self.use_mv else self.keep
+
+    def relevance_tokens(self, frame: int, tok: np.ndarray) -> np.ndarray | None:
+        """A candidate frame's token scores by relevance: ``r * (1 + m) / 2`` for the frame's
+        question relevance ``r`` and each token's change score ``m`` (both in [0, 1]): the
+        most relevant frames first, their changing tokens before their static ones. None
+        without a question (or with ``relevance_share = 0``)."""
+        if self.relevance is None or self.relevance_share == 0.0:
+            return None
+        return float(self.relevance[frame]) * (1.0 + tok) / 2.0  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return (f"Plan(budget={self.budget}, signal={self.signal!r}, anchors={self.n_def}.."
@@ -126,23 +142,41 @@ def bit_spikes(index: PacketIndex, window: int = 31) -> np.ndarray:
     return out
 
 
+def anchor_counts(budget: int, tokens_per_frame: int, num_anchors: int | None
+                  ) -> tuple[int, int]:
+    """(default, most) anchor frames of a ``budget``-token selection: ``num_anchors`` when
+    given, else a quarter of the budget (at least one once it holds two frames; a single
+    frame's worth goes entirely to motion tokens spread over the video), up to half of it."""
+    tpf = tokens_per_frame
+    if num_anchors is not None:
+        return num_anchors, num_anchors
+    bf = budget / tpf  # frame-equivalents (may be fractional with budget_tokens)
+    n_def = min(max(1 if bf >= 2 else 0, round(bf * ANCHOR_SHARE)), budget // tpf)
+    n_max = min(max(n_def, int(bf * MAX_ANCHOR_SHARE)), budget // tpf)
+    return n_def, n_max
+
+
 def make_plan(index: PacketIndex, cfg: PatchConfig, budget: int, *, anchors: AnchorPolicy,
               num_anchors: int | None, camera: Camera, signal: str, candidates_per_frame: int,
-              keep_pixels: bool) -> Plan:
-    """Plan a codec selection of ``budget`` tokens (the video holds more than the budget)."""
+              keep_pixels: bool, relevance: np.ndarray | None = None,
+              relevance_share: float = 0.0, query_anchors: np.ndarray | None = None) -> Plan:
+    """Plan a codec selection of ``budget`` tokens (the video holds more than the budget).
+
+    ``query_anchors`` (anchors ``"query"``): the (A,) frames a frame selector chose; they
+    replace the uniform grid as anchor targets.
+    """
     F = index.num_frames
     tpf = cfg.tokens_per_frame
     use_mv = index.codec in MV_CODECS and signal in ("auto", "motion_vectors")
 
-    # -- anchor counts -------------------------------------------------------------------------
     bf = budget / tpf  # frame-equivalents (may be fractional with budget_tokens)
-    if num_anchors is not None:
-        n_def = n_max = num_anchors
-    else:
-        # at least one anchor once the budget holds two frames; a single frame's worth of
-        # budget goes entirely to motion tokens spread over the video
-        n_def = min(max(1 if bf >= 2 else 0, round(bf * ANCHOR_SHARE)), budget // tpf)
-        n_max = min(max(n_def, int(bf * MAX_ANCHOR_SHARE)), budget // tpf)
+    n_def, n_max = anchor_counts(budget, tpf, num_anchors)
+    targets = np.zeros(0, np.int64)  # the selector's anchor frames (anchors "query")
+    if anchors == "query":
+        if query_anchors is None:
+            raise InvalidArgumentError("anchors='query' needs the selector's anchor frames")
+        n_def = n_max = len(query_anchors)
+        targets = np.asarray(query_anchors, np.int64)
     if anchors == "uniform":
         n_max = n_def
 
@@ -173,5 +207,7 @@ def make_plan(index: PacketIndex, cfg: PatchConfig, budget: int, *, anchors: Anc
         fallback=not use_mv and signal == "auto", anchors=anchors, camera=camera, n_def=n_def,
         n_max=n_max, skip=skip, decodable=decodable, keep=keep,
         candidate_targets=grid_targets(F, n_cand),
-        anchor_targets={n: grid_targets(F, n) for n in {n_def, n_max} if n > 0},
-        spikes=bit_spikes(index), keep_pixels=keep_pixels)
+        anchor_targets=({n_def: targets} if anchors == "query" and n_def > 0 else
+                        {n: grid_targets(F, n) for n in {n_def, n_max} if n > 0}),
+        spikes=bit_spikes(index), keep_pixels=keep_pixels, relevance=relevance,
+        relevance_share=relevance_share)

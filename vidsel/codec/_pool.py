@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import CorruptVideoError, DecodeError
 
-__all__ = ["PoolResult", "TokenPool", "Tokens", "choose_tokens", "rank_tokens", "tie_keys"]
+__all__ = ["PoolResult", "TokenPool", "Tokens", "choose_tokens", "merge_pools", "rank_tokens",
+           "tie_keys"]
 
 #: (scores, tie keys, frames, tokens, pixels or None) of the pool's rows.
 PoolResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
@@ -135,11 +136,35 @@ class Tokens:
         return len(self.frames)
 
 
+def merge_pools(motion: PoolResult, relevance: PoolResult | None
+                ) -> tuple[PoolResult, np.ndarray]:
+    """(the motion pool's rows followed by the relevance pool's, (rows,) bool: the row comes
+    from the relevance pool); the motion pool itself when there is no relevance pool."""
+    if relevance is None:
+        return motion, np.zeros(len(motion[0]), bool)
+    parts = [np.concatenate([motion[i], relevance[i]]) for i in range(4)]
+    pix = (None if motion[4] is None or relevance[4] is None
+           else np.concatenate([motion[4], relevance[4]]))
+    flags = np.concatenate([np.zeros(len(motion[0]), bool), np.ones(len(relevance[0]), bool)])
+    return (parts[0], parts[1], parts[2], parts[3], pix), flags
+
+
+def _best_rows(pool: PoolResult, rows: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` best of ``rows`` (pool row indices) by :func:`rank_tokens`."""
+    s, keys, f, b, _ = pool
+    return rows[rank_tokens(s[rows], keys[rows], f[rows], b[rows])[:k]]
+
+
 def choose_tokens(pool: PoolResult, anchor_frames: np.ndarray, budget: int,
                   tokens_per_frame: int, *, path: str, candidates: int, analysed: int,
-                  decodable: int) -> Tokens:
+                  decodable: int, relevance_rows: np.ndarray | None = None,
+                  relevance_share: float = 0.0) -> Tokens:
     """Every token of the anchor frames plus the best pool tokens of other frames, exactly
     ``budget`` in all.
+
+    With a question (``relevance_rows``: (rows,) bool marking the relevance pool's rows of a
+    :func:`merge_pools` pool), ``round(relevance_share x motion budget)`` tokens are the best
+    by relevance and the rest the best by motion among the tokens not taken yet.
 
     Raises:
         CorruptVideoError: too few tokens because frames are missing (damaged data).
@@ -147,10 +172,17 @@ def choose_tokens(pool: PoolResult, anchor_frames: np.ndarray, budget: int,
     """
     tpf = tokens_per_frame
     k_motion = budget - len(anchor_frames) * tpf
-    pool_s, pool_k, pool_f, pool_b, _ = pool
-    sel_rows = np.flatnonzero(~np.isin(pool_f, anchor_frames))
-    sel_rows = sel_rows[rank_tokens(pool_s[sel_rows], pool_k[sel_rows], pool_f[sel_rows],
-                                    pool_b[sel_rows])[:k_motion]]
+    pool_s, _, pool_f, pool_b, _ = pool
+    free = ~np.isin(pool_f, anchor_frames)
+    if relevance_rows is None or not relevance_rows.any():
+        sel_rows = _best_rows(pool, np.flatnonzero(free), k_motion)
+    else:
+        k_rel = min(round(relevance_share * k_motion), k_motion)
+        rel_rows = _best_rows(pool, np.flatnonzero(free & relevance_rows), k_rel)
+        taken = pool_f[rel_rows] * tpf + pool_b[rel_rows]
+        mot = np.flatnonzero(free & ~relevance_rows)
+        mot = mot[~np.isin(pool_f[mot] * tpf + pool_b[mot], taken)]
+        sel_rows = np.concatenate([rel_rows, _best_rows(pool, mot, k_motion - len(rel_rows))])
     if len(sel_rows) < k_motion:
         # the promise is an exact budget (a video smaller than the budget is kept dense)
         msg = (f"{path}: only {len(sel_rows)} of {k_motion} motion tokens could be "

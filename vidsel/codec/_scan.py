@@ -19,17 +19,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DecodeError
+from ..errors import DecodeError, InvalidArgumentError
 from ..io import FrameConverter, StreamFrame
 from ._motion import BLOCK, luma_step, mv_grid
 from ._pixels import token_crops
 from ._plan import Plan
 from ._pool import PoolResult, TokenPool
-from ._score import block_overlap, cut_histogram, motion_energy, pixel_diff_energy
+from ._score import block_mean, block_overlap, cut_histogram, motion_energy, pixel_diff_energy
 
-__all__ = ["CUT_DIFF_FLOOR", "CUT_MIN", "SPIKE_WEIGHT", "Scan", "scan"]
+__all__ = ["BLANK_STD", "CUT_DEFER_S", "CUT_DIFF_FLOOR", "CUT_MIN", "DARK_LUMA", "DARK_SCORE", "DIM_SHARE",
+           "FADE_BLACK", "FADE_MIN_MAD", "FADE_RATIO",
+           "FADE_RATIO_ON", "FLAT_LUMA", "FROZEN_MAD", "SPIKE_WEIGHT", "Scan", "scan"]
 
 logger = logging.getLogger(__name__)
+
+#: (top, bottom, left, right) pixels cut off the displayed picture (see
+#: :class:`vidsel.io.FrameConverter`).
+Crop = tuple[int, int, int, int]
 
 #: A cut score must reach this to be kept as a possible cut.
 CUT_MIN = 0.3
@@ -38,6 +44,35 @@ CUT_MIN = 0.3
 CUT_DIFF_FLOOR = 6.0
 #: Weight of the bit-cost spike (a P/B packet much larger than its neighbours) in a cut score.
 SPIKE_WEIGHT = 0.15
+#: A block (16 px) is *dark and flat* (shows nothing) when its mean luma (the Y plane, 0-255,
+#: video black = 16) is below DARK_LUMA and its standard deviation below FLAT_LUMA: about an
+#: RGB patch mean < 20 and std < 4. Its change energy is zeroed, and a token that is mostly
+#: such blocks scores DARK_SCORE (ranked after every token with content).
+DARK_LUMA = 36.0
+FLAT_LUMA = 4.0
+DARK_SCORE = -1.0
+#: Inside the crop, a frame is *blank* (black, white, a flat fade, a flash) when its luma std
+#: is below BLANK_STD: its change energy is zeroed and it is never a cut. It is *hollow* when
+#: blank, *dim* (DIM_SHARE of its luma below DARK_LUMA: black, or early in a fade from black),
+#: *fading* (see FADE_RATIO) or *frozen* (mean absolute luma change from the previous analysed
+#: frame below FROZEN_MAD): a hollow frame is no anchor when a later frame of the same
+#: stretch is not hollow (the anchor target waits for it, up to the grid's next target).
+BLANK_STD = 4.0
+DIM_SHARE = 0.6
+FROZEN_MAD = 0.05
+#: A change of at least FADE_MIN_MAD grey levels that a global gain of the previous frame's
+#: luma about black explains (residual below FADE_RATIO x the mean change) is a fade: no cut (the
+#: cut score is scaled down in proportion) and the frame is hollow (a fade is still going on).
+FADE_RATIO = 0.3
+FADE_MIN_MAD = 1.0
+#: ... and once a fade has begun, it goes on below FADE_RATIO_ON in the same direction.
+FADE_RATIO_ON = 0.6
+#: Black levels a fade goes to or from: video range (16) and full range (0).
+FADE_BLACK = (16.0, 0.0)
+#: A cut met on a hollow frame (into a dim or frozen picture) is kept on the next frame that
+#: is not hollow, unless none comes within CUT_DEFER_S seconds (a dark scene: kept there).
+CUT_DEFER_S = 1.0
+
 
 class _Snapper:
     """Maps sorted target frames to the first decoded frame at or after each target."""
@@ -70,6 +105,11 @@ class Scan:
         stored: {frame: (H, W, 3) uint8 RGB} of the frames that may become anchors (empty
             arrays without pixels).
         pool: the token pool's best ``budget`` tokens.
+        crop: (top, bottom, left, right) displayed pixels cut off before the token grid is
+            laid out (black bars); the token grid covers the rest.
+        hollow: analysed frames that were blank, dim or frozen.
+        relevance_pool: with a question, the best ``budget`` tokens by relevance
+            (:meth:`~vidsel.codec._plan.Plan.relevance_tokens`); else None.
         conversions: RGB conversions done.
     """
 
@@ -82,6 +122,9 @@ class Scan:
     stored: dict[int, np.ndarray] = field(default_factory=dict)
     pool: PoolResult | None = None
     conversions: int = 0
+    crop: Crop = (0, 0, 0, 0)
+    hollow: int = 0
+    relevance_pool: PoolResult | None = None
 
     @property
     def analysed(self) -> int:
@@ -89,8 +132,62 @@ class Scan:
         return len(self.cut_scores)
 
 
-def scan(plan: Plan, frames: Iterator[StreamFrame]) -> Scan:
-    """Run the analysis over one decode pass (see the module doc)."""
+def _crop_overlap(n_out: int, length: int, lo: int, hi: int, n_cells: int) -> np.ndarray:
+    """(n_out, n_cells) :func:`block_overlap` of a token axis laid over ``[lo, length - hi)``
+    of a displayed axis of ``length`` pixels (the crop), against BLOCK-pixel cells."""
+    if lo == 0 and hi == 0:
+        return block_overlap(n_out, length, n_cells, BLOCK, length)
+    step = (length - lo - hi) / n_out
+    o0 = lo + np.arange(n_out)[:, None] * step
+    o1 = o0 + step
+    c0 = np.arange(n_cells)[None, :] * float(BLOCK)
+    c1 = np.minimum(c0 + BLOCK, length)
+    ov = np.clip(np.minimum(o1, c1) - np.maximum(o0, c0), 0.0, None)
+    return (ov / np.maximum(c1 - c0, 1e-9)).astype(np.float32)  # type: ignore[no-any-return]
+
+
+def _scaled_crop(crop: Crop, base: tuple[int, int], hw: tuple[int, int]) -> Crop:
+    """``crop`` of a (display) picture of size ``base`` scaled to one of size ``hw`` (a
+    mid-stream size change), each side rounded up to an even number."""
+    if base == hw or not any(crop):
+        return crop
+    sy, sx = hw[0] / base[0], hw[1] / base[1]
+    t, b, lft, r = (int(np.ceil(v * f / 2.0)) * 2
+                    for v, f in zip(crop, (sy, sy, sx, sx), strict=True))
+    return (t, b, lft, r)
+
+
+def _dark_flat(luma: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(Gh, Gw) bool: the blocks of a (coded-orientation) luma plane that are dark and flat."""
+    m = block_mean(luma, grid)
+    sq = block_mean(luma * luma, grid)
+    return (m < DARK_LUMA) & (sq - m * m < FLAT_LUMA * FLAT_LUMA)  # type: ignore[no-any-return]
+
+
+def _fade_ratio(luma: np.ndarray, prev: np.ndarray | None, mad: float) -> float:
+    """Mean residual of the best fit ``luma - k = gain * (prev - k)`` (a fade to or from black:
+    the black level ``k``, 16 for video range or 0 for full range, stays put), over their mean
+    absolute difference ``mad``: near 0 for a fade, near 1 or more for motion, a cut or a
+    change of tint (1 when undefined)."""
+    if prev is None or mad <= 0.0 or luma.shape != prev.shape:
+        return 1.0
+    x = prev.ravel()[::3].astype(np.float64)
+    y = luma.ravel()[::3].astype(np.float64)
+    best = np.inf
+    for k in FADE_BLACK:
+        dx, dy = x - k, y - k
+        var = float(dx @ dx)
+        gain = float(dx @ dy) / var if var > 1e-6 else 0.0
+        best = min(best, float(np.abs(dy - gain * dx).mean()))
+    return best / mad
+
+
+def scan(plan: Plan, frames: Iterator[StreamFrame], *, crop: Crop = (0, 0, 0, 0)) -> Scan:
+    """Run the analysis over one decode pass (see the module doc).
+
+    ``crop`` = (top, bottom, left, right) displayed pixels (black bars) cut off before the
+    token grid is laid out: token scores and pixels then cover the active picture only.
+    """
     cfg = plan.config
     index = plan.index
     th, tw = cfg.token_grid
@@ -102,6 +199,7 @@ def scan(plan: Plan, frames: Iterator[StreamFrame]) -> Scan:
     cand_snap = _Snapper(plan.candidate_targets)
     grid_snaps = {n: _Snapper(t) for n, t in plan.anchor_targets.items()}
     pool = TokenPool(plan.budget, keep_pixels)
+    rpool = TokenPool(plan.budget, keep_pixels) if plan.relevance_share > 0 else None
     stored: dict[int, np.ndarray] = {}  # frame -> RGB (H, W, 3) of anchor candidates
     grid_frames: dict[int, list[int]] = {n: [] for n in grid_snaps}
     cut_store: list[tuple[float, int]] = []  # min-heap of (cut score, frame)
@@ -128,6 +226,18 @@ def scan(plan: Plan, frames: Iterator[StreamFrame]) -> Scan:
 
     size: tuple[int, int] | None = None
     carry: np.ndarray | None = None  # (Th, Tw) token sums of energy from before a size change
+    base_hw: tuple[int, int] | None = None  # displayed size ``crop`` is given for
+    box: Crop = crop  # the crop of the current picture size
+    rgb_crop: Crop | None = None  # ``box``, None when nothing is cut
+    dark = np.zeros((0, 0), bool)  # (Gh, Gw) dark and flat blocks of the current frame
+    active = (slice(None), slice(None))  # the luma samples inside the crop
+    hollow_n = 0
+    prev_hollow = False
+    fade_dir = 0.0  # +1 / -1 while a fade in / out goes on
+    late_cut, late_t = 0.0, 0.0  # a cut met on a hollow frame, waiting for a content frame
+    times = index.timestamps_s
+    first_pending = False  # the first analysed frame is hollow: a later content frame replaces it
+    pending: dict[int, int] = {}  # grid n -> a hollow frame its target snapped to
 
     for sf in frames:
         idx = sf.index
@@ -150,9 +260,20 @@ def scan(plan: Plan, frames: Iterator[StreamFrame]) -> Scan:
             dh, dw = conv.display_size((h, w))
             dgh, dgw = display(np.zeros((gh, gw), np.float32)).shape
             # token-grid rows/cols <- display-grid cells (area shares)
-            ry = block_overlap(th, dh, dgh, BLOCK, dh)  # (Th, dGh)
-            rx = block_overlap(tw, dw, dgw, BLOCK, dw)  # (Tw, dGw)
+            if base_hw is None:
+                base_hw = (dh, dw)
+            box = _scaled_crop(crop, base_hw, (dh, dw))
+            if box[0] + box[1] >= dh or box[2] + box[3] >= dw:
+                raise InvalidArgumentError(
+                    f"{index.path}: crop (top, bottom, left, right) = {box} leaves nothing of "
+                    f"the {dw}x{dh} picture")
+            rgb_crop = box if any(box) else None
+            ry = _crop_overlap(th, dh, box[0], box[1], dgh)  # (Th, dGh)
+            rx = _crop_overlap(tw, dw, box[2], box[3], dgw)  # (Tw, dGw)
             lstep = luma_step(h, w)
+            ct, cb, cl, cr = conv.coded_crop(box)  # in the luma plane's samples:
+            active = (slice(ct // lstep, -(-(h - cb) // lstep)),
+                      slice(cl // lstep, -(-(w - cr) // lstep)))
         if keep is not None and not keep[idx]:
             # a reference B-frame: its vectors join the motion energy (it is decoded anyway,
             # and the denser motion sampling finds more of the moving content); it is not a
@@ -186,10 +307,47 @@ def scan(plan: Plan, frames: Iterator[StreamFrame]) -> Scan:
                 cut += SPIKE_WEIGHT * float(plan.spikes[idx])
         if prev_hist is None:
             cut = 0.0
+        # a fade goes on while the gain keeps moving the same way (hysteresis: a moving object
+        # weighs more against the small change of one frame of a slow fade); below
+        # FADE_MIN_MAD nothing is a fade, and neither the fit nor the direction is needed
+        ratio, direction = 1.0, 0.0
+        if mad >= FADE_MIN_MAD:
+            ratio = _fade_ratio(luma, prev_luma, mad)
+            direction = (0.0 if prev_luma is None
+                         else float(np.sign(luma.mean() - prev_luma.mean())))
+        fading = mad >= FADE_MIN_MAD and (ratio < FADE_RATIO or (
+            fade_dir != 0.0 and direction == fade_dir and ratio < FADE_RATIO_ON))
+        fade_dir = direction if fading else 0.0
+        if fading:
+            cut *= min(1.0, ratio / FADE_RATIO_ON)  # a fade or a gain change is no cut
+        dark = _dark_flat(luma, (gh, gw))
+        seen = luma[active]  # the picture inside the crop
+        blank = float(seen.std()) < BLANK_STD
+        hollow = (blank or fading or float((seen < DARK_LUMA).mean()) >= DIM_SHARE
+                  or (prev_luma is not None and mad < FROZEN_MAD))
+        hollow_n += hollow
+        if blank:  # the change into or out of a blank frame shows nothing
+            energy = np.zeros_like(energy)
+        # a blank frame is no cut, nor a hollow one after a hollow one (a fade in from black,
+        # a dip to black: between dark pictures a cut cannot be told from a fade)
+        no_cut = blank or (prev_hollow and hollow)
+        prev_hollow = hollow
+        kept_cut = cut  # the score a cut is kept with here (the analysed score stays in cuts_seen)
+        if hollow and not no_cut and cut >= CUT_MIN:  # a cut into a dim or frozen frame:
+            if late_cut == 0.0:  # the anchor after it goes to the next frame with content
+                late_t = float(times[idx])
+            late_cut, kept_cut = max(late_cut, cut), 0.0
+        elif late_cut > 0.0 and not blank and (
+                not hollow or float(times[idx]) - late_t >= CUT_DEFER_S):
+            kept_cut, late_cut = max(cut, late_cut), 0.0
         prev_luma, prev_hist = luma, hist
         cuts_seen.append(cut)
         if first_frame < 0:
             first_frame = idx
+            first_pending = hollow
+        elif first_pending and not hollow:
+            first_frame = idx  # the first frame with content replaces a black first frame
+            first_pending = False
         if acc is None:
             acc = energy.astype(np.float32, copy=True)
         else:
@@ -199,44 +357,74 @@ def scan(plan: Plan, frames: Iterator[StreamFrame]) -> Scan:
         rgb: np.ndarray | None = None
         if cand_snap.hit(idx):
             candidates.append(idx)
+            if dark.any():  # what this frame shows there is black: no change worth a token
+                acc[dark] = 0.0  # type: ignore[index]
             e = display(acc / acc_n)
             tmap = ry @ e @ rx.T  # (Th, Tw)
             if carry is not None:
                 tmap = tmap + carry / acc_n
                 carry = None
             acc, acc_n = None, 0
+            if dark.any():  # tokens mostly black: after every token with content
+                tmap[ry @ display(dark.astype(np.float32)) @ rx.T > 0.5] = DARK_SCORE
             tok = tmap.ravel()  # (Th*Tw,) token scores
             good, keys = pool.better(idx, tok)
-            if len(good):
-                crops = None
+            # question relevance: a second pool ranks the tokens by relevance (None without)
+            rtok = plan.relevance_tokens(idx, tok)
+            rgood, rkeys = (rpool.better(idx, rtok) if rpool is not None and rtok is not None
+                            else (good[:0], keys[:0]))
+            if len(good) or len(rgood):
+                all_crops = None
                 if keep_pixels:
-                    rgb = sf.rgb(cfg.frame_size)
-                    crops = token_crops(rgb, cfg)[good]  # fancy index: a copy
-                pool.add(idx, good, tok[good], keys, crops)
-        want = [n for n, snap in grid_snaps.items() if snap.hit(idx)]
-        for n in want:
-            grid_frames[n].append(idx)
-        first = len(cuts_seen) == 1
-        cut_keep = adaptive and n_max > 0 and cut >= CUT_MIN and (
-            len(cut_store) < 2 * n_max or cut > cut_store[0][0])
+                    rgb = sf.rgb(cfg.frame_size, crop=rgb_crop)
+                    all_crops = token_crops(rgb, cfg)
+                if len(good):
+                    pool.add(idx, good, tok[good], keys,
+                             None if all_crops is None else all_crops[good])  # a copy
+                if rpool is not None and rtok is not None and len(rgood):
+                    rpool.add(idx, rgood, rtok[rgood], rkeys,
+                              None if all_crops is None else all_crops[rgood])
+        # a grid target that snapped to a hollow frame waits for the next frame with content
+        # (until the grid's next target: then the hollow frame stays, nothing better came)
+        hits = [n for n, snap in grid_snaps.items() if snap.hit(idx)]
+        want = []
+        for n in grid_snaps:
+            hit = n in hits
+            if n in pending and (hit or not hollow):
+                late = pending.pop(n)
+                grid_frames[n].append(late if hit else idx)
+                if not hit:
+                    want.append(n)
+            if hit:
+                if hollow:
+                    pending[n] = idx
+                else:
+                    grid_frames[n].append(idx)
+                want.append(n)
+        first = len(cuts_seen) == 1 or (first_frame == idx and len(cuts_seen) > 1)
+        cut_keep = adaptive and n_max > 0 and kept_cut >= CUT_MIN and not no_cut and (
+            len(cut_store) < 2 * n_max or kept_cut > cut_store[0][0])
         if want or cut_keep or first:
             if keep_pixels:
-                stored[idx] = rgb if rgb is not None else sf.rgb(cfg.frame_size)
+                stored[idx] = rgb if rgb is not None else sf.rgb(cfg.frame_size, crop=rgb_crop)
             else:
                 stored[idx] = np.zeros(0, np.uint8)
             if cut_keep:
                 if len(cut_store) >= 2 * n_max:
-                    _, old = heapq.heapreplace(cut_store, (cut, idx))
+                    _, old = heapq.heapreplace(cut_store, (kept_cut, idx))
                     if (not any(old in g for g in grid_frames.values())
                             and old != first_frame):
                         stored.pop(old, None)
                 else:
-                    heapq.heappush(cut_store, (cut, idx))
+                    heapq.heappush(cut_store, (kept_cut, idx))
     if conv is None:
         raise DecodeError(f"{index.path}: no frame could be decoded")
+    for n, f in pending.items():  # no frame with content after a hollow grid frame
+        grid_frames[n].append(f)
     logger.debug("%s: %d frames analysed (skip=%s), %d RGB conversions", index.path,
                  len(cuts_seen), plan.skip, conv.conversions)
     return Scan(plan=plan, cut_scores=np.array(cuts_seen, np.float32), first_frame=first_frame,
                 candidates=np.asarray(candidates, np.int64), anchor_grids=grid_frames,
                 cut_store=cut_store, stored=stored, pool=pool.result(),
-                conversions=conv.conversions)
+                relevance_pool=None if rpool is None else rpool.result(),
+                conversions=conv.conversions, crop=crop, hollow=hollow_n)

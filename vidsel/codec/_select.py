@@ -41,24 +41,30 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
-from typing import Literal
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from .._validate import check_choice, check_positive_int
 from ..errors import DecodeError, InvalidArgumentError, UnsupportedCodecError
-from ..io import (
+from ..io import (  # helper B: exported by vidsel.io
     DEFAULT_INTERPOLATION,
+    ConvertAhead,
+    Crop,
+    CropSpec,
     PacketIndex,
     StreamFrame,
     check_interpolation,
     check_stream,
     decode_pass,
     index_for,
+    resolve_crop,
 )
 from ..results import PatchConfig, PatchSelection
 from ..select import uniform as uniform_frames
+from ..selection import DEFAULT_EMBED_SIZE
 from ._anchors import choose_anchors
 from ._motion import MV_CODECS, PREFETCH
 from ._pixels import decoded_pixels, reader_pixels, token_pixels_to_patches, tokens_to_patches
@@ -67,10 +73,19 @@ from ._plan import (
     CANDIDATES_PER_FRAME,
     AnchorPolicy,
     Plan,
+    anchor_counts,
     make_plan,
     resolve_budget,
 )
-from ._pool import choose_tokens
+from ._pool import choose_tokens, merge_pools
+from ._relevance import (
+    QUERY_ANCHORS,
+    Relevance,
+    check_relevance_share,
+    query_anchor_methods,
+    query_relevance,
+    relevance_curve,
+)
 from ._scan import Scan, scan
 from ._score import CAMERA_MODELS, SIGNALS, Camera
 
@@ -85,7 +100,7 @@ SignalChoice = Literal["auto", "motion_vectors", "pixel_diff"]
 
 def _dense(index: PacketIndex, cfg: PatchConfig, budget: int, frames: np.ndarray,
            pixels: PixelMode, stream: int | None, method: str, interpolation: str,
-           timings: dict[str, float], t0: float) -> PatchSelection:
+           timings: dict[str, float], t0: float, crop: Crop = (0, 0, 0, 0)) -> PatchSelection:
     """Whole frames (uniform sampling, or a video shorter than the budget)."""
     th, tw = cfg.token_grid
     rr, cc = np.divmod(np.arange(th * tw), tw)
@@ -96,7 +111,8 @@ def _dense(index: PacketIndex, cfg: PatchConfig, budget: int, frames: np.ndarray
     pix = None
     if pixels != "none":
         pix = token_pixels_to_patches(
-            reader_pixels(index.path, tok_f, tok_rc, cfg, stream, interpolation), cfg)
+            reader_pixels(index.path, tok_f, tok_rc, cfg, stream, interpolation, crop=crop),
+            cfg)
     timings["pixels"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
     n = len(positions)
@@ -106,14 +122,74 @@ def _dense(index: PacketIndex, cfg: PatchConfig, budget: int, frames: np.ndarray
         scores=np.full(n, np.nan, np.float32), pixels=pix, anchor_frames=frames,
         candidate_frames=np.zeros(0, np.int64), cut_frames=np.zeros(0, np.int64),
         budget_tokens=budget, num_frames=index.num_frames, duration_s=index.duration_s,
-        signal="none", fallback=False, timings_s=timings)
+        signal="none", fallback=False, timings_s=timings, crop=crop)
+
+
+@dataclass(frozen=True)
+class _Query:
+    """How a selection uses its question: ``anchors`` is the plan's policy, ``anchor_method``
+    the frame selector choosing anchors (or None), ``share`` the share of the motion budget
+    spent by relevance."""
+
+    question: str
+    anchors: AnchorPolicy
+    anchor_method: str | None
+    share: float
+
+    @property
+    def active(self) -> bool:
+        """The question is embedded (it weighs tokens or chooses anchors)."""
+        return self.share > 0 or self.anchor_method is not None
+
+    def params(self, rel: Relevance | None) -> dict[str, Any]:
+        """What the result records of the question's use (empty when unused)."""
+        if rel is None:
+            return {}
+        return {"anchors": self.anchor_method or self.anchors, "relevance_share": self.share,
+                "embedder": rel.embedder, "relevance_frames": len(rel.frames)}
+
+
+def _check_query(question: str | None, embedder: Any, share: float | None,
+                 anchors: str | None) -> _Query:
+    """Validate the question options of :func:`select_patches` (before any decoding)."""
+    if question is not None and (not isinstance(question, str) or not question.strip()):
+        raise InvalidArgumentError(f"question={question!r} must be a non-empty str or None")
+    if share is not None:
+        share = check_relevance_share(share)
+    if question is None:
+        if embedder is not None:
+            raise InvalidArgumentError(
+                "embedder= scores relevance to a question and needs question=; leave both "
+                "out for the motion-only selection")
+        if share:
+            raise InvalidArgumentError(
+                f"relevance_share={share!r} needs a question (and an embedder)")
+        if anchors is not None and anchors not in ANCHOR_POLICIES:
+            if anchors in query_anchor_methods():
+                raise InvalidArgumentError(
+                    f"anchors={anchors!r} chooses anchors by relevance and needs a question "
+                    f"(and an embedder); without one use 'adaptive' or 'uniform'")
+            check_choice("anchors", anchors, ANCHOR_POLICIES)
+        return _Query("", anchors or "adaptive", None, 0.0)  # type: ignore[arg-type]
+    if embedder is None:
+        raise InvalidArgumentError(
+            "question= needs an embedder to score relevance (e.g. embedder='hf:/path/to/siglip')"
+            "; without one, leave question out for the motion-only selection")
+    w = 0.5 if share is None else share
+    if anchors is None:
+        anchors = QUERY_ANCHORS if w > 0 else "adaptive"
+    if anchors in ANCHOR_POLICIES:
+        return _Query(question, anchors, None, w)  # type: ignore[arg-type]
+    check_choice("anchors", anchors, (*ANCHOR_POLICIES, *query_anchor_methods()))
+    return _Query(question, "query", anchors, w)
 
 
 def uniform_patches(path: str | os.PathLike[str], *, budget_frames: int = 8,
                     patch_size: int = 14, merge: int = 2,
                     frame_size: int | Sequence[int] = 392, pixels: PixelMode = "decode",
                     stream: int | None = None, index: PacketIndex | None = None,
-                    interpolation: str = DEFAULT_INTERPOLATION) -> PatchSelection:
+                    interpolation: str = DEFAULT_INTERPOLATION,
+                    crop: CropSpec = "auto") -> PatchSelection:
     """The uniform baseline: ``budget_frames`` whole frames, the frames the ``uniform`` method
     (``vidsel.run_method("uniform", path, budget=budget_frames)``) picks: evenly spaced, first
     and last frame included (:func:`vidsel.select.uniform` over every frame).
@@ -121,7 +197,7 @@ def uniform_patches(path: str | os.PathLike[str], *, budget_frames: int = 8,
     Same result type and token accounting as :func:`select_patches` (method ``"uniform"``).
     Pixels always go through :class:`vidsel.VideoReader`. ``index`` must be a
     :class:`~vidsel.io.PacketIndex` of ``path`` (else
-    :class:`~vidsel.errors.InvalidArgumentError`).
+    :class:`~vidsel.errors.InvalidArgumentError`). ``crop`` as in :func:`select_patches`.
     """
     check_choice("pixels", pixels, PIXEL_MODES)
     interpolation = check_interpolation(interpolation)
@@ -131,9 +207,11 @@ def uniform_patches(path: str | os.PathLike[str], *, budget_frames: int = 8,
     t0 = time.perf_counter()
     index = index_for(path, index, stream)
     timings = {"index": time.perf_counter() - t0}
+    box = resolve_crop(crop, index.path, stream=stream)
+    timings["borders"] = time.perf_counter() - t0 - timings["index"]
     frames = uniform_frames(index.num_frames, n)  # the `uniform` method's frames
     return _dense(index, cfg, n * cfg.tokens_per_frame, frames, pixels, stream, "uniform",
-                  interpolation, timings, t0)
+                  interpolation, timings, t0, crop=box)
 
 
 def select_patches(
@@ -144,7 +222,7 @@ def select_patches(
     patch_size: int = 14,
     merge: int = 2,
     frame_size: int | Sequence[int] = 392,
-    anchors: AnchorPolicy = "adaptive",
+    anchors: str | None = None,
     num_anchors: int | None = None,
     camera: Camera = "affine",
     signal: SignalChoice = "auto",
@@ -154,8 +232,19 @@ def select_patches(
     index: PacketIndex | None = None,
     interpolation: str = DEFAULT_INTERPOLATION,
     threads: int = 1,
+    workers: int | None = None,
+    crop: CropSpec = "auto",
+    question: str | None = None,
+    embedder: Any = None,
+    relevance_share: float | None = None,
+    relevance_candidates: int | str | None = None,
+    anchor_params: Mapping[str, Any] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    embed_size: int | None = DEFAULT_EMBED_SIZE,
+    embedder_options: Mapping[str, Any] | None = None,
 ) -> PatchSelection:
-    """Spend a token budget on dense anchor frames plus the most changing patches of many frames.
+    """Spend a token budget on dense anchor frames plus the most changing patches of many frames,
+    optionally steered by a question.
 
     Args:
         path: the video file.
@@ -166,8 +255,12 @@ def select_patches(
         merge: patches merged per side into one token (2 = 2x2).
         frame_size: frames are resized to this (int: square side; or (height, width)); each
             side a multiple of ``patch_size * merge`` (392 for LLaVA-OV-2, 448 for Ovis2.5).
-        anchors: ``"adaptive"`` (start + after each detected cut, gaps filled uniformly) or
-            ``"uniform"``.
+        anchors: ``"adaptive"`` (start + after each detected cut, gaps filled uniformly),
+            ``"uniform"``, or (with a question) the name of a frame selector that scores
+            relevance (``"mdp3"``, ``"dpp"``, ``"topk"``, ``"bolt"``, ``"aks"``, ...), which
+            then picks the anchors among the scored frames. Default: ``"adaptive"``; with a
+            question and ``relevance_share > 0``, ``"mdp3"`` (relevant, diverse, in order;
+            the anchor count is the same as without a question).
         num_anchors: anchor frames (default a quarter of the budget; adaptive may use up to
             half of it when the video has many cuts).
         camera: camera-motion compensation of motion vectors: ``"affine"`` (robust fit),
@@ -193,6 +286,38 @@ def select_patches(
             FFmpeg choose (faster on high-resolution HEVC/VP9/AV1 on many cores, but on
             damaged data FFmpeg's threads may conceal errors differently from run to run
             without reporting it). Motion-vector passes always decode single-threaded.
+        workers: decoders working at once on independent stretches of an H.264 stream (cut
+            at keyframes no picture crosses; each stretch single-threaded, frames merged in
+            presentation order): the result is identical to a sequential pass (damaged data
+            falls back to one). None: one per core, at most 4; 1: sequential.
+        crop: black bars to leave out: ``"auto"`` (default) finds letterbox / pillarbox bars
+            with :func:`vidsel.io.detect_borders` (cropdetect-like, on a few keyframes);
+            ``"none"`` uses the whole picture; or (top, bottom, left, right) displayed pixels.
+            The cropped picture is resized to ``frame_size``: no token is spent on a bar,
+            positions index the grid of the cropped picture and ``result.crop`` maps them
+            back to the source (see :class:`~vidsel.results.PatchSelection`).
+        question: the question the tokens should serve (needs ``embedder``). Its relevance
+            to the frames (scored by :func:`vidsel.selection.select_frames` on the same
+            candidates, embedder and embedding cache) decides where part of the motion budget
+            goes along the timeline (``relevance_share``) and, by default, which frames are
+            anchors (see ``anchors``).
+        embedder: an :class:`vidsel.embed.Embedder` or spec (as ``select_frames``); needed
+            with ``question``.
+        relevance_share: the knob between motion and relevance, in [0, 1]: the share of
+            the motion budget (``budget`` minus the anchors' tokens) spent on the tokens best
+            by relevance (``r * (1 + m) / 2``: the frame's relevance ``r``, min-max normalised
+            over the video, and the token's change score ``m``); the rest goes to the most
+            changing tokens elsewhere, as without a question, so motion away from what the
+            question names keeps its coverage. 0 gives exactly the motion-only selection
+            (the question is then not even embedded unless a selector chooses the anchors);
+            1 spends the whole motion budget by relevance. Default: 0.5 with a question.
+        relevance_candidates: frames scored for relevance (``select_frames``'s
+            ``candidates`` spec; default ``vidsel.selection.pool_size``: 128 up to a 32-frame
+            budget, ``4 x budget_frames`` above, as ``select_frames`` uses).
+        anchor_params: parameters of the anchor selector (e.g. ``{"lam": 0.2}`` for mdp3).
+        cache_dir, embed_size, embedder_options: as :func:`vidsel.selection.select_frames`
+            (the same cache: a ``select_frames`` call on the same video, model and
+            candidates has already paid for the frame embeddings).
 
     Returns:
         :class:`~vidsel.results.PatchSelection` with exactly ``budget`` tokens (fewer only if the whole video is
@@ -200,13 +325,26 @@ def select_patches(
 
     Raises:
         InvalidArgumentError: bad option values (e.g. ``num_anchors`` above
-            ``budget // tokens_per_frame``), or an ``index`` of another file.
+            ``budget // tokens_per_frame``, a ``relevance_share`` outside [0, 1], a
+            question without an embedder, a selector anchor policy without a question), or
+            an ``index`` of another file.
+        MissingDependencyError, ModelNotAvailableError: the embedder cannot be loaded.
         UnsupportedCodecError: ``signal="motion_vectors"`` on a codec without vectors.
         CorruptVideoError: damaged or truncated data left too few frames to fill the budget.
         DecodeError: the budget cannot be filled for another reason (e.g. a very low
             ``candidates_per_frame``).
     """
-    check_choice("anchors", anchors, ANCHOR_POLICIES)
+    query = _check_query(question, embedder, relevance_share, anchors)
+    if question is None:
+        given = [name for name, value in (("cache_dir", cache_dir),
+                                          ("relevance_candidates", relevance_candidates),
+                                          ("anchor_params", anchor_params),
+                                          ("embedder_options", embedder_options))
+                 if value is not None]
+        if given:
+            raise InvalidArgumentError(
+                f"{', '.join(given)}: only used with a question (question= and embedder=); "
+                f"the motion-only selection embeds nothing")
     check_choice("camera", camera, CAMERA_MODELS)
     check_choice("signal", signal, ("auto", *SIGNALS))
     check_choice("pixels", pixels, PIXEL_MODES)
@@ -216,6 +354,8 @@ def select_patches(
     budget = resolve_budget(budget_frames, budget_tokens, cfg)
     cpf = check_positive_int("candidates_per_frame", candidates_per_frame)
     threads = check_positive_int("threads", threads, allow_zero=True)
+    if workers is not None:
+        workers = check_positive_int("workers", workers)
     tpf = cfg.tokens_per_frame
     if num_anchors is not None:
         num_anchors = check_positive_int("num_anchors", num_anchors, allow_zero=True)
@@ -226,22 +366,44 @@ def select_patches(
     t0 = time.perf_counter()
     index = index_for(path, index, stream)
     timings = {"index": time.perf_counter() - t0}
+    box = resolve_crop(crop, index.path, stream=stream)
+    timings["borders"] = time.perf_counter() - t0 - timings["index"]
     F = index.num_frames
     if F * tpf <= budget:
         logger.info("%s: %d frames x %d tokens fit the budget of %d: keeping every frame",
                     index.path, F, tpf, budget)
         return _dense(index, cfg, budget, np.arange(F, dtype=np.int64), pixels, stream,
-                      "codec", interpolation, timings, t0)
+                      "codec", interpolation, timings, t0, crop=box)
     if signal == "motion_vectors" and index.codec not in MV_CODECS:
         raise UnsupportedCodecError(
             f"{index.path}: codec {index.codec!r} exports no motion vectors; use signal='auto' "
             f"or 'pixel_diff'")
 
+    # 0. the question's relevance (select_frames on the same candidates, embedder and cache)
+    rel: Relevance | None = None
+    if query.active:
+        n_query = anchor_counts(budget, tpf, num_anchors)[0] if query.anchor_method else 0
+        rel = query_relevance(index, query.question, embedder, budget_frames=budget / tpf,
+                              num_anchors=n_query, anchor_method=query.anchor_method,
+                              stream=stream, candidates=relevance_candidates,
+                              cache_dir=cache_dir, embed_size=embed_size,
+                              embedder_options=embedder_options, params=anchor_params)
+        timings.update(rel.timings_s)
+
     # 1. plan
     def plan_for(idx: PacketIndex) -> Plan:
-        return make_plan(idx, cfg, budget, anchors=anchors, num_anchors=num_anchors,
-                         camera=camera, signal=signal, candidates_per_frame=cpf,
-                         keep_pixels=pixels == "decode")
+        curve = None
+        query_anchors = None
+        if rel is not None:
+            # on a re-counted index (unreliable timestamps) the curve follows the times
+            curve = (rel.curve if idx is index else
+                     relevance_curve(idx, index.timestamps_s[rel.frames], rel.scores))
+            query_anchors = np.minimum(rel.anchors, idx.num_frames - 1)
+        return make_plan(idx, cfg, budget, anchors=query.anchors,
+                         num_anchors=num_anchors, camera=camera, signal=signal,
+                         candidates_per_frame=cpf, keep_pixels=pixels == "decode",
+                         relevance=curve, relevance_share=query.share,
+                         query_anchors=query_anchors)
 
     plan = plan_for(index)
     if plan.fallback:
@@ -250,14 +412,23 @@ def select_patches(
 
     # 2. the decode pass (io re-plans on a counted index when timestamps prove unreliable)
     def consume(idx: PacketIndex, frames: Iterator[StreamFrame]) -> Scan:
-        return scan(plan if idx is index else plan_for(idx), frames)
+        return scan(plan if idx is index else plan_for(idx), frames, crop=box)
 
     t1 = time.perf_counter()
+    # the frames the scan converts (candidates, anchor grids, the first frame) are converted
+    # on the decode thread(s) right after decoding (same bytes), off the analysis thread
+    ahead = None
+    if pixels == "decode":
+        targets = np.unique(np.concatenate([np.zeros(1, np.int64), plan.candidate_targets,
+                                            *plan.anchor_targets.values()]))
+        ahead = ConvertAhead(size=cfg.frame_size, targets=targets, analysed=plan.keep,
+                             crop=box)
     sc = decode_pass(index, consume, skip=plan.skip, export_mvs=plan.use_mv,
                      keep=plan.stream_keep, interpolation=interpolation,
                      # pixel-difference passes read pictures that some decoders (VP8) still
                      # write to on damaged data: no decode-ahead there (deterministic)
-                     prefetch=PREFETCH if plan.use_mv else 0, threads=threads)
+                     prefetch=PREFETCH if plan.use_mv else 0, threads=threads,
+                     workers=workers, convert_ahead=ahead)
     plan = sc.plan
     timings["decode"] = time.perf_counter() - t1
 
@@ -266,9 +437,11 @@ def select_patches(
     anchor_frames, cuts = choose_anchors(sc)
     if sc.pool is None:  # pragma: no cover - scan() always leaves a pool
         raise DecodeError(f"{index.path}: internal error: the decode pass left no token pool")
-    tokens = choose_tokens(sc.pool, anchor_frames, budget, tpf, path=index.path,
+    pool, rel_rows = merge_pools(sc.pool, sc.relevance_pool)
+    tokens = choose_tokens(pool, anchor_frames, budget, tpf, path=index.path,
                            candidates=len(sc.candidates), analysed=sc.analysed,
-                           decodable=plan.decodable)
+                           decodable=plan.decodable, relevance_rows=rel_rows,
+                           relevance_share=plan.relevance_share)
     tok_rc = np.stack(np.divmod(tokens.tokens, cfg.token_grid[1]), axis=1)
     positions = tokens_to_patches(tokens.frames, tok_rc, cfg)
     timings["select"] = time.perf_counter() - t2
@@ -277,10 +450,11 @@ def select_patches(
     t3 = time.perf_counter()
     pix: np.ndarray | None = None
     if pixels == "decode":
-        pix = decoded_pixels(tokens, sc.pool[4], anchor_frames, sc.stored, cfg)
+        pix = decoded_pixels(tokens, pool[4], anchor_frames, sc.stored, cfg)
     elif pixels == "reader":
         pix = token_pixels_to_patches(
-            reader_pixels(index.path, tokens.frames, tok_rc, cfg, stream, interpolation), cfg)
+            reader_pixels(index.path, tokens.frames, tok_rc, cfg, stream, interpolation,
+                          crop=box), cfg)
     timings["pixels"] = time.perf_counter() - t3
     timings["total"] = time.perf_counter() - t0
     m2 = cfg.merge ** 2
@@ -291,6 +465,9 @@ def select_patches(
         pixels=pix, anchor_frames=anchor_frames, candidate_frames=sc.candidates,
         cut_frames=np.asarray(sorted(cuts), np.int64), budget_tokens=budget, num_frames=F,
         duration_s=index.duration_s, signal=plan.signal, fallback=plan.fallback,
-        timings_s=timings)
+        timings_s=timings, question=query.question if rel is not None else None,
+        params=query.params(rel),
+        relevance_frames=None if rel is None else rel.frames,
+        relevance_scores=None if rel is None else rel.scores, crop=box)
     logger.debug("%s: %r in %.2f s", index.path, result, timings["total"])
     return result

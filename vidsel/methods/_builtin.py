@@ -6,7 +6,14 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..codec import select_patches
+from .._validate import check_choice
+from ..codec import (
+    ANCHOR_POLICIES,
+    check_relevance_share,
+    query_anchor_methods,
+    register_lmms_method,
+    select_patches,
+)
 from ..errors import InvalidArgumentError
 from ..io import VideoReader, packet_index
 from ..results import PatchConfig, PatchSelection, Selection
@@ -14,7 +21,7 @@ from ..select import get_selector
 from ..selection import DEFAULT_EMBED_SIZE, select_frames
 from ._registry import MethodFn, register_method
 
-__all__ = ["codec_method", "frame_method"]
+__all__ = ["CODEC_QUERY_PRESETS", "codec_method", "codec_query_method", "frame_method"]
 
 #: Options every frame method takes (forwarded to :func:`vidsel.selection.select_frames`).
 FRAME_OPTIONS = frozenset({"candidates", "candidate_mode", "params", "embed_size", "backend"})
@@ -54,9 +61,12 @@ def frame_method(selector: str) -> MethodFn:
 def codec_method(path: str | VideoReader, *, question: str | None, budget: int,
                  geometry: PatchConfig, **options: Any) -> PatchSelection:
     """Codec patches (:func:`vidsel.codec.select_patches`) at ``budget`` frame-equivalents of
-    ``geometry``. The question is not used yet (motion decides). Given an open reader, its
-    file, its interpolation (so pixels equal the reader's crops) and its packet table are
-    used."""
+    ``geometry``. With an ``embedder`` option the question steers the selection (query-aware:
+    ``relevance_weight``, selector anchors); without one motion alone decides and the question
+    is not used. Given an open reader, its file, its interpolation (so pixels equal the
+    reader's crops) and its packet table are used."""
+    if options.get("embedder") is not None and question:
+        options["question"] = question
     if isinstance(path, VideoReader):
         options.setdefault("interpolation", path.interpolation)
         if "index" not in options and "stream" not in options:
@@ -73,7 +83,23 @@ _CODEC_FIXED = frozenset({"path", "budget_frames", "budget_tokens", "patch_size"
 
 
 def _codec_options() -> frozenset[str]:
-    return frozenset(inspect.signature(select_patches).parameters) - _CODEC_FIXED
+    return frozenset(inspect.signature(select_patches).parameters) - _CODEC_FIXED - {"question"}
+
+
+def codec_query_method(anchor_selector: str) -> MethodFn:
+    """The query-aware codec preset ``codec+<anchor_selector>``: codec patches whose motion
+    budget is reweighted by the question's relevance (``relevance_weight``, default 0.5) and
+    whose anchors ``anchor_selector`` chooses among the relevance candidates."""
+
+    def run(path: str | VideoReader, *, question: str | None, budget: int,
+            geometry: PatchConfig, **options: Any) -> PatchSelection:
+        options.setdefault("anchors", anchor_selector)
+        return codec_method(path, question=question, budget=budget, geometry=geometry,
+                            **options)
+
+    run.__name__ = run.__qualname__ = f"codec_query_{anchor_selector.replace('-', '_')}"
+    run.__doc__ = f"Query-aware codec patches with {anchor_selector!r} anchors."
+    return run
 
 
 _FRAME_METHODS = {
@@ -106,7 +132,38 @@ for _name, _description in _FRAME_METHODS.items():
                     options=FRAME_OPTIONS | (EMBEDDER_OPTIONS if _needs != "none" else set()),
                     description=_description, check=_params_check(_name), takes_reader=True)
 
+def _codec_check(options: Mapping[str, Any]) -> None:
+    """Check the question options of a codec method before any video is read."""
+    if "relevance_share" in options and options["relevance_share"] is not None:
+        check_relevance_share(options["relevance_share"])
+    anchors = options.get("anchors")
+    if anchors is not None and anchors not in ANCHOR_POLICIES:
+        check_choice("anchors", anchors, (*ANCHOR_POLICIES, *query_anchor_methods()))
+        if options.get("anchor_params") is not None:
+            get_selector(anchors).check_params(dict(options["anchor_params"]))
+
+
 register_method("codec", codec_method, kind="patches", options=_codec_options(),
-                takes_reader=True,
+                takes_reader=True, check=_codec_check,
                 description="dense anchor frames plus the most changing patches of many "
-                            "frames, from codec motion vectors, at an exact token budget")
+                            "frames, from codec motion vectors, at an exact token budget "
+                            "(with an embedder, the question reweights them)")
+
+def _query_check(selector: str) -> Callable[[Mapping[str, Any]], None]:
+    def check(options: Mapping[str, Any]) -> None:
+        _codec_check({**options, "anchors": selector})
+
+    return check
+
+
+register_lmms_method(register_method)  # "codec-lmms": lmms-video-utils' reference mode
+
+#: Query-aware codec presets: {name: the frame selector choosing the anchors}.
+CODEC_QUERY_PRESETS = {"codec+mdp3": "mdp3", "codec+dpp": "dpp"}
+for _name, _selector in CODEC_QUERY_PRESETS.items():
+    register_method(_name, codec_query_method(_selector), kind="patches",
+                    needs_question=True, needs_embedder=True,
+                    options=_codec_options() - {"anchors"}, takes_reader=True,
+                    check=_query_check(_selector),
+                    description=f"codec patches steered by the question: motion reweighted "
+                                f"by relevance, anchors chosen by {_selector}")

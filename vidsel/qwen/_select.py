@@ -27,7 +27,8 @@ from ..results import Selection
 from ..select import SELECTORS
 from ..selection import pool_size, select_in_window
 
-__all__ = ["POOL_OPTIONS", "qwen_uniform", "resolve_embedder", "select_indices", "split_params"]
+__all__ = ["POOL_OPTIONS", "element_embedder", "qwen_uniform", "resolve_embedder",
+           "select_indices", "split_params"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,19 @@ def resolve_embedder(method: Method, spec: Any) -> Any:
         ModelNotAvailableError, MissingDependencyError: the model cannot be loaded.
     """
     if spec is None or isinstance(spec, Embedder) or not method.needs_embedder:
+        return spec
+    return element_embedder(spec)
+
+
+def element_embedder(spec: Any) -> Any:
+    """An embedder named by a video element: an :class:`~vidsel.embed.Embedder` as it is, a
+    spec string as the process-wide :func:`vidsel.embed.shared_embedder`.
+
+    Raises:
+        InvalidArgumentError: ``spec`` is neither a string nor an Embedder.
+        ModelNotAvailableError, MissingDependencyError: the model cannot be loaded.
+    """
+    if isinstance(spec, Embedder):
         return spec
     if not isinstance(spec, str) or not spec:
         raise InvalidArgumentError(

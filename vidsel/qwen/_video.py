@@ -29,7 +29,7 @@ from ._rules import (
     smart_nframes,
     video_size,
 )
-from ._select import qwen_uniform, select_indices
+from ._select import element_embedder, qwen_uniform, select_indices
 from ._sources import local_video
 
 __all__ = ["DEFAULT_SELECTOR", "fetch_video", "source_fps", "video_source"]
@@ -145,8 +145,19 @@ def _patches(reader: VideoReader, ele: Mapping[str, Any], selector: str,
     size = video_size(ele, md.height, md.width, nframes, image_patch_size)
     geometry = PatchConfig.make(patch_size=image_patch_size, merge=SPATIAL_MERGE_SIZE,
                                 frame_size=size)
-    sel = get_method(selector)(reader, question=ele.get("question", question), budget=nframes,
-                               geometry=geometry, **dict(params))
+    method = get_method(selector)
+    options = dict(params)
+    spec = ele.get("embedder")
+    if method.needs_embedder and spec is None:
+        raise InvalidArgumentError(
+            f"selector={selector!r} steers the patches by the question and needs an embedder: "
+            f"add 'embedder': 'hf:/path/to/siglip' (or an Embedder) to the video element")
+    if spec is not None:
+        # the question steers the codec patches (query-aware); a spec string is loaded once
+        # per process, as for the frame selectors
+        options["embedder"] = element_embedder(spec)
+    sel = method(reader, question=ele.get("question", question), budget=nframes,
+                 geometry=geometry, **options)
     if not isinstance(sel, PatchSelection):  # pragma: no cover - kind checked by the registry
         raise InvalidArgumentError(f"selector={selector!r} did not return patches")
     out, frames = codec_output(sel, fps)

@@ -14,8 +14,9 @@ Frame-ingest results (:class:`VideoMetadata`, :class:`FrameBatch`, :class:`Packe
 from .._json import float_array, int_array, json_safe
 from ..io import FrameBatch, PacketIndex, PacketTable, VideoMetadata
 from ._compare import Comparison, ComparisonRow
+from ._geometry import PRESETS, PatchConfig
 from ._motion import MotionFields
-from ._patches import PRESETS, Canvases, PatchConfig, PatchSelection
+from ._patches import Canvases, PatchSelection
 from ._protocol import SelectionKind, VisualSelection
 from ._selection import Selection
 

@@ -16,7 +16,7 @@ from .._json import float_or_nan, json_safe, reads_dict
 from ..deprecation import renamed_fields
 from ..errors import InvalidArgumentError, MissingDependencyError
 from ..render import comparison_plot, figure_png, save_figure
-from ._patches import PatchConfig
+from ._geometry import PatchConfig
 
 __all__ = ["Comparison", "ComparisonRow"]
 

@@ -13,7 +13,7 @@ from .._fields import FieldsEq, coerce_arrays
 from .._json import float_array, float_or_nan, json_safe, reads_dict
 from ..deprecation import renamed_fields
 from ..errors import InvalidArgumentError
-from ._patches import _shape
+from ._geometry import shape_repr as _shape
 
 __all__ = ["MotionFields"]
 

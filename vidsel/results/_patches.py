@@ -1,4 +1,5 @@
-"""Codec patch results: the patch geometry, the patch selection and its packing into canvases.
+"""Codec patch results: the patch selection and its packing into canvases (the geometry,
+:class:`PatchConfig`, lives in ``_geometry.py``).
 
 Layout of a selection (worked example, ``patch_size=14, merge=2, frame_size=(392, 392)``): a
 frame is a 28 x 28 grid of patches, i.e. 14 x 14 = 196 tokens of 2 x 2 patches. Patches are
@@ -14,7 +15,7 @@ and a merged model token never mixes frames.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,7 +28,6 @@ from .._json import float_array, float_dict, float_or_nan, json_safe, reads_dict
 from .._validate import check_positive_int
 from ..deprecation import renamed_fields
 from ..errors import InvalidArgumentError
-from ..registry import Registry
 from ..render import (
     DEFAULT_THUMB,
     MAX_TILES,
@@ -37,104 +37,11 @@ from ..render import (
     save_figure,
     to_png,
 )
+from ._geometry import PRESETS, PatchConfig
+from ._geometry import shape_repr as _shape
 from ._protocol import SelectionKind
 
 __all__ = ["PRESETS", "Canvases", "PatchConfig", "PatchSelection"]
-
-
-def _shape(a: np.ndarray | None) -> str:
-    """``dtype[shape]`` of an array for reprs (``"None"`` for None)."""
-    return "None" if a is None else f"{a.dtype}{list(a.shape)}"
-
-
-@dataclass(frozen=True)
-class PatchConfig:
-    """Patch geometry of a vision encoder.
-
-    Attributes:
-        patch_size: side of a patch in pixels of the resized frame.
-        merge: patches merged per side into one LLM token (2 = 2 x 2 patches per token).
-        frame_size: (height, width) every frame is resized to; multiples of
-            ``patch_size * merge``.
-    """
-
-    patch_size: int = 14
-    merge: int = 2
-    frame_size: tuple[int, int] = (392, 392)
-
-    def __post_init__(self) -> None:
-        check_positive_int("patch_size", self.patch_size)
-        check_positive_int("merge", self.merge)
-        unit = self.patch_size * self.merge
-        fs = self.frame_size
-        if (not isinstance(fs, tuple) or len(fs) != 2
-                or any(not isinstance(v, (int, np.integer)) or v < unit or v % unit for v in fs)):
-            raise InvalidArgumentError(
-                f"frame_size={fs!r} must be (height, width), each a positive multiple of "
-                f"patch_size * merge = {unit}")
-
-    @classmethod
-    def make(cls, *, patch_size: int = 14, merge: int = 2,
-             frame_size: int | Sequence[int] = 392) -> PatchConfig:
-        """Build from user arguments; an int ``frame_size`` means a square frame."""
-        if isinstance(frame_size, (int, np.integer)) and not isinstance(frame_size, bool):
-            fs = (int(frame_size), int(frame_size))
-        else:
-            try:
-                fs = tuple(int(v) for v in frame_size)  # type: ignore[union-attr,assignment]
-            except (TypeError, ValueError):
-                raise InvalidArgumentError(
-                    f"frame_size={frame_size!r} must be an int or (height, width)") from None
-        return cls(patch_size=patch_size, merge=merge, frame_size=fs)  # type: ignore[arg-type]
-
-    @classmethod
-    def preset(cls, name: str) -> PatchConfig:
-        """A named preset: ``"llava-ov-2"`` (14 px, 2x2, 392x392) or ``"ovis2.5"`` (16 px, 448).
-
-        Raises:
-            InvalidArgumentError: an unknown name (the message lists :data:`PRESETS`).
-        """
-        return PRESETS.get(name)
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """(rows, cols) of patches per frame."""
-        return self.frame_size[0] // self.patch_size, self.frame_size[1] // self.patch_size
-
-    @property
-    def token_grid(self) -> tuple[int, int]:
-        """(rows, cols) of merged tokens per frame."""
-        gh, gw = self.grid
-        return gh // self.merge, gw // self.merge
-
-    @property
-    def patches_per_frame(self) -> int:
-        gh, gw = self.grid
-        return gh * gw
-
-    @property
-    def tokens_per_frame(self) -> int:
-        th, tw = self.token_grid
-        return th * tw
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"patch_size", "merge", "frame_size"}``; :meth:`from_dict` inverts it."""
-        return {"patch_size": self.patch_size, "merge": self.merge,
-                "frame_size": list(self.frame_size)}
-
-    @classmethod
-    @reads_dict
-    def from_dict(cls, d: Mapping[str, Any]) -> PatchConfig:
-        """Inverse of :meth:`to_dict` (extra keys are ignored)."""
-        return cls.make(patch_size=int(d["patch_size"]), merge=int(d["merge"]),
-                        frame_size=d["frame_size"])
-
-
-#: Named patch geometries (``PatchConfig.preset(name)``); register more with
-#: ``PRESETS.register(name, PatchConfig(...))``.
-PRESETS: Registry[PatchConfig] = Registry("preset")
-PRESETS.register("llava-ov-2", PatchConfig(14, 2, (392, 392)))
-PRESETS.register("ovis2.5", PatchConfig(16, 2, (448, 448)))
 
 
 @renamed_fields({"timestamps": "timestamps_s"})
@@ -253,6 +160,19 @@ class PatchSelection(FieldsEq):
         fallback: True when the pixel-difference fallback replaced motion vectors.
         timings_s: seconds per stage (``index``, ``decode``, ``select``, ``pixels``, ``total``;
             ``timings`` is its deprecated name).
+        question: the question that steered the selection (query-aware codec input), or None
+            when none was used.
+        params: how the question was used (``anchors``, ``relevance_share``, ``embedder``,
+            ``relevance_frames``); empty without a question.
+        relevance_frames: (R,) int64 frames scored against the question, or None.
+        relevance_scores: (R,) float32 their cosine similarity to the question (the relevance
+            curve, as :attr:`vidsel.results.Selection.candidate_scores`), or None.
+        crop: (top, bottom, left, right) pixels of the source picture (as displayed, e.g.
+            black bars) cut off before it was resized to ``frame_size``; (0, 0, 0, 0) when
+            the whole picture was used. Positions (t, h, w) index the patch grid of the
+            cropped-and-resized picture: patch (h, w) covers source display pixels
+            ``top + [h, h + 1) * (H - top - bottom) / grid_h`` (rows) and
+            ``left + [w, w + 1) * (W - left - right) / grid_w`` (columns) of an H x W frame.
     """
 
     kind: ClassVar[SelectionKind] = "patches"
@@ -274,12 +194,28 @@ class PatchSelection(FieldsEq):
     signal: str
     fallback: bool
     timings_s: dict[str, float] = field(default_factory=dict, compare=False)
+    question: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    relevance_frames: np.ndarray | None = None
+    relevance_scores: np.ndarray | None = None
+    crop: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def __post_init__(self) -> None:
+        crop = tuple(int(v) for v in self.crop)
+        if len(crop) != 4 or min(crop) < 0:
+            raise InvalidArgumentError(
+                f"crop={self.crop!r} must be (top, bottom, left, right), four ints >= 0")
+        object.__setattr__(self, "crop", crop)
         coerce_arrays(self, {"positions": np.int64, "timestamps_s": np.float64,
                              "is_anchor": bool, "scores": np.float32, "anchor_frames": np.int64,
                              "candidate_frames": np.int64, "cut_frames": np.int64},
-                      optional={"pixels": np.uint8})
+                      optional={"pixels": np.uint8, "relevance_frames": np.int64,
+                                "relevance_scores": np.float32})
+        if (self.relevance_frames is None) != (self.relevance_scores is None) or (
+                self.relevance_frames is not None and self.relevance_scores is not None
+                and len(self.relevance_frames) != len(self.relevance_scores)):
+            raise InvalidArgumentError(
+                "relevance_frames and relevance_scores must both be None or have equal length")
         if not isinstance(self.config, PatchConfig):
             raise InvalidArgumentError(
                 f"config must be a PatchConfig, got {type(self.config).__name__}")
@@ -393,6 +329,8 @@ class PatchSelection(FieldsEq):
             "cut_frames": self.cut_frames,
             "num_candidate_frames": len(self.candidate_frames),
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
+            "question": self.question, "params": dict(self.params),
+            "crop": list(self.crop),
         })
 
     def to_dict(self, *, per_patch: bool = True) -> dict[str, Any]:
@@ -413,6 +351,8 @@ class PatchSelection(FieldsEq):
             "is_anchor": self.is_anchor, "scores": self.scores,
             "candidate_frames": self.candidate_frames,
             "timings_s": dict(self.timings_s),
+            "relevance_frames": self.relevance_frames,
+            "relevance_scores": self.relevance_scores,
         }))
         return d
 
@@ -445,7 +385,13 @@ class PatchSelection(FieldsEq):
             cut_frames=np.asarray(d["cut_frames"], np.int64),
             budget_tokens=int(d["budget_tokens"]), num_frames=int(d["num_frames"]),
             duration_s=float_or_nan(d["duration_s"]), signal=str(d["signal"]),
-            fallback=bool(d["fallback"]), timings_s=float_dict(timings))
+            fallback=bool(d["fallback"]), timings_s=float_dict(timings),
+            question=d.get("question"), params=dict(d.get("params") or {}),
+            relevance_frames=(None if d.get("relevance_frames") is None
+                              else np.asarray(d["relevance_frames"], np.int64)),
+            relevance_scores=(None if d.get("relevance_scores") is None
+                              else float_array(d["relevance_scores"], dtype=np.float32)),
+            crop=tuple(d.get("crop") or (0, 0, 0, 0)))  # type: ignore[arg-type]
 
     def to_json(self, path: str | Path | None = None, *, per_patch: bool = True) -> str:
         """The :meth:`to_dict` dict as JSON text, also written to ``path`` if given."""
