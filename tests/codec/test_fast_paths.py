@@ -14,7 +14,7 @@ from vidsel.codec._pool import TokenPool as _TokenPool
 from vidsel.codec._pool import rank_tokens, tie_keys
 from vidsel.codec._score import _affine_fit, _quantile
 from vidsel.io import VideoReader
-from vidsel.io._stream import _prefetch as prefetch
+from vidsel.io import decode_ahead as prefetch
 
 FS = 224
 

@@ -33,7 +33,7 @@ from ._probe import (
 )
 from ._reader import BACKENDS, VideoReader, available_backends, register_backend
 from ._spool import bytes_as_file
-from ._stream import TimestampsUnreliable, decode_pass, decode_stream
+from ._stream import TimestampsUnreliable, decode_ahead, decode_pass, decode_stream
 from ._types import FRAME_SETS, FrameBatch, FrameSet, PacketIndex, PacketTable, VideoMetadata
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "check_crop",
     "check_interpolation",
     "check_stream",
+    "decode_ahead",
     "decode_pass",
     "decode_stream",
     "decoder_version",

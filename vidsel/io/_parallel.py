@@ -63,11 +63,8 @@ def default_workers() -> int:
     of the CPUs), else one per usable CPU, at most :data:`MAX_DEFAULT_WORKERS`."""
     env = os.environ.get(DECODE_WORKERS_ENV, "").strip()
     if env:
-        try:
-            if int(env) >= 1:
-                return int(env)
-        except ValueError:
-            pass
+        if env.isdigit() and int(env) >= 1:
+            return int(env)
         logger.warning("%s=%r is not an integer >= 1; ignored", DECODE_WORKERS_ENV, env)
     return min(usable_cpus(), MAX_DEFAULT_WORKERS)
 

@@ -27,11 +27,12 @@ from ..errors import CorruptVideoError, DecodeError, InvalidArgumentError
 from ._convert import DEFAULT_INTERPOLATION, FrameConverter, check_interpolation
 from ._decode import DecodeStats, decode_packets
 from ._frames import AheadFrame, ConvertAhead, StreamFrame, no_crop
+from ._parallel import usable_cpus
 from ._probe import open_container
 from ._types import PacketTable
 
-__all__ = ["SKIP_MODES", "SPLIT_CODECS", "TimestampsUnreliable", "auto_workers", "decode_pass",
-           "decode_stream", "split_points"]
+__all__ = ["SKIP_MODES", "SPLIT_CODECS", "TimestampsUnreliable", "auto_workers", "decode_ahead",
+           "decode_pass", "decode_stream", "split_points"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def _decode_stream(table: PacketTable, *, skip: str, export_mvs: bool, keep: np.
         convert_ahead = None
     frames = _decode(table, skip, export_mvs, keep, threads, interpolation, stop_on_damage,
                      convert_ahead)
-    return _prefetch(frames, prefetch) if prefetch else frames
+    return decode_ahead(frames, prefetch) if prefetch else frames
 
 
 def _decode(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | None,
@@ -305,11 +306,7 @@ MAX_AUTO_WORKERS = 4
 def auto_workers() -> int:
     """Decode workers of a parallel pass by default: the cores this process may use, at most
     ``MAX_AUTO_WORKERS`` (2 on a 2-core machine: one more decoder beside the consumer)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(MAX_AUTO_WORKERS, cores))
+    return min(MAX_AUTO_WORKERS, usable_cpus())
 
 
 def split_points(table: PacketTable) -> np.ndarray:
@@ -519,7 +516,7 @@ def decode_pass(table: T, consume: Callable[[T, Iterator[StreamFrame]], R], *,
             raise DecodeError(f"{table.path}: the decode pass could not be completed")
 
 
-def _prefetch(items: Iterator[Any], depth: int = 6) -> Iterator[Any]:
+def decode_ahead(items: Iterator[Any], depth: int = 6) -> Iterator[Any]:
     """Run a (decoding) iterator in a worker thread, ``depth`` items ahead of the consumer.
 
     FFmpeg releases the GIL while it decodes and scales, so the decode of the next frames

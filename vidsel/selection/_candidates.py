@@ -8,9 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import re
-import threading
 import time
 from collections.abc import Generator, MutableMapping
 from typing import Any, Literal
@@ -21,6 +19,7 @@ from .._progress import progress_bar
 from .._validate import check_positive_int
 from ..embed import Embedder, EmbeddingCache, content_id
 from ..errors import CorruptVideoError, InvalidArgumentError
+from ..io import decode_ahead
 
 __all__ = [
     "DEFAULT_EMBED_SIZE",
@@ -120,51 +119,17 @@ def _decoded_chunks(reader: Any, cand: np.ndarray, *, size: int | None, mode: st
     exceptions are raised here.
     """
     chunks = [cand[i:i + _DECODE_CHUNK] for i in range(0, len(cand), _DECODE_CHUNK)]
-    if len(chunks) <= 1 or _DECODE_AHEAD < 1:  # nothing to overlap
+
+    def decoded() -> Generator[tuple[np.ndarray, Any, float], None, None]:
         for chunk in chunks:
             t0 = time.perf_counter()
             batch = reader.decode(chunk, size=size, mode=mode, on_missing="skip")
             yield chunk, batch, time.perf_counter() - t0
-        return
-    ready: queue.Queue[tuple[np.ndarray, Any, float] | BaseException | None] = queue.Queue(
-        maxsize=_DECODE_AHEAD)
-    stop = threading.Event()
 
-    def put(item: tuple[np.ndarray, Any, float] | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                if stop.is_set():
-                    return
-                t0 = time.perf_counter()
-                batch = reader.decode(chunk, size=size, mode=mode, on_missing="skip")
-                if not put((chunk, batch, time.perf_counter() - t0)):
-                    return
-            put(None)
-        except BaseException as e:  # handed to the consumer, raised there
-            put(e)
-
-    thread = threading.Thread(target=produce, name="vidsel-decode-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+    if len(chunks) <= 1 or _DECODE_AHEAD < 1:  # nothing to overlap
+        yield from decoded()
+    else:  # io's decode-ahead thread: its exceptions are raised here, closing stops it
+        yield from decode_ahead(decoded(), depth=_DECODE_AHEAD)
 
 
 def embed_candidates(reader: Any, cand: np.ndarray, embedder: Any, *, size: int | None,
