@@ -41,11 +41,14 @@ from .errors import CheckpointError, ModelNotAvailableError
 __all__ = [
     "CheckpointError",
     "PretrainedModel",
+    "dtype_name",
     "load_pretrained",
     "load_state_dict",
+    "materialise_buffers",
     "parse_torch_dtype",
     "resolve_checkpoint_dir",
     "save_pretrained",
+    "write_safetensors",
 ]
 
 logger = logging.getLogger(__name__)
@@ -270,7 +273,7 @@ def _check_keys(expected: Iterable[str], found: Iterable[str], *, tied: bool,
             f"{missing[:8]}, {len(unexpected)} unexpected keys {unexpected[:8]}")
 
 
-def _materialise_buffers(model: nn.Module, device: torch.device | str) -> None:
+def materialise_buffers(model: nn.Module, device: torch.device | str) -> None:
     """Rebuild non-persistent buffers left on ``meta`` (the LLM's rotary tables)."""
     for name, module in list(model.named_modules()):
         if not any(b.is_meta for b in module.buffers(recurse=False)):
@@ -326,7 +329,7 @@ def load_pretrained(cls: Callable[..., M], path_or_hub_id: str | Path, *,
     if tied:
         llm: Any = model.llm
         llm.get_output_embeddings().weight = llm.get_input_embeddings().weight
-    _materialise_buffers(model, device)
+    materialise_buffers(model, device)
     meta = [n for n, p in model.named_parameters() if p.is_meta]
     if meta:
         raise CheckpointError(f"{directory}: parameters left unloaded: {meta[:8]}")
@@ -335,19 +338,16 @@ def load_pretrained(cls: Callable[..., M], path_or_hub_id: str | Path, *,
     return model.eval()
 
 
-def save_pretrained(model: PretrainedModel, directory: str | Path, *,
-                    max_shard_size: int = 5 * 2**30) -> Path:
-    """Write ``config.json`` and safetensors (sharded above ``max_shard_size`` bytes)."""
+def dtype_name(dtype: torch.dtype) -> str:
+    """The config.json spelling of a parameter dtype (``"bfloat16"``; float32 for others)."""
+    return {v: k for k, v in _DTYPES.items()}.get(dtype, "float32")
+
+
+def write_safetensors(state: dict[str, torch.Tensor], directory: Path, *,
+                      max_shard_size: int = 5 * 2**30) -> int:
+    """Write ``state`` as ``model.safetensors``, or as shards plus ``model.safetensors.index.json``
+    above ``max_shard_size`` bytes (a stale index is removed); returns the number of files."""
     save_file = require("safetensors.torch", "saving a checkpoint").save_file
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    config = model.config
-    dtype_name = {v: k for k, v in _DTYPES.items()}.get(model.dtype, "float32")
-    config.replace(extra={**config.extra, "torch_dtype": dtype_name}).to_json_file(
-        out / CONFIG_NAME)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    if config.tie_word_embeddings:
-        state.pop(_TIED_KEY, None)
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
     for key in sorted(state):
@@ -359,19 +359,34 @@ def save_pretrained(model: PretrainedModel, directory: str | Path, *,
         size += nbytes
     meta = {"format": "pt"}
     if len(shards) == 1:
-        save_file(shards[0], str(out / WEIGHTS_NAME), metadata=meta)
-        (out / INDEX_NAME).unlink(missing_ok=True)
-    else:
-        weight_map = {}
-        total = 0
-        for i, shard in enumerate(shards, 1):
-            name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-            save_file(shard, str(out / name), metadata=meta)
-            for key, t in shard.items():
-                weight_map[key] = name
-                total += t.numel() * t.element_size()
-        with open(out / INDEX_NAME, "w", encoding="utf-8") as fh:
-            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, fh,
-                      indent=2, sort_keys=True)
-    logger.info("saved %s in %d file(s) to %s", type(model).__name__, len(shards), out)
+        save_file(shards[0], str(directory / WEIGHTS_NAME), metadata=meta)
+        (directory / INDEX_NAME).unlink(missing_ok=True)
+        return 1
+    weight_map = {}
+    total = 0
+    for i, shard in enumerate(shards, 1):
+        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(directory / name), metadata=meta)
+        for key, t in shard.items():
+            weight_map[key] = name
+            total += t.numel() * t.element_size()
+    with open(directory / INDEX_NAME, "w", encoding="utf-8") as fh:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, fh,
+                  indent=2, sort_keys=True)
+    return len(shards)
+
+
+def save_pretrained(model: PretrainedModel, directory: str | Path, *,
+                    max_shard_size: int = 5 * 2**30) -> Path:
+    """Write ``config.json`` and safetensors (sharded above ``max_shard_size`` bytes)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    config.replace(extra={**config.extra, "torch_dtype": dtype_name(model.dtype)}).to_json_file(
+        out / CONFIG_NAME)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if config.tie_word_embeddings:
+        state.pop(_TIED_KEY, None)
+    files = write_safetensors(state, out, max_shard_size=max_shard_size)
+    logger.info("saved %s in %d file(s) to %s", type(model).__name__, files, out)
     return out

@@ -30,6 +30,7 @@ from .constants import INDICATOR_IDS
 from .errors import InvalidArgumentError
 
 __all__ = [
+    "HIDDEN_ACTS",
     "PRESETS",
     "OvisConfig",
     "PositionScheme",
@@ -45,6 +46,15 @@ SegmentMode = Literal["frame", "window", "item"]
 _POSITION_SCHEMES = ("navit2d", "rope3d")
 _SEGMENT_MODES = ("frame", "window", "item")
 _LAYER_NORM_TYPES = ("layer_norm", "rms_norm")
+#: ``hidden_act`` values the encoder implements: every parameter-free activation of transformers'
+#: ``ACT2FN`` (what the public SigLIP / OneVision-Encoder MLPs accept). ``prelu`` and ``xielu``
+#: carry learned parameters and are refused. ``vision._ACTIVATIONS`` implements these names.
+HIDDEN_ACTS = (
+    "gelu", "gelu_10", "gelu_accurate", "gelu_fast", "gelu_new", "gelu_python",
+    "gelu_python_tanh", "gelu_pytorch_tanh", "hardswish", "laplace", "leaky_relu", "linear",
+    "mish", "quick_gelu", "relu", "relu2", "relu6", "sigmoid", "silu", "sqrtsoftplus", "swish",
+    "tanh",
+)
 _LLM_TYPES = ("qwen3", "qwen2")
 _OVIS_TYPES = ("ovis2_5", "ovis")
 
@@ -114,6 +124,11 @@ class VisionConfig:
         pre_layernorm: LayerNorm on the patch embeddings before the first block (OneVision).
         patch_bias: whether the patch embedding has a bias (SigLIP yes, OneVision no).
         layer_norm_type: ``"layer_norm"`` or ``"rms_norm"`` for every norm of the encoder.
+        post_layernorm: the encoder has a final norm (``post_layernorm``; SigLIP always, unused by
+            Ovis; OneVision-Encoder only together with its pooling head).
+        use_head: the attention-pooling head of OneVision-Encoder (``use_head``): a learned probe
+            attends over each item's post-norm features, then RMSNorm + MLP with a residual;
+            needs ``post_layernorm``.
     """
 
     model_type: str = "siglip2_navit"
@@ -142,10 +157,30 @@ class VisionConfig:
     pre_layernorm: bool = False
     patch_bias: bool = True
     layer_norm_type: str = "layer_norm"
+    post_layernorm: bool = True
+    use_head: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_types(self, "vit_config.")
+        for name in ("hidden_size", "intermediate_size", "num_channels", "patch_size",
+                     "image_size"):
+            if getattr(self, name) < 1:
+                raise _bad(f"vit_config.{name}", getattr(self, name), "an integer >= 1")
+        if self.num_hidden_layers < 0:
+            raise _bad("vit_config.num_hidden_layers", self.num_hidden_layers, "an integer >= 0")
+        if not self.layer_norm_eps > 0:
+            raise _bad("vit_config.layer_norm_eps", self.layer_norm_eps, "a number > 0")
+        if not 0 <= self.attention_dropout < 1:
+            raise _bad("vit_config.attention_dropout", self.attention_dropout, "a number in [0, 1)")
+        if not self.rope_theta > 0:
+            raise _bad("vit_config.rope_theta", self.rope_theta, "a number > 0")
+        if self.hidden_act not in HIDDEN_ACTS:
+            raise _bad("vit_config.hidden_act", self.hidden_act, str(list(HIDDEN_ACTS)))
+        if self.use_head and not self.post_layernorm:
+            raise InvalidArgumentError(
+                "vit_config.use_head=True needs post_layernorm=True (the head pools the "
+                "post-norm features)")
         fai = self.fullatt_block_indexes
         if fai is not None and (not isinstance(fai, tuple) or not all(
                 isinstance(i, int) and not isinstance(i, bool) for i in fai)):

@@ -1,42 +1,72 @@
-"""The vision encoder over packed patches (SigLIP2-NaViT as in Ovis2.5, or OneVision-style).
+"""The vision encoder over packed patches (SigLIP2-NaViT as in Ovis2.5, or OneVision-Encoder).
 
 Module and parameter names follow the official Ovis2.5 checkpoint under
 ``visual_tokenizer.vit.``: ``vision_model.embeddings.{patch_embedding,position_embedding}``,
 ``vision_model.encoder.layers.{i}.{layer_norm1,self_attn.{q,k,v,out}_proj,layer_norm2,mlp.fc1,
 mlp.fc2}``, ``vision_model.post_layernorm`` (kept for the checkpoint; Ovis does not use it). The
-OneVision variant adds ``vision_model.pre_layernorm``.
+OneVision variant adds ``vision_model.pre_layernorm`` and, with ``use_head``, the attention-pooling
+``vision_model.head``; public OneVision-Encoder folders load through
+:meth:`VisionEncoder.from_pretrained` (key mapping in :mod:`ovis_model.onevision_encoder`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .attention import AttentionBackend, Segments, make_segments, resolve_attention_backend
-from .config import VisionConfig
+from .config import HIDDEN_ACTS, VisionConfig
 from .errors import InvalidArgumentError
+from .onevision_encoder import load_pretrained_encoder, save_pretrained_encoder
 from .positions import apply_rotary, rotary_frequencies, window_partition
 
 __all__ = ["VisionEncoder", "VisionOutput"]
 
 
-def _quick_gelu(x: torch.Tensor) -> torch.Tensor:
-    return x * torch.sigmoid(1.702 * x)
+def _gelu_tanh_formula(x: torch.Tensor) -> torch.Tensor:
+    """The tanh approximation of GELU written out (``gelu_new``, ``gelu_accurate``)."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3.0))))
 
 
+def _gelu_fast(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def _laplace(x: torch.Tensor, mu: float = 0.707107, sigma: float = 0.282095) -> torch.Tensor:
+    return 0.5 * (1.0 + torch.erf((x - mu) / (sigma * math.sqrt(2.0))))
+
+
+#: ``hidden_act`` name -> function; the names are :data:`ovis_model.config.HIDDEN_ACTS`.
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
     "gelu": F.gelu,
-    "quick_gelu": _quick_gelu,
-    "silu": F.silu,
-    "swish": F.silu,
+    "gelu_10": lambda x: torch.clip(F.gelu(x), -10.0, 10.0),
+    "gelu_accurate": _gelu_tanh_formula,
+    "gelu_fast": _gelu_fast,
+    "gelu_new": _gelu_tanh_formula,
+    "gelu_python": lambda x: x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))),
+    "gelu_python_tanh": _gelu_tanh_formula,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "hardswish": F.hardswish,
+    "laplace": _laplace,
+    "leaky_relu": F.leaky_relu,
+    "linear": lambda x: x,
+    "mish": F.mish,
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
     "relu": F.relu,
+    "relu2": lambda x: torch.square(F.relu(x)),
+    "relu6": F.relu6,
+    "sigmoid": torch.sigmoid,
+    "silu": F.silu,
+    "sqrtsoftplus": lambda x: F.softplus(x).sqrt(),
+    "swish": F.silu,
+    "tanh": torch.tanh,
 }
 
 
@@ -132,10 +162,10 @@ class _Attention(nn.Module):
 class _MLP(nn.Module):
     def __init__(self, cfg: VisionConfig) -> None:
         super().__init__()
-        if cfg.hidden_act not in _ACTIVATIONS:
+        if cfg.hidden_act not in _ACTIVATIONS:  # VisionConfig refuses these already
             raise InvalidArgumentError(
                 f"vit_config.hidden_act={cfg.hidden_act!r} is not supported; allowed: "
-                f"{sorted(_ACTIVATIONS)}")
+                f"{list(HIDDEN_ACTS)}")
         self.act = _ACTIVATIONS[cfg.hidden_act]
         self.fc1 = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
         self.fc2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
@@ -164,13 +194,72 @@ class _Encoder(nn.Module):
         self.layers = nn.ModuleList(_Layer(cfg) for _ in range(cfg.num_hidden_layers))
 
 
+class _ProbeAttention(nn.Module):
+    """Parameters of the head's multi-head attention, laid out as ``nn.MultiheadAttention``
+    stores them: ``in_proj_weight`` ``(3D, D)`` rows ``[q; k; v]``, ``in_proj_bias`` ``(3D,)``,
+    ``out_proj``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        if not self.in_proj_weight.is_meta:
+            nn.init.xavier_uniform_(self.in_proj_weight)
+            nn.init.zeros_(self.in_proj_bias)
+
+
+class _PoolingHead(nn.Module):
+    """OneVision-Encoder's attention pooling: a learned probe attends over one item's rows, then
+    ``out + MLP(RMSNorm(out))``; one vector per item."""
+
+    def __init__(self, cfg: VisionConfig) -> None:
+        super().__init__()
+        d = cfg.hidden_size
+        self.num_heads = cfg.num_attention_heads
+        self.probe = nn.Parameter(torch.empty(1, 1, d))
+        if not self.probe.is_meta:
+            nn.init.normal_(self.probe)
+        self.attention = _ProbeAttention(d)
+        self.norm = nn.RMSNorm(d, eps=cfg.layer_norm_eps)  # RMSNorm whatever layer_norm_type
+        self.mlp = _MLP(cfg)
+
+    def forward(self, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """Pool ``x`` ``(N, D)`` over consecutive items of ``lengths`` (each >= 1, sum N).
+
+        Returns:
+            ``(len(lengths), D)``.
+        """
+        n, d = x.shape
+        heads, hd = self.num_heads, d // self.num_heads
+        s = len(lengths)
+        wq, wk, wv = self.attention.in_proj_weight.chunk(3)  # each (D, D)
+        bq, bk, bv = self.attention.in_proj_bias.chunk(3)  # each (D,)
+        q = F.linear(self.probe.reshape(1, d), wq, bq).view(heads, hd)  # (H, hd), same per item
+        k = F.linear(x, wk, bk).view(n, heads, hd)
+        v = F.linear(x, wv, bv).view(n, heads, hd)
+        scores = (k * q).sum(-1) * hd**-0.5  # (N, H)
+        item = torch.repeat_interleave(
+            torch.arange(s, device=x.device),
+            torch.tensor(lengths, device=x.device))  # (N,) item of each row
+        # softmax over the rows of each item: subtract the item's max, normalise by its sum
+        top = scores.new_full((s, heads), float("-inf")).scatter_reduce(
+            0, item[:, None].expand(n, heads), scores, reduce="amax")  # (S, H)
+        w = (scores - top[item]).exp()  # (N, H)
+        den = scores.new_zeros(s, heads).index_add_(0, item, w)  # (S, H)
+        num = v.new_zeros(s, heads, hd).index_add_(0, item, w[..., None] * v)  # (S, H, hd)
+        out = self.attention.out_proj((num / den[..., None]).reshape(s, d))  # (S, D)
+        return out + self.mlp(self.norm(out))  # type: ignore[no-any-return]
+
+
 class _VisionModel(nn.Module):
     def __init__(self, cfg: VisionConfig) -> None:
         super().__init__()
         self.embeddings = _Embeddings(cfg)
         self.pre_layernorm = _norm(cfg) if cfg.pre_layernorm else None
         self.encoder = _Encoder(cfg)
-        self.post_layernorm = _norm(cfg)
+        self.post_layernorm = _norm(cfg) if cfg.post_layernorm else None
+        self.head = _PoolingHead(cfg) if cfg.use_head else None
 
 
 @dataclass
@@ -189,8 +278,9 @@ class VisionOutput:
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
     def post_layernorm(self, encoder: VisionEncoder) -> torch.Tensor:
-        """The final-norm output (SigLIP's pooled path; Ovis never uses it)."""
-        return encoder.vision_model.post_layernorm(self.last_hidden_state)  # type: ignore[no-any-return]
+        """The final-norm output ``(N, hidden)``: SigLIP's pooled path (Ovis never uses it);
+        for a OneVision-Encoder with ``use_head`` the public model's ``last_hidden_state``."""
+        return encoder.post_norm(self.last_hidden_state)
 
 
 class VisionEncoder(nn.Module):
@@ -210,9 +300,93 @@ class VisionEncoder(nn.Module):
         self.vision_model = _VisionModel(config)
         self.backend = resolve_attention_backend(attn_impl, device, dtype)
 
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | Path, *, dtype: torch.dtype | None = None,
+                        device: torch.device | str = "cpu", attn_impl: str = "sdpa",
+                        allow_download: bool | None = None) -> VisionEncoder:
+        """Load a public OneVision-Encoder checkpoint (folder or hub id), strictly.
+
+        Reads ``config.json`` (``model_type`` ``"onevision_encoder"``) and ``model.safetensors``
+        (or its sharded index) with the public key names; see :mod:`ovis_model.onevision_encoder`.
+
+        Args:
+            path_or_hub_id: a checkpoint folder, or a hub id looked up in the local Hugging Face
+                cache (downloaded only when allowed).
+            dtype: parameter dtype; None = the dtype the checkpoint was saved in.
+            device: where the weights go.
+            attn_impl: attention backend, resolved for ``device`` / ``dtype``.
+            allow_download: fetch a hub id that is not cached (None: only with
+                ``VIDSEL_ALLOW_DOWNLOAD=1``).
+
+        Raises:
+            ModelNotAvailableError: nothing local and no download allowed / possible.
+            CheckpointError: not a OneVision-Encoder config, or missing / unexpected /
+                wrongly shaped tensors (all listed).
+            InvalidArgumentError: a config field of the wrong type or an unsupported value.
+        """
+        return load_pretrained_encoder(cls, path_or_hub_id, dtype=dtype, device=device,
+                                       attn_impl=attn_impl, allow_download=allow_download)
+
+    def save_pretrained(self, directory: str | Path, *,
+                        max_shard_size: int = 5 * 2**30) -> Path:
+        """Write a public OneVision-Encoder folder (config.json + safetensors, public key names)
+        that :meth:`from_pretrained` and the public implementation both read."""
+        return save_pretrained_encoder(self, directory, max_shard_size=max_shard_size)
+
     @property
     def attn_impl(self) -> str:
         return self.backend.name
+
+    def post_norm(self, last_hidden_state: torch.Tensor) -> torch.Tensor:
+        """The final norm applied to ``last_hidden_state`` ``(N, hidden)`` from :meth:`forward`.
+
+        Raises:
+            InvalidArgumentError: the config has no final norm (a OneVision-Encoder without its
+                head).
+        """
+        norm = self.vision_model.post_layernorm
+        if norm is None:
+            raise InvalidArgumentError(
+                "this encoder has no final norm (vit_config.post_layernorm is false; "
+                "OneVision-Encoder has one only with use_head)")
+        return norm(last_hidden_state)  # type: ignore[no-any-return]
+
+    def pool(self, last_hidden_state: torch.Tensor,
+             cu_seqlens: torch.Tensor | list[int]) -> torch.Tensor:
+        """One vector per item with the attention-pooling head (OneVision-Encoder ``use_head``).
+
+        Applies the final norm, then the head over each item's rows, as the public model
+        computes ``pooler_output`` for one sequence.
+
+        Args:
+            last_hidden_state: ``(N, hidden)`` as returned by :meth:`forward` (before the final
+                norm).
+            cu_seqlens: int ``(S + 1,)`` item boundaries over the rows (not necessarily the
+                attention segments: a video split into attention windows is one item here);
+                every item needs at least one row.
+
+        Returns:
+            ``(S, hidden)``.
+
+        Example: an image of 24 patches and a video of 64 packed one after the other, pooled
+        with ``cu_seqlens = [0, 24, 88]`` -> two vectors.
+
+        Raises:
+            InvalidArgumentError: no head (``use_head`` false), or bad ``cu_seqlens``.
+        """
+        head = self.vision_model.head
+        if head is None:
+            raise InvalidArgumentError("this encoder has no pooling head (vit_config.use_head "
+                                       "is false)")
+        n = last_hidden_state.shape[0]
+        bounds = (cu_seqlens.detach().to("cpu", torch.int64).tolist()
+                  if isinstance(cu_seqlens, torch.Tensor) else [int(b) for b in cu_seqlens])
+        lengths = [b - a for a, b in itertools.pairwise(bounds)]
+        if len(bounds) < 2 or bounds[0] != 0 or bounds[-1] != n or min(lengths) < 1:
+            raise InvalidArgumentError(
+                f"cu_seqlens must rise strictly from 0 to {n} (one non-empty item each), got "
+                f"{bounds[:16]}")
+        return head(self.post_norm(last_hidden_state), lengths)  # type: ignore[no-any-return]
 
     def set_attn_impl(self, attn_impl: str, device: torch.device | str | None = None,
                       dtype: torch.dtype | None = None) -> None:
