@@ -1,15 +1,20 @@
 """Benchmark the ovis_model vision encoder, its attention backends and the LLM prefill.
 
-At Ovis2.5-2B shapes with random weights: uniform frames (196 visual tokens = 784 patches per
-448x448 frame, one attention segment per frame) and codec-style inputs of the same token count
-(patches from 4x as many frames, mixed segment lengths), per attention backend; packed varlen
-attention against a padded batch; LLM prefill of the whole multimodal prompt. Outputs of the
-backends are checked against each other before anything is timed; each timing is the median of
-``--repeat`` runs after ``--warmup`` runs. Results go to a JSON file.
+At Ovis2.5-2B shapes (``--model ovis2.5-2b``, the default) or LLaVA-OneVision-2-8B shapes
+(``--model llava-ov2-8b``) with random weights: uniform frames (196 visual tokens = 784 patches
+per frame: 448x448 at patch 16, 392x392 at patch 14; one attention segment per frame) and
+codec-style inputs of the same token count (patches from 4x as many frames; Ovis: one segment per
+source frame, mixed lengths; LLaVA-OneVision-2: windows of 4 frames' worth of patches, as its
+codec canvases), per attention backend; packed varlen attention against a padded batch; LLM
+prefill of the whole multimodal prompt. Outputs of the backends are checked against each other
+before anything is timed; each timing is the median of ``--repeat`` runs after ``--warmup``
+runs. Results go to a JSON file.
 
 GPU (what the targets refer to)::
 
     python benchmarks/model.py --device cuda --frames 64 256 768 --out bench_model.json
+    python benchmarks/model.py --device cuda --model llava-ov2-8b --frames 32 128 \
+        --out bench_llava_ov2.json
 
 CPU smoke run at small sizes (what runs on the 2-core CI machines)::
 
@@ -41,7 +46,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ovis_model import OvisModel, VisionEncoder, available_attention_backends, preset
+from ovis_model import (
+    LlavaOneVision2Model,
+    OvisModel,
+    VisionEncoder,
+    available_attention_backends,
+    llava_ov2_preset,
+    preset,
+)
 from ovis_model.attention import make_segments, resolve_attention_backend
 from ovis_model.positions import block_order_positions
 
@@ -89,9 +101,10 @@ def uniform_inputs(frames: int, patch_dim: int, device: torch.device,
 
 
 def codec_inputs(frames: int, patch_dim: int, device: torch.device, dtype: torch.dtype,
-                 seed: int = 0) -> dict[str, torch.Tensor]:
+                 seed: int = 0, window: int = 0) -> dict[str, torch.Tensor]:
     """Same patch count as ``frames`` uniform frames, spread over 4x the source frames with
-    random (mixed) numbers of 2 x 2 blocks per frame."""
+    random (mixed) numbers of 2 x 2 blocks per frame; one attention segment per source frame,
+    or (``window`` > 0) windows of ``window`` frames' worth of patches."""
     g = torch.Generator().manual_seed(seed)
     total_blocks = frames * PATCHES_PER_FRAME // 4
     sources = 4 * frames
@@ -112,14 +125,27 @@ def codec_inputs(frames: int, patch_dim: int, device: torch.device, dtype: torch
     pos = torch.cat(pos_parts)
     n = pos.shape[0]
     cu = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts * 4, 0)])
+    if window:
+        cu = torch.cat([torch.arange(0, n, window * PATCHES_PER_FRAME), torch.tensor([n])])
     return {"pixel_values": torch.randn(n, patch_dim, device=device, dtype=dtype),
             "positions": pos.to(device), "cu_seqlens": cu.to(torch.int32).to(device),
             "frame_grids": torch.full((n, 2), 28, dtype=torch.long, device=device)}
 
 
+def _vision_config(args: argparse.Namespace) -> Any:
+    if args.model == "llava-ov2-8b":
+        return llava_ov2_preset("llava-ov2-8b").vision
+    return preset("ovis2.5-2b").vit_config
+
+
+def _codec(args: argparse.Namespace) -> Callable[..., dict[str, torch.Tensor]]:
+    window = 4 if args.model == "llava-ov2-8b" else 0
+    return lambda *a, **k: codec_inputs(*a, window=window, **k)
+
+
 def bench_encoder(args: argparse.Namespace, device: torch.device, dtype: torch.dtype,
                   ceiling: float) -> list[dict[str, Any]]:
-    cfg = preset("ovis2.5-2b").vit_config
+    cfg = _vision_config(args)
     if args.vit_layers:
         cfg = type(cfg)(**{**cfg.__dict__, "num_hidden_layers": args.vit_layers})
     backends = args.backends or available_attention_backends(device, dtype)
@@ -130,7 +156,7 @@ def bench_encoder(args: argparse.Namespace, device: torch.device, dtype: torch.d
         enc = VisionEncoder(cfg, device=device, dtype=dtype).to(dtype).eval()
     rows = []
     for frames in args.frames:
-        for kind, make in (("uniform", uniform_inputs), ("codec", codec_inputs)):
+        for kind, make in (("uniform", uniform_inputs), ("codec", _codec(args))):
             inputs = make(frames, cfg.patch_dim, device, dtype)
             n = inputs["pixel_values"].shape[0]
             lengths = make_segments(inputs["cu_seqlens"], "cpu").lengths
@@ -218,6 +244,8 @@ def bench_padded_vs_packed(args: argparse.Namespace, device: torch.device,
 def bench_llm_prefill(args: argparse.Namespace, device: torch.device,
                       dtype: torch.dtype) -> list[dict[str, Any]]:
     """Encoder + LLM prefill of a full prompt (last-token logits only)."""
+    if args.model == "llava-ov2-8b":
+        return bench_llava_ov2_prefill(args, device, dtype)
     cfg = preset("ovis2.5-2b")
     vit = cfg.vit_config
     llm = dict(cfg.llm_config)
@@ -259,14 +287,68 @@ def bench_llm_prefill(args: argparse.Namespace, device: torch.device,
     return rows
 
 
+def bench_llava_ov2_prefill(args: argparse.Namespace, device: torch.device,
+                            dtype: torch.dtype) -> list[dict[str, Any]]:
+    """LLaVA-OneVision-2: encoder + merger + Qwen3 prefill, uniform frames and codec inputs of
+    the same visual token count (last-token logits only)."""
+    cfg = llava_ov2_preset("llava-ov2-8b")
+    vision, text = cfg.vision, dict(cfg.text_config)
+    if args.vit_layers:
+        vision = type(vision)(**{**vision.__dict__, "num_hidden_layers": args.vit_layers})
+    if args.llm_layers:
+        text["num_hidden_layers"] = args.llm_layers
+    cfg = cfg.replace(vision=vision, text_config=text)
+    backend = "sdpa" if device.type == "cpu" else ("varlen" if "varlen" in
+                                                   available_attention_backends(device, dtype)
+                                                   else "sdpa")
+    model = LlavaOneVision2Model.from_config(cfg, device=device, dtype=dtype, attn_impl=backend,
+                                             seed=0)
+    rows = []
+    for frames in args.frames:
+        for kind, make in (("uniform", uniform_inputs), ("codec", _codec(args))):
+            inputs = make(frames, vision.patch_dim, device, dtype)
+            inputs.pop("frame_grids")
+            n_tok = inputs["pixel_values"].shape[0] // 4
+            ids = torch.cat([torch.randint(0, 1000, (20,)),
+                             torch.full((n_tok,), cfg.image_token_id),
+                             torch.randint(0, 1000, (20,))])[None].to(device)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+
+            def run(ids: torch.Tensor = ids, inputs: dict[str, torch.Tensor] = inputs) -> Any:
+                return model(ids, None, **inputs, logits_to_keep=1, use_cache=False)
+
+            try:
+                with torch.inference_mode():
+                    sec = timeit(run, device, 1, max(1, args.repeat // 2))
+            except (RuntimeError, torch.OutOfMemoryError) as exc:
+                rows.append({"frames": frames, "input": kind,
+                             "error": f"{type(exc).__name__}: {exc}"[:300]})
+                continue
+            peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+            row = {"model": "llava-ov2-8b", "frames": frames, "input": kind,
+                   "visual_tokens": n_tok, "prompt_tokens": int(ids.shape[1]), "seconds": sec,
+                   "prefill_tokens_per_s": int(ids.shape[1]) / sec, "peak_gib": peak,
+                   "vision_backend": backend, "llm_layers": text["num_hidden_layers"],
+                   "vit_layers": vision.num_hidden_layers}
+            rows.append(row)
+            print(json.dumps(row))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--model", default="ovis2.5-2b", choices=["ovis2.5-2b", "llava-ov2-8b"],
+                   help="whose shapes (default Ovis2.5-2B)")
     p.add_argument("--dtype", default=None, choices=["bfloat16", "float16", "float32"])
     p.add_argument("--frames", type=int, nargs="+", default=None)
     p.add_argument("--backends", nargs="+", default=None)
-    p.add_argument("--vit-layers", type=int, default=0, help="override (0 = 27, the real depth)")
-    p.add_argument("--llm-layers", type=int, default=0, help="override (0 = 28)")
+    p.add_argument("--vit-layers", type=int, default=0,
+                   help="override (0 = the real depth: 27 Ovis2.5, 24 LLaVA-OneVision-2)")
+    p.add_argument("--llm-layers", type=int, default=0,
+                   help="override (0 = the real depth: 28 Qwen3-1.7B, 36 Qwen3-8B)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--skip", nargs="*", default=[], choices=["encoder", "attention", "llm"])
@@ -282,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()
         or platform.machine(),
-        "torch": torch.__version__, "dtype": str(dtype), "matmul_ceiling_tflops": ceiling / 1e12,
+        "model": args.model, "torch": torch.__version__, "dtype": str(dtype), "matmul_ceiling_tflops": ceiling / 1e12,
         "args": vars(args),
     }
     print(json.dumps({"matmul_ceiling_tflops": ceiling / 1e12}))

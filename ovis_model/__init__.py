@@ -1,16 +1,19 @@
-"""ovis_model: an Ovis2.5-format video model with shared (t, h, w) patch positions.
+"""ovis_model: video models with shared (t, h, w) patch positions, natively.
 
-Loads real Ovis2.5 checkpoints (config.json + safetensors, no remote code), runs the vision
-encoder over packed patches of images, frames or codec samples with per-patch (t, h, w) positions
-and a choice of attention backends, and answers / grounds questions about videos.
+Loads real Ovis2.5 and LLaVA-OneVision-2 checkpoints and public OneVision-Encoder towers
+(config.json + safetensors, no remote code; :func:`load_model` / :func:`load_processor` pick the
+class from ``model_type``), runs the vision encoder over packed patches of images, frames or codec
+samples with per-patch (t, h, w) positions and a choice of attention backends, and answers /
+grounds questions about videos.
 
 Needs the ``model`` extra (``pip install 'vidsel[model]'``: torch, transformers, safetensors);
 transformers, safetensors and optional kernels load only when used. Every error raised on
 purpose is an :class:`OvisError` (:mod:`ovis_model.errors`).
 
 Modules, bottom to top: ``errors``, ``constants``, ``config`` -> ``positions``, ``attention``,
-``preprocessing`` -> ``vision`` -> ``visual_tokenizer`` -> ``checkpoint`` -> ``modeling``;
-``tokenizers``, ``budget`` -> ``processor`` -> ``tasks`` (which calls :mod:`vidsel.methods`).
+``preprocessing`` -> ``checkpoint`` -> ``onevision_encoder`` -> ``vision`` -> ``visual_tokenizer``
+-> ``modeling``; ``tokenizers``, ``budget`` -> ``processor`` -> ``llava_ov2`` (config, modeling,
+checkpoint, processor) -> ``auto`` -> ``tasks`` (which calls :mod:`vidsel.methods`).
 """
 
 from __future__ import annotations
@@ -35,9 +38,17 @@ from .attention import (
     register_attention_backend,
     resolve_attention_backend,
 )
+from .auto import load_model, load_processor
 from .budget import TokenBudget
 from .config import PRESETS, OvisConfig, VisionConfig, preset
 from .constants import INDICATOR_IDS, VISUAL_ATOM_ID
+from .llava_ov2 import (
+    LLAVA_OV2_PRESETS,
+    LlavaOneVision2Model,
+    LlavaOV2Config,
+    LlavaOV2Processor,
+    llava_ov2_preset,
+)
 from .metrics import grounding_metrics, mcq_accuracy, temporal_iou
 from .modeling import OvisModel
 from .parsing import extract_choice, parse_time_span
@@ -50,6 +61,7 @@ from .vision import VisionEncoder
 __all__ = [
     "ATTENTION_BACKENDS",
     "INDICATOR_IDS",
+    "LLAVA_OV2_PRESETS",
     "PRESETS",
     "VISUAL_ATOM_ID",
     "AnswerResult",
@@ -59,6 +71,9 @@ __all__ = [
     "HFTokenizer",
     "ImageProcessorConfig",
     "InvalidArgumentError",
+    "LlavaOV2Config",
+    "LlavaOV2Processor",
+    "LlavaOneVision2Model",
     "MissingDependencyError",
     "ModelNotAvailableError",
     "OvisAnswerer",
@@ -77,6 +92,9 @@ __all__ = [
     "gather_visual",
     "ground",
     "grounding_metrics",
+    "llava_ov2_preset",
+    "load_model",
+    "load_processor",
     "mcq_accuracy",
     "parse_time_span",
     "preset",

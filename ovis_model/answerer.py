@@ -1,7 +1,10 @@
 """ovis_model as a :class:`vidsel.eval.Answerer`: the ``ovis:DIR`` model spec of ``vidsel eval``.
 
-:class:`OvisAnswerer` wraps an :class:`~ovis_model.OvisModel` and its
-:class:`~ovis_model.OvisProcessor`. It takes both kinds of visual input natively:
+:class:`OvisAnswerer` wraps an ovis_model model and its processor: an
+:class:`~ovis_model.OvisModel` + :class:`~ovis_model.OvisProcessor`, or a
+:class:`~ovis_model.LlavaOneVision2Model` + :class:`~ovis_model.LlavaOV2Processor`
+(:meth:`OvisAnswerer.from_pretrained` picks them from the checkpoint's ``model_type``). It takes
+both kinds of visual input natively:
 
 - frames (``VisualInput.kind == "frames"``): ``processor(prompt, video=frames,
   timestamps_s=..., frame_indices=...)``; with the processor's default ``"timestamped"``
@@ -28,10 +31,15 @@ import torch
 from vidsel.eval import Answerer, Generation, Request
 from vidsel.results import PatchConfig
 
+from .auto import load_model, load_processor
 from .errors import InvalidArgumentError
+from .llava_ov2 import LlavaOneVision2Model, LlavaOV2Processor
 from .modeling import OvisModel
 from .preprocessing import ImageProcessorConfig
 from .processor import OvisProcessor, ProcessorOutput, video_geometry
+
+#: the model / processor pairs the answerer runs
+_PAIRS = ((OvisModel, OvisProcessor), (LlavaOneVision2Model, LlavaOV2Processor))
 
 __all__ = ["OvisAnswerer", "OvisGeometry"]
 
@@ -111,22 +119,26 @@ class OvisAnswerer(Answerer):
 
     kinds = ("frames", "patches")
 
-    def __init__(self, model: OvisModel, processor: OvisProcessor, *, name: str | None = None,
+    def __init__(self, model: OvisModel | LlavaOneVision2Model,
+                 processor: OvisProcessor | LlavaOV2Processor, *, name: str | None = None,
                  max_batch: int = 1, min_pixels: int | None = None,
                  max_pixels: int | None = None) -> None:
-        if not isinstance(model, OvisModel):
-            raise InvalidArgumentError(f"model must be an ovis_model.OvisModel, got "
-                                       f"{type(model).__name__}")
-        if not isinstance(processor, OvisProcessor):
-            raise InvalidArgumentError(f"processor must be an ovis_model.OvisProcessor, got "
-                                       f"{type(processor).__name__}")
+        pair = next(((m, p) for m, p in _PAIRS if isinstance(model, m)), None)
+        if pair is None:
+            raise InvalidArgumentError(
+                f"model must be an ovis_model.OvisModel or LlavaOneVision2Model, got "
+                f"{type(model).__name__}")
+        if not isinstance(processor, pair[1]):
+            raise InvalidArgumentError(
+                f"processor of a {type(model).__name__} must be an ovis_model."
+                f"{pair[1].__name__}, got {type(processor).__name__}")
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise InvalidArgumentError(f"max_batch={max_batch!r} must be an int >= 1")
         for key, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise InvalidArgumentError(f"{key}={value!r} must be None or an int >= 1")
-        self.model: OvisModel | None = model
+        self.model: OvisModel | LlavaOneVision2Model | None = model
         self.processor = processor
         self.max_batch = max_batch
         self.min_pixels = min_pixels
@@ -142,8 +154,8 @@ class OvisAnswerer(Answerer):
         """Load a checkpoint folder (or a cached hub id) and its processor.
 
         Args:
-            directory: an Ovis2.5-format checkpoint (config.json, safetensors, tokenizer,
-                preprocessor_config.json).
+            directory: an Ovis2.5 or LLaVA-OneVision-2 checkpoint (config.json, safetensors,
+                tokenizer, preprocessor_config.json); the class follows its ``model_type``.
             device: where the model runs (default ``"cuda"`` when available, else ``"cpu"``).
             dtype: ``"bfloat16"``, ``"float32"``, a torch dtype... (default: the checkpoint's).
             attention: vision attention backend (:func:`ovis_model.available_attention_backends`;
@@ -157,13 +169,15 @@ class OvisAnswerer(Answerer):
         """
         dev = device or _default_device()
         directory = os.fspath(directory)
-        model = OvisModel.from_pretrained(directory, device=dev, dtype=_parse_dtype(dtype),
-                                          attn_impl=attention or "sdpa",
-                                          allow_download=allow_download)
-        processor = OvisProcessor.from_pretrained(directory, allow_download=allow_download)
+        model = load_model(directory, device=dev, dtype=_parse_dtype(dtype),
+                           attn_impl=attention or "sdpa", allow_download=allow_download)
+        processor = load_processor(directory, allow_download=allow_download)
         answerer = cls(model, processor, name=f"ovis:{directory}",
                        max_batch=max_batch, min_pixels=min_pixels, max_pixels=max_pixels)
-        answerer._options = {"dtype": str(model.dtype).removeprefix("torch."),
+        model_type = (model.config.model_type
+                      if isinstance(model, OvisModel) else "llava_onevision2")
+        answerer._options = {"model_type": model_type,
+                             "dtype": str(model.dtype).removeprefix("torch."),
                              "attention": model.attn_impl}
         return answerer
 

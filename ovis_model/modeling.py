@@ -16,6 +16,7 @@ code). Weights load through :mod:`ovis_model.checkpoint`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from .errors import InvalidArgumentError
 from .positions import layout_from_grids
 from .visual_tokenizer import VisualEmbedding, VisualTokenizer, VisualTokens
 
-__all__ = ["LLM_ATTN_IMPLS", "OvisModel", "build_llm"]
+__all__ = ["LLM_ATTN_IMPLS", "OvisModel", "build_causal_lm", "build_llm"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ LLM_ATTN_IMPLS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
 def build_llm(config: OvisConfig, *, attn_impl: str = "sdpa",
               dtype: torch.dtype | None = None) -> nn.Module:
     """Build the causal LM from ``config.llm_config`` (random init; weights load separately)."""
+    return build_causal_lm(config.llm_config, attn_impl=attn_impl, dtype=dtype)
+
+
+def build_causal_lm(llm_config: Mapping[str, Any], *, attn_impl: str = "sdpa",
+                    dtype: torch.dtype | None = None) -> nn.Module:
+    """A transformers causal LM from its config dict (``model_type`` "qwen3" / "qwen2"; random
+    init, no remote code). Shared by Ovis and LLaVA-OneVision-2."""
     if attn_impl not in LLM_ATTN_IMPLS:
         raise InvalidArgumentError(
             f"llm_attn_impl={attn_impl!r} is unknown; allowed: {list(LLM_ATTN_IMPLS)}")
@@ -48,7 +56,7 @@ def build_llm(config: OvisConfig, *, attn_impl: str = "sdpa",
         require("flash_attn", "llm_attn_impl='flash_attention_2'", extra="gpu",
                 needs="flash-attn")
     transformers = require("transformers", "ovis_model's LLM")
-    llm_dict = dict(config.llm_config)
+    llm_dict = dict(llm_config)
     model_type = llm_dict.pop("model_type")
     llm_cfg = transformers.AutoConfig.for_model(model_type, **llm_dict)
     return transformers.AutoModelForCausalLM.from_config(

@@ -30,6 +30,7 @@ from vidsel.results import PatchConfig
 
 from .budget import TokenBudget
 from .errors import InvalidArgumentError
+from .llava_ov2 import LlavaOneVision2Model, LlavaOV2Processor
 from .modeling import OvisModel
 from .parsing import extract_choice, parse_time_span
 from .preprocessing import ImageProcessorConfig
@@ -47,6 +48,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: the models and processors the tasks run (an Ovis pair or a LLaVA-OneVision-2 pair)
+Model = OvisModel | LlavaOneVision2Model
+Processor = OvisProcessor | LlavaOV2Processor
 
 #: deprecated ``selector=`` callable: ``selector(path, question, k)`` -> ``.indices``,
 #: ``.timestamps_s`` (and optionally ``.frames()``).
@@ -184,7 +189,7 @@ def gather_visual(path: str | os.PathLike[str] | None, question: str | None, *,
                   frame_indices: Sequence[int] | None = None,
                   method: str | None = None, budget: int | None = None,
                   embedder: Any = None, method_options: Mapping[str, Any] | None = None,
-                  processor: OvisProcessor | None = None, geometry: PatchConfig | None = None,
+                  processor: Processor | None = None, geometry: PatchConfig | None = None,
                   min_pixels: int | None = None, max_pixels: int | None = None,
                   selector: Selector | None = None, k: int | None = None,
                   codec_budget: int | None = None, patch_size: int | None = None,
@@ -271,7 +276,7 @@ def _frames_sample(reader: VideoReader, sel: Any, duration: float, *,
                         frame_indices=indices, duration_s=duration, selection=selection)
 
 
-def _process(processor: OvisProcessor, sample: VisualSample, text: str,
+def _process(processor: Processor, sample: VisualSample, text: str,
              **kwargs: Any) -> ProcessorOutput:
     if sample.patches is not None:
         return processor(text, patches=sample.patches, **kwargs)
@@ -279,7 +284,7 @@ def _process(processor: OvisProcessor, sample: VisualSample, text: str,
                      frame_indices=sample.frame_indices, **kwargs)
 
 
-def _generate(model: OvisModel, processor: OvisProcessor, inputs: ProcessorOutput,
+def _generate(model: Model, processor: Processor, inputs: ProcessorOutput,
               max_new_tokens: int, **generate_kwargs: Any) -> str:
     tok = processor.tokenizer
     generate_kwargs.setdefault("eos_token_id", tok.eos_token_id)
@@ -305,7 +310,7 @@ def grounding_prompt(query: str, duration_s: float | None) -> str:
 
 
 @renamed_kwargs({"video": "path"})
-def answer(model: OvisModel, processor: OvisProcessor, path: str | os.PathLike[str] | None,
+def answer(model: Model, processor: Processor, path: str | os.PathLike[str] | None,
            question: str, *, options: Sequence[str] | None = None,
            frames: np.ndarray | Sequence[np.ndarray] | None = None,
            timestamps_s: Sequence[float] | None = None,
@@ -323,7 +328,7 @@ def answer(model: OvisModel, processor: OvisProcessor, path: str | os.PathLike[s
             :func:`gather_visual`; default 8 uniform frames), in the model's geometry.
         min_pixels, max_pixels: override the processor's per-frame resize limits.
         selector, k, codec_budget: deprecated forms of ``method=`` / ``budget=``.
-        **generate_kwargs: passed to :meth:`OvisModel.generate`.
+        **generate_kwargs: passed to the model's ``generate``.
 
     Returns:
         the generated text and, for multiple choice, the extracted letter (None if unreadable).
@@ -344,7 +349,7 @@ def answer(model: OvisModel, processor: OvisProcessor, path: str | os.PathLike[s
 
 
 @renamed_kwargs({"video": "path"})
-def ground(model: OvisModel, processor: OvisProcessor, path: str | os.PathLike[str] | None,
+def ground(model: Model, processor: Processor, path: str | os.PathLike[str] | None,
            query: str, *, frames: np.ndarray | Sequence[np.ndarray] | None = None,
            timestamps_s: Sequence[float] | None = None,
            frame_indices: Sequence[int] | None = None, duration_s: float | None = None,

@@ -231,6 +231,64 @@ def tiny_ovis_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llava_ov2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random ``tiny-llava-ov2`` checkpoint (seed 0) saved in the released LLaVA-OneVision-2
+    layout, with a ChatML word-level tokenizer whose every id of the 300-entry vocabulary
+    decodes to a word, and a preprocessor config at small frame sizes (stands in for
+    /models/LLaVA-OneVision-2-8B)."""
+    import json
+
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from ovis_model.llava_ov2 import LlavaOneVision2Model, llava_ov2_preset
+
+    d = tmp_path_factory.mktemp("tiny_llava_ov2")
+    cfg = llava_ov2_preset("tiny-llava-ov2")
+    LlavaOneVision2Model.from_config(cfg, dtype=torch.float32, seed=0).save_pretrained(d)
+    specials = {"<|endoftext|>": 0, "<|im_start|>": 1, "<|im_end|>": 2, "[UNK]": 3,
+                "<|vision_start|>": cfg.vision_start_token_id,
+                "<|vision_end|>": cfg.vision_end_token_id,
+                "<|image_pad|>": cfg.image_token_id, "<|video_pad|>": cfg.video_token_id}
+    vocab = dict(specials)
+    free = (i for i in range(cfg.vocab_size) if i not in set(specials.values()))
+    words = ["user", "assistant", "system", "the", "box", "moves", "seconds", "what", "is",
+             "A", "B", "door", "opens"] + [f"w{k}" for k in range(cfg.vocab_size)]
+    vocab.update(zip(words, free))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    extra = [k for k in specials if k not in ("<|endoftext|>", "<|im_end|>", "[UNK]")]
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="<|endoftext|>",
+                            eos_token="<|im_end|>",
+                            additional_special_tokens=extra).save_pretrained(d)
+    (d / "preprocessor_config.json").write_text(json.dumps(
+        {"image_processor_type": "Qwen2VLImageProcessor", "patch_size": 14, "merge_size": 2,
+         "min_pixels": 28 * 28, "max_pixels": 112 * 112, "video_min_pixels": 28 * 28,
+         "video_max_pixels": 56 * 84}))
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_onevision_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny public-format OneVision-Encoder folder (stands in for
+    /models/onevision-encoder-large)."""
+    import torch
+
+    from ovis_model import VisionEncoder
+    from ovis_model.onevision_encoder import config_from_onevision
+
+    cfg = config_from_onevision({"model_type": "onevision_encoder", "hidden_size": 64,
+                                 "intermediate_size": 128, "num_hidden_layers": 2,
+                                 "num_attention_heads": 2, "use_head": True})
+    d = tmp_path_factory.mktemp("tiny_onevision_encoder")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        VisionEncoder(cfg).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
 def tiny_video(tmp_path_factory) -> Path:
     """24 frames at 8 fps, 96 x 64, a box moving over a still background."""
     from vidsel.synth import make_video

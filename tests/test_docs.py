@@ -44,6 +44,8 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     ("hf:/models/siglip", "hf:{siglip}"),
     ("ovis:/models/Ovis2.5-2B", "ovis:{ovis}"),
     ('"/models/Ovis2.5-2B"', '"{ovis}"'),
+    ('"/models/LLaVA-OneVision-2-8B"', '"{llava_ov2}"'),
+    ('"/models/onevision-encoder-large"', '"{onevision_encoder}"'),
     ('"Qwen/Qwen3-VL-2B-Instruct"', '"{qwen3_vl}"'),
     ('device="cuda"', 'device="cpu"'),
     ('attn_impl="varlen"', 'attn_impl="sdpa"'),
@@ -208,6 +210,8 @@ OPTIONAL_LIBS = ("lmms_eval", "qwen_vl_utils")
 
 # Tiny local models built only for the blocks that name them: {placeholder: (marker, fixture)}.
 LAZY_MODELS = {"ovis": ("/models/Ovis", "tiny_ovis_dir"),
+               "llava_ov2": ("/models/LLaVA-OneVision-2", "tiny_llava_ov2_dir"),
+               "onevision_encoder": ("/models/onevision-encoder", "tiny_onevision_encoder_dir"),
                "qwen3_vl": ("Qwen/Qwen3-VL-2B-Instruct", "tiny_qwen3_vl_dir")}
 
 

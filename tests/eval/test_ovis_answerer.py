@@ -128,8 +128,8 @@ def test_load_answerer_spec_end_to_end(ckpt, video):
     assert isinstance(ans, OvisAnswerer) and isinstance(ans, Answerer)
     assert ans.name == f"ovis:{ckpt}" and ans.max_batch == 2
     assert ans.kinds == ("frames", "patches")
-    assert ans.describe() == {"name": f"ovis:{ckpt}", "backend": "ovis", "dtype": "float32",
-                              "attention": "sdpa"}
+    assert ans.describe() == {"name": f"ovis:{ckpt}", "backend": "ovis",
+                              "model_type": "ovis2_5", "dtype": "float32", "attention": "sdpa"}
     visual = frames_input(video, ans.geometry()(64, 96), budget=2)
     gens = ans.generate([Request(visual, "what moves", max_new_tokens=2)] * 3)
     assert len(gens) == 3 and len({g.text for g in gens}) == 1

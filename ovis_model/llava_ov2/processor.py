@@ -1,0 +1,410 @@
+"""``LlavaOV2Processor``: the released LLaVA-OneVision-2 prompt and packing, natively.
+
+Prompt (Qwen ChatML, as the released processor renders it)::
+
+    <|im_start|>system
+    You are a helpful assistant.<|im_end|>
+    <|im_start|>user
+    {visual blocks}{text}<|im_end|>
+    <|im_start|>assistant
+
+Visual blocks (``P`` = ``<|image_pad|>``, one per visual token; the ids come from the config):
+
+* image: ``<|vision_start|>`` P x (h*w/m^2) ``<|vision_end|>``; one attention segment.
+* uniform frames: per frame ``<12.5 seconds><|vision_start|>`` P x M ``<|vision_end|>``, no
+  separator; each frame its own attention segment (the released processor's per-frame grid rows);
+  patch ``t`` = the frame's source index.
+* patch selections (vidsel codec): regrouped by source frame (ascending time, whole merge
+  blocks), per run ``<t seconds><|vision_start|>`` P x M_run ``<|vision_end|>\\n`` (a newline
+  after every run, as the released codec prompt); ``t`` = source frame index. Attention: the
+  released model sees codec canvases in windows of ``frame_windows_size`` (4) canvases of the
+  frame's size, so the packed patches are cut into windows of at most
+  ``frame_windows_size * H * W`` patches (``H x W`` = the frame's patch grid), never inside a
+  visual token.
+
+Pixels: resized (Qwen2-VL smart resize to multiples of ``patch * merge`` = 28 within the pixel
+limits), ``x / 255``, normalised with the checkpoint's mean / std (CLIP's by default), packed in
+merge-block order, as ``Qwen2VLImageProcessor`` lays them out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from vidsel.results import PatchConfig
+
+from ..budget import TokenBudget, format_time_tag
+from ..checkpoint import resolve_checkpoint_dir
+from ..constants import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
+from ..errors import InvalidArgumentError
+from ..preprocessing import PREPROCESSOR_NAME, ImageProcessorConfig, PackedVisual
+from ..processor import OvisProcessor, ProcessorOutput, video_geometry
+from ..tokenizers import HFTokenizer, TextTokenizer
+from .config import LlavaOV2Config
+
+__all__ = ["DEFAULT_SYSTEM", "LlavaOV2Processor", "ov2_image_config", "template_defaults"]
+
+logger = logging.getLogger(__name__)
+
+#: the system turn of the released chat template (Qwen2-VL's default)
+DEFAULT_SYSTEM = "You are a helpful assistant."
+#: Qwen2-VL / CLIP normalisation, the released preprocessor's values
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+_BICUBIC = 3
+_SYSTEM_UNSET: Any = object()
+
+
+def ov2_image_config(directory: str | Path | None = None, **overrides: Any) -> ImageProcessorConfig:
+    """Resize limits and normalisation of a LLaVA-OneVision-2 checkpoint.
+
+    Read from ``preprocessor_config.json`` (``image_mean``, ``image_std``, ``resample``,
+    ``rescale_factor``, ``min_pixels`` / ``max_pixels`` or ``size.shortest_edge`` /
+    ``size.longest_edge``, and vidsel's ``video_min_pixels`` / ``video_max_pixels``); what it
+    lacks takes the released defaults: CLIP mean / std, bicubic, images within
+    [256 * 28 * 28, 1605632] pixels, video frames and codec source frames within
+    [4 * 28 * 28, 392 * 392] (196 visual tokens for a 392 x 392 frame).
+    """
+    data: dict[str, Any] = {
+        "image_mean": CLIP_MEAN, "image_std": CLIP_STD, "resample": _BICUBIC,
+        "min_pixels": 256 * 28 * 28, "max_pixels": 1605632,
+        "video_min_pixels": 4 * 28 * 28, "video_max_pixels": 392 * 392,
+    }
+    path = None if directory is None else Path(directory) / PREPROCESSOR_NAME
+    if path is not None and path.is_file():
+        try:
+            with open(path, encoding="utf-8") as fh:
+                raw = json.load(fh)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidArgumentError(f"{path}: not a JSON file ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise InvalidArgumentError(f"{path}: must hold a JSON object")
+        for key in ("image_mean", "image_std"):
+            if key in raw:
+                data[key] = tuple(float(v) for v in raw[key])
+        size: dict[str, Any] = raw["size"] if isinstance(raw.get("size"), dict) else {}
+        if "shortest_edge" in size:
+            data["min_pixels"] = size["shortest_edge"]
+        if "longest_edge" in size:
+            data["max_pixels"] = size["longest_edge"]
+        for key in ("rescale_factor", "resample", "do_resize", "do_rescale", "do_normalize",
+                    "min_pixels", "max_pixels", "video_min_pixels", "video_max_pixels"):
+            if key in raw and raw[key] is not None:
+                data[key] = raw[key]
+    data.update(overrides)
+    return ImageProcessorConfig(**data)
+
+
+def _chat_templates(directory: Path) -> list[str]:
+    """The chat templates a checkpoint ships (``chat_template.jinja`` / ``chat_template.json`` /
+    ``tokenizer_config.json``)."""
+    texts: list[str] = []
+    for name in ("chat_template.jinja", "chat_template.json", "tokenizer_config.json"):
+        path = directory / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if name.endswith(".json"):
+            try:
+                value = json.loads(text).get("chat_template")
+            except (json.JSONDecodeError, AttributeError):
+                value = None
+            if not isinstance(value, str):
+                continue
+            text = value
+        texts.append(text)
+    return texts
+
+
+def template_defaults(directory: Path) -> tuple[str | None, bool]:
+    """(default system turn, empty think block) of the checkpoint's chat template.
+
+    The system turn is the released ``"You are a helpful assistant."`` unless a shipped template
+    has none; a Qwen3-style template (one that reads ``enable_thinking``) opens the assistant
+    turn with an empty ``<think>\n\n</think>\n\n`` when thinking is off, so the prompt does
+    too.
+    """
+    texts = _chat_templates(directory)
+    system = DEFAULT_SYSTEM if not texts or any(DEFAULT_SYSTEM in t for t in texts) else None
+    return system, any("enable_thinking" in t for t in texts)
+
+
+@dataclass
+class _Block:
+    kind: Literal["image", "frames", "patches"]
+    packed: PackedVisual
+    times: list[float | None]
+
+
+class LlavaOV2Processor:
+    """Turns text + images / video frames / a patch selection into model inputs
+    (:class:`~ovis_model.ProcessorOutput`) for :class:`~ovis_model.LlavaOneVision2Model`.
+
+    Args:
+        tokenizer: the checkpoint's tokenizer (:class:`~ovis_model.HFTokenizer`), or any
+            :class:`~ovis_model.TextTokenizer` (tests build a tiny one); it encodes the text
+            and the chat markers (``<|im_start|>``...). Visual ids come from ``config``.
+        config: the model config (patch size, merge, special token ids, window size).
+        image_config: normalisation and pixel limits (default :func:`ov2_image_config`).
+        system: the system turn (default ``"You are a helpful assistant."``; None: no system
+            turn).
+        think_block: open the assistant turn with an empty ``<think>\n\n</think>\n\n`` (a
+            Qwen3-style chat template with thinking off); default False, as the released
+            prompt.
+    """
+
+    def __init__(self, tokenizer: TextTokenizer, config: LlavaOV2Config, *,
+                 image_config: ImageProcessorConfig | None = None,
+                 system: str | None = DEFAULT_SYSTEM, think_block: bool = False) -> None:
+        if not isinstance(config, LlavaOV2Config):
+            raise InvalidArgumentError(
+                f"config must be a LlavaOV2Config, got {type(config).__name__}")
+        self.tokenizer = tokenizer
+        self.config = config
+        self.image_config = image_config or ov2_image_config()
+        self.system = system
+        self.think_block = bool(think_block)
+        # the packing of Ovis's processor (same merge-block order, positions and checks)
+        self._packer = OvisProcessor(tokenizer, config.vision, image_config=self.image_config)
+
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | Path, *,
+                        tokenizer: TextTokenizer | None = None,
+                        allow_download: bool | None = None,
+                        system: str | None = _SYSTEM_UNSET,
+                        **image_overrides: Any) -> LlavaOV2Processor:
+        """The processor of a checkpoint folder or cached hub id: its tokenizer (unless one is
+        given), ``preprocessor_config.json`` and the chat template's system turn;
+        ``image_overrides`` replace fields of :func:`ov2_image_config`; the system turn and the
+        think block follow the shipped chat template (:func:`template_defaults`)."""
+        path = resolve_checkpoint_dir(path_or_hub_id, allow_download=allow_download)
+        config = LlavaOV2Config.from_json_file(path / "config.json")
+        tok = tokenizer if tokenizer is not None else HFTokenizer.from_pretrained(path)
+        template_system, think = template_defaults(path)
+        sys_turn = template_system if system is _SYSTEM_UNSET else system
+        return cls(tok, config, image_config=ov2_image_config(path, **image_overrides),
+                   system=sys_turn, think_block=think)
+
+    @property
+    def vit_config(self) -> Any:
+        return self.config.vision
+
+    @property
+    def merge_unit(self) -> int:
+        return self.config.merge_unit
+
+    def patch_geometry(self, height: int, width: int, *, min_pixels: int | None = None,
+                       max_pixels: int | None = None) -> PatchConfig:
+        """Patch size, merge and the frame size video frames are resized to (multiples of
+        ``patch_size * spatial_merge_size``) for a ``height`` x ``width`` video, as
+        ``vidsel.methods.run_method(..., geometry=)`` wants. Example: a 360 x 640 video ->
+        ``PatchConfig(14, 2, (280, 504))`` (180 tokens per frame) with the default limits."""
+        return video_geometry(height, width, patch_size=self.config.vision.patch_size,
+                              hidden_stride=self.config.spatial_merge_size,
+                              image_config=self.image_config, min_pixels=min_pixels,
+                              max_pixels=max_pixels)
+
+    # prompt ----------------------------------------------------------------------------------
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text)) if text else []
+
+    def _visual_ids(self, n_tokens: int) -> list[int]:
+        cfg = self.config
+        return [cfg.vision_start_token_id] + [cfg.image_token_id] * n_tokens + [
+            cfg.vision_end_token_id]
+
+    def _block_ids(self, block: _Block) -> tuple[list[int], int]:
+        """(ids, time-tag tokens) of one visual block."""
+        unit = self.merge_unit
+        if block.kind == "image":
+            return self._visual_ids(block.packed.num_patches // unit), 0
+        ids: list[int] = []
+        tag_tokens = 0
+        newline = self._encode("\n") if block.kind == "patches" else []
+        for (_, n), ts in zip(block.packed.runs, block.times):
+            if n % unit:
+                raise InvalidArgumentError(
+                    f"a source frame holds {n} patches, not a multiple of {unit}")
+            if ts is not None:
+                tag = self._encode(format_time_tag(ts))
+                tag_tokens += len(tag)
+                ids += tag
+            ids += self._visual_ids(n // unit) + newline
+        return ids, tag_tokens
+
+    def __call__(self, text: str, *, images: Sequence[np.ndarray] = (),
+                 video: Sequence[np.ndarray] | np.ndarray | None = None,
+                 timestamps_s: Sequence[float] | None = None,
+                 frame_indices: Sequence[int] | None = None, patches: Any = None,
+                 system: str | None = _SYSTEM_UNSET, min_pixels: int | None = None,
+                 max_pixels: int | None = None, **unused: Any) -> ProcessorOutput:
+        """Build the inputs of one prompt (batch 1).
+
+        Args:
+            text: the user turn. ``<image>`` / ``<video>`` in it mark where the visual blocks
+                go; without them the blocks come first (images, then the video), as the
+                released chat template renders a message whose visuals precede the text.
+            images: HWC uint8 RGB images.
+            video: frames ``(T, H, W, 3)`` uint8 of one video.
+            timestamps_s: the time of each frame (its ``<t seconds>`` tag; required with
+                ``video``).
+            frame_indices: source frame index of each frame (``t`` of its patches; default
+                ``0..T-1``).
+            patches: a patch selection (:class:`vidsel.results.PatchSelection`) instead of
+                ``video``.
+            system: the system turn for this prompt (default: the processor's).
+            min_pixels, max_pixels: override the resize limits of images / frames.
+            **unused: options of Ovis's processor that do not apply here
+                (``enable_thinking``, ``video_layout``) must be left unset.
+        """
+        bad = {k: v for k, v in unused.items() if v is not None and v is not False}
+        if bad:
+            raise InvalidArgumentError(
+                f"LlavaOV2Processor does not take {sorted(bad)} (Ovis-only options)")
+        if video is not None and patches is not None:
+            raise InvalidArgumentError("give either video frames or patches, not both")
+        blocks_images = [_Block("image", self._packer.pack_image(
+            im, min_pixels=min_pixels, max_pixels=max_pixels), [None]) for im in images]
+        video_block: _Block | None = None
+        if video is not None:
+            frames = list(video)
+            if timestamps_s is None or len(timestamps_s) != len(frames):
+                raise InvalidArgumentError(
+                    f"video frames need timestamps_s with one time per frame ({len(frames)}), "
+                    f"got {None if timestamps_s is None else len(timestamps_s)}")
+            if frame_indices is not None and len(frame_indices) != len(frames):
+                raise InvalidArgumentError(
+                    f"frame_indices has {len(frame_indices)} entries for {len(frames)} frames")
+            packed = self._packer.pack_video(frames, frame_indices=frame_indices,
+                                             min_pixels=min_pixels, max_pixels=max_pixels)
+            video_block = _Block("frames", packed, [float(t) for t in timestamps_s])
+        elif patches is not None:
+            packed, times = self._packer.pack_patches(patches)
+            video_block = _Block("patches", packed, list(times))
+
+        # user turn: text pieces and visual blocks in prompt order
+        pieces: list[str | _Block] = []
+        pattern = f"({re.escape(IMAGE_PLACEHOLDER)}|{re.escape(VIDEO_PLACEHOLDER)})"
+        img_iter = iter(blocks_images)
+        marked = IMAGE_PLACEHOLDER in text or VIDEO_PLACEHOLDER in text
+        if not marked:
+            pieces += blocks_images
+            if video_block is not None:
+                pieces.append(video_block)
+            pieces.append(text)
+        else:
+            n_video = 0
+            for part in re.split(pattern, text):
+                if part == IMAGE_PLACEHOLDER:
+                    block = next(img_iter, None)
+                    if block is None:
+                        raise InvalidArgumentError("more <image> placeholders than images")
+                    pieces.append(block)
+                elif part == VIDEO_PLACEHOLDER:
+                    n_video += 1
+                    if video_block is None or n_video > 1:
+                        raise InvalidArgumentError(
+                            "<video> placeholder without a (single) video")
+                    pieces.append(video_block)
+                elif part:
+                    pieces.append(part)
+            if next(img_iter, None) is not None:
+                raise InvalidArgumentError("more images than <image> placeholders")
+            if video_block is not None and n_video == 0:
+                raise InvalidArgumentError("a video was given but the text has no <video>")
+
+        sys_turn = self.system if system is _SYSTEM_UNSET else system
+        head = ""
+        if sys_turn is not None:
+            head = f"<|im_start|>system\n{sys_turn}<|im_end|>\n"
+        ids = self._encode(head + "<|im_start|>user\n")
+        tag_tokens = 0
+        blocks: list[_Block] = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                ids += self._encode(piece)
+            else:
+                block_ids, tags = self._block_ids(piece)
+                ids += block_ids
+                tag_tokens += tags
+                blocks.append(piece)
+        tail = "<|im_end|>\n<|im_start|>assistant\n"
+        if self.think_block:
+            tail += "<think>\n\n</think>\n\n"
+        ids += self._encode(tail)
+        return self._finish(ids, blocks, tag_tokens)
+
+    def _finish(self, ids: list[int], blocks: list[_Block], tag_tokens: int) -> ProcessorOutput:
+        cfg = self.config
+        input_ids = torch.tensor([ids], dtype=torch.long)
+        mask = torch.ones_like(input_ids)
+        n_visual = sum(1 for i in ids if i == cfg.image_token_id)
+        n_marks = sum(1 for i in ids if i in (cfg.vision_start_token_id, cfg.vision_end_token_id))
+        tokens_per_frame = 0
+        source_frames = 0
+        times: list[float | None] = []
+        for block in blocks:
+            if block.kind == "image":
+                times.append(None)
+                continue
+            grid = block.packed.frame_grids[0].tolist()
+            tokens_per_frame = grid[0] * grid[1] // self.merge_unit
+            source_frames += len(block.packed.runs)
+            times += block.times
+        budget = TokenBudget(visual_tokens=n_visual, indicator_tokens=n_marks,
+                             time_tag_tokens=tag_tokens,
+                             text_tokens=len(ids) - n_visual - n_marks - tag_tokens,
+                             tokens_per_frame=tokens_per_frame, source_frames=source_frames)
+        if not blocks:
+            return ProcessorOutput(input_ids, mask, None, None, None, None, None, budget, times)
+        cu_parts = [torch.zeros(1, dtype=torch.long)]
+        offset = 0
+        for block in blocks:
+            sizes = self._segment_sizes(block)
+            cu_parts.append(torch.cumsum(torch.tensor(sizes, dtype=torch.long), 0) + offset)
+            offset += block.packed.num_patches
+        cu = torch.cat(cu_parts).to(torch.int32)
+        return ProcessorOutput(
+            input_ids, mask,
+            torch.cat([b.packed.pixel_values for b in blocks]),
+            torch.tensor([list(b.packed.grid_thw) for b in blocks], dtype=torch.long),
+            torch.cat([b.packed.positions for b in blocks]),
+            torch.cat([b.packed.frame_grids for b in blocks]), cu, budget, times)
+
+    def _segment_sizes(self, block: _Block) -> list[int]:
+        """Attention segment lengths of one block (see the module docstring)."""
+        packed = block.packed
+        if block.kind == "image":
+            return [packed.num_patches]
+        if block.kind == "frames":
+            return [n for _, n in packed.runs]
+        grid = packed.frame_grids[0].tolist()
+        window = self.config.frame_windows_size * grid[0] * grid[1]
+        unit = self.merge_unit
+        window -= window % unit
+        sizes: list[int] = []
+        left = packed.num_patches
+        while left > 0:
+            sizes.append(min(window, left))
+            left -= sizes[-1]
+        return sizes
+
+    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
+        if isinstance(ids, torch.Tensor):
+            ids = ids.reshape(-1).tolist()
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def replace(self, **changes: Any) -> LlavaOV2Processor:
+        """A copy with other ``image_config`` fields (e.g. ``video_max_pixels=...``)."""
+        return LlavaOV2Processor(self.tokenizer, self.config,
+                                 image_config=replace(self.image_config, **changes),
+                                 system=self.system, think_block=self.think_block)
