@@ -43,6 +43,7 @@ SUBSTITUTIONS: list[tuple[str, str]] = [
     ("hf:/models/siglip2-base-patch16-224", "hf:{siglip}"),
     ("hf:/models/siglip", "hf:{siglip}"),
     ("ovis:/models/Ovis2.5-2B", "ovis:{ovis}"),
+    ("ovis:/models/LLaVA-OneVision-2-8B", "ovis:{llava_ov2}"),
     ('"/models/Ovis2.5-2B"', '"{ovis}"'),
     ('"/models/LLaVA-OneVision-2-8B"', '"{llava_ov2}"'),
     ('"/models/onevision-encoder-large"', '"{onevision_encoder}"'),
