@@ -116,6 +116,14 @@ def load_llava_ov2(cls: Callable[..., M], path_or_hub_id: str | Path, *,
         raise CheckpointError(f"{directory}: keys that belong to no part of LLaVA-OneVision-2: "
                               f"{sorted(other)[:8]}")
     tied = config.tie_word_embeddings
+    head = llm_state.get(_LM_HEAD)
+    embed = llm_state.get("model.embed_tokens.weight")
+    if tied and head is not None and (embed is None or not torch.equal(head, embed)):
+        # as transformers does: a stored head that differs from the embedding is used, untied
+        logger.warning("%s: tie_word_embeddings is true but the checkpoint stores an lm_head "
+                       "that differs from the input embedding; using the stored lm_head "
+                       "(not tied)", directory)
+        tied = False
     if tied:
         llm_state.pop(_LM_HEAD, None)
     _load_strict(model.llm, llm_state, what="LLM", where=directory,

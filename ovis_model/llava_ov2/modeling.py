@@ -273,6 +273,11 @@ class LlavaOneVision2Model(nn.Module):
                 raise InvalidArgumentError("encode_visual needs cu_seqlens or grid_thws")
             cu_seqlens = window_cu_seqlens(grid_thws, self.config.frame_windows_size)
         positions = positions.to(device=self.device, dtype=torch.long)
+        if positions.dim() == 3 and positions.shape[0] == 1:  # the released (1, N, 3)
+            positions = positions[0]
+        if positions.dim() != 2 or positions.shape[-1] != 3:
+            raise InvalidArgumentError(
+                f"positions must be (N, 3) = (t, h, w) per patch, got {tuple(positions.shape)}")
         check_merge_groups(positions, self.config.spatial_merge_size)
         pixel_values = pixel_values.to(device=self.device, dtype=self.dtype)
         features = self.visual(pixel_values, positions, cu_seqlens).last_hidden_state

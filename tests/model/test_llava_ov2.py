@@ -326,3 +326,33 @@ def test_prompt_follows_the_shipped_chat_template(tiny_dir, tmp_path):
     assert ids[-len(tail):] == tail
     head = tok.encode("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
     assert proc("the box").input_ids[0].tolist()[:len(head)] == head
+
+
+def test_a_stored_head_that_differs_is_used_untied(tiny_dir, tmp_path, tiny, caplog):
+    """tie_word_embeddings true but the file stores another lm_head: transformers uses the
+    stored head (untied); so do we, with a warning."""
+    def keep(state):
+        return state
+
+    d = _rewrite(tiny_dir, tmp_path / "tied", keep)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["tie_word_embeddings"] = True
+    (d / "config.json").write_text(json.dumps(cfg))
+    with caplog.at_level("WARNING"):
+        model = LlavaOneVision2Model.from_pretrained(d)
+    assert "using the stored lm_head" in caplog.text
+    head = model.llm.get_output_embeddings().weight
+    assert torch.equal(head, tiny.llm.get_output_embeddings().weight)
+    assert not torch.equal(head, model.llm.get_input_embeddings().weight)
+
+
+def test_released_batched_positions_are_accepted(tiny):
+    pos = torch.tensor([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1]])
+    cu = torch.tensor([0, 4], dtype=torch.int32)
+    pixels = torch.randn(4, 588)
+    with torch.no_grad():
+        a = tiny.encode_visual(pixels, positions=pos, cu_seqlens=cu).tokens
+        b = tiny.encode_visual(pixels, positions=pos[None], cu_seqlens=cu).tokens
+    assert torch.equal(a, b)
+    with pytest.raises(InvalidArgumentError, match=r"must be \(N, 3\)"):
+        tiny.encode_visual(pixels, positions=pos[:, :2], cu_seqlens=cu)
