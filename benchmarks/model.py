@@ -241,6 +241,19 @@ def bench_padded_vs_packed(args: argparse.Namespace, device: torch.device,
     return rows
 
 
+def _time_prefill(model: Any, ids: torch.Tensor, inputs: dict[str, torch.Tensor],
+                  device: torch.device, args: argparse.Namespace) -> tuple[float, float | None]:
+    """(median seconds, peak GiB on CUDA) of one prefill (last-token logits, no cache)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    with torch.inference_mode():
+        sec = timeit(lambda: model(ids, None, **inputs, logits_to_keep=1, use_cache=False),
+                     device, 1, max(1, args.repeat // 2))
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    return sec, peak
+
+
 def bench_llm_prefill(args: argparse.Namespace, device: torch.device,
                       dtype: torch.dtype) -> list[dict[str, Any]]:
     """Encoder + LLM prefill of a full prompt (last-token logits only)."""
@@ -265,20 +278,11 @@ def bench_llm_prefill(args: argparse.Namespace, device: torch.device,
         ids = torch.cat([torch.randint(0, 1000, (20,)),
                          torch.tensor([-303] + [-300] * n_tok + [-304]),
                          torch.randint(0, 1000, (20,))])[None].to(device)
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-
-        def run(ids: torch.Tensor = ids, inputs: dict[str, torch.Tensor] = inputs) -> Any:
-            return model(ids, None, **inputs, logits_to_keep=1, use_cache=False)
-
         try:
-            with torch.inference_mode():
-                sec = timeit(run, device, 1, max(1, args.repeat // 2))
+            sec, peak = _time_prefill(model, ids, inputs, device, args)
         except (RuntimeError, torch.OutOfMemoryError) as exc:
             rows.append({"frames": frames, "error": f"{type(exc).__name__}: {exc}"[:300]})
             continue
-        peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
         row = {"frames": frames, "prompt_tokens": int(ids.shape[1]), "seconds": sec,
                "peak_gib": peak, "vision_backend": backend,
                "llm_layers": llm["num_hidden_layers"], "vit_layers": vit.num_hidden_layers}
@@ -312,21 +316,12 @@ def bench_llava_ov2_prefill(args: argparse.Namespace, device: torch.device,
             ids = torch.cat([torch.randint(0, 1000, (20,)),
                              torch.full((n_tok,), cfg.image_token_id),
                              torch.randint(0, 1000, (20,))])[None].to(device)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-
-            def run(ids: torch.Tensor = ids, inputs: dict[str, torch.Tensor] = inputs) -> Any:
-                return model(ids, None, **inputs, logits_to_keep=1, use_cache=False)
-
             try:
-                with torch.inference_mode():
-                    sec = timeit(run, device, 1, max(1, args.repeat // 2))
+                sec, peak = _time_prefill(model, ids, inputs, device, args)
             except (RuntimeError, torch.OutOfMemoryError) as exc:
                 rows.append({"frames": frames, "input": kind,
                              "error": f"{type(exc).__name__}: {exc}"[:300]})
                 continue
-            peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
             row = {"model": "llava-ov2-8b", "frames": frames, "input": kind,
                    "visual_tokens": n_tok, "prompt_tokens": int(ids.shape[1]), "seconds": sec,
                    "prefill_tokens_per_s": int(ids.shape[1]) / sec, "peak_gib": peak,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -41,6 +41,7 @@ from .errors import CheckpointError, ModelNotAvailableError
 __all__ = [
     "CheckpointError",
     "PretrainedModel",
+    "check_state_keys",
     "dtype_name",
     "load_pretrained",
     "load_state_dict",
@@ -48,6 +49,7 @@ __all__ = [
     "parse_torch_dtype",
     "resolve_checkpoint_dir",
     "save_pretrained",
+    "saved_dtype",
     "write_safetensors",
 ]
 
@@ -248,17 +250,54 @@ def _weight_files(directory: Path) -> list[Path]:
 
 def load_state_dict(directory: Path, *, device: torch.device | str = "cpu",
                     dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """Every tensor of the checkpoint, floating ones cast to ``dtype``."""
-    safe_open = require("safetensors", "loading a checkpoint").safe_open
+    """Every tensor of the checkpoint, floating ones cast to ``dtype``.
+
+    Raises:
+        CheckpointError: a weight file that safetensors cannot read (truncated, not
+            safetensors), naming the file.
+    """
+    safetensors = require("safetensors", "loading a checkpoint")
+    bad_file = getattr(safetensors, "SafetensorError", OSError)
     out: dict[str, torch.Tensor] = {}
     for file in _weight_files(directory):
-        with safe_open(str(file), framework="pt", device=str(device)) as fh:
-            for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
-                t = fh.get_tensor(key)
-                if dtype is not None and t.is_floating_point():
-                    t = t.to(dtype)
-                out[key] = t
+        try:
+            with safetensors.safe_open(str(file), framework="pt", device=str(device)) as fh:
+                for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    t = fh.get_tensor(key)
+                    if dtype is not None and t.is_floating_point():
+                        t = t.to(dtype)
+                    out[key] = t
+        except (bad_file, OSError, ValueError) as exc:
+            raise CheckpointError(f"{file}: not a readable safetensors file "
+                                  f"({type(exc).__name__}: {exc})") from exc
     return out
+
+
+def saved_dtype(extra: Mapping[str, Any], directory: Path) -> torch.dtype:
+    """The dtype a checkpoint was saved in: its config's ``torch_dtype`` (or transformers 5's
+    ``dtype``), float32 when it names none (:func:`parse_torch_dtype` for the spellings)."""
+    saved = extra.get("torch_dtype", extra.get("dtype"))
+    return torch.float32 if saved is None else parse_torch_dtype(saved, where=directory)
+
+
+def check_state_keys(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], *,
+                     what: str, where: Path | str, optional: Iterable[str] = (),
+                     unknown: Iterable[str] = (), hint: str = "") -> None:
+    """Strict key check before ``load_state_dict(..., assign=True)``.
+
+    Raises:
+        CheckpointError: missing keys (``expected`` - ``found`` - ``optional``), unexpected
+            keys (``found`` - ``expected``, plus ``unknown``) or wrong shapes, all listed.
+    """
+    missing = sorted(set(expected) - set(found) - set(optional))
+    unexpected = sorted(set(unknown) | (set(found) - set(expected)))
+    shapes = sorted(f"{k}: {tuple(t.shape)} (expected {tuple(expected[k].shape)})"
+                    for k, t in found.items() if k in expected and t.shape != expected[k].shape)
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{where}: {what} weights do not match the config: {len(missing)} missing keys "
+            f"{missing[:8]}, {len(unexpected)} unexpected keys {unexpected[:8]}, "
+            f"{len(shapes)} wrong shapes {shapes[:4]}{hint}")
 
 
 def _check_keys(expected: Iterable[str], found: Iterable[str], *, tied: bool,
@@ -310,8 +349,7 @@ def load_pretrained(cls: Callable[..., M], path_or_hub_id: str | Path, *,
     directory = resolve_checkpoint_dir(path_or_hub_id, allow_download=allow_download)
     config = OvisConfig.from_json_file(directory / CONFIG_NAME)
     if dtype is None:
-        saved = config.extra.get("torch_dtype", config.extra.get("dtype"))
-        dtype = torch.float32 if saved is None else parse_torch_dtype(saved, where=directory)
+        dtype = saved_dtype(config.extra, directory)
     with torch.device("meta"):
         model = cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl, device=device,
                     dtype=dtype)

@@ -16,9 +16,9 @@ code). Weights load through :mod:`ovis_model.checkpoint`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -31,12 +31,28 @@ from .errors import InvalidArgumentError
 from .positions import layout_from_grids
 from .visual_tokenizer import VisualEmbedding, VisualTokenizer, VisualTokens
 
-__all__ = ["LLM_ATTN_IMPLS", "OvisModel", "build_causal_lm", "build_llm"]
+__all__ = ["LLM_ATTN_IMPLS", "OvisModel", "build_causal_lm", "build_llm", "build_seeded"]
 
 logger = logging.getLogger(__name__)
 
 #: attention implementations accepted for the LLM (passed to transformers).
 LLM_ATTN_IMPLS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
+
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def build_seeded(build: Callable[[], M], device: torch.device | str,
+                 seed: int | None) -> M:
+    """``build()`` with its random initialisation seeded by ``seed`` (None: unseeded), inside
+    ``torch.random.fork_rng`` so the caller's RNG state (CPU and ``device``'s CUDA) is left
+    untouched."""
+    if seed is None:
+        return build()
+    cuda = list(range(torch.cuda.device_count())) if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        return build()
 
 
 def build_llm(config: OvisConfig, *, attn_impl: str = "sdpa",
@@ -57,8 +73,16 @@ def build_causal_lm(llm_config: Mapping[str, Any], *, attn_impl: str = "sdpa",
                 needs="flash-attn")
     transformers = require("transformers", "ovis_model's LLM")
     llm_dict = dict(llm_config)
-    model_type = llm_dict.pop("model_type")
-    llm_cfg = transformers.AutoConfig.for_model(model_type, **llm_dict)
+    model_type = llm_dict.pop("model_type", None)
+    if not isinstance(model_type, str):
+        raise InvalidArgumentError(f"the LLM config needs a model_type string, got "
+                                   f"{model_type!r}")
+    try:
+        llm_cfg = transformers.AutoConfig.for_model(model_type, **llm_dict)
+    except Exception as exc:  # transformers' own validation errors (several types)
+        raise InvalidArgumentError(
+            f"the LLM config ({model_type}) is not valid for transformers: "
+            f"{type(exc).__name__}: {exc}") from exc
     return transformers.AutoModelForCausalLM.from_config(
         llm_cfg, attn_implementation=attn_impl, dtype=dtype or torch.float32)
 
@@ -104,19 +128,12 @@ class OvisModel(nn.Module):
                 state is left untouched: the seeded initialisation runs inside
                 ``torch.random.fork_rng``.
         """
-        if seed is None:
+        def build() -> OvisModel:
             with torch.device(device):
-                model = cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
-                            device=device, dtype=dtype)
-            return model.eval()
-        dev = torch.device(device)
-        cuda = list(range(torch.cuda.device_count())) if dev.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            with torch.device(device):
-                model = cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
-                            device=device, dtype=dtype)
-        return model.eval()
+                return cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
+                           device=device, dtype=dtype)
+
+        return build_seeded(build, device, seed).eval()
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | Path, *, dtype: torch.dtype | None = None,

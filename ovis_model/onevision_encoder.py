@@ -52,10 +52,11 @@ from torch import nn
 
 from .checkpoint import (
     CONFIG_NAME,
+    check_state_keys,
     dtype_name,
     load_state_dict,
-    parse_torch_dtype,
     resolve_checkpoint_dir,
+    saved_dtype,
     write_safetensors,
 )
 from .config import _METADATA_KEYS, HIDDEN_ACTS, VisionConfig
@@ -240,9 +241,7 @@ def read_onevision_config(directory: Path) -> tuple[VisionConfig, torch.dtype]:
         raise CheckpointError(f"{path}: {exc}") from None
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"{path}: {exc}") from None
-    saved = config.extra.get("torch_dtype", config.extra.get("dtype"))
-    dtype = torch.float32 if saved is None else parse_torch_dtype(saved, where=directory)
-    return config, dtype
+    return config, saved_dtype(config.extra, directory)
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,18 +349,9 @@ def load_onevision_state_dict(encoder: nn.Module, state: Mapping[str, torch.Tens
     config: VisionConfig = encoder.config  # type: ignore[assignment]
     state = _drop_rotary_tables(state, config, prefix, where)
     mapped, unknown = map_onevision_state_dict(state, prefix=prefix, skip=skip)
-    expected = encoder.state_dict()
-    missing = sorted(set(expected) - set(mapped))
-    unexpected = sorted(set(unknown) | {k for k in mapped if k not in expected})
-    shapes = sorted(f"{k}: {tuple(t.shape)} (expected {tuple(expected[k].shape)})"
-                    for k, t in mapped.items() if k in expected and t.shape != expected[k].shape)
-    if missing or unexpected or shapes:
-        raise CheckpointError(
-            f"{where}: OneVision-Encoder weights do not match the config: "
-            f"{len(missing)} missing keys {missing[:8]}, {len(unexpected)} unexpected keys "
-            f"{unexpected[:8]}, {len(shapes)} wrong shapes {shapes[:4]} (names as in "
-            "VisionEncoder; checkpoint keys under prefix "
-            f"{prefix!r})")
+    check_state_keys(encoder.state_dict(), mapped, what="OneVision-Encoder", where=where,
+                     unknown=unknown, hint=f" (names as in VisionEncoder; checkpoint keys under "
+                                           f"prefix {prefix!r})")
     encoder.load_state_dict(mapped, strict=True, assign=True)
 
 

@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 PREPROCESSOR_NAME = "preprocessor_config.json"
+#: PIL resample filter ids (nearest, lanczos, bilinear, bicubic, box, hamming)
+_RESAMPLE = frozenset({0, 1, 2, 3, 4, 5})
 
 
 @dataclass(frozen=True)
@@ -55,25 +57,78 @@ class ImageProcessorConfig:
     video_min_pixels: int = 448 * 448
     video_max_pixels: int = 448 * 448
 
+    def __post_init__(self) -> None:
+        def bad(name: str, want: str) -> InvalidArgumentError:
+            return InvalidArgumentError(
+                f"image processor config: {name}={getattr(self, name)!r} must be {want}")
+
+        for name in ("image_mean", "image_std"):
+            value = getattr(self, name)
+            try:
+                ok = len(value) == 3 and all(math.isfinite(float(v)) for v in value)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok or (name == "image_std" and any(float(v) <= 0 for v in value)):
+                raise bad(name, "three finite numbers (std > 0), one per RGB channel")
+            object.__setattr__(self, name, tuple(float(v) for v in value))
+        for name in ("min_pixels", "max_pixels", "video_min_pixels", "video_max_pixels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(name, "an integer >= 1 (pixels)")
+        for lo, hi in (("min_pixels", "max_pixels"), ("video_min_pixels", "video_max_pixels")):
+            if getattr(self, lo) > getattr(self, hi):
+                raise bad(lo, f"<= {hi}={getattr(self, hi)}")
+        if self.resample not in _RESAMPLE:
+            raise bad("resample", f"a PIL filter id {sorted(_RESAMPLE)}")
+        rf = self.rescale_factor
+        if isinstance(rf, bool) or not isinstance(rf, (int, float)) or not rf > 0:
+            raise bad("rescale_factor", "a number > 0")
+        for name in ("do_resize", "do_rescale", "do_normalize"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "true or false")
+
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> ImageProcessorConfig:
+    def from_pretrained(cls, directory: str | Path, *, defaults: dict[str, Any] | None = None,
+                        **overrides: Any) -> ImageProcessorConfig:
+        """Read ``preprocessor_config.json`` (absent: all defaults).
+
+        Precedence: ``overrides`` > the file > ``defaults`` > the class defaults. Pixel limits
+        come from ``min_pixels`` / ``max_pixels`` or transformers 5's ``size.shortest_edge`` /
+        ``size.longest_edge``.
+
+        Raises:
+            InvalidArgumentError: not JSON, ``do_center_crop``, or a value of the wrong type
+                or range (the message names the field).
+        """
         path = Path(directory) / PREPROCESSOR_NAME
-        data: dict[str, Any] = {}
+        data: dict[str, Any] = dict(defaults or {})
         if path.is_file():
-            with open(path, encoding="utf-8") as fh:
-                raw = json.load(fh)
-            for key in ("image_mean", "image_std"):
-                if key in raw:
-                    data[key] = tuple(float(v) for v in raw[key])
-            for key in ("rescale_factor", "resample", "do_resize", "do_rescale", "do_normalize",
-                        "min_pixels", "max_pixels", "video_min_pixels", "video_max_pixels"):
-                if key in raw:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    raw = json.load(fh)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InvalidArgumentError(f"{path}: not a JSON file ({exc})") from exc
+            if not isinstance(raw, dict):
+                raise InvalidArgumentError(f"{path}: must hold a JSON object")
+            size = raw.get("size") if isinstance(raw.get("size"), dict) else {}
+            if isinstance(size, dict):
+                if "shortest_edge" in size:
+                    data["min_pixels"] = size["shortest_edge"]
+                if "longest_edge" in size:
+                    data["max_pixels"] = size["longest_edge"]
+            for key in ("image_mean", "image_std", "rescale_factor", "resample", "do_resize",
+                        "do_rescale", "do_normalize", "min_pixels", "max_pixels",
+                        "video_min_pixels", "video_max_pixels"):
+                if raw.get(key) is not None:
                     data[key] = raw[key]
             if raw.get("do_center_crop"):
                 raise InvalidArgumentError(f"{path}: do_center_crop=true is not supported "
                                            "(Ovis2.5 resizes to native resolution)")
         data.update(overrides)
-        return cls(**data)
+        try:
+            return cls(**data)
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"{path}: {exc}") from None
 
     def save_pretrained(self, directory: str | Path) -> None:
         data = {

@@ -286,6 +286,9 @@ def _process(processor: Processor, sample: VisualSample, text: str,
 
 def _generate(model: Model, processor: Processor, inputs: ProcessorOutput,
               max_new_tokens: int, **generate_kwargs: Any) -> str:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
+            or max_new_tokens < 1:
+        raise InvalidArgumentError(f"max_new_tokens={max_new_tokens!r} must be an int >= 1")
     tok = processor.tokenizer
     generate_kwargs.setdefault("eos_token_id", tok.eos_token_id)
     generate_kwargs.setdefault("pad_token_id", tok.pad_token_id if tok.pad_token_id is not None

@@ -28,11 +28,12 @@ from torch import nn
 
 from ..checkpoint import (
     CONFIG_NAME,
+    check_state_keys,
     dtype_name,
     load_state_dict,
     materialise_buffers,
-    parse_torch_dtype,
     resolve_checkpoint_dir,
+    saved_dtype,
     write_safetensors,
 )
 from ..errors import CheckpointError
@@ -67,16 +68,7 @@ def released_layout(keys: Iterable[str]) -> tuple[str, str]:
 
 def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], *, what: str,
                  where: Path | str, optional: tuple[str, ...] = ()) -> None:
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state) - set(optional))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(f"{k}: {tuple(t.shape)} (expected {tuple(expected[k].shape)})"
-                    for k, t in state.items() if k in expected and t.shape != expected[k].shape)
-    if missing or unexpected or shapes:
-        raise CheckpointError(
-            f"{where}: {what} weights do not match the config: {len(missing)} missing keys "
-            f"{missing[:8]}, {len(unexpected)} unexpected keys {unexpected[:8]}, "
-            f"{len(shapes)} wrong shapes {shapes[:4]}")
+    check_state_keys(module.state_dict(), state, what=what, where=where, optional=optional)
     module.load_state_dict(state, strict=False, assign=True)
 
 
@@ -89,8 +81,7 @@ def load_llava_ov2(cls: Callable[..., M], path_or_hub_id: str | Path, *,
     directory = resolve_checkpoint_dir(path_or_hub_id, allow_download=allow_download)
     config = LlavaOV2Config.from_json_file(directory / CONFIG_NAME)
     if dtype is None:
-        saved = config.extra.get("torch_dtype", config.extra.get("dtype"))
-        dtype = torch.float32 if saved is None else parse_torch_dtype(saved, where=directory)
+        dtype = saved_dtype(config.extra, directory)
     with torch.device("meta"):
         model: Any = cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
                          device=device, dtype=dtype)

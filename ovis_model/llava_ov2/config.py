@@ -36,7 +36,7 @@ from vidsel import errors as vidsel_errors
 from vidsel.registry import Registry
 
 from ..config import _METADATA_KEYS, VisionConfig
-from ..errors import CheckpointError, InvalidArgumentError
+from ..errors import CheckpointError, InvalidArgumentError, ModelNotAvailableError
 from ..onevision_encoder import config_from_onevision, config_to_onevision
 
 __all__ = ["LLAVA_OV2_PRESETS", "MODEL_TYPE", "LlavaOV2Config", "llava_ov2_preset"]
@@ -111,10 +111,17 @@ class LlavaOV2Config:
             raise InvalidArgumentError(
                 f"llava_onevision2 config: vision_config.out_hidden_size={self.out_hidden_size} "
                 f"must equal text_config.hidden_size={hidden} (the merger feeds the LLM)")
+        vocab = self.text_config.get("vocab_size")
+        _int("text_config.vocab_size", vocab)
         _int("frame_windows_size", self.frame_windows_size)
         _int("max_position_embeddings", self.max_position_embeddings)
         for name in _TOKEN_FIELDS:
             _int(name, getattr(self, name), 0)
+        outside = [f"{n}={getattr(self, n)}" for n in _TOKEN_FIELDS if getattr(self, n) >= vocab]
+        if outside:
+            raise InvalidArgumentError(
+                f"llava_onevision2 config: {', '.join(outside)} outside the vocabulary "
+                f"(text_config.vocab_size={vocab})")
         if len({getattr(self, n) for n in _TOKEN_FIELDS}) != len(_TOKEN_FIELDS):
             raise InvalidArgumentError(
                 "llava_onevision2 config: image / video / vision start / vision end token ids "
@@ -136,6 +143,7 @@ class LlavaOV2Config:
     # derived -------------------------------------------------------------------------------
     @property
     def spatial_merge_size(self) -> int:
+        """Patches per side of one visual token (the vision config's ``hidden_stride``)."""
         return self.vision.hidden_stride
 
     @property
@@ -145,6 +153,7 @@ class LlavaOV2Config:
 
     @property
     def vocab_size(self) -> int:
+        """The LLM's vocabulary size (``text_config.vocab_size``, checked at construction)."""
         return int(self.text_config["vocab_size"])
 
     def replace(self, **changes: Any) -> LlavaOV2Config:
@@ -217,7 +226,9 @@ class LlavaOV2Config:
         out: dict[str, Any] = dict(self.extra)
         out.update(model_type=MODEL_TYPE,
                    architectures=["LlavaOnevision2ForConditionalGeneration"],
-                   vision_config=vision, text_config=dict(self.text_config),
+                   vision_config=vision,
+                   text_config={**self.text_config,
+                                "tie_word_embeddings": self.tie_word_embeddings},
                    tie_word_embeddings=self.tie_word_embeddings,
                    **{name: getattr(self, name) for name in _TOKEN_FIELDS})
         out.pop("auto_map", None)  # no remote code is needed to read what we write
@@ -225,14 +236,23 @@ class LlavaOV2Config:
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> LlavaOV2Config:
+        """Read a ``config.json``.
+
+        Raises:
+            ModelNotAvailableError: no such file.
+            CheckpointError: not JSON, or not a LLaVA-OneVision-2 config.
+        """
         try:
             with open(path, encoding="utf-8") as fh:
                 data = json.load(fh)
+        except FileNotFoundError as exc:
+            raise ModelNotAvailableError(f"{path}: no such config file") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{path}: not a JSON config ({exc})") from exc
         return cls.from_dict(data)
 
     def to_json_file(self, path: str | Path) -> None:
+        """Write the released ``config.json`` layout (:meth:`to_dict`)."""
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(self.to_dict(), fh, indent=2, sort_keys=True)
             fh.write("\n")

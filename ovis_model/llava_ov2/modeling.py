@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
-from ..modeling import build_causal_lm
+from ..modeling import build_causal_lm, build_seeded
 from ..vision import VisionEncoder
 from .checkpoint import load_llava_ov2, save_llava_ov2
 from .config import LlavaOV2Config
@@ -54,7 +54,13 @@ def window_cu_seqlens(grid_thw: torch.Tensor, window: int) -> torch.Tensor:
     Returns:
         int32 ``(S + 1,)``.
     """
-    grid = torch.as_tensor(grid_thw, dtype=torch.long).reshape(-1, 3)
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise InvalidArgumentError(f"window={window!r} must be an int >= 1 (frames)")
+    grid = torch.as_tensor(grid_thw, dtype=torch.long)
+    if grid.dim() not in (1, 2) or grid.shape[-1] != 3:
+        raise InvalidArgumentError(f"grid_thw must be (n, 3) rows of (t, h, w), got "
+                                   f"{tuple(grid.shape)}")
+    grid = grid.reshape(-1, 3)
     sizes: list[int] = []
     for t, h, w in grid.tolist():
         if min(t, h, w) < 1:
@@ -123,7 +129,8 @@ class OV2VisualOutput:
 
 
 def check_merge_groups(positions: torch.Tensor, stride: int) -> None:
-    """Every ``stride**2`` consecutive rows must share ``t`` and one aligned block.
+    """Every ``stride**2`` consecutive rows must share ``t`` and fill one aligned block row by
+    row (the order the merger concatenates them in).
 
     Raises:
         InvalidArgumentError: the packed order mixes frames or blocks inside a visual token.
@@ -137,12 +144,16 @@ def check_merge_groups(positions: torch.Tensor, stride: int) -> None:
         return
     groups = positions.reshape(-1, unit, 3)
     key = torch.stack([groups[..., 0], groups[..., 1] // stride, groups[..., 2] // stride], -1)
-    if not bool((key == key[:, :1]).all()):
-        bad = int((key != key[:, :1]).any(-1).any(-1).nonzero()[0, 0])
+    # inside a token the patches come row by row: (h % s) * s + w % s == 0, 1, ..., s*s - 1
+    slot = (groups[..., 1] % stride) * stride + groups[..., 2] % stride  # (M, unit)
+    wrong = (key != key[:, :1]).any(-1).any(-1) | (
+        slot != torch.arange(unit, device=positions.device)).any(-1)
+    if bool(wrong.any()):
+        bad = int(wrong.nonzero()[0, 0])
         raise InvalidArgumentError(
-            f"visual token {bad} mixes patches {groups[bad].tolist()}: the {unit} consecutive "
-            f"patches of a token must share t and one aligned {stride} x {stride} block "
-            "(pack them in merge-block order, e.g. with LlavaOV2Processor)")
+            f"visual token {bad} has patches {groups[bad].tolist()}: the {unit} consecutive "
+            f"patches of a token must share t and fill one aligned {stride} x {stride} block "
+            "row by row (merge-block order, as LlavaOV2Processor packs them)")
 
 
 class LlavaOneVision2Model(nn.Module):
@@ -191,13 +202,7 @@ class LlavaOneVision2Model(nn.Module):
                 return cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
                            device=device, dtype=dtype)
 
-        if seed is None:
-            return build().eval()
-        cuda = list(range(torch.cuda.device_count())) if torch.device(device).type == "cuda" \
-            else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            return build().eval()
+        return build_seeded(build, device, seed).eval()
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | Path, *, dtype: torch.dtype | None = None,
@@ -272,12 +277,18 @@ class LlavaOneVision2Model(nn.Module):
             if grid_thws is None:
                 raise InvalidArgumentError("encode_visual needs cu_seqlens or grid_thws")
             cu_seqlens = window_cu_seqlens(grid_thws, self.config.frame_windows_size)
-        positions = positions.to(device=self.device, dtype=torch.long)
+        positions = torch.as_tensor(positions)
+        pixel_values = torch.as_tensor(pixel_values)
         if positions.dim() == 3 and positions.shape[0] == 1:  # the released (1, N, 3)
             positions = positions[0]
-        if positions.dim() != 2 or positions.shape[-1] != 3:
+        if positions.is_floating_point() or positions.dim() != 2 or positions.shape[-1] != 3:
             raise InvalidArgumentError(
-                f"positions must be (N, 3) = (t, h, w) per patch, got {tuple(positions.shape)}")
+                f"positions must be integer (N, 3) = (t, h, w) per patch, got "
+                f"{tuple(positions.shape)} {positions.dtype}")
+        if positions.shape[0] != pixel_values.shape[0]:
+            raise InvalidArgumentError(
+                f"positions has {positions.shape[0]} rows for {pixel_values.shape[0]} patches")
+        positions = positions.to(device=self.device, dtype=torch.long)
         check_merge_groups(positions, self.config.spatial_merge_size)
         pixel_values = pixel_values.to(device=self.device, dtype=self.dtype)
         features = self.visual(pixel_values, positions, cu_seqlens).last_hidden_state

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -46,7 +47,7 @@ from ..budget import TokenBudget, format_time_tag
 from ..checkpoint import resolve_checkpoint_dir
 from ..constants import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
 from ..errors import InvalidArgumentError
-from ..preprocessing import PREPROCESSOR_NAME, ImageProcessorConfig, PackedVisual
+from ..preprocessing import ImageProcessorConfig, PackedVisual
 from ..processor import OvisProcessor, ProcessorOutput, video_geometry
 from ..tokenizers import HFTokenizer, TextTokenizer
 from .config import LlavaOV2Config
@@ -64,44 +65,27 @@ _BICUBIC = 3
 _SYSTEM_UNSET: Any = object()
 
 
+#: what :func:`ov2_image_config` assumes where ``preprocessor_config.json`` says nothing
+OV2_IMAGE_DEFAULTS: dict[str, Any] = {
+    "image_mean": CLIP_MEAN, "image_std": CLIP_STD, "resample": _BICUBIC,
+    "min_pixels": 256 * 28 * 28, "max_pixels": 1605632,
+    "video_min_pixels": 4 * 28 * 28, "video_max_pixels": 392 * 392,
+}
+
+
 def ov2_image_config(directory: str | Path | None = None, **overrides: Any) -> ImageProcessorConfig:
     """Resize limits and normalisation of a LLaVA-OneVision-2 checkpoint.
 
-    Read from ``preprocessor_config.json`` (``image_mean``, ``image_std``, ``resample``,
-    ``rescale_factor``, ``min_pixels`` / ``max_pixels`` or ``size.shortest_edge`` /
-    ``size.longest_edge``, and vidsel's ``video_min_pixels`` / ``video_max_pixels``); what it
-    lacks takes the released defaults: CLIP mean / std, bicubic, images within
-    [256 * 28 * 28, 1605632] pixels, video frames and codec source frames within
-    [4 * 28 * 28, 392 * 392] (196 visual tokens for a 392 x 392 frame).
+    Read from ``preprocessor_config.json`` (:meth:`ImageProcessorConfig.from_pretrained`);
+    what it lacks takes the released defaults (:data:`OV2_IMAGE_DEFAULTS`): CLIP mean / std,
+    bicubic, images within [256 * 28 * 28, 1605632] pixels, video frames and codec source frames
+    within [4 * 28 * 28, 392 * 392] (196 visual tokens for a 392 x 392 frame). ``overrides``
+    win over both.
     """
-    data: dict[str, Any] = {
-        "image_mean": CLIP_MEAN, "image_std": CLIP_STD, "resample": _BICUBIC,
-        "min_pixels": 256 * 28 * 28, "max_pixels": 1605632,
-        "video_min_pixels": 4 * 28 * 28, "video_max_pixels": 392 * 392,
-    }
-    path = None if directory is None else Path(directory) / PREPROCESSOR_NAME
-    if path is not None and path.is_file():
-        try:
-            with open(path, encoding="utf-8") as fh:
-                raw = json.load(fh)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidArgumentError(f"{path}: not a JSON file ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise InvalidArgumentError(f"{path}: must hold a JSON object")
-        for key in ("image_mean", "image_std"):
-            if key in raw:
-                data[key] = tuple(float(v) for v in raw[key])
-        size: dict[str, Any] = raw["size"] if isinstance(raw.get("size"), dict) else {}
-        if "shortest_edge" in size:
-            data["min_pixels"] = size["shortest_edge"]
-        if "longest_edge" in size:
-            data["max_pixels"] = size["longest_edge"]
-        for key in ("rescale_factor", "resample", "do_resize", "do_rescale", "do_normalize",
-                    "min_pixels", "max_pixels", "video_min_pixels", "video_max_pixels"):
-            if key in raw and raw[key] is not None:
-                data[key] = raw[key]
-    data.update(overrides)
-    return ImageProcessorConfig(**data)
+    if directory is None:
+        return ImageProcessorConfig(**{**OV2_IMAGE_DEFAULTS, **overrides})
+    return ImageProcessorConfig.from_pretrained(directory, defaults=OV2_IMAGE_DEFAULTS,
+                                                **overrides)
 
 
 def _chat_templates(directory: Path) -> list[str]:
@@ -126,16 +110,47 @@ def _chat_templates(directory: Path) -> list[str]:
 
 
 def template_defaults(directory: Path) -> tuple[str | None, bool]:
-    """(default system turn, empty think block) of the checkpoint's chat template.
+    """(default system turn, empty think block) of the checkpoint's chat template: the first
+    of ``chat_template.jinja``, ``chat_template.json``, ``tokenizer_config.json`` that holds
+    one (the processor's before the tokenizer's, as transformers reads them).
 
-    The system turn is the released ``"You are a helpful assistant."`` unless a shipped template
-    has none; a Qwen3-style template (one that reads ``enable_thinking``) opens the assistant
-    turn with an empty ``<think>\n\n</think>\n\n`` when thinking is off, so the prompt does
-    too.
+    The system turn is the released ``"You are a helpful assistant."`` unless that template has
+    none; a Qwen3-style template (one that reads ``enable_thinking``) opens the assistant turn
+    with an empty ``<think>\\n\\n</think>\\n\\n`` when thinking is off, so the prompt does
+    too. No template at all: the released prompt.
     """
     texts = _chat_templates(directory)
-    system = DEFAULT_SYSTEM if not texts or any(DEFAULT_SYSTEM in t for t in texts) else None
-    return system, any("enable_thinking" in t for t in texts)
+    if not texts:
+        return DEFAULT_SYSTEM, False
+    first = texts[0]
+    return (DEFAULT_SYSTEM if DEFAULT_SYSTEM in first else None), "enable_thinking" in first
+
+
+def _grid_rows(block: _Block) -> list[list[int]]:
+    """Grid rows of a block as the released processor writes them: an image ``[1, h, w]``,
+    one ``[1, h, w]`` per frame (so :func:`~ovis_model.llava_ov2.window_cu_seqlens` gives its
+    per-frame segments), and for a patch selection ``[n_source_frames, H, W]`` of the source
+    grid (informative: its segments come from ``cu_seqlens``)."""
+    t, h, w = block.packed.grid_thw
+    if block.kind == "frames":
+        return [[1, h, w]] * len(block.packed.runs)
+    return [[t, h, w]]
+
+
+def _check_times(times: Sequence[float]) -> list[float]:
+    """Frame times as floats; NaN, infinite or negative times are refused (they would be
+    printed into the prompt's ``<t seconds>`` tags)."""
+    out = []
+    for t in times:
+        try:
+            value = float(t)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not math.isfinite(value) or value < 0:
+            raise InvalidArgumentError(
+                f"timestamps_s holds {t!r}; times must be finite seconds >= 0")
+        out.append(value)
+    return out
 
 
 @dataclass
@@ -230,7 +245,7 @@ class LlavaOV2Processor:
         ids: list[int] = []
         tag_tokens = 0
         newline = self._encode("\n") if block.kind == "patches" else []
-        for (_, n), ts in zip(block.packed.runs, block.times):
+        for (_, n), ts in zip(block.packed.runs, block.times, strict=True):
             if n % unit:
                 raise InvalidArgumentError(
                     f"a source frame holds {n} patches, not a multiple of {unit}")
@@ -284,9 +299,14 @@ class LlavaOV2Processor:
             if frame_indices is not None and len(frame_indices) != len(frames):
                 raise InvalidArgumentError(
                     f"frame_indices has {len(frame_indices)} entries for {len(frames)} frames")
+            times = _check_times(timestamps_s)
             packed = self._packer.pack_video(frames, frame_indices=frame_indices,
                                              min_pixels=min_pixels, max_pixels=max_pixels)
-            video_block = _Block("frames", packed, [float(t) for t in timestamps_s])
+            if len(packed.runs) != len(frames):
+                raise InvalidArgumentError(
+                    f"frame_indices={list(frame_indices or [])} repeats a source frame next to "
+                    "itself; each frame needs its own index (its patches' t)")
+            video_block = _Block("frames", packed, list(times))
         elif patches is not None:
             packed, times = self._packer.pack_patches(patches)
             video_block = _Block("patches", packed, list(times))
@@ -376,7 +396,7 @@ class LlavaOV2Processor:
         return ProcessorOutput(
             input_ids, mask,
             torch.cat([b.packed.pixel_values for b in blocks]),
-            torch.tensor([list(b.packed.grid_thw) for b in blocks], dtype=torch.long),
+            torch.tensor([row for b in blocks for row in _grid_rows(b)], dtype=torch.long),
             torch.cat([b.packed.positions for b in blocks]),
             torch.cat([b.packed.frame_grids for b in blocks]), cu, budget, times)
 
@@ -399,6 +419,7 @@ class LlavaOV2Processor:
         return sizes
 
     def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
+        """Text of generated ids (special tokens skipped)."""
         if isinstance(ids, torch.Tensor):
             ids = ids.reshape(-1).tolist()
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)

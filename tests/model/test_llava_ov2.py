@@ -112,7 +112,7 @@ def test_window_rule_of_the_released_model():
 
 def test_tokens_never_mix_frames_or_blocks(tiny):
     pos = torch.tensor([[0, 0, 0], [0, 0, 1], [0, 1, 0], [5, 1, 1]])  # one token, two frames
-    with pytest.raises(InvalidArgumentError, match="must share t and one aligned"):
+    with pytest.raises(InvalidArgumentError, match="must share t and fill one aligned"):
         tiny.encode_visual(torch.zeros(4, 588), positions=pos,
                            cu_seqlens=torch.tensor([0, 4], dtype=torch.int32))
     with pytest.raises(InvalidArgumentError, match="whole visual tokens"):
@@ -242,7 +242,7 @@ def _selection(path, proc, budget):
 
 
 def test_codec_prompt_runs_and_windows(tiny_proc, tiny_video):
-    sel = _selection(tiny_video, tiny_proc, budget=3)
+    sel = _selection(tiny_video, tiny_proc, budget=8)
     assert sel.kind == "patches" and sel.patch_size == 14
     out = tiny_proc("where does the box go", patches=sel)
     cfg = tiny_proc.config
@@ -257,12 +257,25 @@ def test_codec_prompt_runs_and_windows(tiny_proc, tiny_video):
     text = bytes(t for t in ids if t < 256).decode()
     for ts in out.timestamps_s:
         assert f"<{ts:.1f} seconds>" in text
-    # positions keep the source frame index; windows hold at most 4 frames' patches
+    # positions keep the source frame index; windows of 4 frames' worth of patches, the rest
     assert sorted(set(out.positions[:, 0].tolist())) == runs
     h, w = sel.grid_hw
+    n = out.pixel_values.shape[0]
+    window = 4 * h * w
+    assert n > window  # the selection spans more than one window: the rule is exercised
     sizes = torch.diff(out.cu_seqlens).tolist()
-    assert sum(sizes) == out.pixel_values.shape[0]
-    assert all(s <= 4 * h * w and s % 4 == 0 for s in sizes)
+    assert sizes == [window] * (n // window) + ([n % window] if n % window else [])
+    assert out.grid_thws.tolist() == [[len(runs), h, w]]
+
+
+def test_processor_refuses_bad_frames(tiny_proc):
+    frames = np.zeros((3, 56, 56, 3), np.uint8)
+    with pytest.raises(InvalidArgumentError, match="repeats a source frame"):
+        tiny_proc("hi", video=frames, timestamps_s=[0, 0, 1], frame_indices=[0, 0, 8])
+    with pytest.raises(InvalidArgumentError, match="finite seconds"):
+        tiny_proc("hi", video=frames, timestamps_s=[0, float("nan"), 1])
+    with pytest.raises(InvalidArgumentError, match="finite seconds"):
+        tiny_proc("hi", video=frames, timestamps_s=[0, -1, 1])
 
 
 def test_processor_refuses_ovis_only_options(tiny_proc):
@@ -354,5 +367,77 @@ def test_released_batched_positions_are_accepted(tiny):
         a = tiny.encode_visual(pixels, positions=pos, cu_seqlens=cu).tokens
         b = tiny.encode_visual(pixels, positions=pos[None], cu_seqlens=cu).tokens
     assert torch.equal(a, b)
-    with pytest.raises(InvalidArgumentError, match=r"must be \(N, 3\)"):
+    with pytest.raises(InvalidArgumentError, match=r"must be integer \(N, 3\)"):
         tiny.encode_visual(pixels, positions=pos[:, :2], cu_seqlens=cu)
+
+
+def test_merge_order_inside_a_token_is_checked(tiny):
+    pixels = torch.randn(4, 588)
+    cu = torch.tensor([0, 4], dtype=torch.int32)
+    good = torch.tensor([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1]])
+    tiny.encode_visual(pixels, positions=good, cu_seqlens=cu)
+    for bad in (good.flip(0), good[[0, 0, 0, 0]]):
+        with pytest.raises(InvalidArgumentError, match="row by row"):
+            tiny.encode_visual(pixels, positions=bad, cu_seqlens=cu)
+    with pytest.raises(InvalidArgumentError, match="integer"):
+        tiny.encode_visual(pixels, positions=good.float(), cu_seqlens=cu)
+    with pytest.raises(InvalidArgumentError, match="rows for"):
+        tiny.encode_visual(pixels[:3], positions=good, cu_seqlens=cu)
+    with pytest.raises(InvalidArgumentError, match="window"):
+        window_cu_seqlens(torch.tensor([[1, 2, 2]]), 0)
+    with pytest.raises(InvalidArgumentError, match=r"\(n, 3\)"):
+        window_cu_seqlens(torch.tensor([[1, 2]]), 4)
+
+
+def test_corrupt_weights_and_bad_text_configs_are_project_errors(tiny_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_dir, broken)
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        LlavaOneVision2Model.from_pretrained(broken)
+    raw = json.loads(GOLDEN_CONFIG.read_text())
+    raw["text_config"] = {**raw["text_config"], "vocab_size": "300"}
+    with pytest.raises(InvalidArgumentError, match="vocab_size"):
+        LlavaOV2Config.from_dict(raw)
+    raw["text_config"]["vocab_size"] = 200  # the golden's token ids are 240..246
+    with pytest.raises(InvalidArgumentError, match="outside the vocabulary"):
+        LlavaOV2Config.from_dict(raw)
+    raw["text_config"] = {**raw["text_config"], "vocab_size": 256, "num_hidden_layers": "x"}
+    cfg = LlavaOV2Config.from_dict(raw)
+    with pytest.raises(InvalidArgumentError, match="LLM config"):
+        LlavaOneVision2Model(cfg)
+    with pytest.raises(ModelNotAvailableError, match="no such config"):
+        LlavaOV2Config.from_json_file(tmp_path / "none.json")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("image_mean", 5), ("image_mean", [0.5, 0.5]), ("image_std", [0.5, 0.0, 0.5]),
+    ("min_pixels", "a"), ("max_pixels", 0), ("resample", 99),
+    ("video_min_pixels", 10**9),
+])
+def test_bad_preprocessor_configs_name_the_field(tiny_dir, tmp_path, field, value):
+    d = tmp_path / "pre"
+    shutil.copytree(tiny_dir, d)
+    raw = json.loads((d / "preprocessor_config.json").read_text())
+    raw[field] = value
+    (d / "preprocessor_config.json").write_text(json.dumps(raw))
+    with pytest.raises(InvalidArgumentError, match=field):
+        LlavaOV2Processor.from_pretrained(d)
+
+
+def test_max_new_tokens_must_be_positive(tiny, tiny_proc, tiny_video):
+    with pytest.raises(InvalidArgumentError, match="max_new_tokens"):
+        answer(tiny, tiny_proc, tiny_video, "what moves", budget=1, max_new_tokens=0)
+
+
+def test_the_processors_template_wins_over_the_tokenizers(tiny_dir, tmp_path):
+    d = tmp_path / "both"
+    shutil.copytree(tiny_dir, d)
+    (d / "chat_template.jinja").write_text(
+        "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>' }}")
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    cfg["chat_template"] = "{%- if enable_thinking is defined %}{%- endif %}"
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+    proc = LlavaOV2Processor.from_pretrained(d)
+    assert proc.system == "You are a helpful assistant." and not proc.think_block

@@ -105,13 +105,21 @@ def test_vision_tokens_match_public_code(model, case, backend):
     torch.testing.assert_close(out.tokens, expected["vision_tokens"], atol=1e-5, rtol=0)
 
 
+@pytest.fixture(scope="module")
+def model_sdpa_llm() -> LlavaOneVision2Model:
+    return LlavaOneVision2Model.from_pretrained(GOLDEN / "model", dtype=torch.float32,
+                                                llm_attn_impl="sdpa")
+
+
+@pytest.mark.parametrize("llm_attn", ["eager", "sdpa"])
 @pytest.mark.parametrize("case", CASES)
-def test_logits_match_public_code(model, case):
+def test_logits_match_public_code(model, model_sdpa_llm, case, llm_attn):
     inputs, expected = _load(case)
     ids = inputs["input_ids"]
+    m = model if llm_attn == "eager" else model_sdpa_llm
     with torch.no_grad():
-        logits = model(ids, torch.ones_like(ids), inputs["pixel_values"],
-                       inputs["image_grid_thw"], positions=inputs["patch_positions"]).logits[0]
+        logits = m(ids, torch.ones_like(ids), inputs["pixel_values"],
+                   inputs["image_grid_thw"], positions=inputs["patch_positions"]).logits[0]
     torch.testing.assert_close(logits, expected["logits"], atol=1e-4, rtol=0)
 
 
@@ -171,6 +179,9 @@ def test_processor_builds_the_public_video_prompt(model, processor):
     torch.testing.assert_close(out.pixel_values, inputs["pixel_values"], atol=1e-6, rtol=0)
     assert torch.equal(out.positions, inputs["patch_positions"])
     assert out.cu_seqlens.tolist() == [0, 16, 32, 48, 64]
+    # one [1, h, w] row per frame, as the released processor: its window rule gives the same
+    assert out.grid_thws.tolist() == inputs["image_grid_thw"].tolist()
+    assert window_cu_seqlens(out.grid_thws, 4).tolist() == out.cu_seqlens.tolist()
     assert out.timestamps_s == pytest.approx(inputs["frame_seconds"].tolist())
     assert out.budget.visual_tokens == 16 and out.budget.source_frames == 4
     with torch.no_grad():
