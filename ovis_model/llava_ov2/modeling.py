@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, MissingDependencyError
 from ..modeling import build_causal_lm, build_seeded
 from ..vision import VisionEncoder
 from .checkpoint import load_llava_ov2, save_llava_ov2
@@ -74,6 +74,33 @@ def window_cu_seqlens(grid_thw: torch.Tensor, window: int) -> torch.Tensor:
     cu = torch.zeros(len(sizes) + 1, dtype=torch.int32)
     cu[1:] = torch.cumsum(torch.tensor(sizes, dtype=torch.long), 0).to(torch.int32)
     return cu
+
+
+def _check_rope_theta(text: dict[str, Any], built: Any) -> None:
+    """The LLM transformers built must use the config's rotary base: released configs state it
+    as transformers 5's ``rope_parameters``, which older transformers ignore (silently falling
+    back to 10000 and wrong logits).
+
+    Raises:
+        MissingDependencyError: the installed transformers read another base.
+    """
+    params = text.get("rope_parameters")
+    want = text.get("rope_theta")
+    if want is None and isinstance(params, dict):
+        want = params.get("rope_theta")
+    if want is None:
+        return
+    got_params = getattr(built, "rope_parameters", None)
+    got = got_params.get("rope_theta") if isinstance(got_params, dict) else None
+    if got is None:
+        got = getattr(built, "rope_theta", None)
+    if got is not None and float(got) != float(want):
+        import transformers
+
+        raise MissingDependencyError(
+            f"transformers {transformers.__version__} built the LLM with rope_theta={got}, but "
+            f"the checkpoint says {want}: LLaVA-OneVision-2 configs need transformers >= 5 "
+            "(pip install -U 'transformers>=5')")
 
 
 class PatchMerger(nn.Module):
@@ -184,6 +211,7 @@ class LlavaOneVision2Model(nn.Module):
         text = dict(config.text_config)
         text["tie_word_embeddings"] = config.tie_word_embeddings
         self.llm = build_causal_lm(text, attn_impl=llm_attn_impl, dtype=dtype)
+        _check_rope_theta(text, self.llm.config)
         if dtype is not None:
             self.visual.to(dtype)
             self.merger.to(dtype)

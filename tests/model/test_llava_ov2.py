@@ -441,3 +441,18 @@ def test_the_processors_template_wins_over_the_tokenizers(tiny_dir, tmp_path):
     (d / "tokenizer_config.json").write_text(json.dumps(cfg))
     proc = LlavaOV2Processor.from_pretrained(d)
     assert proc.system == "You are a helpful assistant." and not proc.think_block
+
+
+def test_an_older_transformers_reading_another_rope_base_is_refused():
+    """transformers 4.x ignores 5.x's ``rope_parameters`` and builds Qwen3 with base 10000:
+    the model refuses to run rather than give wrong logits (an old transformers cannot be
+    installed next to this one, so its config is stood in for)."""
+    from types import SimpleNamespace
+
+    from ovis_model.errors import MissingDependencyError
+    from ovis_model.llava_ov2.modeling import _check_rope_theta
+
+    text = {"rope_parameters": {"rope_theta": 1e6, "rope_type": "default"}}
+    _check_rope_theta(text, SimpleNamespace(rope_parameters={"rope_theta": 1e6}))
+    with pytest.raises(MissingDependencyError, match="transformers >= 5"):
+        _check_rope_theta(text, SimpleNamespace(rope_theta=10000.0))
