@@ -310,6 +310,7 @@ def bench_clip(clip: Path, budget: int, repeat: int, peer: Path | None, peer_sta
         row[f"{name}_s"] = t.median(name)
         row[f"{name}_cpu_s"] = t.median_cpu(name)
         row[f"{name}_runs"] = t.wall.get(name, [])
+    row["select_over_ffmpeg"] = ratio(row["select_s"], row["ffmpeg_null_s"])
     row["ffmpeg_status"] = "ok" if ff else "n/a (no ffmpeg binary)"
     row["peer_status"] = t.status.get("peer", "ok")
     row["peer_matched_status"] = t.status.get("peer_matched", "ok")
@@ -420,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: v for k, v in row.items() if not k.endswith("_runs")}),
                   flush=True)
         result["rows"] = rows
+        ratios = [r["select_over_ffmpeg"] for r in rows if r["select_over_ffmpeg"] is not None]
+        # the yardstick (13, part 4): the median over the clips of select@B / full decode
+        result["select_over_ffmpeg_median"] = statistics.median(ratios) if ratios else None
         if not args.no_lmms and not args.quick:
             lmms_rows = []
             for clip in clips:
@@ -430,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         result["machine"]["loadavg_end"] = machine()["loadavg_1_5_15"]
         print()
         print(table(rows, args.budget))
+        print(f"select@{args.budget} / `ffmpeg -threads {args.ffmpeg_threads} -f null`, median "
+              f"over these clips: {fmt(result['select_over_ffmpeg_median'], 'x')}")
         if result.get("lmms_rows"):
             print()
             print(lmms_table(result["lmms_rows"]))

@@ -205,3 +205,46 @@ def test_parallel_arguments_are_checked(bframes_clip):
         decode_pass(index, _digest, workers=0)
     with pytest.raises(InvalidArgumentError):
         decode_pass(index, _digest, convert_ahead=(SIZE, [0]))  # type: ignore[arg-type]
+
+
+def test_a_conversion_is_done_once_by_whichever_thread_runs_it_first(bframes_clip):
+    """The decode thread's idle conversions and the consumer's give the same bytes, once."""
+    import av
+
+    from vidsel.io._convert import FrameConverter
+    from vidsel.io._frames import Conversion, IdleConversions
+
+    with av.open(str(bframes_clip)) as container:
+        frames = [f for _, f in zip(range(3), container.decode(video=0), strict=False)]
+    consumer = FrameConverter.for_frame(frames[0])
+    idle = IdleConversions(consumer.interpolation)
+    assert not idle()  # nothing queued: no work
+    done = [Conversion(f, SIZE, None) for f in frames]
+    for c, f in zip(done, frames, strict=True):
+        idle.add(c, f)
+    assert idle() and done[0].rgb is not None and done[1].rgb is None  # one at a time
+    first = done[0].rgb
+    assert done[0].run(consumer) is first  # not converted again
+    got = done[1].run(consumer)  # the consumer asks first: the idle thread skips it
+    assert idle() and done[2].rgb is not None
+    assert not idle()
+    for c, f in zip(done, frames, strict=True):
+        np.testing.assert_array_equal(c.rgb, consumer.rgb(f, SIZE))
+    assert got is done[1].rgb
+    dropped = Conversion(frames[0], SIZE, None)
+    idle.add(dropped, frames[0])
+    del dropped  # the consumer dropped its frame: nothing left to convert
+    assert not idle()
+
+
+def test_codec_passes_follow_the_decode_workers_variable(monkeypatch):
+    """VIDSEL_DECODE_WORKERS (set by ``vidsel batch`` workers) rules codec passes too."""
+    from vidsel.io._parallel import DECODE_WORKERS_ENV, usable_cpus
+    from vidsel.io._stream import MAX_AUTO_WORKERS, auto_workers
+
+    monkeypatch.setenv(DECODE_WORKERS_ENV, "1")
+    assert auto_workers() == 1
+    monkeypatch.setenv(DECODE_WORKERS_ENV, "3")
+    assert auto_workers() == 3
+    monkeypatch.delenv(DECODE_WORKERS_ENV)
+    assert auto_workers() == min(MAX_AUTO_WORKERS, usable_cpus())

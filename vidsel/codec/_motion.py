@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from ..errors import DecodeError, UnsupportedCodecError
 from ..io import FRAME_SETS, MV_DTYPE, FrameSet, PacketIndex, StreamFrame, decode_pass, index_for
 from ..results import MotionFields
 
-__all__ = ["BLOCK", "LUMA_STEP", "MV_CODECS", "luma_step", "motion_vectors", "mv_grid"]
+__all__ = ["BLOCK", "LUMA_STEP", "MV_CODECS", "luma_step", "motion_vectors", "mv_grid", "mv_grids"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +36,64 @@ BLOCK = 16
 #: Luma subsampling step used for pixel-difference energy and cut hints.
 LUMA_STEP = 4
 #: Pictures decoded ahead of the analysis, on a worker thread.
-PREFETCH = 6
+PREFETCH = 16
 
 _MV_DTYPE = MV_DTYPE  # the name the tests knew
+
+
+def _concat(arrs: list[np.ndarray]) -> np.ndarray:
+    """Structured arrays of one dtype, concatenated as raw bytes (numpy copies structured
+    items one by one, several times slower)."""
+    dtype = arrs[0].dtype
+    if all(a.dtype == dtype and a.flags.c_contiguous for a in arrs):
+        return np.concatenate([a.view(np.uint8) for a in arrs]).view(dtype)
+    return np.concatenate(arrs)  # pragma: no cover - PyAV hands out contiguous arrays
+
+
+def mv_grids(arrs: Sequence[np.ndarray], grid: tuple[int, int], block: int = BLOCK
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mv_grid` of N frames at once (one ``np.bincount`` over all their vectors).
+
+    Args:
+        arrs: N (M_i,) structured arrays of exported vectors (:data:`vidsel.io.MV_DTYPE`).
+        grid: (Gh, Gw) cells.
+
+    Returns:
+        flow (N, Gh, Gw, 2) float32, coverage (N, Gh, Gw) float32.
+    """
+    gh, gw = grid
+    n, g = len(arrs), gh * gw
+    lens = [len(a) for a in arrs]
+    if not sum(lens):
+        return np.zeros((n, gh, gw, 2), np.float32), np.zeros((n, gh, gw), np.float32)
+    arr = _concat([a for a in arrs if len(a)]) if n > 1 else arrs[0]
+    future = arr["source"] > 0
+    # block area in cells (float64: bincount weights are float64 anyway)
+    area = np.multiply(arr["w"], arr["h"], dtype=np.float64) * (1.0 / (block * block))
+    # along the motion: dst - src for past references, src - dst for future ones
+    k = area / np.maximum(arr["motion_scale"], 1)
+    np.negative(k, out=k, where=~future)
+    gy = np.minimum(np.maximum(arr["dst_y"] // block, 0), gh - 1).astype(np.intp)
+    gx = np.minimum(np.maximum(arr["dst_x"] // block, 0), gw - 1)
+    cell = gy * gw + gx  # (M,) flat cell index inside its frame
+    if n > 1:
+        cell += np.repeat(np.arange(n, dtype=np.intp) * g, lens)
+    m = n * g
+    wsum = np.bincount(cell, weights=area, minlength=m)
+    sx = np.bincount(cell, weights=arr["motion_x"] * k, minlength=m)
+    sy = np.bincount(cell, weights=arr["motion_y"] * k, minlength=m)
+    inv = 1.0 / np.maximum(wsum, 1e-9)
+    flow = np.empty((m, 2), np.float32)
+    flow[:, 0] = sx * inv
+    flow[:, 1] = sy * inv
+    # B-frames carry two rows per block (past and future): coverage counts the area once.
+    if future.any():
+        fut = np.bincount(cell, weights=np.where(future, area, 0.0), minlength=m)
+        cov = np.maximum(wsum - fut, fut)
+    else:
+        cov = wsum
+    cov = np.minimum(cov, 1.0).astype(np.float32).reshape(n, gh, gw)
+    return flow.reshape(n, gh, gw, 2), cov
 
 
 def mv_grid(arr: np.ndarray, grid: tuple[int, int], block: int = BLOCK
@@ -53,34 +108,8 @@ def mv_grid(arr: np.ndarray, grid: tuple[int, int], block: int = BLOCK
         flow (Gh, Gw, 2) float32 area-weighted mean displacement along the motion (pixels),
         coverage (Gh, Gw) float32 share of each cell's area with a vector (clipped to 1).
     """
-    gh, gw = grid
-    if len(arr) == 0:
-        return np.zeros((gh, gw, 2), np.float32), np.zeros((gh, gw), np.float32)
-    future = arr["source"] > 0
-    # block area in cells (float64: bincount weights are float64 anyway)
-    area = np.multiply(arr["w"], arr["h"], dtype=np.float64) * (1.0 / (block * block))
-    # along the motion: dst - src for past references, src - dst for future ones
-    k = area / np.maximum(arr["motion_scale"], 1)
-    np.negative(k, out=k, where=~future)
-    gy = np.minimum(np.maximum(arr["dst_y"] // block, 0), gh - 1).astype(np.intp)
-    gx = np.minimum(np.maximum(arr["dst_x"] // block, 0), gw - 1)
-    cell = gy * gw + gx  # (M,) flat cell index
-    n = gh * gw
-    wsum = np.bincount(cell, weights=area, minlength=n)
-    sx = np.bincount(cell, weights=arr["motion_x"] * k, minlength=n)
-    sy = np.bincount(cell, weights=arr["motion_y"] * k, minlength=n)
-    inv = 1.0 / np.maximum(wsum, 1e-9)
-    flow = np.empty((n, 2), np.float32)
-    flow[:, 0] = sx * inv
-    flow[:, 1] = sy * inv
-    # B-frames carry two rows per block (past and future): coverage counts the area once.
-    if future.any():
-        fut = np.bincount(cell, weights=np.where(future, area, 0.0), minlength=n)
-        cov = np.maximum(wsum - fut, fut)
-    else:
-        cov = wsum
-    cov = np.minimum(cov, 1.0).astype(np.float32).reshape(gh, gw)
-    return flow.reshape(gh, gw, 2), cov
+    flow, cov = mv_grids([arr], grid, block)
+    return flow[0], cov[0]
 
 
 def luma_step(height: int, width: int) -> int:

@@ -22,11 +22,17 @@ __all__ = ["decoded_pixels", "reader_pixels", "token_crops", "token_pixels_to_pa
            "tokens_to_patches"]
 
 
-def token_crops(rgb: np.ndarray, cfg: PatchConfig) -> np.ndarray:
-    """(Th*Tw, m*p, m*p, 3) token crops of an (H, W, 3) frame, row-major over tokens."""
+def token_crops(rgb: np.ndarray, cfg: PatchConfig, tokens: np.ndarray | None = None
+                ) -> np.ndarray:
+    """(k, m*p, m*p, 3) crops of the ``tokens`` (k,) (row-major token indices; default every
+    token, k = Th*Tw) of an (H, W, 3) frame: a new array holding only those crops."""
     th, tw = cfg.token_grid
     u = cfg.patch_size * cfg.merge
-    return rgb.reshape(th, u, tw, u, 3).transpose(0, 2, 1, 3, 4).reshape(th * tw, u, u, 3)
+    grid = rgb.reshape(th, u, tw, u, 3)  # a view
+    if tokens is None:
+        return grid.transpose(0, 2, 1, 3, 4).reshape(th * tw, u, u, 3)
+    r, c = np.divmod(np.asarray(tokens, np.intp), tw)
+    return grid[r, :, c]  # (k, u, u, 3): the advanced axes come first
 
 
 def tokens_to_patches(frames: np.ndarray, tok_rc: np.ndarray, cfg: PatchConfig) -> np.ndarray:
@@ -64,8 +70,7 @@ def reader_pixels(path: str, frames: np.ndarray, tok_rc: np.ndarray, cfg: PatchC
             for j, f in enumerate(part):
                 sel = np.flatnonzero(frames == f)
                 r, c = tok_rc[sel, 0], tok_rc[sel, 1]
-                crops = token_crops(imgs[j], cfg)
-                out[sel] = crops[r * cfg.token_grid[1] + c]
+                out[sel] = token_crops(imgs[j], cfg, r * cfg.token_grid[1] + c)
     return out
 
 
@@ -80,5 +85,5 @@ def decoded_pixels(tokens: Tokens, pool_pixels: np.ndarray | None, anchor_frames
         tok_pix[mot] = pool_pixels[tokens.source[mot]]
     for k, f in enumerate(anchor_frames.tolist()):
         rows = np.flatnonzero(tokens.source == -1 - k)
-        tok_pix[rows] = token_crops(stored[f], cfg)[tokens.tokens[rows]]
+        tok_pix[rows] = token_crops(stored[f], cfg, tokens.tokens[rows])
     return token_pixels_to_patches(tok_pix, cfg)

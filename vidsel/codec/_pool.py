@@ -52,7 +52,9 @@ class TokenPool:
     New tokens are appended in chunks; once twice the budget is pending the pool is cut back
     to the best ``budget`` by :func:`rank_tokens`. ``floor`` (score, tie key) is the worst kept
     token: one must rank above it to enter, so only frames with at least one such token are
-    ever converted to RGB.
+    ever converted to RGB. Pixels live in one buffer of about ``2 x budget`` token crops: a
+    crop is copied in once, when its token enters, and its slot is reused once the token is
+    cut (nothing is copied when the pool is cut back).
     """
 
     def __init__(self, budget: int, keep_pixels: bool) -> None:
@@ -61,8 +63,10 @@ class TokenPool:
         self.floor = -np.inf
         self.floor_key = -1
         self.size = 0
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                np.ndarray | None]] = []
+        # (scores, tie keys, frames, tokens, pixel slots) of the rows, in chunks
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pix: np.ndarray | None = None  # (slots, ...) token crops
+        self._free = np.zeros(0, np.int64)  # slots not in use
 
     def better(self, frame: int, tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(token indices, their tie keys) of one frame's tokens that would enter the pool."""
@@ -75,42 +79,57 @@ class TokenPool:
 
     def add(self, frame: int, blocks: np.ndarray, scores: np.ndarray, keys: np.ndarray,
             crops: np.ndarray | None) -> None:
+        slots = np.full(len(blocks), -1, np.int64)  # no pixels kept
+        if self.keep_pixels and crops is not None:
+            slots = self._slots(len(blocks), crops)
+            self._pix[slots] = crops  # type: ignore[index]
         self._parts.append((scores.astype(np.float64), keys.astype(np.int64),
                             np.full(len(blocks), frame, np.int64), blocks.astype(np.int64),
-                            crops))
+                            slots))
         self.size += len(blocks)
         if self.size >= 2 * self.budget:
             self._prune()
 
+    def _slots(self, n: int, crops: np.ndarray) -> np.ndarray:
+        """``n`` free pixel slots (the buffer grows when too few are free)."""
+        if len(self._free) < n:
+            have = 0 if self._pix is None else len(self._pix)
+            grow = max(n - len(self._free), 2 * self.budget + n - have, 0)
+            more = np.empty((grow, *crops.shape[1:]), crops.dtype)
+            self._pix = more if self._pix is None else np.concatenate([self._pix, more])
+            self._free = np.concatenate([self._free, np.arange(have, have + grow)])
+        slots, self._free = self._free[:n], self._free[n:]
+        return slots
+
     def _prune(self) -> None:
-        s, k, f, b, pix = self._concat()
+        s, k, f, b, slot = self._concat()
         if len(s) > self.budget:
-            keep = rank_tokens(s, k, f, b)[: self.budget]
-            s, k, f, b = s[keep], k[keep], f[keep], b[keep]
-            pix = None if pix is None else pix[keep]
+            order = rank_tokens(s, k, f, b)
+            keep, drop = order[: self.budget], order[self.budget:]
+            if self.keep_pixels:
+                self._free = np.concatenate([self._free, slot[drop]])
+            s, k, f, b, slot = s[keep], k[keep], f[keep], b[keep], slot[keep]
         if len(s) >= self.budget:
             worst = rank_tokens(s, k, f, b)[-1]
             self.floor, self.floor_key = float(s[worst]), int(k[worst])
-        self._parts = [(s, k, f, b, pix)]
+        self._parts = [(s, k, f, b, slot)]
         self.size = len(s)
 
-    def _concat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                               np.ndarray | None]:
+    def _concat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if not self._parts:
             z = np.zeros(0, np.int64)
-            return np.zeros(0), z, z, z, None
+            return np.zeros(0), z, z, z, z
         if len(self._parts) == 1:
             return self._parts[0]
-        s, k, f, b = (np.concatenate([p[i] for p in self._parts]) for i in range(4))
-        pix = (np.concatenate([p[4] for p in self._parts])  # type: ignore[misc]
-               if self.keep_pixels else None)
-        return s, k, f, b, pix
+        s, k, f, b, slot = (np.concatenate([p[i] for p in self._parts]) for i in range(5))
+        return s, k, f, b, slot
 
-    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                              np.ndarray | None]:
+    def result(self) -> PoolResult:
         """(scores, tie keys, frames, tokens, pixels or None) of the best ``budget`` tokens."""
         self._prune()
-        return self._concat()
+        s, k, f, b, slot = self._concat()
+        pix = self._pix[slot] if self.keep_pixels and self._pix is not None else None
+        return s, k, f, b, pix
 
 
 @dataclass(frozen=True, repr=False)

@@ -3,7 +3,9 @@
 One pass over the frames the plan decodes (a :func:`vidsel.io.decode_pass`: presentation
 order, decode-ahead thread, unreliable timestamps handled by io). Per analysed frame: a
 block-grid change energy (motion vectors with camera compensation, or the pixel-difference
-fallback on the Y plane) and a cut score (luma histogram change, intra share, bit-cost spike).
+fallback on the Y plane) and a cut score (luma histogram change, intra share, bit-cost spike),
+measured for a chunk of frames at once (:func:`vidsel.codec._features.chunk_features`); the
+rules below (fades, hollow frames, cuts, anchors, the token pool) then run frame by frame.
 Candidate frames pour the energy accumulated since the previous candidate into token scores
 and offer their tokens to the :class:`~vidsel.codec._pool.TokenPool` (converted to RGB only
 when one of them enters it); frames that may become anchors (grid frames, strong cuts, the
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -21,14 +24,22 @@ import numpy as np
 
 from ..errors import DecodeError, InvalidArgumentError
 from ..io import FrameConverter, StreamFrame
-from ._motion import BLOCK, luma_step, mv_grid
+from ._features import (
+    DARK_LUMA,
+    FADE_BLACK,
+    FADE_MIN_MAD,
+    FLAT_LUMA,
+    chunk_features,
+    fade_ratios,
+)
+from ._motion import BLOCK, luma_step
 from ._pixels import token_crops
 from ._plan import Plan
 from ._pool import PoolResult, TokenPool
-from ._score import block_mean, block_overlap, cut_histogram, motion_energy, pixel_diff_energy
+from ._score import block_overlap
 
-__all__ = ["BLANK_STD", "CUT_DEFER_S", "CUT_DIFF_FLOOR", "CUT_MIN", "DARK_LUMA", "DARK_SCORE", "DIM_SHARE",
-           "FADE_BLACK", "FADE_MIN_MAD", "FADE_RATIO",
+__all__ = ["BLANK_STD", "CHUNK_FRAMES", "CHUNK_PIXELS", "CUT_DEFER_S", "CUT_DIFF_FLOOR", "CUT_MIN",
+           "DARK_LUMA", "DARK_SCORE", "DIM_SHARE", "FADE_BLACK", "FADE_MIN_MAD", "FADE_RATIO",
            "FADE_RATIO_ON", "FLAT_LUMA", "FROZEN_MAD", "SPIKE_WEIGHT", "Scan", "scan"]
 
 logger = logging.getLogger(__name__)
@@ -44,12 +55,10 @@ CUT_MIN = 0.3
 CUT_DIFF_FLOOR = 6.0
 #: Weight of the bit-cost spike (a P/B packet much larger than its neighbours) in a cut score.
 SPIKE_WEIGHT = 0.15
-#: A block (16 px) is *dark and flat* (shows nothing) when its mean luma (the Y plane, 0-255,
-#: video black = 16) is below DARK_LUMA and its standard deviation below FLAT_LUMA: about an
-#: RGB patch mean < 20 and std < 4. Its change energy is zeroed, and a token that is mostly
-#: such blocks scores DARK_SCORE (ranked after every token with content).
-DARK_LUMA = 36.0
-FLAT_LUMA = 4.0
+#: A block that is *dark and flat* (:func:`vidsel.codec._features.dark_flat`: mean luma below
+#: DARK_LUMA, standard deviation below FLAT_LUMA) shows nothing: its change energy is zeroed,
+#: and a token that is mostly such blocks scores DARK_SCORE (ranked after every token with
+#: content).
 DARK_SCORE = -1.0
 #: Inside the crop, a frame is *blank* (black, white, a flat fade, a flash) when its luma std
 #: is below BLANK_STD: its change energy is zeroed and it is never a cut. It is *hollow* when
@@ -61,17 +70,19 @@ BLANK_STD = 4.0
 DIM_SHARE = 0.6
 FROZEN_MAD = 0.05
 #: A change of at least FADE_MIN_MAD grey levels that a global gain of the previous frame's
-#: luma about black explains (residual below FADE_RATIO x the mean change) is a fade: no cut (the
-#: cut score is scaled down in proportion) and the frame is hollow (a fade is still going on).
+#: luma about black (FADE_BLACK) explains (residual below FADE_RATIO x the mean change) is a
+#: fade: no cut (the cut score is scaled down in proportion) and the frame is hollow (a fade is
+#: still going on).
 FADE_RATIO = 0.3
-FADE_MIN_MAD = 1.0
 #: ... and once a fade has begun, it goes on below FADE_RATIO_ON in the same direction.
 FADE_RATIO_ON = 0.6
-#: Black levels a fade goes to or from: video range (16) and full range (0).
-FADE_BLACK = (16.0, 0.0)
 #: A cut met on a hollow frame (into a dim or frozen picture) is kept on the next frame that
 #: is not hollow, unless none comes within CUT_DEFER_S seconds (a dark scene: kept there).
 CUT_DEFER_S = 1.0
+#: Frames measured at once (:func:`vidsel.codec._features.chunk_features`), fewer where
+#: CHUNK_FRAMES pictures would hold more than CHUNK_PIXELS decoded pixels.
+CHUNK_FRAMES = 32
+CHUNK_PIXELS = 16_000_000
 
 
 class _Snapper:
@@ -157,29 +168,28 @@ def _scaled_crop(crop: Crop, base: tuple[int, int], hw: tuple[int, int]) -> Crop
     return (t, b, lft, r)
 
 
-def _dark_flat(luma: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """(Gh, Gw) bool: the blocks of a (coded-orientation) luma plane that are dark and flat."""
-    m = block_mean(luma, grid)
-    sq = block_mean(luma * luma, grid)
-    return (m < DARK_LUMA) & (sq - m * m < FLAT_LUMA * FLAT_LUMA)  # type: ignore[no-any-return]
-
-
 def _fade_ratio(luma: np.ndarray, prev: np.ndarray | None, mad: float) -> float:
-    """Mean residual of the best fit ``luma - k = gain * (prev - k)`` (a fade to or from black:
-    the black level ``k``, 16 for video range or 0 for full range, stays put), over their mean
-    absolute difference ``mad``: near 0 for a fade, near 1 or more for motion, a cut or a
-    change of tint (1 when undefined)."""
+    """:func:`vidsel.codec._features.fade_ratios` of one frame (1 when undefined)."""
     if prev is None or mad <= 0.0 or luma.shape != prev.shape:
         return 1.0
-    x = prev.ravel()[::3].astype(np.float64)
-    y = luma.ravel()[::3].astype(np.float64)
-    best = np.inf
-    for k in FADE_BLACK:
-        dx, dy = x - k, y - k
-        var = float(dx @ dx)
-        gain = float(dx @ dy) / var if var > 1e-6 else 0.0
-        best = min(best, float(np.abs(dy - gain * dx).mean()))
-    return best / mad
+    return float(fade_ratios(luma[None], prev[None], np.array([mad]))[0])
+
+
+def _chunks(frames: Iterator[StreamFrame]) -> Iterator[list[StreamFrame]]:
+    """Consecutive frames of one coded size, at most CHUNK_FRAMES (and CHUNK_PIXELS)."""
+    chunk: list[StreamFrame] = []
+    size = (0, 0)
+    cap = CHUNK_FRAMES
+    for sf in frames:
+        if chunk and (sf.coded_size != size or len(chunk) >= cap):
+            yield chunk
+            chunk = []
+        if not chunk:
+            size = sf.coded_size
+            cap = max(1, min(CHUNK_FRAMES, CHUNK_PIXELS // max(1, size[0] * size[1])))
+        chunk.append(sf)
+    if chunk:
+        yield chunk
 
 
 def scan(plan: Plan, frames: Iterator[StreamFrame], *, crop: Crop = (0, 0, 0, 0)) -> Scan:
@@ -215,7 +225,6 @@ def scan(plan: Plan, frames: Iterator[StreamFrame], *, crop: Crop = (0, 0, 0, 0)
     acc: np.ndarray | None = None
     acc_n = 0
     mad_level = -1.0
-    energy: np.ndarray
 
     def display(g: np.ndarray) -> np.ndarray:
         """A (Gh, Gw) coded-orientation grid as displayed."""
@@ -239,16 +248,15 @@ def scan(plan: Plan, frames: Iterator[StreamFrame], *, crop: Crop = (0, 0, 0, 0)
     first_pending = False  # the first analysed frame is hollow: a later content frame replaces it
     pending: dict[int, int] = {}  # grid n -> a hollow frame its target snapped to
 
-    for sf in frames:
-        idx = sf.index
-        mvs = sf.motion_vectors
+    for chunk in _chunks(frames):
+        sf = chunk[0]
         if sf.coded_size != size:
             if conv is not None:
                 # the frame size changes mid-stream (MPEG-PS / TS splices): energy so far
                 # moves to token space, later frames use a grid of their own size, and the
                 # luma difference restarts (the histogram still tests for a cut)
                 logger.info("%s: the coded size (h, w) changes from %s to %s at frame %d",
-                            index.path, size, sf.coded_size, idx)
+                            index.path, size, sf.coded_size, sf.index)
                 if acc is not None:
                     moved = ry @ display(acc) @ rx.T
                     carry = moved if carry is None else carry + moved
@@ -274,149 +282,147 @@ def scan(plan: Plan, frames: Iterator[StreamFrame], *, crop: Crop = (0, 0, 0, 0)
             ct, cb, cl, cr = conv.coded_crop(box)  # in the luma plane's samples:
             active = (slice(ct // lstep, -(-(h - cb) // lstep)),
                       slice(cl // lstep, -(-(w - cr) // lstep)))
-        if keep is not None and not keep[idx]:
-            # a reference B-frame: its vectors join the motion energy (it is decoded anyway,
-            # and the denser motion sampling finds more of the moving content); it is not a
-            # candidate, not cut-tested and never converted
-            if mvs is not None and len(mvs):
-                flow, cov = mv_grid(mvs, (gh, gw))
-                energy = motion_energy(flow, cov, camera=plan.camera)
-                if acc is None:
-                    acc = energy.astype(np.float32, copy=True)
-                else:
-                    acc += energy
-                acc_n += 1
-            continue
-        luma = sf.luma(lstep)
-        hist = cut_histogram(luma)
-        hdist = 0.0 if prev_hist is None else 0.5 * float(np.abs(hist - prev_hist).sum())
-        mad = 0.0 if prev_luma is None else float(np.abs(luma - prev_luma).mean())
-        # where no vectors exist, a cut is a spike over the recent level of change
-        diff_cut = min(1.0, mad / (4.0 * max(mad_level, 0.0) + CUT_DIFF_FLOOR))
-        mad_level = mad if mad_level < 0 else 0.8 * mad_level + 0.2 * mad
-        cut = hdist
-        if use_mv and mvs is not None and len(mvs):
-            flow, cov = mv_grid(mvs, (gh, gw))
-            energy = motion_energy(flow, cov, camera=plan.camera)
-            intra = float(1.0 - cov.mean())
-            cut = max(hdist, 0.5 * intra) + SPIKE_WEIGHT * float(plan.spikes[idx])
-        else:
-            energy = pixel_diff_energy(luma, prev_luma, (gh, gw))
-            cut = max(hdist, diff_cut)
-            if not sf.key_frame:
-                cut += SPIKE_WEIGHT * float(plan.spikes[idx])
-        if prev_hist is None:
-            cut = 0.0
-        # a fade goes on while the gain keeps moving the same way (hysteresis: a moving object
-        # weighs more against the small change of one frame of a slow fade); below
-        # FADE_MIN_MAD nothing is a fade, and neither the fit nor the direction is needed
-        ratio, direction = 1.0, 0.0
-        if mad >= FADE_MIN_MAD:
-            ratio = _fade_ratio(luma, prev_luma, mad)
-            direction = (0.0 if prev_luma is None
-                         else float(np.sign(luma.mean() - prev_luma.mean())))
-        fading = mad >= FADE_MIN_MAD and (ratio < FADE_RATIO or (
-            fade_dir != 0.0 and direction == fade_dir and ratio < FADE_RATIO_ON))
-        fade_dir = direction if fading else 0.0
-        if fading:
-            cut *= min(1.0, ratio / FADE_RATIO_ON)  # a fade or a gain change is no cut
-        dark = _dark_flat(luma, (gh, gw))
-        seen = luma[active]  # the picture inside the crop
-        blank = float(seen.std()) < BLANK_STD
-        hollow = (blank or fading or float((seen < DARK_LUMA).mean()) >= DIM_SHARE
-                  or (prev_luma is not None and mad < FROZEN_MAD))
-        hollow_n += hollow
-        if blank:  # the change into or out of a blank frame shows nothing
-            energy = np.zeros_like(energy)
-        # a blank frame is no cut, nor a hollow one after a hollow one (a fade in from black,
-        # a dip to black: between dark pictures a cut cannot be told from a fade)
-        no_cut = blank or (prev_hollow and hollow)
-        prev_hollow = hollow
-        kept_cut = cut  # the score a cut is kept with here (the analysed score stays in cuts_seen)
-        if hollow and not no_cut and cut >= CUT_MIN:  # a cut into a dim or frozen frame:
-            if late_cut == 0.0:  # the anchor after it goes to the next frame with content
-                late_t = float(times[idx])
-            late_cut, kept_cut = max(late_cut, cut), 0.0
-        elif late_cut > 0.0 and not blank and (
-                not hollow or float(times[idx]) - late_t >= CUT_DEFER_S):
-            kept_cut, late_cut = max(cut, late_cut), 0.0
-        prev_luma, prev_hist = luma, hist
-        cuts_seen.append(cut)
-        if first_frame < 0:
-            first_frame = idx
-            first_pending = hollow
-        elif first_pending and not hollow:
-            first_frame = idx  # the first frame with content replaces a black first frame
-            first_pending = False
-        if acc is None:
-            acc = energy.astype(np.float32, copy=True)
-        else:
-            acc += energy
-        acc_n += 1
-
-        rgb: np.ndarray | None = None
-        if cand_snap.hit(idx):
-            candidates.append(idx)
-            if dark.any():  # what this frame shows there is black: no change worth a token
-                acc[dark] = 0.0  # type: ignore[index]
-            e = display(acc / acc_n)
-            tmap = ry @ e @ rx.T  # (Th, Tw)
-            if carry is not None:
-                tmap = tmap + carry / acc_n
-                carry = None
-            acc, acc_n = None, 0
-            if dark.any():  # tokens mostly black: after every token with content
-                tmap[ry @ display(dark.astype(np.float32)) @ rx.T > 0.5] = DARK_SCORE
-            tok = tmap.ravel()  # (Th*Tw,) token scores
-            good, keys = pool.better(idx, tok)
-            # question relevance: a second pool ranks the tokens by relevance (None without)
-            rtok = plan.relevance_tokens(idx, tok)
-            rgood, rkeys = (rpool.better(idx, rtok) if rpool is not None and rtok is not None
-                            else (good[:0], keys[:0]))
-            if len(good) or len(rgood):
-                all_crops = None
-                if keep_pixels:
-                    rgb = sf.rgb(cfg.frame_size, crop=rgb_crop)
-                    all_crops = token_crops(rgb, cfg)
-                if len(good):
-                    pool.add(idx, good, tok[good], keys,
-                             None if all_crops is None else all_crops[good])  # a copy
-                if rpool is not None and rtok is not None and len(rgood):
-                    rpool.add(idx, rgood, rtok[rgood], rkeys,
-                              None if all_crops is None else all_crops[rgood])
-        # a grid target that snapped to a hollow frame waits for the next frame with content
-        # (until the grid's next target: then the hollow frame stays, nothing better came)
-        hits = [n for n, snap in grid_snaps.items() if snap.hit(idx)]
-        want = []
-        for n in grid_snaps:
-            hit = n in hits
-            if n in pending and (hit or not hollow):
-                late = pending.pop(n)
-                grid_frames[n].append(late if hit else idx)
-                if not hit:
-                    want.append(n)
-            if hit:
-                if hollow:
-                    pending[n] = idx
-                else:
-                    grid_frames[n].append(idx)
-                want.append(n)
-        first = len(cuts_seen) == 1 or (first_frame == idx and len(cuts_seen) > 1)
-        cut_keep = adaptive and n_max > 0 and kept_cut >= CUT_MIN and not no_cut and (
-            len(cut_store) < 2 * n_max or kept_cut > cut_store[0][0])
-        if want or cut_keep or first:
-            if keep_pixels:
-                stored[idx] = rgb if rgb is not None else sf.rgb(cfg.frame_size, crop=rgb_crop)
+        # reference B-frames (not analysed) only add their vectors to the motion energy (they
+        # are decoded anyway, and the denser motion sampling finds more of the moving
+        # content); they are no candidates, not cut-tested and never converted
+        analysed = np.array([keep is None or bool(keep[f.index]) for f in chunk], bool)
+        lumas = [f.luma(lstep) for f, an in zip(chunk, analysed.tolist(), strict=True) if an]
+        feats = chunk_features(
+            [f.motion_vectors for f in chunk], analysed,
+            np.stack(lumas) if lumas else np.zeros((0, 1, 1), np.float32), prev_luma,
+            prev_hist, use_mv=use_mv, camera=plan.camera, grid=(gh, gw), active=active)
+        prev_luma, prev_hist = feats.last_luma, feats.last_hist
+        adds = feats.adds.tolist()
+        rows = feats.rows.tolist()
+        hdists, mads, has_prevs = feats.hdist.tolist(), feats.mad.tolist(), feats.has_prev.tolist()
+        intras, ratios = feats.intra.tolist(), feats.ratio.tolist()
+        directions, stds, dims = feats.direction.tolist(), feats.std.tolist(), feats.dim.tolist()
+        j = -1
+        for i, sf in enumerate(chunk):
+            idx = sf.index
+            if j + 1 >= len(rows) or rows[j + 1] != i:  # a reference B-frame
+                if adds[i]:
+                    if acc is None:
+                        acc = feats.energy[i].copy()
+                    else:
+                        acc += feats.energy[i]
+                    acc_n += 1
+                continue
+            j += 1
+            hdist, mad, intra = hdists[j], mads[j], intras[j]
+            # where no vectors exist, a cut is a spike over the recent level of change
+            diff_cut = min(1.0, mad / (4.0 * max(mad_level, 0.0) + CUT_DIFF_FLOOR))
+            mad_level = mad if mad_level < 0 else 0.8 * mad_level + 0.2 * mad
+            if not math.isnan(intra):  # motion vectors
+                cut = max(hdist, 0.5 * intra) + SPIKE_WEIGHT * float(plan.spikes[idx])
             else:
-                stored[idx] = np.zeros(0, np.uint8)
-            if cut_keep:
-                if len(cut_store) >= 2 * n_max:
-                    _, old = heapq.heapreplace(cut_store, (kept_cut, idx))
-                    if (not any(old in g for g in grid_frames.values())
-                            and old != first_frame):
-                        stored.pop(old, None)
+                cut = max(hdist, diff_cut)
+                if not sf.key_frame:
+                    cut += SPIKE_WEIGHT * float(plan.spikes[idx])
+            if not cuts_seen:  # the first analysed frame
+                cut = 0.0
+            # a fade goes on while the gain keeps moving the same way (hysteresis: a moving
+            # object weighs more against the small change of one frame of a slow fade); below
+            # FADE_MIN_MAD nothing is a fade
+            ratio, direction = ratios[j], directions[j]
+            fading = mad >= FADE_MIN_MAD and (ratio < FADE_RATIO or (
+                fade_dir != 0.0 and direction == fade_dir and ratio < FADE_RATIO_ON))
+            fade_dir = direction if fading else 0.0
+            if fading:
+                cut *= min(1.0, ratio / FADE_RATIO_ON)  # a fade or a gain change is no cut
+            dark = feats.dark[j]
+            blank = stds[j] < BLANK_STD
+            hollow = (blank or fading or dims[j] >= DIM_SHARE
+                      or (has_prevs[j] and mad < FROZEN_MAD))
+            hollow_n += hollow
+            # the change into or out of a blank frame shows nothing
+            energy = np.zeros((gh, gw), np.float32) if blank else feats.energy[i]
+            # a blank frame is no cut, nor a hollow one after a hollow one (a fade in from black,
+            # a dip to black: between dark pictures a cut cannot be told from a fade)
+            no_cut = blank or (prev_hollow and hollow)
+            prev_hollow = hollow
+            kept_cut = cut  # the score a cut is kept with here (the analysed score stays in cuts_seen)
+            if hollow and not no_cut and cut >= CUT_MIN:  # a cut into a dim or frozen frame:
+                if late_cut == 0.0:  # the anchor after it goes to the next frame with content
+                    late_t = float(times[idx])
+                late_cut, kept_cut = max(late_cut, cut), 0.0
+            elif late_cut > 0.0 and not blank and (
+                    not hollow or float(times[idx]) - late_t >= CUT_DEFER_S):
+                kept_cut, late_cut = max(cut, late_cut), 0.0
+            cuts_seen.append(cut)
+            if first_frame < 0:
+                first_frame = idx
+                first_pending = hollow
+            elif first_pending and not hollow:
+                first_frame = idx  # the first frame with content replaces a black first frame
+                first_pending = False
+            if acc is None:
+                acc = energy.astype(np.float32, copy=True)
+            else:
+                acc += energy
+            acc_n += 1
+
+            rgb: np.ndarray | None = None
+            if cand_snap.hit(idx):
+                candidates.append(idx)
+                if dark.any():  # what this frame shows there is black: no change worth a token
+                    acc[dark] = 0.0  # type: ignore[index]
+                e = display(acc / acc_n)
+                tmap = ry @ e @ rx.T  # (Th, Tw)
+                if carry is not None:
+                    tmap = tmap + carry / acc_n
+                    carry = None
+                acc, acc_n = None, 0
+                if dark.any():  # tokens mostly black: after every token with content
+                    tmap[ry @ display(dark.astype(np.float32)) @ rx.T > 0.5] = DARK_SCORE
+                tok = tmap.ravel()  # (Th*Tw,) token scores
+                good, keys = pool.better(idx, tok)
+                # question relevance: a second pool ranks the tokens by relevance (None without)
+                rtok = plan.relevance_tokens(idx, tok)
+                rgood, rkeys = (rpool.better(idx, rtok) if rpool is not None and rtok is not None
+                                else (good[:0], keys[:0]))
+                if len(good) or len(rgood):
+                    if keep_pixels:
+                        rgb = sf.rgb(cfg.frame_size, crop=rgb_crop)
+                    if len(good):  # the crops are copies (the pool holds no frame)
+                        pool.add(idx, good, tok[good], keys,
+                                 None if rgb is None else token_crops(rgb, cfg, good))
+                    if rpool is not None and rtok is not None and len(rgood):
+                        rpool.add(idx, rgood, rtok[rgood], rkeys,
+                                  None if rgb is None else token_crops(rgb, cfg, rgood))
+            # a grid target that snapped to a hollow frame waits for the next frame with content
+            # (until the grid's next target: then the hollow frame stays, nothing better came)
+            hits = [n for n, snap in grid_snaps.items() if snap.hit(idx)]
+            want = []
+            for n in grid_snaps:
+                hit = n in hits
+                if n in pending and (hit or not hollow):
+                    late = pending.pop(n)
+                    grid_frames[n].append(late if hit else idx)
+                    if not hit:
+                        want.append(n)
+                if hit:
+                    if hollow:
+                        pending[n] = idx
+                    else:
+                        grid_frames[n].append(idx)
+                    want.append(n)
+            first = len(cuts_seen) == 1 or (first_frame == idx and len(cuts_seen) > 1)
+            cut_keep = adaptive and n_max > 0 and kept_cut >= CUT_MIN and not no_cut and (
+                len(cut_store) < 2 * n_max or kept_cut > cut_store[0][0])
+            if want or cut_keep or first:
+                if keep_pixels:
+                    stored[idx] = rgb if rgb is not None else sf.rgb(cfg.frame_size, crop=rgb_crop)
                 else:
-                    heapq.heappush(cut_store, (kept_cut, idx))
+                    stored[idx] = np.zeros(0, np.uint8)
+                if cut_keep:
+                    if len(cut_store) >= 2 * n_max:
+                        _, old = heapq.heapreplace(cut_store, (kept_cut, idx))
+                        if (not any(old in g for g in grid_frames.values())
+                                and old != first_frame):
+                            stored.pop(old, None)
+                    else:
+                        heapq.heappush(cut_store, (kept_cut, idx))
     if conv is None:
         raise DecodeError(f"{index.path}: no frame could be decoded")
     for n, f in pending.items():  # no frame with content after a hollow grid frame

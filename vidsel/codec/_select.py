@@ -11,14 +11,16 @@ Stages:
 
 1. :func:`packet_index`: per-frame bit cost, picture types, which frames are references.
 2. One decode pass over the frames other pictures need (B-frames nobody refers to are skipped,
-   so every decoded picture is exact), in presentation order, on a decode-ahead thread (FFmpeg
-   releases the GIL, so decoding overlaps the scoring). When the video has enough I- and
-   P-frames, candidates, cut tests and anchors come from them only; reference B-frames are
+   so every decoded picture is exact), in presentation order, on decode-ahead thread(s)
+   (FFmpeg releases the GIL, so decoding overlaps the scoring). When the video has enough I-
+   and P-frames, candidates, cut tests and anchors come from them only; reference B-frames are
    decoded so that later pictures stay exact and add their motion vectors to the energy, but
    are never converted.
    Per analysed frame: a block-grid change energy (motion vectors with camera compensation, or
    the pixel-difference fallback on the Y plane), a cut score (luma histogram change, intra
-   share, bit-cost spike).
+   share, bit-cost spike), measured for chunks of frames at once (:mod:`._features`). With
+   ``crop="auto"`` the black bars are detected on a thread of their own while the index is
+   built and the first pictures decode.
 3. ``T = candidates_per_frame x budget`` candidate frames spread uniformly over the video; each
    candidate's token scores are the mean energy of the frames decoded since the previous
    candidate, mapped onto the token grid. A bounded pool keeps the best tokens seen so far
@@ -30,7 +32,8 @@ Stages:
    non-anchor candidates: the budget is spent exactly.
 
 Pixels come from the same pass, converted by the reader's own converter
-(:class:`vidsel.io.FrameConverter`, same interpolation), so they equal
+(:class:`vidsel.io.FrameConverter`, same interpolation; by a decode thread that is ahead of the
+analysis, else by the analysis: :class:`vidsel.io.ConvertAhead`), so they equal
 ``reader.get_frames(..., size)`` crops; ``pixels="reader"`` re-reads them through the reader
 instead (reference mode). Unreliable timestamps are handled inside :func:`vidsel.io.decode_pass`
 (it restarts counting frames and the pass is re-planned on the counted index).
@@ -38,8 +41,10 @@ instead (reference mode). Unreliable timestamps are handled inside :func:`vidsel
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +59,7 @@ from ..io import (  # helper B: exported by vidsel.io
     ConvertAhead,
     Crop,
     CropSpec,
+    LateCrop,
     PacketIndex,
     StreamFrame,
     check_interpolation,
@@ -96,6 +102,40 @@ logger = logging.getLogger(__name__)
 PixelMode = Literal["decode", "reader", "none"]
 PIXEL_MODES: tuple[str, ...] = ("decode", "reader", "none")
 SignalChoice = Literal["auto", "motion_vectors", "pixel_diff"]
+
+
+class _Bars:
+    """The crop box of a selection: ``crop`` itself, or (``"auto"``) the black bars, detected
+    on a thread of their own from the start (the detection opens the file and decodes a few
+    keyframes; meanwhile the packet index is built and the decode pass starts)."""
+
+    def __init__(self, crop: CropSpec, path: str | os.PathLike[str], stream: int | None
+                 ) -> None:
+        self._box: Crop | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if isinstance(crop, str) and crop == "auto":
+            self._thread = threading.Thread(target=self._detect, args=(path, stream),
+                                            name="vidsel-borders", daemon=True)
+            self._thread.start()
+        else:  # checked now, before any decoding (no file access)
+            self._box = resolve_crop(crop, path, stream=stream)
+
+    def _detect(self, path: str | os.PathLike[str], stream: int | None) -> None:
+        try:
+            self._box = resolve_crop("auto", path, stream=stream)
+        except BaseException as e:  # raised in the caller's thread by get()
+            self._error = e
+
+    def get(self) -> Crop:
+        """(top, bottom, left, right), waiting for the detection if needed."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._box is None:  # pragma: no cover - _detect sets one or the other
+            raise DecodeError("internal error: the bar detection gave no result")
+        return self._box
 
 
 def _dense(index: PacketIndex, cfg: PatchConfig, budget: int, frames: np.ndarray,
@@ -205,9 +245,10 @@ def uniform_patches(path: str | os.PathLike[str], *, budget_frames: int = 8,
     cfg = PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
     n = check_positive_int("budget_frames", budget_frames)
     t0 = time.perf_counter()
+    bars = _Bars(crop, path, stream)
     index = index_for(path, index, stream)
     timings = {"index": time.perf_counter() - t0}
-    box = resolve_crop(crop, index.path, stream=stream)
+    box = bars.get()
     timings["borders"] = time.perf_counter() - t0 - timings["index"]
     frames = uniform_frames(index.num_frames, n)  # the `uniform` method's frames
     return _dense(index, cfg, n * cfg.tokens_per_frame, frames, pixels, stream, "uniform",
@@ -364,14 +405,15 @@ def select_patches(
                 f"num_anchors={num_anchors} does not fit the budget of {budget} tokens: at most "
                 f"{budget // tpf} anchor frames of {tpf} tokens")
     t0 = time.perf_counter()
-    index = index_for(path, index, stream)
-    timings = {"index": time.perf_counter() - t0}
-    box = resolve_crop(crop, index.path, stream=stream)
-    timings["borders"] = time.perf_counter() - t0 - timings["index"]
+    bars = _Bars(crop, path, stream)  # "auto": detected while the index is built and the
+    index = index_for(path, index, stream)  # decode pass starts
+    timings = {"index": time.perf_counter() - t0, "borders": 0.0}
     F = index.num_frames
     if F * tpf <= budget:
         logger.info("%s: %d frames x %d tokens fit the budget of %d: keeping every frame",
                     index.path, F, tpf, budget)
+        box = bars.get()
+        timings["borders"] = time.perf_counter() - t0 - timings["index"]
         return _dense(index, cfg, budget, np.arange(F, dtype=np.int64), pixels, stream,
                       "codec", interpolation, timings, t0, crop=box)
     if signal == "motion_vectors" and index.codec not in MV_CODECS:
@@ -411,18 +453,26 @@ def select_patches(
                     index.path, index.codec)
 
     # 2. the decode pass (io re-plans on a counted index when timestamps prove unreliable)
+    late = LateCrop()  # the bars, once known
+
     def consume(idx: PacketIndex, frames: Iterator[StreamFrame]) -> Scan:
-        return scan(plan if idx is index else plan_for(idx), frames, crop=box)
+        first = next(frames, None)  # the decoders start before the bars are known
+        t = time.perf_counter()
+        box = bars.get()
+        late.set(box)
+        timings["borders"] += time.perf_counter() - t
+        return scan(plan if idx is index else plan_for(idx),
+                    frames if first is None else itertools.chain([first], frames), crop=box)
 
     t1 = time.perf_counter()
     # the frames the scan converts (candidates, anchor grids, the first frame) are converted
-    # on the decode thread(s) right after decoding (same bytes), off the analysis thread
+    # by a decode thread that is ahead of the analysis, else by the analysis (same bytes)
     ahead = None
     if pixels == "decode":
         targets = np.unique(np.concatenate([np.zeros(1, np.int64), plan.candidate_targets,
                                             *plan.anchor_targets.values()]))
         ahead = ConvertAhead(size=cfg.frame_size, targets=targets, analysed=plan.keep,
-                             crop=box)
+                             crop=late)
     sc = decode_pass(index, consume, skip=plan.skip, export_mvs=plan.use_mv,
                      keep=plan.stream_keep, interpolation=interpolation,
                      # pixel-difference passes read pictures that some decoders (VP8) still
@@ -431,6 +481,7 @@ def select_patches(
                      workers=workers, convert_ahead=ahead)
     plan = sc.plan
     timings["decode"] = time.perf_counter() - t1
+    box = bars.get()
 
     # 3. anchors, 4. tokens
     t2 = time.perf_counter()

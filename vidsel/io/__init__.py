@@ -20,7 +20,7 @@ from ._convert import (
 )
 from ._display import apply_display_op, display_transform, swaps_axes
 from ._encode import write_video
-from ._frames import MV_DTYPE, ConvertAhead, StreamFrame
+from ._frames import MV_DTYPE, ConvertAhead, LateCrop, StreamFrame
 from ._packets import index_for, packet_index
 from ._probe import (
     VIDEO_KINDS,
@@ -50,6 +50,7 @@ __all__ = [
     "FrameBatch",
     "FrameConverter",
     "FrameSet",
+    "LateCrop",
     "PacketIndex",
     "PacketTable",
     "StreamFrame",

@@ -4,6 +4,9 @@ picture type, motion vectors, a cheap luma plane, RGB on demand) and :class:`Con
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +15,8 @@ import numpy as np
 
 from ._convert import Crop, FrameConverter
 
-__all__ = ["MV_DTYPE", "AheadFrame", "ConvertAhead", "StreamFrame", "no_crop"]
+__all__ = ["MV_DTYPE", "AheadFrame", "Conversion", "ConvertAhead", "IdleConversions", "LateCrop",
+           "StreamFrame", "no_crop"]
 
 
 #: Row layout of FFmpeg's exported motion vectors (``AVMotionVector``), as
@@ -102,15 +106,15 @@ def _luma(frame: Any, step: int) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class ConvertAhead:
-    """RGB conversions a decode pass does on its decode thread(s), ahead of the consumer.
+    """RGB conversions a decode pass shares between its decode thread(s) and the consumer.
 
-    The first yielded frame among the ``analysed`` ones at or after each target is converted to
-    RGB at the displayed ``size`` (and ``crop``) right after it is decoded, by a converter of
-    the decode thread (the same swscale call, so the same bytes); :meth:`StreamFrame.rgb` then
-    returns that array when it is asked for the same size and crop with the same interpolation
-    and display transform, and converts on demand otherwise. This is how the codec pass takes
-    its conversions (a few ms each) off the consumer's thread; it changes no result, only
-    which thread converts.
+    The first yielded frame among the ``analysed`` ones at or after each target gets a
+    :class:`Conversion` to RGB at the displayed ``size`` (and ``crop``): a decode thread does
+    it while it would otherwise wait for a consumer that is behind (its queue is full), the
+    consumer when it asks first (:meth:`StreamFrame.rgb` with the same size, crop,
+    interpolation and display transform; other requests convert on demand). Either way it is
+    the same swscale call, so the same bytes: the conversions (a few ms each) go to whichever
+    thread has time, which changes no result.
 
     Attributes:
         size: displayed (height, width) of the RGB arrays.
@@ -118,13 +122,13 @@ class ConvertAhead:
         analysed: (F,) bool over presentation indices: the frames that may snap to a target
             (None: every yielded frame).
         crop: (top, bottom, left, right) displayed pixels cut off before the resize (None:
-            the whole picture).
+            the whole picture), or a :class:`LateCrop` set once the pass has started.
     """
 
     size: tuple[int, int]
     targets: np.ndarray
     analysed: np.ndarray | None = None
-    crop: Crop | None = None
+    crop: Crop | LateCrop | None = None
 
     def snapper(self, start: int = 0) -> Callable[[int], bool]:
         """``hit(idx)`` called on each analysed frame in order: True for the first one at or
@@ -147,8 +151,107 @@ def no_crop(crop: Any) -> Any:
     return None if crop is None or not any(crop) else tuple(crop)
 
 
+class LateCrop:
+    """A :class:`ConvertAhead` crop known only after the pass has started (e.g. black bars
+    detected while the first pictures decode): :meth:`set` it before the consumer asks for
+    RGB; decode threads convert nothing ahead until then."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._crop: Crop | None = None
+
+    def set(self, crop: Crop | None) -> None:
+        self._crop = no_crop(crop)
+        self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def get(self) -> Crop | None:
+        """The crop (None: the whole picture); waits until it is set."""
+        self._ready.wait()
+        return self._crop
+
+
+class Conversion:
+    """One RGB conversion of a decoded picture, done once by whichever thread runs it first
+    (see :class:`ConvertAhead`); the others get the same array."""
+
+    __slots__ = ("__weakref__", "_crop", "_frame", "_lock", "rgb", "size")
+
+    def __init__(self, frame: Any, size: tuple[int, int], crop: Crop | LateCrop | None) -> None:
+        self._frame = frame
+        self._lock = threading.Lock()
+        self.size = size
+        self._crop = crop
+        self.rgb: np.ndarray | None = None
+
+    @property
+    def ready(self) -> bool:
+        """The crop is known (a :class:`LateCrop` may not be yet)."""
+        return not isinstance(self._crop, LateCrop) or self._crop.ready
+
+    @property
+    def crop(self) -> Crop | None:
+        """(top, bottom, left, right) cut off before the resize, or None."""
+        return self._crop.get() if isinstance(self._crop, LateCrop) else self._crop
+
+    def run(self, converter: FrameConverter, *, wait: bool = True) -> np.ndarray | None:
+        """The (H, W, 3) RGB, converted now by ``converter`` unless done already; None
+        without ``wait`` when another thread is converting it."""
+        if not self._lock.acquire(blocking=wait):
+            return None
+        try:
+            if self.rgb is None:
+                crop = self.crop
+                kw = {"crop": crop} if crop is not None else {}
+                self.rgb = converter.rgb(self._frame, self.size, **kw)
+                self._frame = None
+            return self.rgb
+        finally:
+            self._lock.release()
+
+
+class IdleConversions:
+    """The conversions a decode thread may do while its consumer is behind: ``add`` as frames
+    are decoded, call the object when the thread would otherwise wait (True: it converted
+    one). Conversions the consumer has done, or dropped with their frame, are skipped; the
+    thread's own converter does the work (swscale contexts are not shared)."""
+
+    def __init__(self, interpolation: str) -> None:
+        self.interpolation = interpolation
+        self.converter: FrameConverter | None = None
+        self._pending: deque[weakref.ref[Conversion]] = deque()
+
+    def add(self, conversion: Conversion, frame: Any) -> None:
+        if self.converter is None:
+            self.converter = FrameConverter.for_frame(frame, interpolation=self.interpolation)
+        pending = self._pending
+        while pending and _settled(pending[0]):
+            pending.popleft()
+        pending.append(weakref.ref(conversion))
+
+    def __call__(self) -> bool:
+        while self._pending:
+            c = self._pending[0]()
+            if c is not None and not c.ready:  # the crop is not known yet: nothing to do
+                return False
+            self._pending.popleft()
+            if c is None or c.rgb is not None or self.converter is None:
+                continue
+            if c.run(self.converter, wait=False) is not None:
+                return True
+        return False
+
+
+def _settled(ref: weakref.ref[Conversion]) -> bool:
+    c = ref()
+    return c is None or c.rgb is not None
+
+
 class AheadFrame(StreamFrame):
-    """A :class:`StreamFrame` whose RGB was converted on the decode thread (see
+    """A :class:`StreamFrame` with a shared :class:`Conversion` to RGB (see
     :class:`ConvertAhead`)."""
 
     __slots__ = ("_ahead",)
@@ -156,17 +259,17 @@ class AheadFrame(StreamFrame):
     def __init__(self, index: int, frame: Any, motion_vectors: np.ndarray | None,
                  converter: FrameConverter, ahead: tuple[Any, ...]) -> None:
         super().__init__(index, frame, motion_vectors, converter)
-        self._ahead = ahead  # (size, display_op, interpolation, crop, rgb)
+        self._ahead = ahead  # (size, display_op, interpolation, Conversion)
 
     def rgb(self, out_hw: tuple[int, int], *args: Any, **kwargs: Any) -> np.ndarray:
-        size, op, interp, crop, arr = self._ahead
+        size, op, interp, conversion = self._ahead
         conv = self.converter
         if not args and set(kwargs) <= {"crop"}:
             want = kwargs.get("crop")
             if want is None:
                 want = getattr(conv, "crop", None)
             if (tuple(out_hw) == size and conv.display_op == op
-                    and conv.interpolation == interp and no_crop(want) == crop):
+                    and conv.interpolation == interp and no_crop(want) == conversion.crop):
                 conv.conversions += 1
-                return arr  # type: ignore[no-any-return]
+                return conversion.run(conv)  # type: ignore[no-any-return]
         return super().rgb(out_hw, *args, **kwargs)  # type: ignore[no-any-return]

@@ -57,16 +57,17 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_workers() -> int:
+def default_workers(cap: int = MAX_DEFAULT_WORKERS) -> int:
     """Parallel stretch decoders used when ``workers`` is None: ``VIDSEL_DECODE_WORKERS`` when
     set to an integer >= 1 (``vidsel batch`` / ``eval`` worker processes set it to their share
-    of the CPUs), else one per usable CPU, at most :data:`MAX_DEFAULT_WORKERS`."""
+    of the CPUs), else one per usable CPU, at most ``cap`` (the reader's
+    :data:`MAX_DEFAULT_WORKERS`; codec passes use a lower one)."""
     env = os.environ.get(DECODE_WORKERS_ENV, "").strip()
     if env:
         if env.isdigit() and int(env) >= 1:
             return int(env)
         logger.warning("%s=%r is not an integer >= 1; ignored", DECODE_WORKERS_ENV, env)
-    return min(usable_cpus(), MAX_DEFAULT_WORKERS)
+    return min(usable_cpus(), cap)
 
 
 def parallel_workers(costs: Sequence[int], workers: int, pixels: int = 1 << 40) -> int:

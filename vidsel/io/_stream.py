@@ -11,12 +11,9 @@ index, the pass restarts from the start counting frames in output order.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
@@ -24,10 +21,20 @@ import numpy as np
 
 from .._validate import check_choice, check_positive_int
 from ..errors import CorruptVideoError, DecodeError, InvalidArgumentError
+from ._ahead import Queue as _Queue
+from ._ahead import decode_ahead
 from ._convert import DEFAULT_INTERPOLATION, FrameConverter, check_interpolation
 from ._decode import DecodeStats, decode_packets
-from ._frames import AheadFrame, ConvertAhead, StreamFrame, no_crop
-from ._parallel import usable_cpus
+from ._frames import (
+    AheadFrame,
+    Conversion,
+    ConvertAhead,
+    IdleConversions,
+    LateCrop,
+    StreamFrame,
+    no_crop,
+)
+from ._parallel import default_workers
 from ._probe import open_container
 from ._types import PacketTable
 
@@ -129,17 +136,20 @@ def _decode_stream(table: PacketTable, *, skip: str, export_mvs: bool, keep: np.
                              convert_ahead=convert_ahead)
     if not prefetch:  # converting ahead in the caller's thread would only convert in vain
         convert_ahead = None
+    idle = IdleConversions(interpolation)
     frames = _decode(table, skip, export_mvs, keep, threads, interpolation, stop_on_damage,
-                     convert_ahead)
-    return decode_ahead(frames, prefetch) if prefetch else frames
+                     convert_ahead, idle)
+    return decode_ahead(frames, prefetch, idle=idle) if prefetch else frames
 
 
 def _decode(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | None,
             threads: int, interpolation: str, stop_on_damage: bool,
-            convert_ahead: ConvertAhead | None = None) -> Iterator[StreamFrame]:
+            convert_ahead: ConvertAhead | None = None,
+            idle: IdleConversions | None = None) -> Iterator[StreamFrame]:
     converter: FrameConverter | None = None
     for idx, frame, mvs, ahead in _pictures(table, skip, export_mvs, keep, threads,
-                                            interpolation, stop_on_damage, convert_ahead):
+                                            interpolation, stop_on_damage, convert_ahead,
+                                            idle=idle):
         if converter is None:
             converter = _converter(frame, interpolation)
         if ahead is None:
@@ -189,12 +199,17 @@ def _span_packets(packets: Iterator[Any], span: _Span, table: PacketTable,
 
 def _pictures(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | None,
               threads: int, interpolation: str, stop_on_damage: bool,
-              convert_ahead: ConvertAhead | None, span: _Span | None = None
+              convert_ahead: ConvertAhead | None, span: _Span | None = None,
+              idle: IdleConversions | None = None
               ) -> Generator[tuple[int, Any, np.ndarray | None, tuple[Any, ...] | None],
                              None, None]:
-    """(presentation index, decoded picture, motion vectors, RGB converted ahead) of each
-    picture to yield; with ``span``, of one stretch (any damage raises :class:`_SplitFailed`).
+    """(presentation index, decoded picture, motion vectors, shared RGB conversion or None)
+    of each picture to yield; with ``span``, of one stretch (any damage raises
+    :class:`_SplitFailed`). ``convert_ahead``'s conversions are queued on ``idle`` (the
+    decoding thread's, see :class:`IdleConversions`).
     """
+    if idle is None:
+        idle = IdleConversions(interpolation)
     path = table.path
     container = open_container(path)
     try:
@@ -224,13 +239,13 @@ def _pictures(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray 
             if span[0] is not None:
                 container.seek(span[0], stream=stream, backward=True)
             packets = _span_packets(container.demux(stream), span, table, pts_to_index)
-        ahead_conv: FrameConverter | None = None
         hit: Callable[[int], bool] | None = None
         size: tuple[int, int] = (0, 0)
         if convert_ahead is not None:
             hit = convert_ahead.snapper(0 if span is None else span[2])
             size = (int(convert_ahead.size[0]), int(convert_ahead.size[1]))
-        crop = None if convert_ahead is None else no_crop(convert_ahead.crop)
+        crop = (None if convert_ahead is None else convert_ahead.crop
+                if isinstance(convert_ahead.crop, LateCrop) else no_crop(convert_ahead.crop))
         analysed = None if convert_ahead is None else convert_ahead.analysed
         # frame threads, or slice threads with export_mvs
         stop = span is not None or (stop_on_damage and threads != 1)
@@ -262,13 +277,12 @@ def _pictures(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray 
             ahead = None
             if hit is not None and (analysed is None or (idx < len(analysed) and analysed[idx])
                                     ) and hit(idx):
-                if ahead_conv is None:  # this thread's own converter (swscale is not shared)
-                    ahead_conv = _converter(frame, interpolation)
-                rgb = ahead_conv.rgb(frame, size,
-                                     **({"crop": crop} if crop is not None else {}))
-                done = crop if crop is not None else no_crop(getattr(ahead_conv, "crop", None))
-                ahead = (size, ahead_conv.display_op,
-                         ahead_conv.interpolation, done, rgb)
+                # converted by this thread when its consumer is behind, else by the consumer
+                conversion = Conversion(frame, size, crop)
+                idle.add(conversion, frame)
+                conv = idle.converter
+                ahead = (size, conv.display_op, conv.interpolation,  # type: ignore[union-attr]
+                         conversion)
             yield idx, frame, mvs, ahead
         if span is not None:
             if stats.damaged_packets or stats.demux_error:
@@ -304,9 +318,12 @@ MAX_AUTO_WORKERS = 4
 
 
 def auto_workers() -> int:
-    """Decode workers of a parallel pass by default: the cores this process may use, at most
-    ``MAX_AUTO_WORKERS`` (2 on a 2-core machine: one more decoder beside the consumer)."""
-    return min(MAX_AUTO_WORKERS, usable_cpus())
+    """Decode workers of a parallel pass by default: the reader's rule
+    (:func:`vidsel.io._parallel.default_workers`: ``VIDSEL_DECODE_WORKERS`` when set, e.g. by
+    ``vidsel batch`` worker processes to their share of the CPUs), else the cores this
+    process may use, at most ``MAX_AUTO_WORKERS`` (2 on a 2-core machine: one more decoder
+    beside the consumer)."""
+    return default_workers(MAX_AUTO_WORKERS)
 
 
 def split_points(table: PacketTable) -> np.ndarray:
@@ -351,34 +368,6 @@ def _stretches(table: PacketTable, workers: int) -> list[_Span]:
     return spans
 
 
-class _Queue:
-    """The frames of one stretch, from its worker to the consumer; ``cap`` pictures at most
-    (set from the first picture's size)."""
-
-    def __init__(self) -> None:
-        self.items: deque[tuple[int, Any]] = deque()
-        self.cond = threading.Condition()
-        self.cap = 8
-
-    def put(self, item: tuple[int, Any], stop: threading.Event) -> bool:
-        with self.cond:
-            while len(self.items) >= self.cap and item[0] == 0:
-                if stop.is_set():
-                    return False
-                self.cond.wait(0.1)
-            self.items.append(item)
-            self.cond.notify_all()
-            return not stop.is_set()
-
-    def get(self) -> tuple[int, Any]:
-        with self.cond:
-            while not self.items:
-                self.cond.wait(0.1)
-            item = self.items.popleft()
-            self.cond.notify_all()
-            return item
-
-
 def _frame_bytes(frame: Any) -> int:
     try:
         return max(1, sum(int(p.buffer_size) for p in frame.planes))
@@ -401,17 +390,18 @@ def _parallel(table: PacketTable, spans: list[_Span], workers: int, *, skip: str
     per_thread = threads if threads else max(1, (os.cpu_count() or 1) // workers)
 
     def work(first: int) -> None:
+        idle = IdleConversions(interpolation)  # this thread's conversions and converter
         for j in range(first, len(spans), workers):
             q = queues[j]
             frames = _pictures(table, skip, export_mvs, keep, per_thread, interpolation,
-                               False, convert_ahead, span=spans[j])
+                               False, convert_ahead, span=spans[j], idle=idle)
             try:
                 sized = False
                 for item in frames:
                     if not sized:  # a worker holds two queues at most (the one it finishes)
                         q.cap = max(2, AHEAD_BYTES // (2 * workers * _frame_bytes(item[1])))
                         sized = True
-                    if not q.put((0, item), stop):
+                    if not q.put((0, item), stop, idle):
                         return
             except BaseException as e:  # handed to the consumer
                 q.put((1, e), stop)
@@ -514,53 +504,3 @@ def decode_pass(table: T, consume: Callable[[T, Iterator[StreamFrame]], R], *,
                 close()
         if attempts >= 4:  # pragma: no cover - each restart removes one cause
             raise DecodeError(f"{table.path}: the decode pass could not be completed")
-
-
-def decode_ahead(items: Iterator[Any], depth: int = 6) -> Iterator[Any]:
-    """Run a (decoding) iterator in a worker thread, ``depth`` items ahead of the consumer.
-
-    FFmpeg releases the GIL while it decodes and scales, so the decode of the next frames
-    overlaps the per-frame work done in Python. Exceptions raised by ``items`` are re-raised
-    in the consumer; abandoning the returned iterator stops the worker.
-    """
-    q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def put(item: tuple[int, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for it in items:
-                if not put((0, it)):
-                    break
-        except BaseException as e:  # handed to the consumer
-            put((1, e))
-            return
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None and stop.is_set():
-                with contextlib.suppress(Exception):
-                    close()
-        put((2, None))
-
-    worker = threading.Thread(target=work, name="vidsel-decode-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = q.get()
-            if kind == 0:
-                yield value
-            elif kind == 1:
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
-        worker.join()
