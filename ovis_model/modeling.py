@@ -16,6 +16,7 @@ code). Weights load through :mod:`ovis_model.checkpoint`.
 from __future__ import annotations
 
 import logging
+from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +32,14 @@ from .errors import InvalidArgumentError
 from .positions import layout_from_grids
 from .visual_tokenizer import VisualEmbedding, VisualTokenizer, VisualTokens
 
-__all__ = ["LLM_ATTN_IMPLS", "OvisModel", "build_causal_lm", "build_llm", "build_seeded"]
+__all__ = [
+    "LLM_ATTN_IMPLS",
+    "OvisModel",
+    "PackedVLM",
+    "build_causal_lm",
+    "build_llm",
+    "build_seeded",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ LLM_ATTN_IMPLS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
 
 
 M = TypeVar("M", bound=nn.Module)
+V = TypeVar("V", bound="PackedVLM")
 
 
 def build_seeded(build: Callable[[], M], device: torch.device | str,
@@ -87,7 +96,94 @@ def build_causal_lm(llm_config: Mapping[str, Any], *, attn_impl: str = "sdpa",
         llm_cfg, attn_implementation=attn_impl, dtype=dtype or torch.float32)
 
 
-class OvisModel(nn.Module):
+class PackedVLM(nn.Module):
+    """What both model families share: a packed-patch vision side feeding a transformers LLM
+    through ``inputs_embeds``. Subclasses build ``self.llm`` and implement
+    :meth:`encode_visual` (``.tokens``) and :meth:`merge_multimodal`; construction from a config,
+    the visual embedding of a prompt and generation live here."""
+
+    llm: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Subclasses take ``(config, *, attn_impl, llm_attn_impl, device, dtype)``."""
+        super().__init__()
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device:
+        """Where the parameters are."""
+
+    @abstractmethod
+    def encode_visual(self, pixel_values: torch.Tensor, grid_thws: torch.Tensor | None = None,
+                      *, positions: torch.Tensor | None = None,
+                      cu_seqlens: torch.Tensor | None = None,
+                      frame_grids: torch.Tensor | None = None) -> Any:
+        """Visual tokens (``.tokens``) of packed patches."""
+
+    @abstractmethod
+    def merge_multimodal(self, input_ids: torch.Tensor,
+                         visual_tokens: torch.Tensor | None) -> torch.Tensor:
+        """``(B, L, D_llm)`` text embeddings with the visual tokens placed."""
+
+    @classmethod
+    def from_config(cls: type[V], config: Any, *, attn_impl: str = "sdpa",
+                    llm_attn_impl: str = "sdpa", device: torch.device | str = "cpu",
+                    dtype: torch.dtype = torch.float32, seed: int | None = None) -> V:
+        """A randomly initialised model on ``device`` (for tests and benchmarks).
+
+        Args:
+            seed: seed of the initialisation (reproducible weights). The caller's global RNG
+                state is left untouched: the seeded initialisation runs inside
+                ``torch.random.fork_rng``.
+        """
+        def build() -> V:
+            with torch.device(device):
+                return cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
+                           device=device, dtype=dtype)
+
+        return build_seeded(build, device, seed).eval()
+
+    def embed_inputs(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
+                     grid_thws: torch.Tensor | None = None, *,
+                     positions: torch.Tensor | None = None,
+                     cu_seqlens: torch.Tensor | None = None,
+                     frame_grids: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, L, D_llm)`` input embeddings of a prompt with its visual inputs encoded and
+        merged in."""
+        tokens = None
+        if pixel_values is not None:
+            tokens = self.encode_visual(pixel_values, grid_thws, positions=positions,
+                                        cu_seqlens=cu_seqlens, frame_grids=frame_grids).tokens
+        return self.merge_multimodal(input_ids.to(self.device), tokens)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 pixel_values: torch.Tensor | None = None,
+                 grid_thws: torch.Tensor | None = None, *,
+                 positions: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
+                 frame_grids: torch.Tensor | None = None, **generate_kwargs: Any) -> torch.Tensor:
+        """Greedy (default) / sampled generation through ``inputs_embeds``.
+
+        Args:
+            input_ids: long ``(B, L)``; attention_mask: ``(B, L)`` (1 = token, left padding).
+            pixel_values, grid_thws, positions, cu_seqlens, frame_grids: the packed visual
+                inputs, as the processor returns them.
+
+        Returns:
+            long ``(B, new_tokens)``: only the generated ids.
+        """
+        embeds = self.embed_inputs(input_ids, pixel_values, grid_thws, positions=positions,
+                                   cu_seqlens=cu_seqlens, frame_grids=frame_grids)
+        if attention_mask is None:
+            attention_mask = torch.ones(input_ids.shape, dtype=torch.long)
+        attention_mask = attention_mask.to(self.device)
+        generate_kwargs.setdefault("do_sample", False)
+        out = self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask,
+                                **generate_kwargs)
+        return out  # type: ignore[no-any-return]
+
+
+class OvisModel(PackedVLM):
     """Ovis2.5-format vision-language model.
 
     Build with random weights from a config (``OvisModel(config)`` or
@@ -117,24 +213,6 @@ class OvisModel(nn.Module):
         self.llm_attn_impl = llm_attn_impl
 
     # construction / IO -----------------------------------------------------------------------
-    @classmethod
-    def from_config(cls, config: OvisConfig, *, attn_impl: str = "sdpa",
-                    llm_attn_impl: str = "sdpa", device: torch.device | str = "cpu",
-                    dtype: torch.dtype = torch.float32, seed: int | None = None) -> OvisModel:
-        """A randomly initialised model on ``device`` (for tests and benchmarks).
-
-        Args:
-            seed: seed of the initialisation (reproducible weights). The caller's global RNG
-                state is left untouched: the seeded initialisation runs inside
-                ``torch.random.fork_rng``.
-        """
-        def build() -> OvisModel:
-            with torch.device(device):
-                return cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
-                           device=device, dtype=dtype)
-
-        return build_seeded(build, device, seed).eval()
-
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | Path, *, dtype: torch.dtype | None = None,
                         device: torch.device | str = "cpu", attn_impl: str = "sdpa",
@@ -274,36 +352,9 @@ class OvisModel(nn.Module):
             grid_thws: long ``(n, 3)``; positions / segments are derived from it unless given.
             **llm_kwargs: forwarded to the LLM (``output_hidden_states``, ``past_key_values`` ...).
         """
-        tokens = None
-        if pixel_values is not None:
-            tokens = self.encode_visual(pixel_values, grid_thws, positions=positions,
-                                        cu_seqlens=cu_seqlens, frame_grids=frame_grids).tokens
-        embeds = self.merge_multimodal(input_ids.to(self.device), tokens)
+        embeds = self.embed_inputs(input_ids, pixel_values, grid_thws, positions=positions,
+                                   cu_seqlens=cu_seqlens, frame_grids=frame_grids)
         if attention_mask is not None:
             attention_mask = attention_mask.to(self.device)
         return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
                         **llm_kwargs)
-
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 pixel_values: torch.Tensor | None = None,
-                 grid_thws: torch.Tensor | None = None, *,
-                 positions: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
-                 frame_grids: torch.Tensor | None = None, **generate_kwargs: Any) -> torch.Tensor:
-        """Greedy / sampled generation through ``inputs_embeds``.
-
-        Returns:
-            long ``(B, new_tokens)``: only the generated ids.
-        """
-        tokens = None
-        if pixel_values is not None:
-            tokens = self.encode_visual(pixel_values, grid_thws, positions=positions,
-                                        cu_seqlens=cu_seqlens, frame_grids=frame_grids).tokens
-        embeds = self.merge_multimodal(input_ids.to(self.device), tokens)
-        if attention_mask is None:
-            attention_mask = torch.ones(input_ids.shape, dtype=torch.long)
-        attention_mask = attention_mask.to(self.device)
-        generate_kwargs.setdefault("do_sample", False)
-        out = self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask,  # type: ignore[operator]
-                                **generate_kwargs)
-        return out  # type: ignore[no-any-return]

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError, MissingDependencyError
-from ..modeling import build_causal_lm, build_seeded
+from ..modeling import PackedVLM, build_causal_lm
 from ..vision import VisionEncoder
 from .checkpoint import load_llava_ov2, save_llava_ov2
 from .config import LlavaOV2Config
@@ -183,7 +183,7 @@ def check_merge_groups(positions: torch.Tensor, stride: int) -> None:
             "row by row (merge-block order, as LlavaOV2Processor packs them)")
 
 
-class LlavaOneVision2Model(nn.Module):
+class LlavaOneVision2Model(PackedVLM):
     """LLaVA-OneVision-2, natively (no remote code).
 
     Build with random weights from a config (``LlavaOneVision2Model.from_config(cfg)``) or load
@@ -218,20 +218,6 @@ class LlavaOneVision2Model(nn.Module):
         self.llm_attn_impl = llm_attn_impl
 
     # construction / IO -----------------------------------------------------------------------
-    @classmethod
-    def from_config(cls, config: LlavaOV2Config, *, attn_impl: str = "sdpa",
-                    llm_attn_impl: str = "sdpa", device: torch.device | str = "cpu",
-                    dtype: torch.dtype = torch.float32,
-                    seed: int | None = None) -> LlavaOneVision2Model:
-        """A randomly initialised model on ``device`` (tests, benchmarks); ``seed`` makes the
-        weights reproducible without touching the caller's RNG state."""
-        def build() -> LlavaOneVision2Model:
-            with torch.device(device):
-                return cls(config, attn_impl=attn_impl, llm_attn_impl=llm_attn_impl,
-                           device=device, dtype=dtype)
-
-        return build_seeded(build, device, seed).eval()
-
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | Path, *, dtype: torch.dtype | None = None,
                         device: torch.device | str = "cpu", attn_impl: str = "sdpa",
@@ -356,15 +342,6 @@ class LlavaOneVision2Model(nn.Module):
             embeds = embeds.masked_scatter(slots[..., None], visual_tokens.to(embeds.dtype))
         return embeds  # type: ignore[no-any-return]
 
-    def _embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None,
-               grid_thws: torch.Tensor | None, positions: torch.Tensor | None,
-               cu_seqlens: torch.Tensor | None) -> torch.Tensor:
-        tokens = None
-        if pixel_values is not None:
-            tokens = self.encode_visual(pixel_values, grid_thws, positions=positions,
-                                        cu_seqlens=cu_seqlens).tokens
-        return self.merge_multimodal(input_ids.to(self.device), tokens)
-
     # forward / generate ----------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 pixel_values: torch.Tensor | None = None,
@@ -377,8 +354,8 @@ class LlavaOneVision2Model(nn.Module):
         Positions are 1-D, as the released model: ``cumsum(attention_mask) - 1`` (padding
         positions set to 1), or ``0..L-1`` without a mask.
         """
-        del frame_grids
-        embeds = self._embed(input_ids, pixel_values, grid_thws, positions, cu_seqlens)
+        embeds = self.embed_inputs(input_ids, pixel_values, grid_thws, positions=positions,
+                                   cu_seqlens=cu_seqlens, frame_grids=frame_grids)
         if attention_mask is not None:
             attention_mask = attention_mask.to(self.device)
             if "position_ids" not in llm_kwargs:
@@ -386,25 +363,3 @@ class LlavaOneVision2Model(nn.Module):
                 llm_kwargs["position_ids"] = pos.masked_fill(attention_mask == 0, 1)
         return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
                         **llm_kwargs)
-
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 pixel_values: torch.Tensor | None = None,
-                 grid_thws: torch.Tensor | None = None, *,
-                 positions: torch.Tensor | None = None, cu_seqlens: torch.Tensor | None = None,
-                 frame_grids: torch.Tensor | None = None,
-                 **generate_kwargs: Any) -> torch.Tensor:
-        """Greedy / sampled generation through ``inputs_embeds``.
-
-        Returns:
-            long ``(B, new_tokens)``: only the generated ids.
-        """
-        del frame_grids
-        embeds = self._embed(input_ids, pixel_values, grid_thws, positions, cu_seqlens)
-        if attention_mask is None:
-            attention_mask = torch.ones(input_ids.shape, dtype=torch.long)
-        attention_mask = attention_mask.to(self.device)
-        generate_kwargs.setdefault("do_sample", False)
-        out = self.llm.generate(inputs_embeds=embeds, attention_mask=attention_mask,  # type: ignore[operator]
-                                **generate_kwargs)
-        return out  # type: ignore[no-any-return]
