@@ -256,65 +256,46 @@ def _time_prefill(model: Any, ids: torch.Tensor, inputs: dict[str, torch.Tensor]
 
 def bench_llm_prefill(args: argparse.Namespace, device: torch.device,
                       dtype: torch.dtype) -> list[dict[str, Any]]:
-    """Encoder + LLM prefill of a full prompt (last-token logits only)."""
+    """Encoder + LLM prefill of a full prompt (last-token logits only): Ovis2.5-2B on uniform
+    frames, or LLaVA-OneVision-2-8B on uniform frames and codec inputs of the same visual token
+    count."""
+    backend = "sdpa" if device.type == "cpu" else ("varlen" if "varlen" in
+                                                   available_attention_backends(device, dtype)
+                                                   else "sdpa")
+    model: Any
     if args.model == "llava-ov2-8b":
-        return bench_llava_ov2_prefill(args, device, dtype)
-    cfg = preset("ovis2.5-2b")
-    vit = cfg.vit_config
-    llm = dict(cfg.llm_config)
-    if args.vit_layers:
-        vit = type(vit)(**{**vit.__dict__, "num_hidden_layers": args.vit_layers})
-    if args.llm_layers:
-        llm["num_hidden_layers"] = args.llm_layers
-    cfg = cfg.replace(vit_config=vit, llm_config=llm)
-    backend = "sdpa" if device.type == "cpu" else ("varlen" if "varlen" in
-                                                   available_attention_backends(device, dtype)
-                                                   else "sdpa")
-    model = OvisModel.from_config(cfg, device=device, dtype=dtype, attn_impl=backend, seed=0)
+        ov2 = llava_ov2_preset("llava-ov2-8b")
+        vision, text = ov2.vision, dict(ov2.text_config)
+        if args.vit_layers:
+            vision = type(vision)(**{**vision.__dict__, "num_hidden_layers": args.vit_layers})
+        if args.llm_layers:
+            text["num_hidden_layers"] = args.llm_layers
+        ov2 = ov2.replace(vision=vision, text_config=text)
+        model = LlavaOneVision2Model.from_config(ov2, device=device, dtype=dtype,
+                                                 attn_impl=backend, seed=0)
+        kinds = (("uniform", uniform_inputs), ("codec", _codec(args)))
+
+        def slots(n: int) -> torch.Tensor:  # one <|image_pad|> per visual token
+            return torch.full((n,), ov2.image_token_id)
+    else:
+        cfg = preset("ovis2.5-2b")
+        vision, text = cfg.vit_config, dict(cfg.llm_config)
+        if args.vit_layers:
+            vision = type(vision)(**{**vision.__dict__, "num_hidden_layers": args.vit_layers})
+        if args.llm_layers:
+            text["num_hidden_layers"] = args.llm_layers
+        cfg = cfg.replace(vit_config=vision, llm_config=text)
+        model = OvisModel.from_config(cfg, device=device, dtype=dtype, attn_impl=backend, seed=0)
+        kinds = (("uniform", uniform_inputs),)
+
+        def slots(n: int) -> torch.Tensor:  # video begin, n visual atoms, video end
+            return torch.tensor([-303] + [-300] * n + [-304])
     rows = []
     for frames in args.frames:
-        inputs = uniform_inputs(frames, vit.patch_dim, device, dtype)
-        n_tok = inputs["pixel_values"].shape[0] // 4
-        ids = torch.cat([torch.randint(0, 1000, (20,)),
-                         torch.tensor([-303] + [-300] * n_tok + [-304]),
-                         torch.randint(0, 1000, (20,))])[None].to(device)
-        try:
-            sec, peak = _time_prefill(model, ids, inputs, device, args)
-        except (RuntimeError, torch.OutOfMemoryError) as exc:
-            rows.append({"frames": frames, "error": f"{type(exc).__name__}: {exc}"[:300]})
-            continue
-        row = {"frames": frames, "prompt_tokens": int(ids.shape[1]), "seconds": sec,
-               "peak_gib": peak, "vision_backend": backend,
-               "llm_layers": llm["num_hidden_layers"], "vit_layers": vit.num_hidden_layers}
-        rows.append(row)
-        print(json.dumps(row))
-    return rows
-
-
-def bench_llava_ov2_prefill(args: argparse.Namespace, device: torch.device,
-                            dtype: torch.dtype) -> list[dict[str, Any]]:
-    """LLaVA-OneVision-2: encoder + merger + Qwen3 prefill, uniform frames and codec inputs of
-    the same visual token count (last-token logits only)."""
-    cfg = llava_ov2_preset("llava-ov2-8b")
-    vision, text = cfg.vision, dict(cfg.text_config)
-    if args.vit_layers:
-        vision = type(vision)(**{**vision.__dict__, "num_hidden_layers": args.vit_layers})
-    if args.llm_layers:
-        text["num_hidden_layers"] = args.llm_layers
-    cfg = cfg.replace(vision=vision, text_config=text)
-    backend = "sdpa" if device.type == "cpu" else ("varlen" if "varlen" in
-                                                   available_attention_backends(device, dtype)
-                                                   else "sdpa")
-    model = LlavaOneVision2Model.from_config(cfg, device=device, dtype=dtype, attn_impl=backend,
-                                             seed=0)
-    rows = []
-    for frames in args.frames:
-        for kind, make in (("uniform", uniform_inputs), ("codec", _codec(args))):
+        for kind, make in kinds:
             inputs = make(frames, vision.patch_dim, device, dtype)
-            inputs.pop("frame_grids")
             n_tok = inputs["pixel_values"].shape[0] // 4
-            ids = torch.cat([torch.randint(0, 1000, (20,)),
-                             torch.full((n_tok,), cfg.image_token_id),
+            ids = torch.cat([torch.randint(0, 1000, (20,)), slots(n_tok),
                              torch.randint(0, 1000, (20,))])[None].to(device)
             try:
                 sec, peak = _time_prefill(model, ids, inputs, device, args)
@@ -322,7 +303,7 @@ def bench_llava_ov2_prefill(args: argparse.Namespace, device: torch.device,
                 rows.append({"frames": frames, "input": kind,
                              "error": f"{type(exc).__name__}: {exc}"[:300]})
                 continue
-            row = {"model": "llava-ov2-8b", "frames": frames, "input": kind,
+            row = {"model": args.model, "frames": frames, "input": kind,
                    "visual_tokens": n_tok, "prompt_tokens": int(ids.shape[1]), "seconds": sec,
                    "prefill_tokens_per_s": int(ids.shape[1]) / sec, "peak_gib": peak,
                    "vision_backend": backend, "llm_layers": text["num_hidden_layers"],

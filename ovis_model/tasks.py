@@ -284,11 +284,15 @@ def _process(processor: Processor, sample: VisualSample, text: str,
                      frame_indices=sample.frame_indices, **kwargs)
 
 
-def _generate(model: Model, processor: Processor, inputs: ProcessorOutput,
-              max_new_tokens: int, **generate_kwargs: Any) -> str:
+def _check_max_new_tokens(max_new_tokens: Any) -> None:
+    """Refused before any video is decoded."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
             or max_new_tokens < 1:
         raise InvalidArgumentError(f"max_new_tokens={max_new_tokens!r} must be an int >= 1")
+
+
+def _generate(model: Model, processor: Processor, inputs: ProcessorOutput,
+              max_new_tokens: int, **generate_kwargs: Any) -> str:
     tok = processor.tokenizer
     generate_kwargs.setdefault("eos_token_id", tok.eos_token_id)
     generate_kwargs.setdefault("pad_token_id", tok.pad_token_id if tok.pad_token_id is not None
@@ -336,6 +340,7 @@ def answer(model: Model, processor: Processor, path: str | os.PathLike[str] | No
     Returns:
         the generated text and, for multiple choice, the extracted letter (None if unreadable).
     """
+    _check_max_new_tokens(max_new_tokens)
     if options is not None and not 1 <= len(options) <= len(LETTERS):
         raise InvalidArgumentError(f"options must hold 1..26 entries, got {len(options)}")
     sample = gather_visual(path, question, frames=frames, timestamps_s=timestamps_s,
@@ -367,6 +372,7 @@ def ground(model: Model, processor: Processor, path: str | os.PathLike[str] | No
     :func:`ovis_model.parsing.parse_time_span` and clipped to the video's duration; (None, None)
     when the answer holds no span.
     """
+    _check_max_new_tokens(max_new_tokens)
     sample = gather_visual(path, query, frames=frames, timestamps_s=timestamps_s,
                            frame_indices=frame_indices, method=method, budget=budget,
                            embedder=embedder, method_options=method_options,

@@ -34,7 +34,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -420,12 +420,4 @@ class LlavaOV2Processor:
 
     def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
         """Text of generated ids (special tokens skipped)."""
-        if isinstance(ids, torch.Tensor):
-            ids = ids.reshape(-1).tolist()
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    def replace(self, **changes: Any) -> LlavaOV2Processor:
-        """A copy with other ``image_config`` fields (e.g. ``video_max_pixels=...``)."""
-        return LlavaOV2Processor(self.tokenizer, self.config,
-                                 image_config=replace(self.image_config, **changes),
-                                 system=self.system, think_block=self.think_block)
+        return self._packer.decode(ids)
