@@ -12,7 +12,7 @@ import pytest
 
 from tests.codec.test_borders import make_letterboxed, near_black_share
 from vidsel.codec import select_patches
-from vidsel.codec._scan import _fade_ratio
+from vidsel.codec._features import fade_ratios
 from vidsel.io import VideoReader, write_video
 
 N = 150  # frames of each clip: three scenes, cuts at 50 and 100
@@ -82,6 +82,13 @@ def test_hard_cuts_still_found(clips):
     sel = select_patches(clips["hard"], budget_frames=8, frame_size=224)
     assert any(abs(int(c) - 50) <= 3 for c in sel.cut_frames)
     assert any(abs(int(c) - 100) <= 3 for c in sel.cut_frames)
+
+
+def _fade_ratio(luma: np.ndarray, prev: np.ndarray | None, mad: float) -> float:
+    """:func:`fade_ratios` of one frame (1 when undefined)."""
+    if prev is None or mad <= 0.0 or luma.shape != prev.shape:
+        return 1.0
+    return float(fade_ratios(luma[None], prev[None], np.array([mad]))[0])
 
 
 def test_fade_ratio_tells_a_fade_from_a_change():

@@ -297,7 +297,7 @@ def _run(path: Any, cfg: LmmsCodecConfig) -> LmmsCodecOutput:
     table = packet_table(path, stream=0)
     fps, duration = _stream_rate(path, table.stream_index)
     total = len(table)
-    pts = table.pts.astype(np.float64) * float(table.time_base or 0 or 1.0 / fps)  # (F,) s
+    pts = table.timestamps_s  # (F,) s
     idx = _sample(cfg, total, fps, float(pts[-1]) + (1.0 / fps if fps > 0 else 0.0),
                   cfg.num_sampled_frames(duration), path)  # (S,) int64
     groups = uniform_groups(len(idx), cfg.n_groups, cfg.max_group_frames)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import CorruptVideoError
 from ..io import FrameConverter, PacketTable, decode_stream, open_container
-from ._lmms_ops import block_sums, linear_weights, luma
+from ._lmms_ops import block_sums, fma, linear_weights, luma
 
 __all__ = ["CodecMeta", "mvwarp_scores", "resize_field", "scan_meta"]
 
@@ -160,10 +160,6 @@ def resize_field(field: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _fma(a: np.ndarray, b: np.ndarray | np.float64, c: np.ndarray | np.float64) -> np.ndarray:
-    return (np.asarray(a, np.float64) * b + c).astype(_F32)  # type: ignore[no-any-return]
-
-
 def warp(prev: np.ndarray, mv: np.ndarray) -> np.ndarray:
     """``grid_sample(prev, base + mv)`` as lmms-video-utils' ``_warp_with_grid_sample``.
 
@@ -179,7 +175,7 @@ def warp(prev: np.ndarray, mv: np.ndarray) -> np.ndarray:
     coords = []
     for base, d, size in ((gx, mv[..., 0], w), (gy, mv[..., 1], h)):
         norm = ((_F32(2) * (base + d) + _F32(1)) / _F32(size) - _F32(1)).astype(_F32)
-        pix = _fma(norm + _F32(1), np.float64(_F32(size) / _F32(2)), np.float64(-0.5))
+        pix = fma(norm + _F32(1), np.float64(_F32(size) / _F32(2)), np.float64(-0.5))
         coords.append(np.minimum(_F32(size - 1), np.maximum(pix, _F32(0))).astype(_F32))
     x, y = coords
     xw, yn = np.floor(x), np.floor(y)
@@ -196,7 +192,7 @@ def warp(prev: np.ndarray, mv: np.ndarray) -> np.ndarray:
     base = (yi * (w + 1) + xi).reshape(-1)  # (H*W,)
     acc = (flat[base] * weights[0].reshape(-1, 1)).astype(_F32)  # (H*W, 3), nw
     for off, wt in zip((1, w + 1, w + 2), weights[1:]):  # ne, sw, se: fused multiply-adds
-        acc = _fma(flat[base + off], wt.reshape(-1, 1), acc)
+        acc = fma(flat[base + off], wt.reshape(-1, 1), acc)
     return acc.reshape(h, w, 3)
 
 

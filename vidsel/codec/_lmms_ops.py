@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BilinearResize", "block_sums", "luma", "topk_set"]
+__all__ = ["BilinearResize", "block_sums", "fma", "luma", "topk_set"]
 
 _F32 = np.float32
 
 
-def _fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+def fma(a: np.ndarray, b: np.ndarray | np.float64, c: np.ndarray | np.float64) -> np.ndarray:
     """float32 ``a * b + c`` with one rounding (computed exactly in float64)."""
     return (np.asarray(a, np.float64) * b + c).astype(_F32)  # type: ignore[no-any-return]
 
@@ -45,8 +45,8 @@ def linear_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray,
     if in_size == out_size:  # torch copies
         return d, d.copy(), np.ones(out_size, _F32), np.zeros(out_size, _F32)
     scale = _F32(in_size) / _F32(out_size)
-    src = _fma(np.full(out_size, scale, _F32), d.astype(_F32) + _F32(0.5),
-               np.full(out_size, -0.5, _F32))  # (out,)
+    src = fma(np.full(out_size, scale, _F32), d.astype(_F32) + _F32(0.5),
+              np.full(out_size, -0.5, _F32))  # (out,)
     src = np.where(src < 0, _F32(0), src).astype(_F32)
     i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
     w1 = np.clip(src - i0.astype(_F32), _F32(0), _F32(1)).astype(_F32)

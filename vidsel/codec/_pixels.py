@@ -11,12 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ..io import VideoReader
+from ..io import Crop, VideoReader
 from ..results import PatchConfig
 from ._pool import Tokens
-
-#: (top, bottom, left, right) pixels cut off the displayed picture.
-Crop = tuple[int, int, int, int]
 
 __all__ = ["decoded_pixels", "reader_pixels", "token_crops", "token_pixels_to_patches",
            "tokens_to_patches"]

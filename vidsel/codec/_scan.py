@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DecodeError, InvalidArgumentError
-from ..io import FrameConverter, StreamFrame
+from ..io import Crop, FrameConverter, StreamFrame
 from ._features import (
     DARK_LUMA,
     FADE_BLACK,
     FADE_MIN_MAD,
     FLAT_LUMA,
     chunk_features,
-    fade_ratios,
 )
 from ._motion import BLOCK, luma_step
 from ._pixels import token_crops
@@ -43,10 +42,6 @@ __all__ = ["BLANK_STD", "CHUNK_FRAMES", "CHUNK_PIXELS", "CUT_DEFER_S", "CUT_DIFF
            "FADE_RATIO_ON", "FLAT_LUMA", "FROZEN_MAD", "SPIKE_WEIGHT", "Scan", "scan"]
 
 logger = logging.getLogger(__name__)
-
-#: (top, bottom, left, right) pixels cut off the displayed picture (see
-#: :class:`vidsel.io.FrameConverter`).
-Crop = tuple[int, int, int, int]
 
 #: A cut score must reach this to be kept as a possible cut.
 CUT_MIN = 0.3
@@ -166,13 +161,6 @@ def _scaled_crop(crop: Crop, base: tuple[int, int], hw: tuple[int, int]) -> Crop
     t, b, lft, r = (int(np.ceil(v * f / 2.0)) * 2
                     for v, f in zip(crop, (sy, sy, sx, sx), strict=True))
     return (t, b, lft, r)
-
-
-def _fade_ratio(luma: np.ndarray, prev: np.ndarray | None, mad: float) -> float:
-    """:func:`vidsel.codec._features.fade_ratios` of one frame (1 when undefined)."""
-    if prev is None or mad <= 0.0 or luma.shape != prev.shape:
-        return 1.0
-    return float(fade_ratios(luma[None], prev[None], np.array([mad]))[0])
 
 
 def _chunks(frames: Iterator[StreamFrame]) -> Iterator[list[StreamFrame]]:

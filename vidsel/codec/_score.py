@@ -14,7 +14,7 @@ import numpy as np
 
 from ..registry import Registry
 
-__all__ = ["CAMERA_MODELS", "SIGNALS", "affine_fits", "block_mean", "block_means",
+__all__ = ["CAMERA_MODELS", "SIGNALS", "affine_fits", "block_means",
            "block_overlap", "compensate", "compensate_many", "cut_histogram", "cut_histograms",
            "masked_quantile", "motion_energies", "motion_energy", "pixel_diff_energies",
            "pixel_diff_energy", "robust_normalise", "robust_normalise_many"]
@@ -119,10 +119,6 @@ def _quantile(v: np.ndarray, q: float) -> float:
     hi = min(lo + 1, len(v) - 1)
     p = np.partition(v, (lo, hi)) if hi > lo else np.partition(v, lo)
     return float(p[lo] + (pos - lo) * (p[hi] - p[lo]))
-
-
-def _median(v: np.ndarray) -> float:
-    return _quantile(v, 0.5)
 
 
 def _rowdot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -286,11 +282,6 @@ def block_means(img: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     ch, cw = -(-h // gh), -(-w // gw)
     sums = _cell_sums(_cell_sums(img, 2, gw, cw), 1, gh, ch)
     return sums / np.float32(ch * cw)  # type: ignore[no-any-return]
-
-
-def block_mean(img: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """Mean of a 2-D array over a (Gh, Gw) grid of equal cells (edge cells may be partial)."""
-    return block_means(img[None], grid)[0]  # type: ignore[no-any-return]
 
 
 def pixel_diff_energies(luma: np.ndarray, prev: np.ndarray, grid: tuple[int, int]

@@ -54,7 +54,7 @@ import numpy as np
 
 from .._validate import check_choice, check_positive_int
 from ..errors import DecodeError, InvalidArgumentError, UnsupportedCodecError
-from ..io import (  # helper B: exported by vidsel.io
+from ..io import (
     DEFAULT_INTERPOLATION,
     ConvertAhead,
     Crop,

@@ -80,5 +80,3 @@ def find_key_packet(packets: Iterable[Any], want: int, key: int, pts_map: dict[i
         if check_late and i is not None and int(order[i]) > key_pos:
             return None, True
     return None, check_late
-
-

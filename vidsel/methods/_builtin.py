@@ -62,7 +62,7 @@ def codec_method(path: str | VideoReader, *, question: str | None, budget: int,
                  geometry: PatchConfig, **options: Any) -> PatchSelection:
     """Codec patches (:func:`vidsel.codec.select_patches`) at ``budget`` frame-equivalents of
     ``geometry``. With an ``embedder`` option the question steers the selection (query-aware:
-    ``relevance_weight``, selector anchors); without one motion alone decides and the question
+    ``relevance_share``, selector anchors); without one motion alone decides and the question
     is not used. Given an open reader, its file, its interpolation (so pixels equal the
     reader's crops) and its packet table are used."""
     if options.get("embedder") is not None and question:
@@ -88,7 +88,7 @@ def _codec_options() -> frozenset[str]:
 
 def codec_query_method(anchor_selector: str) -> MethodFn:
     """The query-aware codec preset ``codec+<anchor_selector>``: codec patches whose motion
-    budget is reweighted by the question's relevance (``relevance_weight``, default 0.5) and
+    budget is reweighted by the question's relevance (``relevance_share``, default 0.5) and
     whose anchors ``anchor_selector`` chooses among the relevance candidates."""
 
     def run(path: str | VideoReader, *, question: str | None, budget: int,
