@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+
 import pytest
 
 from vidsel.errors import InvalidArgumentError
@@ -52,3 +57,42 @@ def test_process_pool_pins_down_the_item_that_kills_its_worker() -> None:
     assert isinstance(got["1 / 0"], ZeroDivisionError)
     assert isinstance(got["__import__('os')._exit(3)"], WorkerCrashedError)
     assert ex.crashes == 2  # once among others, once alone
+
+
+def _kill_first_worker(ex: ProcessExecutor, delay: float, stop: threading.Event,
+                       killed: list[int]) -> None:
+    """Kill the pool's first worker ``delay`` seconds after it appears (0: as it starts)."""
+    while not stop.is_set():
+        procs = ex._workers_of()
+        if procs:
+            time.sleep(delay)
+            pid = procs[0].pid
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            return
+        time.sleep(0.002)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.4])
+def test_process_pool_survives_a_worker_killed_from_outside(delay: float) -> None:
+    """Killed while starting, idle (holding the task queue's lock) or busy: every item still
+    gets its result and the map ends. The standard pool alone can wait forever here when a
+    worker is started while the pool is breaking."""
+    items = [f"__import__('time').sleep(0.05) or {i}" for i in range(8)]
+    got: dict[str, object] = {}
+    stop, killed = threading.Event(), []
+    with ProcessExecutor(workers=2) as ex:
+        watcher = threading.Thread(target=_kill_first_worker, args=(ex, delay, stop, killed))
+        runner = threading.Thread(target=lambda: got.update(_collect(ex, items)))
+        watcher.start()
+        runner.start()
+        runner.join(timeout=90)
+        stop.set()
+        watcher.join()
+        hung = runner.is_alive()
+        if hung:  # free the runner before failing
+            ex._kill_workers()
+        assert not hung, "the map hung after a worker was killed"
+    assert killed
+    assert got == {item: i for i, item in enumerate(items)}

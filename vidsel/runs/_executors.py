@@ -4,7 +4,12 @@
   A worker that dies (segfaulting decoder, OOM kill, ``kill -9``) breaks the pool; the pool is
   rebuilt and the videos that were in flight are re-run one at a time, so the one that kills
   its worker again is pinned down and gets a failure record
-  (:class:`WorkerCrashedError`) while the others finish normally.
+  (:class:`WorkerCrashedError`) while the others finish normally. Two races in the standard
+  library's pool are closed here rather than left to hang the batch: a worker started while
+  the pool was breaking is never told to stop (the pool then waits for it forever), and a worker
+  started after the pool's last look at its workers can die unseen while holding the task
+  queue's lock. The executor kills a broken pool's workers itself and checks on them every
+  :data:`WATCH_INTERVAL_S` while waiting.
 - ``ray``: tasks on a Ray cluster (``pip install 'vidsel[ray]'``): an existing one
   (``--ray-address`` or ``RAY_ADDRESS``) or a local one started for the run. GPU-aware: with an
   embedder and GPUs in the cluster each task asks for ``--gpus-per-task`` GPUs (default 1) and
@@ -69,6 +74,11 @@ Outcome = tuple[Any, Any]  # (item, result or exception)
 
 #: Parallel frame decoders per VideoReader (read by ``vidsel.io``'s default ``workers``).
 DECODE_WORKERS_ENV = "VIDSEL_DECODE_WORKERS"
+
+#: Seconds between checks that every worker of a process pool is still alive.
+WATCH_INTERVAL_S = 1.0
+#: Seconds to wait for a broken pool to settle its futures after its workers were killed.
+SETTLE_S = 10.0
 
 
 class WorkerCrashedError(VidselError, RuntimeError):
@@ -199,18 +209,33 @@ class ProcessExecutor(Executor):
                                    initializer=_init_worker,
                                    initargs=(self.log_level, threads, main))
 
-    def _drop_pool(self, *, terminate: bool = False) -> None:
+    def _workers_of(self) -> list[multiprocessing.process.BaseProcess]:
+        """The current pool's worker processes (the standard pool keeps them in
+        ``_processes``; none when it does not)."""
+        return list((getattr(self._pool, "_processes", None) or {}).values())
+
+    def _lost_worker(self) -> bool:
+        """A worker of the current pool has exited (workers only exit when the pool shuts
+        down, so this is a crash the pool itself may not have seen yet)."""
+        return any(p.exitcode is not None for p in self._workers_of())
+
+    def _kill_workers(self) -> None:
+        for p in self._workers_of():
+            if p.exitcode is None:
+                p.kill()
+        for p in self._workers_of():
+            p.join(timeout=SETTLE_S)
+
+    def _drop_pool(self, *, terminate: bool = False, broken: bool = False) -> None:
+        """Shut the pool down: ``terminate`` (interrupted) kills the workers without waiting
+        for running tasks; ``broken`` (a worker died) kills the survivors first, so the pool's
+        own clean-up, which joins every worker, cannot wait on one it never stopped."""
+        if terminate or broken:
+            self._kill_workers()
         pool, self._pool = self._pool, None
         if pool is None:
             return
-        if terminate:  # interrupted: do not wait for running tasks
-            procs = list(getattr(pool, "_processes", {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
-        else:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=not terminate, cancel_futures=True)
 
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Outcome]:
         pending: deque[Any] = deque(items)
@@ -242,27 +267,32 @@ class ProcessExecutor(Executor):
                         alone = None
                 crashed: list[Any] = []
                 if inflight and not broken:
-                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    done, _ = wait(inflight, timeout=WATCH_INTERVAL_S,
+                                   return_when=FIRST_COMPLETED)
                     for fut in done:
                         item = inflight.pop(fut)
                         if isinstance(fut.exception(), BrokenProcessPool):
                             crashed.append(item)
                         else:
                             yield item, fut.exception() or fut.result()
+                    if not done and self._lost_worker():
+                        broken = True  # a worker died unseen by the pool
                 if not crashed and not broken:
                     if alone is not None and not inflight:
                         alone = None
                     continue
-                # The pool is dead: the other futures fail the same way (or finished just before).
-                wait(inflight)
+                # The pool is dead: stop its workers, then the other futures fail the same way
+                # (or finished just before); one still open after SETTLE_S counts as crashed.
+                self._kill_workers()
+                wait(inflight, timeout=SETTLE_S)
                 for fut, item in inflight.items():
-                    if isinstance(fut.exception(), BrokenProcessPool):
+                    if not fut.done() or isinstance(fut.exception(), BrokenProcessPool):
                         crashed.append(item)
                     else:
                         yield item, fut.exception() or fut.result()
                 inflight.clear()
                 self.crashes += 1
-                self._drop_pool()
+                self._drop_pool(broken=True)
                 if not crashed:
                     empty_breaks += 1
                     if empty_breaks >= 3:
