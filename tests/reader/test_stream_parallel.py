@@ -239,7 +239,7 @@ def test_a_conversion_is_done_once_by_whichever_thread_runs_it_first(bframes_cli
 
 def test_codec_passes_follow_the_decode_workers_variable(monkeypatch):
     """VIDSEL_DECODE_WORKERS (set by ``vidsel batch`` workers) rules codec passes too."""
-    from vidsel.io._parallel import DECODE_WORKERS_ENV, usable_cpus
+    from vidsel.io import DECODE_WORKERS_ENV, usable_cpus
     from vidsel.io._stream import MAX_AUTO_WORKERS, auto_workers
 
     monkeypatch.setenv(DECODE_WORKERS_ENV, "1")

@@ -54,7 +54,7 @@ import numpy as np
 
 from .._validate import check_choice, check_positive_float, check_positive_int
 from ..errors import CorruptVideoError, InvalidArgumentError, UnsupportedRequestError
-from ..io import VideoReader, decode_stream, open_container, packet_table
+from ..io import VideoReader, decode_stream, open_container, packet_table, usable_cpus
 from ..optional import require
 from ..results import PatchConfig, PatchSelection
 from ._lmms_motion import dense_field, mvwarp_scores, resize_field, scan_meta
@@ -466,11 +466,7 @@ def _prepare(resize: BilinearResize, rgb: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _workers() -> int:
     """Resize threads: the cores this process may use, at most :data:`_MAX_WORKERS`."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(_MAX_WORKERS, cores))
+    return max(1, min(_MAX_WORKERS, usable_cpus()))
 
 
 def lmms_method(path: str | VideoReader, *, question: str | None, budget: int,

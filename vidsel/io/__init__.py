@@ -22,6 +22,7 @@ from ._display import apply_display_op, display_transform, swaps_axes
 from ._encode import write_video
 from ._frames import MV_DTYPE, ConvertAhead, LateCrop, StreamFrame
 from ._packets import index_for, packet_index
+from ._parallel import DECODE_WORKERS_ENV, usable_cpus
 from ._probe import (
     VIDEO_KINDS,
     VideoKind,
@@ -38,6 +39,7 @@ from ._types import FRAME_SETS, FrameBatch, FrameSet, PacketIndex, PacketTable, 
 
 __all__ = [
     "BACKENDS",
+    "DECODE_WORKERS_ENV",
     "DEFAULT_INTERPOLATION",
     "FRAME_SETS",
     "INTERPOLATIONS",
@@ -80,5 +82,6 @@ __all__ = [
     "register_backend",
     "resolve_crop",
     "swaps_axes",
+    "usable_cpus",
     "write_video",
 ]

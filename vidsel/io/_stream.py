@@ -12,7 +12,6 @@ index, the pass restarts from the start counting frames in output order.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
@@ -34,7 +33,7 @@ from ._frames import (
     StreamFrame,
     no_crop,
 )
-from ._parallel import default_workers
+from ._parallel import default_workers, usable_cpus
 from ._probe import open_container
 from ._types import PacketTable
 
@@ -387,7 +386,7 @@ def _parallel(table: PacketTable, spans: list[_Span], workers: int, *, skip: str
     queues = [_Queue() for _ in spans]
     stop = threading.Event()
     # frame threads of a pixel pass share the cores with the other workers
-    per_thread = threads if threads else max(1, (os.cpu_count() or 1) // workers)
+    per_thread = threads if threads else max(1, usable_cpus() // workers)
 
     def work(first: int) -> None:
         idle = IdleConversions(interpolation)  # this thread's conversions and converter

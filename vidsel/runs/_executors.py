@@ -4,12 +4,13 @@
   A worker that dies (segfaulting decoder, OOM kill, ``kill -9``) breaks the pool; the pool is
   rebuilt and the videos that were in flight are re-run one at a time, so the one that kills
   its worker again is pinned down and gets a failure record
-  (:class:`WorkerCrashedError`) while the others finish normally. Two races in the standard
-  library's pool are closed here rather than left to hang the batch: a worker started while
-  the pool was breaking is never told to stop (the pool then waits for it forever), and a worker
-  started after the pool's last look at its workers can die unseen while holding the task
-  queue's lock. The executor kills a broken pool's workers itself and checks on them every
-  :data:`WATCH_INTERVAL_S` while waiting.
+  (:class:`WorkerCrashedError`) while the others finish normally. Three races in the standard
+  library's pool (Python 3.11) are closed here rather than left to hang or end the batch: a
+  worker started while the pool is breaking is never told to stop (the pool then waits for it
+  forever) or fails to start (``submit`` raises ``OSError``: its queue is already closed), and
+  a worker started after the pool's last look at its workers can die unseen while holding the
+  task queue's lock. The executor kills a broken pool's workers itself, treats a failed start
+  as a broken pool, and checks on the workers every :data:`WATCH_INTERVAL_S` while waiting.
 - ``ray``: tasks on a Ray cluster (``pip install 'vidsel[ray]'``): an existing one
   (``--ray-address`` or ``RAY_ADDRESS``) or a local one started for the run. GPU-aware: with an
   embedder and GPUs in the cluster each task asks for ``--gpus-per-task`` GPUs (default 1) and
@@ -46,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import InvalidArgumentError, VidselError
+from ..io import DECODE_WORKERS_ENV, usable_cpus
 from ..optional import require
 from ..registry import Registry
 from ._output import configure_logging
@@ -72,8 +74,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 Outcome = tuple[Any, Any]  # (item, result or exception)
 
-#: Parallel frame decoders per VideoReader (read by ``vidsel.io``'s default ``workers``).
-DECODE_WORKERS_ENV = "VIDSEL_DECODE_WORKERS"
 
 #: Seconds between checks that every worker of a process pool is still alive.
 WATCH_INTERVAL_S = 1.0
@@ -86,11 +86,8 @@ class WorkerCrashedError(VidselError, RuntimeError):
 
 
 def default_workers() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return os.cpu_count() or 1
+    """CPU cores this process may use (:func:`vidsel.io.usable_cpus`)."""
+    return usable_cpus()
 
 
 class Executor(abc.ABC):
@@ -245,6 +242,7 @@ class ProcessExecutor(Executor):
         limit = self.workers * (1 + self.prefetch)
         finished = False
         empty_breaks = 0  # pools that broke with nothing running (e.g. workers fail to start)
+        start_error: BaseException | None = None  # why the last submit failed
         try:
             while pending or suspects or inflight:
                 if self._pool is None:
@@ -261,8 +259,10 @@ class ProcessExecutor(Executor):
                             item = pending[0]
                             inflight[self._pool.submit(fn, item)] = item
                             pending.popleft()
-                except BrokenProcessPool:
-                    broken = True  # the item that failed to submit is still queued
+                except (BrokenProcessPool, OSError) as e:
+                    # the item that failed to submit is still queued; OSError: a worker
+                    # spawned while the pool was breaking (its queue is already closed)
+                    broken, start_error = True, e
                     if alone is not None and alone not in inflight.values():
                         alone = None
                 crashed: list[Any] = []
@@ -296,8 +296,9 @@ class ProcessExecutor(Executor):
                 if not crashed:
                     empty_breaks += 1
                     if empty_breaks >= 3:
-                        raise WorkerCrashedError("worker processes keep dying before taking any task "
-                                           "(they fail to start); try --executor serial -v")
+                        raise WorkerCrashedError(
+                            "worker processes keep dying before taking any task (they fail to "
+                            "start); try --executor serial -v") from start_error
                     continue  # nothing was running when the pool broke: start a new one
                 empty_breaks = 0
                 if alone is not None and crashed == [alone]:
