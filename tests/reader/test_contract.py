@@ -60,6 +60,21 @@ def test_unknown_interpolation_lists_the_choices(clip):
         assert r.get_frames([0], size=48).shape == (1, 48, 96, 3)
 
 
+def test_swscale_threads_change_no_byte(clip):
+    """FrameConverter's swscale thread count (one below SWS_THREADS_MIN_PIXELS, FFmpeg's
+    choice above, or as asked) gives the same bytes, resized, cropped or not."""
+    import av
+
+    with av.open(str(clip.path)) as c:
+        frames = [f for _, f in zip(range(6), c.decode(video=0))]
+    for kw in ({"out_hw": (96, 192)}, {"out_hw": (50, 70)}, {"out_hw": (64, 64), "crop": (8, 8, 16, 16)}):
+        outs = [np.stack([FrameConverter(interpolation="BICUBIC", threads=t).rgb(f, **kw)
+                          for f in frames]) for t in (None, 0, 1, 3)]
+        assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    with pytest.raises(InvalidArgumentError, match="threads"):
+        FrameConverter(threads=-1)
+
+
 @pytest.mark.parametrize("stream", ["a", -1, True, 1.5])
 def test_bad_stream_argument(clip, stream):
     for call in (lambda: VideoReader(clip.path, stream=stream),

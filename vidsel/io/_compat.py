@@ -7,11 +7,15 @@ from typing import Any
 
 import av
 
-__all__ = ["decoder_version", "fresh_decoders_supported"]
+__all__ = ["SWS_THREADS", "decoder_version", "fresh_decoders_supported"]
 
 logger = logging.getLogger(__name__)
 
 _warned = False
+
+#: The installed PyAV takes swscale's thread count (``VideoReformatter.reformat(threads=)``,
+#: PyAV >= 17, where reformatting became multithreaded; before, it is one thread).
+SWS_THREADS = int(av.__version__.split(".")[0]) >= 17
 
 
 def fresh_decoders_supported(codec_context: Any) -> bool:

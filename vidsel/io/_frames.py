@@ -226,7 +226,8 @@ class IdleConversions:
 
     def add(self, conversion: Conversion, frame: Any) -> None:
         if self.converter is None:
-            self.converter = FrameConverter.for_frame(frame, interpolation=self.interpolation)
+            self.converter = FrameConverter.for_frame(frame, interpolation=self.interpolation,
+                                                      threads=1)  # beside the decoders
         pending = self._pending
         while pending and _settled(pending[0]):
             pending.popleft()

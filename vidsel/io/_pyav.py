@@ -202,7 +202,8 @@ class PyAVBackend:
         return spawn_clone(  # type: ignore[no-any-return]
             self, open_container, stats=DecodeStats,
             converter=lambda: FrameConverter(interpolation=self._interp,
-                                             display_op=self._display_op, crop=self._crop))
+                                             display_op=self._display_op, crop=self._crop,
+                                             threads=1))  # beside the other workers
 
     # -- low-level decode ---------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -61,8 +61,9 @@ class DamagedWhileThreaded(DecodeError):
 
 
 def _converter(frame: Any, interpolation: str) -> FrameConverter:
-    """The converter of a pass, made from its first picture (display matrix)."""
-    return FrameConverter.for_frame(frame, interpolation=interpolation)
+    """The converter of a pass, made from its first picture (display matrix); one swscale
+    thread (the pass's decoders keep the other CPUs busy)."""
+    return FrameConverter.for_frame(frame, interpolation=interpolation, threads=1)
 
 
 def decode_stream(table: PacketTable, *, skip: str = "DEFAULT", export_mvs: bool = False,
