@@ -254,6 +254,16 @@ def _time_prefill(model: Any, ids: torch.Tensor, inputs: dict[str, torch.Tensor]
     return sec, peak
 
 
+def _trimmed(vision: Any, text: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """(vision config, LLM config dict) with ``--vit-layers`` / ``--llm-layers`` applied."""
+    text = dict(text)
+    if args.vit_layers:
+        vision = type(vision)(**{**vision.__dict__, "num_hidden_layers": args.vit_layers})
+    if args.llm_layers:
+        text["num_hidden_layers"] = args.llm_layers
+    return vision, text
+
+
 def bench_llm_prefill(args: argparse.Namespace, device: torch.device,
                       dtype: torch.dtype) -> list[dict[str, Any]]:
     """Encoder + LLM prefill of a full prompt (last-token logits only): Ovis2.5-2B on uniform
@@ -265,11 +275,7 @@ def bench_llm_prefill(args: argparse.Namespace, device: torch.device,
     model: Any
     if args.model == "llava-ov2-8b":
         ov2 = llava_ov2_preset("llava-ov2-8b")
-        vision, text = ov2.vision, dict(ov2.text_config)
-        if args.vit_layers:
-            vision = type(vision)(**{**vision.__dict__, "num_hidden_layers": args.vit_layers})
-        if args.llm_layers:
-            text["num_hidden_layers"] = args.llm_layers
+        vision, text = _trimmed(ov2.vision, ov2.text_config, args)
         ov2 = ov2.replace(vision=vision, text_config=text)
         model = LlavaOneVision2Model.from_config(ov2, device=device, dtype=dtype,
                                                  attn_impl=backend, seed=0)
@@ -279,11 +285,7 @@ def bench_llm_prefill(args: argparse.Namespace, device: torch.device,
             return torch.full((n,), ov2.image_token_id)
     else:
         cfg = preset("ovis2.5-2b")
-        vision, text = cfg.vit_config, dict(cfg.llm_config)
-        if args.vit_layers:
-            vision = type(vision)(**{**vision.__dict__, "num_hidden_layers": args.vit_layers})
-        if args.llm_layers:
-            text["num_hidden_layers"] = args.llm_layers
+        vision, text = _trimmed(cfg.vit_config, cfg.llm_config, args)
         cfg = cfg.replace(vit_config=vision, llm_config=text)
         model = OvisModel.from_config(cfg, device=device, dtype=dtype, attn_impl=backend, seed=0)
         kinds = (("uniform", uniform_inputs),)
