@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..errors import DecodeError, InvalidArgumentError
 
-__all__ = ["PackedBitstream", "peek_parser"]
+__all__ = ["PackedBitstream", "Peek", "peek_parser", "second_ue"]
 
 #: (picture type "I" / "P" / "B" / "S", is_reference) or None when the packet holds no picture.
 Peek = tuple[str, bool] | None
@@ -29,8 +29,35 @@ class MalformedBits(InvalidArgumentError):
     """A packet header cannot be parsed (the peek gives up; the caller decodes instead)."""
 
 
+def second_ue(data: bytes) -> int:
+    """The second unsigned Exp-Golomb value of ``data`` (MSB first, emulation bytes removed
+    beforehand), the first one skipped: an H.264 slice header's ``slice_type`` after
+    ``first_mb_in_slice``. Whole-word arithmetic (``int.bit_length`` counts the leading
+    zeros), the same values as reading bit by bit (:class:`_Bits`).
+
+    Raises:
+        MalformedBits: a code with more than 31 leading zeros.
+        IndexError: ``data`` ends inside a code.
+    """
+    left = 8 * len(data)
+    x = int.from_bytes(data, "big")
+    value = 0
+    for _ in range(2):
+        rem = x & ((1 << left) - 1)
+        zeros = left - rem.bit_length()
+        if zeros > 31:
+            raise MalformedBits("bad exp-golomb code")
+        width = 2 * zeros + 1
+        if width > left:
+            raise IndexError("the data ends inside an exp-golomb code")
+        left -= width
+        value = (rem >> left) - 1
+    return value
+
+
 class _Bits:
-    """MSB-first bit reader with Exp-Golomb decoding (emulation bytes removed beforehand)."""
+    """MSB-first bit reader with Exp-Golomb decoding (emulation bytes removed beforehand);
+    the reference :func:`second_ue` is tested against."""
 
     __slots__ = ("data", "pos")
 
@@ -72,9 +99,7 @@ def h264_slice(nal: bytes) -> Peek:
     if nal_type not in (1, 5):
         return None
     ref = bool(nal[0] & 0x60)
-    bits = _Bits(_unescape(bytes(nal[1:12])))
-    bits.ue()  # first_mb_in_slice
-    kind = _H264_SLICE.get(bits.ue() % 5, "P")
+    kind = _H264_SLICE.get(second_ue(_unescape(bytes(nal[1:12]))) % 5, "P")
     return kind, ref
 
 

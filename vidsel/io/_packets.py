@@ -23,8 +23,8 @@ import av
 import numpy as np
 
 from ..errors import InvalidArgumentError, VidselError
-from ._bitstream import PackedBitstream, peek_parser
-from ._probe import check_path, check_stream, open_container, packet_table
+from ._bitstream import PackedBitstream, Peek, peek_parser
+from ._probe import check_path, check_stream, open_container, typed_table
 from ._types import PacketIndex, PacketTable, PictSource
 
 __all__ = ["BITSTREAM_TYPED", "index_for", "packet_index"]
@@ -79,6 +79,27 @@ def _parse_types(path: str, stream_index: int, codec: str,
     return kinds, refs
 
 
+def _peeked_types(peeks: list[Peek], decode_order: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_parse_types`'s result from the peeks of the table's own demux pass (decode
+    order, one per indexed packet; empty: none), or None where too few pictures told their
+    type."""
+    n = len(decode_order)
+    if len(peeks) != n:
+        return None
+    kinds = np.full(n, "", dtype="<U1")
+    refs = np.zeros(n, bool)
+    found = [(j, hit) for j, hit in enumerate(peeks) if hit is not None]
+    if len(found) < max(1, n // 2):
+        return None
+    pos = np.empty(n, np.int64)  # decode position -> presentation index
+    pos[np.asarray(decode_order, np.int64)] = np.arange(n)
+    at = pos[[j for j, _ in found]]
+    kinds[at] = [hit[0] for _, hit in found]
+    refs[at] = [hit[1] for _, hit in found]
+    return kinds, refs
+
+
 def _infer_types(is_keyframe: np.ndarray, decode_order: np.ndarray) -> np.ndarray:
     """I for keyframes; B for frames decoded after a later-presented frame; P otherwise."""
     n = len(decode_order)
@@ -120,7 +141,7 @@ def packet_index(path: str | os.PathLike[str], *, stream: int | None = None,
                  table: PacketTable | None = None) -> PacketIndex:
     """Index every frame of a video from its packets, without decoding pictures.
 
-    Costs milliseconds per minute of video (two demux passes; picture types are parsed from a few
+    Costs milliseconds per minute of video (one demux pass; picture types are parsed from a few
     bytes of each packet where the codec allows it).
 
     Args:
@@ -142,8 +163,9 @@ def packet_index(path: str | os.PathLike[str], *, stream: int | None = None,
         (array(['I', 'B', 'B', 'P', ...]), array([0, 250, ...]))
     """
     t0 = time.perf_counter()
+    peeks: list[Peek] | None = None
     if table is None:
-        table = packet_table(path, stream)
+        table, peeks = typed_table(path, stream)  # types from the same demux pass
     elif not isinstance(table, PacketTable) or isinstance(table, PacketIndex):
         raise InvalidArgumentError(f"table= must be a PacketTable, got {type(table).__name__}")
     n = len(table)
@@ -152,8 +174,11 @@ def packet_index(path: str | os.PathLike[str], *, stream: int | None = None,
     source: PictSource = "inferred"
     reliable = table.pts_reliable
     if table.codec in BITSTREAM_TYPED and table.pts_reliable:
-        pts_to_index = {int(p): i for i, p in enumerate(table.pts)}
-        parsed = _parse_types(table.path, table.stream_index, table.codec, pts_to_index, n)
+        if peeks is None:
+            pts_to_index = {int(p): i for i, p in enumerate(table.pts)}
+            parsed = _parse_types(table.path, table.stream_index, table.codec, pts_to_index, n)
+        else:
+            parsed = _peeked_types(peeks, table.decode_order)
         if parsed is None and table.codec == "mpeg4":
             reliable = False  # packed bitstream (or unparsable): never map frames by pts
         if parsed is not None:

@@ -21,6 +21,7 @@ from ..errors import (
     VideoNotFoundError,
     VidselError,
 )
+from ._bitstream import PackedBitstream, Peek, peek_parser
 from ._types import PacketTable
 
 __all__ = ["VIDEO_KINDS", "VideoKind", "check_path", "check_stream", "is_video",
@@ -302,12 +303,25 @@ def packet_table(path: str | os.PathLike[str], stream: int | None = None) -> Pac
         VideoNotFoundError, NotAVideoError, NoVideoStreamError, UnsupportedCodecError,
         CorruptVideoError: as their names say; a stream with no frame at all is corrupt.
     """
+    return _table(path, stream, None)
+
+
+def typed_table(path: str | os.PathLike[str], stream: int | None = None
+                ) -> tuple[PacketTable, list[Peek]]:
+    """:func:`packet_table` plus each indexed packet's bitstream peek, in decode order, from
+    the same demux pass (see :func:`_index_stream`: an empty list where there are none)."""
+    peeks: list[Peek] = []
+    return _table(path, stream, peeks), peeks
+
+
+def _table(path: str | os.PathLike[str], stream: int | None,
+           peeks: list[Peek] | None) -> PacketTable:
     spath = check_path(path)
     check_stream(stream)
     container = open_container(spath)
     try:
         vs = pick_video_stream(container, spath, stream)
-        return _index_stream(container, vs, spath, av)
+        return _index_stream(container, vs, spath, av, peeks)
     finally:
         container.close()
 
@@ -384,9 +398,16 @@ def _repair_pts(pts_l: list[int | None], dts_l: list[int], path: str) -> tuple[n
     return raw, len(lost)
 
 
-def _index_stream(container: Any, vs: Any, path: str, av: Any) -> PacketTable:
+def _index_stream(container: Any, vs: Any, path: str, av: Any,
+                  peeks: list[Peek] | None = None) -> PacketTable:
+    """The stream's :class:`PacketTable` from one demux pass. With ``peeks`` (an empty list)
+    and a codec :func:`~vidsel.io._bitstream.peek_parser` knows, each indexed packet's
+    (picture type, is_reference) is appended to it in decode order (None where the packet
+    tells nothing); it is left empty where the codec has no parser or an MPEG-4 packet holds
+    two pictures (DivX packed B-frames)."""
     codec = vs.codec_context.name
     shown_check = _SHOWN_CHECK.get(codec)
+    parse = None if peeks is None else peek_parser(codec, vs.codec_context.extradata)
     pts_l: list[int | None] = []
     dts_l: list[int] = []
     size_l: list[int] = []
@@ -408,6 +429,18 @@ def _index_stream(container: Any, vs: Any, path: str, av: Any) -> PacketTable:
             size_l.append(int(size))
             key_l.append(bool(pkt.is_keyframe))
             last_corrupt = bool(pkt.is_corrupt)
+            if parse is not None:
+                try:
+                    hit = parse(memoryview(pkt))
+                except (ValueError, IndexError):
+                    hit = None
+                except PackedBitstream:
+                    logger.info("%s: packed-bitstream MPEG-4: frames are counted in output "
+                                "order", path)
+                    parse = None
+                    peeks.clear()  # type: ignore[union-attr]
+                    continue
+                peeks.append(hit)  # type: ignore[union-attr]
     except (av.error.FFmpegError, OSError, IndexError) as e:
         # Damaged data: FFmpeg reports invalid data, EOF, EPERM or even ENOMEM (a damaged size
         # field asking for gigabytes), and PyAV an IndexError for a stream that appears
@@ -422,6 +455,8 @@ def _index_stream(container: Any, vs: Any, path: str, av: Any) -> PacketTable:
                        "not counted as a frame", path)
         for lst in (pts_l, dts_l, size_l, key_l):
             lst.pop()
+        if peeks:
+            peeks.pop()
     if not truncated and _sample_table_cut(container, vs, demuxed):
         truncated = True
         logger.warning("%s: the file ends before its data: %d of the %d packets its sample "
