@@ -36,8 +36,7 @@ def second_ue(data: bytes) -> int:
     zeros), the same values as reading bit by bit (:class:`_Bits`).
 
     Raises:
-        MalformedBits: a code with more than 31 leading zeros.
-        IndexError: ``data`` ends inside a code.
+        MalformedBits: a code with more than 31 leading zeros, or ``data`` ending inside one.
     """
     left = 8 * len(data)
     x = int.from_bytes(data, "big")
@@ -49,7 +48,7 @@ def second_ue(data: bytes) -> int:
             raise MalformedBits("bad exp-golomb code")
         width = 2 * zeros + 1
         if width > left:
-            raise IndexError("the data ends inside an exp-golomb code")
+            raise MalformedBits("the data ends inside an exp-golomb code")
         left -= width
         value = (rem >> left) - 1
     return value

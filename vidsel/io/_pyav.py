@@ -112,9 +112,8 @@ class PyAVBackend:
             self._peek = (peek_parser(self.table.codec, self._stream.codec_context.extradata)
                           if reorders else None)
             self._configure_threads("AUTO")
-            self._fresh_ok = fresh_decoders_supported(self._stream.codec_context)
             self._probe_first_frame()
-            packed = self._packed_bitstream()
+            packed = packed_bitstream(self)  # DivX packed B-frames (see _modes)
         except BaseException:
             self._container.close()
             raise
@@ -129,12 +128,9 @@ class PyAVBackend:
         self._undecodable: set[int] = set()
         # Seek point -> the earlier keyframe the demuxer must be positioned at to reach it.
         self._seek_pos: dict[int, int] = {}
+        self._fresh_ok = fresh_decoders_supported(self._stream.codec_context)
         self._stats = DecodeStats()
         self._drain = False  # end the current stretch's packets with a flush (see _packets)
-
-    def _packed_bitstream(self, probe: int = 64) -> bool:
-        """Whether the stream has DivX packed B-frames (see :mod:`vidsel.io._modes`)."""
-        return packed_bitstream(self, probe)
 
     # -- set-up ---------------------------------------------------------------------------
     def _configure_threads(self, kind: str) -> None:
@@ -146,20 +142,21 @@ class PyAVBackend:
             logger.debug("%s: could not set thread_type=%s", self.path, kind)
 
     def _probe_first_frame(self) -> None:
-        """Decode the first picture: pixel format, coded size and display matrix.
-
-        In the stream's own decoder (it attaches the container's display matrix to pictures),
-        from the first packet alone, drained at once: the decoder is frame-threaded and holds
-        pictures back for its reorder delay, so it would otherwise decode three or four
-        pictures before giving the first, then wait for them when the seek back to the start
-        flushes it (a 1080p H.264 file opened in 40 ms; now 23). Where that packet gives no
-        picture (damaged data) the decoder reads on from the start, as before.
-        """
+        """Decode the first picture (pixel format, coded size, display matrix) in the stream's
+        own decoder: the first packet with data, then a drain, so the frame-threaded decoder
+        gives it at once, not after three or four (a 1080p H.264 file opens in 26 ms, was 39);
+        on damaged data it reads on."""
+        def first() -> Iterator[Any]:
+            for pkt in self._packets(None):
+                yield pkt
+                if pkt.size:
+                    yield self._av.Packet()
+                    return
         self._seek_start()
-        ctx = self._stream.codec_context
         self._stats, self._drain = DecodeStats(), False
-        frame = next(decode_packets(self._first_packet(), ctx, self.path, self._stats), None)
-        if frame is None:  # damaged data at the start: read on
+        frame = next(decode_packets(first(), self._stream.codec_context, self.path,
+                                    self._stats), None)
+        if frame is None:  # damaged data at the start (a seek resets the drained decoder)
             self._seek_start()
             frame = next(self._frames_after_seek(max_errors=64), None)
         if frame is None:
@@ -170,24 +167,15 @@ class PyAVBackend:
         self.coded_width = int(frame.width)
         self.pix_fmt = str(frame.format.name)
         self.rotation, self.mirrored, self._display_op = frame_display_transform(frame)
-        self.sample_aspect_ratio = self._read_sar(self._stream.codec_context)
+        self.sample_aspect_ratio = self._read_sar()
         self._converter = FrameConverter(interpolation=self._interp,
                                          display_op=self._display_op, crop=self._crop)
         self._seek_start()
 
-    def _first_packet(self) -> Iterator[Any]:
-        """The stream's first packet with data, then a drain: the decoder gives the first
-        picture at once instead of after its reorder delay (three 1080p pictures)."""
-        for pkt in self._packets(None):
-            yield pkt
-            if pkt.size:
-                yield self._av.Packet()
-                return
-
-    def _read_sar(self, ctx: Any) -> Fraction:
+    def _read_sar(self) -> Fraction:
         """Sample (pixel) aspect ratio of the coded pictures: the bitstream's (which the decoder
-        ``ctx`` has read by now), else the container's; 1 when unset or absurd (damaged data)."""
-        for sar in (ctx.sample_aspect_ratio,
+        has read by now), else the container's; 1 when unset or absurd (damaged data)."""
+        for sar in (self._stream.codec_context.sample_aspect_ratio,
                     self._stream.sample_aspect_ratio):
             if sar is not None and sar > 0:
                 if MIN_SAR <= sar <= 1 / MIN_SAR:
