@@ -42,7 +42,7 @@ MOVING_DIFF = 6.0
 PSNR_CAP_DB = 100.0
 #: select_patches options only the question row takes.
 QUERY_OPTIONS = frozenset({"relevance_share", "relevance_candidates", "anchor_params",
-                           "cache_dir", "embed_size", "embedder_options"})
+                           "cache_dir", "embed_size", "embedder_options", "patch_relevance"})
 #: Evaluation frames decoded per request.
 _EVAL_CHUNK = 32
 

@@ -63,6 +63,10 @@ class Plan:
         keep_pixels: pixels come from the pass (``pixels="decode"``).
         relevance: (F,) float32 question relevance of every frame in [0, 1], or None.
         relevance_share: share of the motion budget spent by relevance (0: motion only).
+        patch_maps: (n, Th * Tw) float32 region relevance in [0, 1] of the scored frames'
+            tokens (see :mod:`vidsel.codec._relevance`), or None.
+        patch_rows: (F,) int64 row of ``patch_maps`` for every frame (the nearest scored
+            frame in time), or None.
     """
 
     index: PacketIndex
@@ -83,6 +87,8 @@ class Plan:
     keep_pixels: bool
     relevance: np.ndarray | None = None
     relevance_share: float = 0.0
+    patch_maps: np.ndarray | None = None
+    patch_rows: np.ndarray | None = None
 
     @property
     def signal(self) -> str:
@@ -97,11 +103,16 @@ class Plan:
     def relevance_tokens(self, frame: int, tok: np.ndarray) -> np.ndarray | None:
         """A candidate frame's token scores by relevance: ``r * (1 + m) / 2`` for the frame's
         question relevance ``r`` and each token's change score ``m`` (both in [0, 1]): the
-        most relevant frames first, their changing tokens before their static ones. None
-        without a question (or with ``relevance_share = 0``)."""
+        most relevant frames first, their changing tokens before their static ones. With
+        patch maps ``r`` is per token: the frame's relevance times the token's region
+        relevance in the nearest scored frame. None without a question (or with
+        ``relevance_share = 0``)."""
         if self.relevance is None or self.relevance_share == 0.0:
             return None
-        return float(self.relevance[frame]) * (1.0 + tok) / 2.0  # type: ignore[no-any-return]
+        r: float | np.ndarray = float(self.relevance[frame])
+        if self.patch_maps is not None and self.patch_rows is not None:
+            r = r * self.patch_maps[self.patch_rows[frame]]
+        return r * (1.0 + tok) / 2.0  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return (f"Plan(budget={self.budget}, signal={self.signal!r}, anchors={self.n_def}.."
@@ -159,7 +170,9 @@ def anchor_counts(budget: int, tokens_per_frame: int, num_anchors: int | None
 def make_plan(index: PacketIndex, cfg: PatchConfig, budget: int, *, anchors: AnchorPolicy,
               num_anchors: int | None, camera: Camera, signal: str, candidates_per_frame: int,
               keep_pixels: bool, relevance: np.ndarray | None = None,
-              relevance_share: float = 0.0, query_anchors: np.ndarray | None = None) -> Plan:
+              relevance_share: float = 0.0, query_anchors: np.ndarray | None = None,
+              patch_maps: np.ndarray | None = None,
+              patch_rows: np.ndarray | None = None) -> Plan:
     """Plan a codec selection of ``budget`` tokens (the video holds more than the budget).
 
     ``query_anchors`` (anchors ``"query"``): the (A,) frames a frame selector chose; they
@@ -210,4 +223,4 @@ def make_plan(index: PacketIndex, cfg: PatchConfig, budget: int, *, anchors: Anc
         anchor_targets=({n_def: targets} if anchors == "query" and n_def > 0 else
                         {n: grid_targets(F, n) for n in {n_def, n_max} if n > 0}),
         spikes=bit_spikes(index), keep_pixels=keep_pixels, relevance=relevance,
-        relevance_share=relevance_share)
+        relevance_share=relevance_share, patch_maps=patch_maps, patch_rows=patch_rows)

@@ -11,8 +11,16 @@ image encoding). That gives
 - optionally, the anchor frames, chosen by a frame selector (``mdp3``, ``dpp``, ``topk``, ...)
   among the same candidates.
 
+With ``patch_relevance``, the question also says *where* in a frame: the scored frames are
+read again as the tokens see them (the active picture, at the selection's frame size), their
+patches embedded (:meth:`vidsel.embed.Embedder.embed_patches`, SigLIP / SigLIP2), and each
+patch's cosine similarity to the question averaged onto the token grid by area and min-max
+normalised over the video ("patch maps"; a flat map is 1 everywhere). A frame's token then has
+relevance ``r * p``: the frame's relevance ``r`` times its region's ``p`` in the map of the
+nearest scored frame in time.
+
 The decode pass keeps a second token pool ranked by relevance (``r * (1 + m) / 2`` for the
-frame's relevance ``r`` and the token's change score ``m``,
+frame's (or token's) relevance ``r`` and the token's change score ``m``,
 :meth:`vidsel.codec._plan.Plan.relevance_tokens`); ``relevance_share`` of the motion budget
 is spent from it and the rest on the most changing tokens, as without a question
 (:func:`vidsel.codec._pool.choose_tokens`). ``relevance_share = 0`` is the motion-only
@@ -31,13 +39,15 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_choice
-from ..errors import InvalidArgumentError
-from ..io import PacketIndex, VideoReader
+from ..embed import load_embedder
+from ..errors import InvalidArgumentError, UnsupportedRequestError
+from ..io import Crop, PacketIndex, VideoReader
+from ..results import PatchConfig
 from ..select import available_selectors, get_selector
 from ..selection import pool_size, select_frames
 
-__all__ = ["FLAT", "QUERY_ANCHORS", "Relevance", "check_relevance_share", "query_anchor_methods",
-           "query_relevance"]
+__all__ = ["FLAT", "QUERY_ANCHORS", "Relevance", "area_weights", "check_relevance_share",
+           "nearest_rows", "patch_maps", "query_anchor_methods", "query_relevance"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +97,9 @@ class Relevance:
         embedder: the embedder's spec name.
         cache_hit: the frame embeddings came from the cache.
         timings_s: seconds per step of the embedding selection.
+        patch_maps: (n, Th * Tw) float32 region relevance in [0, 1] of each scored frame's
+            tokens (row-major token grid over the active picture), or None (frame relevance
+            only).
     """
 
     frames: np.ndarray
@@ -96,10 +109,75 @@ class Relevance:
     embedder: str
     cache_hit: bool
     timings_s: dict[str, float] = field(default_factory=dict)
+    patch_maps: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (f"Relevance(scored={len(self.frames)}, anchors={self.anchors.tolist()}, "
-                f"embedder={self.embedder!r}, cache_hit={self.cache_hit})")
+                f"embedder={self.embedder!r}, cache_hit={self.cache_hit}, "
+                f"patch_maps={self.patch_maps is not None})")
+
+
+def nearest_rows(scored_ts: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """(F,) int64: for each time of ``ts``, the position in ``scored_ts`` (ascending) of the
+    nearest one (the earlier on a tie)."""
+    st = np.asarray(scored_ts, np.float64)
+    t = np.asarray(ts, np.float64)
+    hi = np.clip(np.searchsorted(st, t), 1, max(len(st) - 1, 1))
+    lo = hi - 1
+    if len(st) == 1:
+        return np.zeros(len(t), np.int64)
+    pick_hi = np.abs(st[hi] - t) < np.abs(t - st[lo])
+    return np.where(pick_hi, hi, lo).astype(np.int64)  # type: ignore[no-any-return]
+
+
+def area_weights(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) float64: the share of each output cell covered by each input cell, when
+    both split one axis evenly (rows sum to 1)."""
+    o0 = np.arange(n_out)[:, None] / n_out
+    i0 = np.arange(n_in)[None, :] / n_in
+    ov = np.clip(np.minimum(o0 + 1.0 / n_out, i0 + 1.0 / n_in) - np.maximum(o0, i0), 0.0, None)
+    return ov * n_out  # type: ignore[no-any-return]
+
+
+def check_patch_embedder(embedder: Any) -> None:
+    """Raise :class:`~vidsel.errors.UnsupportedRequestError` unless ``embedder`` (loaded) gives
+    patch features."""
+    if not getattr(embedder, "supports_patches", False):
+        raise UnsupportedRequestError(
+            f"patch_relevance=True needs an embedder that gives patch features (an 'hf:' "
+            f"SigLIP / SigLIP2 checkpoint); {getattr(embedder, 'name', embedder)!r} does not")
+
+
+def patch_maps(path: str, frames: np.ndarray, question: str, embedder: Any,
+               cfg: PatchConfig, crop: Crop, stream: int | None, interpolation: str,
+               chunk: int = 32) -> np.ndarray:
+    """(n, Th * Tw) float32 patch maps of ``frames`` (see the module doc): each frame read as
+    the tokens see it (``crop`` cut off, resized to ``cfg.frame_size``, the same call as the
+    selection's pixels), its patches embedded and compared with the question, averaged onto
+    the token grid, min-max normalised over all of them (1 everywhere when flat).
+
+    Raises:
+        UnsupportedRequestError: the embedder gives no patch features.
+    """
+    check_patch_embedder(embedder)
+    th, tw = cfg.token_grid
+    text = np.asarray(embedder.embed_text(question), np.float32)  # (d,)
+    maps = np.empty((len(frames), th * tw), np.float32)
+    opts: dict[str, Any] = {"crop": tuple(crop)} if any(crop) else {}
+    with VideoReader(path, stream=stream, interpolation=interpolation, **opts) as reader:
+        for s in range(0, len(frames), chunk):
+            part = np.asarray(frames[s:s + chunk], np.int64)
+            imgs = reader.get_frames(part, size=cfg.frame_size)  # (c, H, W, 3)
+            feats = embedder.embed_patches(imgs, progress=False)  # (c, gh, gw, d)
+            sims = feats @ text  # (c, gh, gw)
+            ry = area_weights(th, sims.shape[1])  # (Th, gh)
+            rx = area_weights(tw, sims.shape[2])  # (Tw, gw)
+            maps[s:s + len(part)] = np.einsum("ty,cyx,ux->ctu", ry, sims, rx).reshape(
+                len(part), th * tw)
+    lo, hi = (float(maps.min()), float(maps.max())) if maps.size else (0.0, 0.0)
+    if hi - lo < FLAT:
+        return np.ones_like(maps)
+    return ((maps - lo) / (hi - lo)).astype(np.float32)  # type: ignore[no-any-return]
 
 
 def relevance_curve(index: PacketIndex, scored_ts: np.ndarray, scores: np.ndarray
@@ -120,7 +198,8 @@ def query_relevance(index: PacketIndex, question: str, embedder: Any, *, budget_
                     num_anchors: int, anchor_method: str | None, stream: int | None,
                     candidates: int | str | None, cache_dir: str | os.PathLike[str] | None,
                     embed_size: int | None, embedder_options: Mapping[str, Any] | None,
-                    params: Mapping[str, Any] | None) -> Relevance:
+                    params: Mapping[str, Any] | None,
+                    patches: tuple[PatchConfig, Crop, str] | None = None) -> Relevance:
     """Score the question over the video of ``index`` (see the module doc).
 
     Args:
@@ -135,10 +214,13 @@ def query_relevance(index: PacketIndex, question: str, embedder: Any, *, budget_
             ``select_frames`` and ``vidsel.qwen`` use: 128 frames up to a 32-frame budget).
         cache_dir, embed_size, embedder_options: as :func:`vidsel.selection.select_frames`.
         params: parameters of the anchor selector.
+        patches: (token geometry, crop, interpolation) to also compute the patch maps of
+            the scored frames (None: frame relevance only).
 
     Raises:
         InvalidArgumentError: bad options (as ``select_frames``).
         MissingDependencyError, ModelNotAvailableError: the embedder cannot be loaded.
+        UnsupportedRequestError: ``patches`` with an embedder that gives no patch features.
     """
     if not isinstance(question, str) or not question.strip():
         raise InvalidArgumentError(f"question={question!r} must be a non-empty str")
@@ -148,6 +230,10 @@ def query_relevance(index: PacketIndex, question: str, embedder: Any, *, budget_
     if candidates is None:
         candidates = pool_size(index.num_frames, max(1, int(np.ceil(budget_frames))))
     t0 = time.perf_counter()
+    if patches is not None:  # one model for the frames and their patches
+        embedder = load_embedder(embedder, **dict(embedder_options or {}))
+        embedder_options = None
+        check_patch_embedder(embedder)  # before any decoding
     with VideoReader(index.path, stream=stream) as reader:
         sel = select_frames(reader, question, k, method=method, embedder=embedder,
                             candidates=candidates, cache_dir=cache_dir,
@@ -164,9 +250,16 @@ def query_relevance(index: PacketIndex, question: str, embedder: Any, *, budget_
     anchors = (np.asarray(sel.indices, np.int64) if anchor_method is not None and num_anchors
                else np.zeros(0, np.int64))
     timings = {f"relevance_{k_}": v for k_, v in sel.timings_s.items()}
+    maps = None
+    if patches is not None:
+        t1 = time.perf_counter()
+        cfg, crop, interpolation = patches
+        maps = patch_maps(index.path, frames, question, embedder, cfg, crop, stream,
+                          interpolation)
+        timings["relevance_patches"] = time.perf_counter() - t1
     timings["relevance"] = time.perf_counter() - t0
     rel = Relevance(frames=frames, scores=scores, curve=curve, anchors=np.unique(anchors),
                     embedder=str(sel.params.get("embedder", "")), cache_hit=sel.cache_hit,
-                    timings_s=timings)
+                    timings_s=timings, patch_maps=maps)
     logger.debug("%s: %r", index.path, rel)
     return rel

@@ -88,6 +88,7 @@ from ._relevance import (
     QUERY_ANCHORS,
     Relevance,
     check_relevance_share,
+    nearest_rows,
     query_anchor_methods,
     query_relevance,
     relevance_curve,
@@ -185,8 +186,11 @@ class _Query:
         """What the result records of the question's use (empty when unused)."""
         if rel is None:
             return {}
-        return {"anchors": self.anchor_method or self.anchors, "relevance_share": self.share,
-                "embedder": rel.embedder, "relevance_frames": len(rel.frames)}
+        out = {"anchors": self.anchor_method or self.anchors, "relevance_share": self.share,
+               "embedder": rel.embedder, "relevance_frames": len(rel.frames)}
+        if rel.patch_maps is not None:
+            out["patch_relevance"] = True
+        return out
 
 
 def _check_query(question: str | None, embedder: Any, share: float | None,
@@ -283,6 +287,7 @@ def select_patches(
     cache_dir: str | os.PathLike[str] | None = None,
     embed_size: int | None = DEFAULT_EMBED_SIZE,
     embedder_options: Mapping[str, Any] | None = None,
+    patch_relevance: bool = False,
 ) -> PatchSelection:
     """Spend a token budget on dense anchor frames plus the most changing patches of many frames,
     optionally steered by a question.
@@ -359,6 +364,14 @@ def select_patches(
         cache_dir, embed_size, embedder_options: as :func:`vidsel.selection.select_frames`
             (the same cache: a ``select_frames`` call on the same video, model and
             candidates has already paid for the frame embeddings).
+        patch_relevance: also weigh *where* in a frame the question points: the scored
+            frames are read again as the tokens see them and their patches embedded
+            (:meth:`vidsel.embed.Embedder.embed_patches`: 'hf:' SigLIP / SigLIP2), and a
+            token's relevance becomes its frame's ``r`` times its region's, from the nearest
+            scored frame (see :mod:`vidsel.codec._relevance`). Costs a second read and
+            forward pass over the scored frames (not cached). Needs a question and
+            ``relevance_share > 0``; False (default): every token of a frame has the frame's
+            relevance.
 
     Returns:
         :class:`~vidsel.results.PatchSelection` with exactly ``budget`` tokens (fewer only if the whole video is
@@ -370,12 +383,20 @@ def select_patches(
             question without an embedder, a selector anchor policy without a question), or
             an ``index`` of another file.
         MissingDependencyError, ModelNotAvailableError: the embedder cannot be loaded.
+        UnsupportedRequestError: ``patch_relevance`` with an embedder that gives no patch
+            features.
         UnsupportedCodecError: ``signal="motion_vectors"`` on a codec without vectors.
         CorruptVideoError: damaged or truncated data left too few frames to fill the budget.
         DecodeError: the budget cannot be filled for another reason (e.g. a very low
             ``candidates_per_frame``).
     """
     query = _check_query(question, embedder, relevance_share, anchors)
+    if not isinstance(patch_relevance, bool):
+        raise InvalidArgumentError(f"patch_relevance={patch_relevance!r} must be True or False")
+    if patch_relevance and query.share == 0.0:
+        raise InvalidArgumentError(
+            "patch_relevance=True weighs the tokens spent by relevance: it needs a question, "
+            "an embedder and relevance_share > 0")
     if question is None:
         given = [name for name, value in (("cache_dir", cache_dir),
                                           ("relevance_candidates", relevance_candidates),
@@ -425,11 +446,17 @@ def select_patches(
     rel: Relevance | None = None
     if query.active:
         n_query = anchor_counts(budget, tpf, num_anchors)[0] if query.anchor_method else 0
+        patches = None
+        if patch_relevance:  # the maps cover the active picture: the bars first
+            t = time.perf_counter()
+            patches = (cfg, bars.get(), interpolation)
+            timings["borders"] += time.perf_counter() - t
         rel = query_relevance(index, query.question, embedder, budget_frames=budget / tpf,
                               num_anchors=n_query, anchor_method=query.anchor_method,
                               stream=stream, candidates=relevance_candidates,
                               cache_dir=cache_dir, embed_size=embed_size,
-                              embedder_options=embedder_options, params=anchor_params)
+                              embedder_options=embedder_options, params=anchor_params,
+                              patches=patches)
         timings.update(rel.timings_s)
 
     # 1. plan
@@ -441,11 +468,15 @@ def select_patches(
             curve = (rel.curve if idx is index else
                      relevance_curve(idx, index.timestamps_s[rel.frames], rel.scores))
             query_anchors = np.minimum(rel.anchors, idx.num_frames - 1)
+        rows = None
+        if rel is not None and rel.patch_maps is not None:
+            rows = nearest_rows(index.timestamps_s[rel.frames], idx.timestamps_s)
         return make_plan(idx, cfg, budget, anchors=query.anchors,
                          num_anchors=num_anchors, camera=camera, signal=signal,
                          candidates_per_frame=cpf, keep_pixels=pixels == "decode",
                          relevance=curve, relevance_share=query.share,
-                         query_anchors=query_anchors)
+                         query_anchors=query_anchors,
+                         patch_maps=None if rel is None else rel.patch_maps, patch_rows=rows)
 
     plan = plan_for(index)
     if plan.fallback:

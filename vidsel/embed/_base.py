@@ -11,7 +11,7 @@ import numpy as np
 
 from .._progress import progress_bar
 from .._validate import check_choice, check_positive_int
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, UnsupportedRequestError
 from ..optional import require
 from ._text import PromptCleaner
 
@@ -117,6 +117,54 @@ class Embedder(ABC):
                 out.append(feats.cpu().numpy())
                 bar.update(min(self.batch_size, len(batch) - i))
         return np.concatenate(out).astype(np.float32, copy=False)
+
+    # --- patches --------------------------------------------------------------------------------
+    #: Whether :meth:`embed_patches` works: the model gives patch features in the space of its
+    #: text embeddings (subclasses that implement :meth:`_encode_patch_pixels` set it).
+    supports_patches: bool = False
+
+    def embed_patches(self, frames: np.ndarray | Sequence[np.ndarray], *,
+                      progress: bool | None = None) -> np.ndarray:
+        """Embed each frame's patches in the text space (for region relevance).
+
+        Args:
+            frames: (N, H, W, 3) uint8 RGB array, or a sequence of (H, W, 3) arrays of one
+                size. Every patch covers its share of the whole picture: nothing is cropped
+                (the picture is resized to the model's input, aspect ratio not kept).
+            progress: a progress bar over frames (as :meth:`embed_images`).
+
+        Returns:
+            (N, gh, gw, d) float32, each patch vector L2-normalised; (gh, gw) is the model's
+            patch grid, row-major over the picture.
+
+        Raises:
+            UnsupportedRequestError: the embedder gives no patch features
+                (:attr:`supports_patches` is False).
+        """
+        if not self.supports_patches:
+            raise UnsupportedRequestError(
+                f"{self.name}: this embedder gives no patch features; patch relevance needs "
+                f"one that does (e.g. 'hf:' SigLIP / SigLIP2 checkpoints)")
+        batch = _as_frame_list(frames)
+        if not batch:
+            return np.zeros((0, 0, 0, self.dim), dtype=np.float32)
+        if len({np.asarray(f).shape for f in batch}) > 1:
+            raise InvalidArgumentError("embed_patches: the frames must all have one size")
+        torch = import_torch()
+        out = []
+        with torch.inference_mode(), progress_bar(total=len(batch), desc="embedding patches",
+                                                  unit="frame", progress=progress) as bar:
+            for i in range(0, len(batch), self.batch_size):
+                feats = self._encode_patch_pixels(batch[i : i + self.batch_size])
+                feats = torch.nn.functional.normalize(feats.float(), dim=-1)  # (b, gh, gw, d)
+                out.append(feats.cpu().numpy())
+                bar.update(min(self.batch_size, len(batch) - i))
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def _encode_patch_pixels(self, frames: list[Any]) -> Any:
+        """(b,) frames -> (b, gh, gw, d) torch tensor of (unnormalised) patch features in the
+        text space. Implemented by embedders with :attr:`supports_patches`."""
+        raise UnsupportedRequestError(f"{type(self).__name__} gives no patch features")
 
     # --- text -----------------------------------------------------------------------------------
     def embed_text(self, text: str) -> np.ndarray:

@@ -201,6 +201,46 @@ class HFEmbedder(Embedder):
         kw["pixel_values"] = kw["pixel_values"].to(self.torch_dtype)
         return unwrap_features(self.model.get_image_features(**kw))
 
+    @property
+    def supports_patches(self) -> bool:  # type: ignore[override]
+        """SigLIP / SigLIP2 checkpoints with their attention-pooling head give patch features
+        (see :meth:`_encode_patch_pixels`); CLIP ones do not."""
+        tower = _vision_tower(self.model)
+        return (self.model_type in ("siglip", "siglip2") and tower is not None
+                and bool(getattr(tower, "use_head", False)))
+
+    def _encode_patch_pixels(self, frames: list[Any]) -> Any:
+        """Patch features through the pooling head, one patch at a time.
+
+        SigLIP's image embedding is an attention-pooling head over the last hidden states:
+        a learned probe attends to the patches, then a layer norm and an MLP (residual). A
+        patch's feature here is that head's output when the probe attends to this patch
+        alone (softmax weight 1): the value and output projections, then the same norm and
+        MLP. So it lies in the image embedding's space (compared with text embeddings as
+        frames are), and a picture of one patch gives its image embedding exactly.
+        """
+        if not self.supports_patches:
+            return super()._encode_patch_pixels(frames)
+        inputs = self.image_processor(images=frames, return_tensors="pt")
+        kw = {k: v.to(self.device) for k, v in inputs.items()}
+        kw["pixel_values"] = kw["pixel_values"].to(self.torch_dtype)
+        vision = self.model.vision_model
+        if self.model_type == "siglip2":  # NaFlex: each picture has its own patch grid
+            shapes = kw["spatial_shapes"]
+            if bool((shapes != shapes[:1]).any()):  # pragma: no cover - one frame size
+                raise InvalidArgumentError("embed_patches: the frames must all have one size")
+            gh, gw = (int(v) for v in shapes[0])
+            hidden = vision(pixel_values=kw["pixel_values"],
+                            pixel_attention_mask=kw["pixel_attention_mask"],
+                            spatial_shapes=shapes).last_hidden_state
+        else:
+            vc = self.model.config.vision_config
+            _, _, h, w = kw["pixel_values"].shape
+            gh, gw = h // vc.patch_size, w // vc.patch_size
+            hidden = vision(pixel_values=kw["pixel_values"]).last_hidden_state
+        feats = _head_per_patch(_vision_tower(self.model).head, hidden[:, : gh * gw])
+        return feats.reshape(len(frames), gh, gw, -1)
+
     def _encode_text(self, text: str) -> Any:
         torch = import_torch()
         limit = min(self.max_text_tokens, self._max_positions)
@@ -225,6 +265,28 @@ class HFEmbedder(Embedder):
                             device=self.device)
         return unwrap_features(self.model.get_text_features(input_ids=input_ids,
                                                             attention_mask=mask))
+
+
+def _vision_tower(model: Any) -> Any:
+    """The vision transformer holding the pooling head (``model.vision_model``, or the one a
+    ``*VisionModel`` wrapper holds), None where there is none."""
+    vision = getattr(model, "vision_model", None)
+    return getattr(vision, "vision_model", vision)
+
+
+def _head_per_patch(head: Any, hidden: Any) -> Any:
+    """(b, P, D) hidden states -> (b, P, D) outputs of SigLIP's attention-pooling ``head`` with
+    the probe attending to each patch alone (see :meth:`HFEmbedder._encode_patch_pixels`)."""
+    torch = import_torch()
+    att = head.attention  # torch.nn.MultiheadAttention
+    d = hidden.shape[-1]
+    if att.in_proj_weight is not None:
+        w_v = att.in_proj_weight[2 * d:]
+    else:  # pragma: no cover - separate projections (key / value sizes differ from D)
+        w_v = att.v_proj_weight
+    b_v = att.in_proj_bias[2 * d:] if att.in_proj_bias is not None else None
+    x = att.out_proj(torch.nn.functional.linear(hidden, w_v, b_v))
+    return x + head.mlp(head.layernorm(x))
 
 
 def _fingerprint(src: str, revision: str | None, commit: str | None = None) -> str:

@@ -163,7 +163,8 @@ class PatchSelection(FieldsEq):
         question: the question that steered the selection (query-aware codec input), or None
             when none was used.
         params: how the question was used (``anchors``, ``relevance_share``, ``embedder``,
-            ``relevance_frames``); empty without a question.
+            ``relevance_frames``, and ``patch_relevance: True`` when patch maps weighed the
+            tokens); empty without a question.
         relevance_frames: (R,) int64 frames scored against the question, or None.
         relevance_scores: (R,) float32 their cosine similarity to the question (the relevance
             curve, as :attr:`vidsel.results.Selection.candidate_scores`), or None.
