@@ -247,6 +247,9 @@ def test_patch_maps_read_the_frames_the_tokens_see(two_boxes: str) -> None:
     assert maps.min() == 0.0 and maps.max() == 1.0
     with VideoReader(two_boxes, crop=crop) as r:
         imgs = r.get_frames(frames, size=cfg.frame_size)
+    again = patch_maps(two_boxes, np.array([0, 0, 50]), "red", PatchColourEmbedder(), cfg,
+                       crop, None, "BILINEAR").reshape(3, 8, 8)  # a frame scored twice
+    np.testing.assert_array_equal(again[0], again[1])
     for m, img in zip(maps, imgs, strict=True):
         red = (img[..., 0] > 150) & (img[..., 1] < 90)
         ry, rx = np.argwhere(red).mean(axis=0) // 28  # the box's token

@@ -154,7 +154,9 @@ def patch_maps(path: str, frames: np.ndarray, question: str, embedder: Any,
     """(n, Th * Tw) float32 patch maps of ``frames`` (see the module doc): each frame read as
     the tokens see it (``crop`` cut off, resized to ``cfg.frame_size``, the same call as the
     selection's pixels), its patches embedded and compared with the question, averaged onto
-    the token grid, min-max normalised over all of them (1 everywhere when flat).
+    the token grid, min-max normalised over all of them (1 everywhere when flat). A frame
+    that cannot be decoded again (damaged data) gets a map of ones: its tokens keep their
+    frame's relevance (logged).
 
     Raises:
         UnsupportedRequestError: the embedder gives no patch features.
@@ -162,22 +164,33 @@ def patch_maps(path: str, frames: np.ndarray, question: str, embedder: Any,
     check_patch_embedder(embedder)
     th, tw = cfg.token_grid
     text = np.asarray(embedder.embed_text(question), np.float32)  # (d,)
-    maps = np.empty((len(frames), th * tw), np.float32)
+    maps = np.full((len(frames), th * tw), np.nan, np.float32)
     opts: dict[str, Any] = {"crop": tuple(crop)} if any(crop) else {}
     with VideoReader(path, stream=stream, interpolation=interpolation, **opts) as reader:
         for s in range(0, len(frames), chunk):
             part = np.asarray(frames[s:s + chunk], np.int64)
-            imgs = reader.get_frames(part, size=cfg.frame_size)  # (c, H, W, 3)
-            feats = embedder.embed_patches(imgs, progress=False)  # (c, gh, gw, d)
+            batch = reader.decode(np.unique(part), size=cfg.frame_size, on_missing="skip")
+            have = np.asarray(batch.indices, np.int64)  # ascending, damaged frames left out
+            if not len(have):
+                continue
+            feats = embedder.embed_patches(batch.frames, progress=False)  # (c, gh, gw, d)
             sims = feats @ text  # (c, gh, gw)
             ry = area_weights(th, sims.shape[1])  # (Th, gh)
             rx = area_weights(tw, sims.shape[2])  # (Tw, gw)
-            maps[s:s + len(part)] = np.einsum("ty,cyx,ux->ctu", ry, sims, rx).reshape(
-                len(part), th * tw)
-    lo, hi = (float(maps.min()), float(maps.max())) if maps.size else (0.0, 0.0)
+            vals = np.einsum("ty,cyx,ux->ctu", ry, sims, rx).reshape(len(have), th * tw)
+            pos = np.minimum(np.searchsorted(have, part), len(have) - 1)
+            ok = have[pos] == part
+            maps[s + np.flatnonzero(ok)] = vals[pos[ok]]
+    got = ~np.isnan(maps[:, 0])
+    if not got.all():
+        logger.warning("%s: %d of %d scored frames could not be decoded again; their tokens "
+                       "keep their frame's relevance", path, int((~got).sum()), len(frames))
+    lo, hi = (float(maps[got].min()), float(maps[got].max())) if got.any() else (0.0, 0.0)
     if hi - lo < FLAT:
         return np.ones_like(maps)
-    return ((maps - lo) / (hi - lo)).astype(np.float32)  # type: ignore[no-any-return]
+    out = np.clip((maps - lo) / (hi - lo), 0.0, 1.0)
+    out[~got] = 1.0
+    return out.astype(np.float32)  # type: ignore[no-any-return]
 
 
 def relevance_curve(index: PacketIndex, scored_ts: np.ndarray, scores: np.ndarray
