@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..errors import DecodeError, InvalidArgumentError
 
-__all__ = ["PackedBitstream", "Peek", "peek_parser", "second_ue"]
+__all__ = ["PACKED_LOG", "PackedBitstream", "Peek", "peek_parser", "second_ue", "try_peek"]
 
 #: (picture type "I" / "P" / "B" / "S", is_reference) or None when the packet holds no picture.
 Peek = tuple[str, bool] | None
@@ -154,6 +154,19 @@ def mpeg12(data: bytes | memoryview) -> Peek:
     if kind is None:
         return None
     return kind, kind != "B"
+
+
+#: Logged (with the path) where an MPEG-4 packet holds two pictures.
+PACKED_LOG = "%s: packed-bitstream MPEG-4: frames are counted in output order"
+
+
+def try_peek(parse: Callable[[bytes | memoryview], Peek], data: bytes | memoryview) -> Peek:
+    """``parse(data)``, None where the header cannot be read (:class:`PackedBitstream`
+    propagates: the stream's frames must then be counted in output order)."""
+    try:
+        return parse(data)
+    except (ValueError, IndexError):
+        return None
 
 
 def peek_parser(codec: str, extradata: bytes | None) -> Callable[[bytes | memoryview], Peek] | None:

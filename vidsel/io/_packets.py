@@ -23,7 +23,7 @@ import av
 import numpy as np
 
 from ..errors import InvalidArgumentError, VidselError
-from ._bitstream import PackedBitstream, Peek, peek_parser
+from ._bitstream import PACKED_LOG, PackedBitstream, Peek, peek_parser, try_peek
 from ._probe import check_path, check_stream, open_container, typed_table
 from ._types import PacketIndex, PacketTable, PictSource
 
@@ -59,12 +59,9 @@ def _parse_types(path: str, stream_index: int, codec: str,
                 if idx is None:
                     continue
                 try:
-                    hit = parse(memoryview(pkt))
-                except (ValueError, IndexError):
-                    hit = None
+                    hit = try_peek(parse, memoryview(pkt))
                 except PackedBitstream:
-                    logger.info("%s: packed-bitstream MPEG-4: frames are counted in output "
-                                "order", path)
+                    logger.info(PACKED_LOG, path)
                     return None
                 if hit is not None:
                     kinds[idx], refs[idx] = hit

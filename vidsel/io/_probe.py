@@ -21,7 +21,7 @@ from ..errors import (
     VideoNotFoundError,
     VidselError,
 )
-from ._bitstream import PackedBitstream, Peek, peek_parser
+from ._bitstream import PACKED_LOG, PackedBitstream, Peek, peek_parser, try_peek
 from ._types import PacketTable
 
 __all__ = ["VIDEO_KINDS", "VideoKind", "check_path", "check_stream", "is_video",
@@ -431,16 +431,11 @@ def _index_stream(container: Any, vs: Any, path: str, av: Any,
             last_corrupt = bool(pkt.is_corrupt)
             if parse is not None:
                 try:
-                    hit = parse(memoryview(pkt))
-                except (ValueError, IndexError):
-                    hit = None
+                    peeks.append(try_peek(parse, memoryview(pkt)))  # type: ignore[union-attr]
                 except PackedBitstream:
-                    logger.info("%s: packed-bitstream MPEG-4: frames are counted in output "
-                                "order", path)
+                    logger.info(PACKED_LOG, path)
                     parse = None
                     peeks.clear()  # type: ignore[union-attr]
-                    continue
-                peeks.append(hit)  # type: ignore[union-attr]
     except (av.error.FFmpegError, OSError, IndexError) as e:
         # Damaged data: FFmpeg reports invalid data, EOF, EPERM or even ENOMEM (a damaged size
         # field asking for gigabytes), and PyAV an IndexError for a stream that appears
