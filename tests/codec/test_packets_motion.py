@@ -48,12 +48,31 @@ def test_second_ue_equals_the_bit_reader():
     """The whole-word Exp-Golomb read gives the bit-by-bit reader's value, or fails where it
     does (too many leading zeros; data ending inside a code, where the bit reader runs off
     the end)."""
-    from vidsel.io._bitstream import MalformedBits, _Bits, second_ue
+    from vidsel.io._bitstream import MalformedBits, second_ue
 
     def by_bits(data: bytes) -> int:
-        bits = _Bits(data)
-        bits.ue()
-        return bits.ue()
+        """The two codes read bit by bit (the reader the library used before)."""
+        pos = 0
+
+        def bit() -> int:
+            nonlocal pos
+            b = (data[pos >> 3] >> (7 - (pos & 7))) & 1  # IndexError past the end
+            pos += 1
+            return b
+
+        def ue() -> int:
+            zeros = 0
+            while bit() == 0:
+                zeros += 1
+                if zeros > 31:
+                    raise MalformedBits("bad exp-golomb code")
+            value = 1
+            for _ in range(zeros):
+                value = (value << 1) | bit()
+            return value - 1
+
+        ue()
+        return ue()
 
     def outcome(f, data):
         try:

@@ -107,12 +107,18 @@ class Embedder(ABC):
         batch = _as_frame_list(frames)
         if not batch:
             return np.zeros((0, self.dim), dtype=np.float32)
+        return self._batched(batch, self._encode_pixels, "embedding frames", progress)
+
+    def _batched(self, batch: list[Any], encode: Any, desc: str,
+                 progress: bool | None) -> np.ndarray:
+        """``encode`` over ``batch`` in chunks of ``batch_size`` (no grad, a progress bar),
+        each output vector (last axis) L2-normalised; float32 numpy."""
         torch = import_torch()
         out = []
-        with torch.inference_mode(), progress_bar(total=len(batch), desc="embedding frames",
-                                                  unit="frame", progress=progress) as bar:
+        with torch.inference_mode(), progress_bar(total=len(batch), desc=desc, unit="frame",
+                                                  progress=progress) as bar:
             for i in range(0, len(batch), self.batch_size):
-                feats = self._encode_pixels(batch[i : i + self.batch_size])  # (b, d)
+                feats = encode(batch[i : i + self.batch_size])  # (b, ..., d)
                 feats = torch.nn.functional.normalize(feats.float(), dim=-1)
                 out.append(feats.cpu().numpy())
                 bar.update(min(self.batch_size, len(batch) - i))
@@ -150,16 +156,7 @@ class Embedder(ABC):
             return np.zeros((0, 0, 0, self.dim), dtype=np.float32)
         if len({np.asarray(f).shape for f in batch}) > 1:
             raise InvalidArgumentError("embed_patches: the frames must all have one size")
-        torch = import_torch()
-        out = []
-        with torch.inference_mode(), progress_bar(total=len(batch), desc="embedding patches",
-                                                  unit="frame", progress=progress) as bar:
-            for i in range(0, len(batch), self.batch_size):
-                feats = self._encode_patch_pixels(batch[i : i + self.batch_size])
-                feats = torch.nn.functional.normalize(feats.float(), dim=-1)  # (b, gh, gw, d)
-                out.append(feats.cpu().numpy())
-                bar.update(min(self.batch_size, len(batch) - i))
-        return np.concatenate(out).astype(np.float32, copy=False)
+        return self._batched(batch, self._encode_patch_pixels, "embedding patches", progress)
 
     def _encode_patch_pixels(self, frames: list[Any]) -> Any:
         """(b,) frames -> (b, gh, gw, d) torch tensor of (unnormalised) patch features in the

@@ -33,7 +33,7 @@ def second_ue(data: bytes) -> int:
     """The second unsigned Exp-Golomb value of ``data`` (MSB first, emulation bytes removed
     beforehand), the first one skipped: an H.264 slice header's ``slice_type`` after
     ``first_mb_in_slice``. Whole-word arithmetic (``int.bit_length`` counts the leading
-    zeros), the same values as reading bit by bit (:class:`_Bits`).
+    zeros), the same values as reading bit by bit (tested against a bit reader).
 
     Raises:
         MalformedBits: a code with more than 31 leading zeros, or ``data`` ending inside one.
@@ -52,34 +52,6 @@ def second_ue(data: bytes) -> int:
         left -= width
         value = (rem >> left) - 1
     return value
-
-
-class _Bits:
-    """MSB-first bit reader with Exp-Golomb decoding (emulation bytes removed beforehand);
-    the reference :func:`second_ue` is tested against."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def bit(self) -> int:
-        byte = self.data[self.pos >> 3]
-        b = (byte >> (7 - (self.pos & 7))) & 1
-        self.pos += 1
-        return b
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.bit() == 0:
-            zeros += 1
-            if zeros > 31:
-                raise MalformedBits("bad exp-golomb code")
-        value = 1
-        for _ in range(zeros):
-            value = (value << 1) | self.bit()
-        return value - 1
 
 
 def _unescape(data: bytes) -> bytes:
