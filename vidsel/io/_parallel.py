@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 __all__ = ["BALANCE", "DECODE_WORKERS_ENV", "MAX_DEFAULT_WORKERS", "MIN_PARALLEL_PIXELS",
-           "Stretch", "decode_parallel", "default_workers", "parallel_workers", "spawn_clone",
+           "Sink", "Stretch", "decode_parallel", "default_workers", "parallel_workers", "spawn_clone",
            "usable_cpus"]
 
 logger = logging.getLogger(__name__)
@@ -43,8 +43,11 @@ BALANCE = 1.25
 #: (measured on a 140-GOP 768x432 clip: 50% more CPU at 2 workers for 128 frames).
 MIN_PARALLEL_PIXELS = 8_000_000
 
-#: (pictures by index, targets not produced) of one decoded stretch.
-Stretch = tuple[dict[int, np.ndarray], list[int]]
+#: Where a backend hands each decoded picture: ``sink(frame index, (H, W, 3) uint8 RGB)``;
+#: the array may be a view of the decoder's buffer, valid only during the call.
+Sink = Callable[[int, np.ndarray], None]
+#: (targets handed to the sink, targets not produced) of one decoded stretch.
+Stretch = tuple[set[int], list[int]]
 
 B = TypeVar("B")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -35,6 +35,7 @@ from ._decode import DecodeStats, decode_packets
 from ._display import frame_display_transform, swaps_axes
 from ._modes import decode_keyframes, decode_sequential, packed_bitstream
 from ._parallel import (
+    Sink,
     Stretch,
     decode_parallel,
     default_workers,
@@ -391,7 +392,7 @@ class PyAVBackend:
 
     # -- exact decode ----------------------------------------------------------------------
     def decode_exact(self, targets: np.ndarray, out_hw: tuple[int, int],
-                     sink: Callable[[int, np.ndarray], None]) -> list[int]:
+                     sink: Sink) -> list[int]:
         """Decode the frames ``targets`` (sorted, unique) and hand each to ``sink``.
 
         Returns:
@@ -462,8 +463,8 @@ class PyAVBackend:
         return self._open_stretch(0, None, self._threads if threaded else 1) or iter(())
 
     def _decode_group(self, key: int, group: list[int], keep: np.ndarray | None,
-                      threads: int, out_hw: tuple[int, int]
-                      ) -> tuple[dict[int, np.ndarray], list[int], bool]:
+                      threads: int, out_hw: tuple[int, int], sink: Sink
+                      ) -> tuple[set[int], list[int], bool]:
         """Decode the targets ``group`` (sorted) in one stretch from the seek point ``key``
         with ``threads`` decoder threads (1: single-threaded).
 
@@ -471,12 +472,12 @@ class PyAVBackend:
         decoder and checks those pictures too: a reference decoded before a B-frame target
         is output after it, and its damage (concealment) changes the target's pixels.
 
-        Returns:
-            (pictures by index, targets not produced, whether the stretch met damaged data:
+        Returns (each picture produced goes to ``sink`` as soon as it is converted):
+            (targets produced, targets not produced, whether the stretch met damaged data:
             a packet the decoder refused, a picture FFmpeg flags as corrupt (error
             concealment ran) or one the packet index cannot place).
         """
-        got: dict[int, np.ndarray] = {}
+        got: set[int] = set()
         threaded = threads != 1
         frames = self._open_stretch(key, keep, threads)
         if frames is None:
@@ -496,7 +497,8 @@ class PyAVBackend:
             last = idx
             while done < len(group) and group[done] <= idx:
                 if group[done] == idx:
-                    got[idx] = self._convert(frame, out_hw)
+                    sink(idx, self._convert(frame, out_hw))
+                    got.add(idx)
                 done += 1  # else the decoder passed it without producing it: damaged data
             if done >= len(group):
                 stopped = True
@@ -513,7 +515,7 @@ class PyAVBackend:
         return got, lost, damaged or bool(lost)
 
     def _decode_planned(self, targets: np.ndarray, out_hw: tuple[int, int],
-                        sink: Callable[[int, np.ndarray], None]) -> list[int]:
+                        sink: Sink) -> list[int]:
         """Decode ``targets`` grouped by seek point, each group in one stretch from its
         keyframe (see :meth:`_open_stretch`); up to ``workers`` stretches at once.
 
@@ -522,7 +524,9 @@ class PyAVBackend:
         error concealment makes pictures depend on what the decoder was fed, so the group is
         decoded again canonically: every packet from the seek point, single-threaded. Either
         way a frame's pixels do not depend on what else is requested or was read before, nor
-        on the number of workers. ``sink`` is called in ascending frame order, from this thread.
+        on the number of workers. ``sink`` is called as each picture is converted, from the
+        worker threads, in no set order, and again for a picture a canonical redo replaces;
+        a frame in the returned list is missing even if it went to the sink.
         """
         missing: list[int] = []
         keep = None
@@ -541,31 +545,29 @@ class PyAVBackend:
         workers = parallel_workers([g[-1] - key + 1 for key, g in groups], self.workers,
                                     self.coded_width * self.coded_height)
         if workers > 1:
-            results: Iterable[Stretch] = self._decode_parallel(groups, keep, out_hw, workers)
+            results: Iterable[Stretch] = self._decode_parallel(groups, keep, out_hw, workers, sink)
         else:
-            results = (self._decode_stretch(key, group, keep, out_hw, self._threads)
+            results = (self._decode_stretch(key, group, keep, out_hw, self._threads, sink)
                        for key, group in groups)
-        for got, lost in results:
-            for i in sorted(got):
-                sink(i, got[i])
+        for _, lost in results:
             missing.extend(lost)
             self._undecodable.update(lost)
         return missing
 
     def _decode_stretch(self, key: int, group: list[int], keep: np.ndarray | None,
-                        out_hw: tuple[int, int], threads: int) -> Stretch:
+                        out_hw: tuple[int, int], threads: int, sink: Sink) -> Stretch:
         """One group's pictures: the fast stretch, redone canonically on damaged data."""
         if group[-1] - key <= SHORT_STRETCH:
             threads = 1
-        got, lost, damaged = self._decode_group(key, group, keep, threads, out_hw)
+        got, lost, damaged = self._decode_group(key, group, keep, threads, out_hw, sink)
         if damaged and (keep is not None or threads != 1):
             logger.debug("%s: damaged data after frame %d; decoding its GOP canonically",
                          self.path, key)
-            got, lost, _ = self._decode_group(key, group, None, 1, out_hw)
+            got, lost, _ = self._decode_group(key, group, None, 1, out_hw, sink)
         return got, lost
 
     def _decode_parallel(self, groups: list[tuple[int, list[int]]], keep: np.ndarray | None,
-                         out_hw: tuple[int, int], workers: int) -> Iterator[Stretch]:
+                         out_hw: tuple[int, int], workers: int, sink: Sink) -> Iterator[Stretch]:
         """The ``groups`` on ``workers`` threads: this backend and clones of it (kept for the
         reader's lifetime), each decoder with the usable CPUs divided by the workers
         (``threads=0``), at least one."""
@@ -574,17 +576,17 @@ class PyAVBackend:
         threads = self._threads or max(1, -(-usable_cpus() // workers))
         return decode_parallel(
             [self, *self._clones[:workers - 1]], groups,
-            lambda b, key, group: b._decode_stretch(key, group, keep, out_hw, threads))
+            lambda b, key, group: b._decode_stretch(key, group, keep, out_hw, threads, sink))
 
     def _decode_sequential(self, targets: np.ndarray, out_hw: tuple[int, int],
-                           sink: Callable[[int, np.ndarray], None]) -> list[int]:
+                           sink: Sink) -> list[int]:
         """Decode from the start, frame i being the i-th picture output (always exact; see
         :func:`vidsel.io._modes.decode_sequential`)."""
         return decode_sequential(self, targets, out_hw, sink)
 
     # -- keyframe decode -----------------------------------------------------------------------
     def decode_keyframes(self, keys: np.ndarray, out_hw: tuple[int, int],
-                         sink: Callable[[int, np.ndarray], None]) -> list[int]:
+                         sink: Sink) -> list[int]:
         """Decode only the keyframes ``keys`` (sorted, unique presentation indices)."""
         return decode_keyframes(self, keys, out_hw, sink)
 

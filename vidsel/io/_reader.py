@@ -258,28 +258,37 @@ class VideoReader:
         else:
             actual = req
         unique = np.unique(actual)
-        store: dict[int, np.ndarray] = {}
+        # each picture is copied into its slot as it is converted: one allocation for the
+        # batch (large enough for huge pages), the decoder's RGB buffer released at once
+        out = np.empty((len(unique), out_hw[0], out_hw[1], 3), np.uint8)
+        have = np.zeros(len(unique), bool)
 
         def sink(i: int, arr: np.ndarray) -> None:
-            store[i] = arr
+            k = int(np.searchsorted(unique, i))
+            if k >= len(unique) or unique[k] != i or arr.shape != out.shape[1:]:
+                raise DecodeError(f"{self.path}: internal error: the decoder handed frame {i} "
+                                  f"of shape {arr.shape}, not one of {out.shape[1:]} asked for")
+            out[k] = arr
+            have[k] = True
 
         if mode == "keyframe" and self.packet_table.pts_reliable:  # else no pts to seek by
             missing = self._backend.decode_keyframes(unique, out_hw, sink)
         else:
             missing = self._backend.decode_exact(unique, out_hw, sink)
-        missing = sorted(set(int(m) for m in missing) | (set(unique.tolist()) - set(store)))
+        missing = sorted(set(int(m) for m in missing) | set(unique[~have].tolist()))
         if missing and on_missing == "raise":
             shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
             raise CorruptVideoError(
                 f"{self.path}: {len(missing)} frame(s) of video stream {md.stream_index} "
                 f"({md.codec}) could not be decoded (damaged data): {shown}",
                 path=self.path, missing=tuple(missing))
-        keep = np.array([int(a) in store for a in actual], bool)
+        slots = np.searchsorted(unique, actual)
+        keep = np.isin(actual, np.asarray(missing, np.int64), invert=True)
         kept = actual[keep]
-        if len(kept):
-            frames = np.stack([store[int(a)] for a in kept])
+        if len(kept) == len(unique) and np.array_equal(kept, unique):
+            frames = out  # sorted unique requests, all decoded: the batch itself
         else:
-            frames = np.zeros((0, out_hw[0], out_hw[1], 3), np.uint8)
+            frames = out[slots[keep]]
         return FrameBatch(frames=frames, indices=kept,
                           timestamps_s=md.timestamps_s[kept] if len(kept) else np.zeros(0),
                           missing=tuple(missing), requested=req[keep])
