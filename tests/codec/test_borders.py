@@ -14,8 +14,16 @@ import numpy as np
 import pytest
 
 from vidsel.errors import InvalidArgumentError
-from vidsel.io import FrameConverter, VideoReader, write_video
-from vidsel.io._borders import Borders, borders_of, detect_borders, resolve_crop
+from vidsel.io import FrameConverter, VideoReader, packet_index, write_video
+from vidsel.io._borders import (
+    BAND_ROWS,
+    Borders,
+    _line_moments,
+    _luma,
+    borders_of,
+    detect_borders,
+    resolve_crop,
+)
 from vidsel.io._convert import check_crop
 from vidsel.synth import render_frame
 
@@ -105,6 +113,29 @@ def test_black_single_keyframe_reads_the_first_seconds(clips):
 def test_no_barsno_crop(clips):
     b = detect_borders(clips["plain"])
     assert b.crop == (0, 0, 0, 0) and not b and b.measured
+
+
+def test_a_packet_index_handed_in_gives_the_same_borders(clips):
+    """detect_borders(table=packet_index(path)) reads the same keyframes through the
+    index (no second demux) and finds the same bars; an index of another file is refused."""
+    for name in ("letterbox_fade", "one_key", "pillarbox"):
+        idx = packet_index(clips[name])
+        assert detect_borders(clips[name], table=idx) == detect_borders(clips[name])
+    with pytest.raises(InvalidArgumentError, match="was built for"):
+        detect_borders(clips["plain"], table=packet_index(clips["pillarbox"]))
+
+
+def test_line_moments_equal_the_whole_frame_luma():
+    """The band-by-band line statistics equal those of the whole frame's luma (bands of
+    BAND_ROWS rows, a last band shorter)."""
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (2 * BAND_ROWS + 7, 53, 3), dtype=np.uint8)
+    y = _luma(frame[None])[0].astype(np.float64)
+    r_mean, r_sq, c_mean, c_sq = _line_moments(frame)
+    np.testing.assert_allclose(r_mean, y.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(r_sq, (y * y).mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(c_mean, y.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(c_sq, (y * y).mean(axis=0), rtol=1e-6)
 
 
 def test_dark_vignette_is_not_a_bar():

@@ -289,3 +289,40 @@ def test_write_video_needs_existing_folder(tmp_path):
 
     assert isinstance(info.value, VidselError), type(info.value)
     assert not os.path.exists(missing)
+
+
+# -- a packet table handed in ----------------------------------------------------------------
+
+def test_reader_on_a_table_handed_in_skips_the_demux_and_reads_the_same(clip, make_synth):
+    """VideoReader(table=...) uses the caller's table (no second demux pass) and gives the
+    same metadata and frames; a table of another file or a non-table is refused."""
+    index = packet_index(clip.path)
+    with VideoReader(clip.path) as plain, VideoReader(clip.path, table=index) as fed:
+        assert fed.packet_table is index
+        assert fed.metadata == plain.metadata
+        req = [39, 0, 17, 17, 5]
+        np.testing.assert_array_equal(fed.get_frames(req), plain.get_frames(req))
+        np.testing.assert_array_equal(fed.get_frames(req, mode="keyframe"),
+                                      plain.get_frames(req, mode="keyframe"))
+    other = make_synth(scene="counter", num_frames=12, gop=4, width=64, height=48)
+    with pytest.raises(InvalidArgumentError, match="was built for"):
+        VideoReader(clip.path, table=packet_table(other.path))
+    with pytest.raises(InvalidArgumentError, match="must be a PacketTable"):
+        VideoReader(clip.path, table={"pts": []})
+
+
+def test_batch_frames_fill_one_array_in_the_order_asked(clip):
+    """Frames go into one preallocated array as they are decoded: the batch in request order
+    (duplicates, any order) equals frame-by-frame reads, and sorted unique requests give
+    that array itself, C-contiguous and writable."""
+    with VideoReader(clip.path) as r:
+        singles = {i: r.get_frames([i])[0] for i in (0, 3, 9, 21, 39)}
+        b = r.decode([21, 3, 39, 3, 0, 9])
+        for k, i in enumerate(b.indices.tolist()):
+            np.testing.assert_array_equal(b.frames[k], singles[i])
+        s = r.decode([0, 3, 9, 21, 39], size=(24, 40))
+        assert s.frames.shape == (5, 24, 40, 3)
+        assert s.frames.flags.c_contiguous and s.frames.flags.writeable
+        with VideoReader(clip.path, workers=2) as r2:
+            np.testing.assert_array_equal(r2.decode([0, 3, 9, 21, 39], size=(24, 40)).frames,
+                                          s.frames)

@@ -106,30 +106,37 @@ SignalChoice = Literal["auto", "motion_vectors", "pixel_diff"]
 
 
 class _Bars:
-    """The crop box of a selection: ``crop`` itself, or (``"auto"``) the black bars, detected
-    on a thread of their own from the start (the detection opens the file and decodes a few
-    keyframes; meanwhile the packet index is built and the decode pass starts)."""
+    """The crop box of a selection: ``crop`` itself (checked at once, no file access), or
+    (``"auto"``) the black bars, detected on a thread of their own once the packet index is
+    there (:meth:`start`; the detection decodes a few keyframes while the decode pass
+    starts)."""
 
     def __init__(self, crop: CropSpec, path: str | os.PathLike[str], stream: int | None
                  ) -> None:
         self._box: Crop | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
-        if isinstance(crop, str) and crop == "auto":
-            self._thread = threading.Thread(target=self._detect, args=(path, stream),
-                                            name="vidsel-borders", daemon=True)
-            self._thread.start()
-        else:  # checked now, before any decoding (no file access)
+        self._auto = isinstance(crop, str) and crop == "auto"
+        self._where = (path, stream)
+        if not self._auto:
             self._box = resolve_crop(crop, path, stream=stream)
 
-    def _detect(self, path: str | os.PathLike[str], stream: int | None) -> None:
+    def start(self, index: PacketIndex) -> None:
+        """Begin the detection (``"auto"``) on the file's packet index."""
+        if self._auto and self._thread is None:
+            self._thread = threading.Thread(target=self._detect, args=(index,),
+                                            name="vidsel-borders", daemon=True)
+            self._thread.start()
+
+    def _detect(self, index: PacketIndex) -> None:
         try:
-            self._box = resolve_crop("auto", path, stream=stream)
+            self._box = resolve_crop("auto", self._where[0], stream=self._where[1], table=index)
         except BaseException as e:  # raised in the caller's thread by get()
             self._error = e
 
-    def get(self) -> Crop:
+    def get(self, index: PacketIndex) -> Crop:
         """(top, bottom, left, right), waiting for the detection if needed."""
+        self.start(index)
         if self._thread is not None:
             self._thread.join()
         if self._error is not None:
@@ -252,7 +259,7 @@ def uniform_patches(path: str | os.PathLike[str], *, budget_frames: int = 8,
     bars = _Bars(crop, path, stream)
     index = index_for(path, index, stream)
     timings = {"index": time.perf_counter() - t0}
-    box = bars.get()
+    box = bars.get(index)
     timings["borders"] = time.perf_counter() - t0 - timings["index"]
     frames = uniform_frames(index.num_frames, n)  # the `uniform` method's frames
     return _dense(index, cfg, n * cfg.tokens_per_frame, frames, pixels, stream, "uniform",
@@ -426,14 +433,15 @@ def select_patches(
                 f"num_anchors={num_anchors} does not fit the budget of {budget} tokens: at most "
                 f"{budget // tpf} anchor frames of {tpf} tokens")
     t0 = time.perf_counter()
-    bars = _Bars(crop, path, stream)  # "auto": detected while the index is built and the
-    index = index_for(path, index, stream)  # decode pass starts
+    bars = _Bars(crop, path, stream)  # "auto": detected on the index while the decode
+    index = index_for(path, index, stream)  # pass starts
+    bars.start(index)
     timings = {"index": time.perf_counter() - t0, "borders": 0.0}
     F = index.num_frames
     if F * tpf <= budget:
         logger.info("%s: %d frames x %d tokens fit the budget of %d: keeping every frame",
                     index.path, F, tpf, budget)
-        box = bars.get()
+        box = bars.get(index)
         timings["borders"] = time.perf_counter() - t0 - timings["index"]
         return _dense(index, cfg, budget, np.arange(F, dtype=np.int64), pixels, stream,
                       "codec", interpolation, timings, t0, crop=box)
@@ -449,7 +457,7 @@ def select_patches(
         patches = None
         if patch_relevance:  # the maps cover the active picture: the bars first
             t = time.perf_counter()
-            patches = (cfg, bars.get(), interpolation)
+            patches = (cfg, bars.get(index), interpolation)
             timings["borders"] += time.perf_counter() - t
         rel = query_relevance(index, query.question, embedder, budget_frames=budget / tpf,
                               num_anchors=n_query, anchor_method=query.anchor_method,
@@ -489,7 +497,7 @@ def select_patches(
     def consume(idx: PacketIndex, frames: Iterator[StreamFrame]) -> Scan:
         first = next(frames, None)  # the decoders start before the bars are known
         t = time.perf_counter()
-        box = bars.get()
+        box = bars.get(index)
         late.set(box)
         timings["borders"] += time.perf_counter() - t
         return scan(plan if idx is index else plan_for(idx),
@@ -512,7 +520,7 @@ def select_patches(
                      workers=workers, convert_ahead=ahead)
     plan = sc.plan
     timings["decode"] = time.perf_counter() - t1
-    box = bars.get()
+    box = bars.get(index)
 
     # 3. anchors, 4. tokens
     t2 = time.perf_counter()

@@ -27,6 +27,7 @@ from .._validate import check_positive_int
 from ..errors import InvalidArgumentError
 from ._convert import Crop, check_crop
 from ._reader import VideoReader
+from ._types import PacketTable
 
 __all__ = ["BORDER_LIMIT", "Borders", "CropSpec", "detect_borders", "resolve_crop"]
 
@@ -98,15 +99,33 @@ class Borders:
         return any(self.crop)
 
 
+#: Rows of a frame turned into luma at a time (small temporaries, reused while hot).
+BAND_ROWS = 64
+
+
 def _luma(frames: np.ndarray) -> np.ndarray:
     """(N, H, W) float32 BT.601 luma of (N, H, W, 3) uint8 RGB."""
     return frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # type: ignore[no-any-return]
 
 
-def _content_lines(y: np.ndarray, limit: float, axis: int) -> np.ndarray:
-    """(L,) bool: the lines of one (H, W) luma frame along ``axis`` that are content."""
-    mean = y.mean(axis=axis)
-    std = np.sqrt(np.maximum((y * y).mean(axis=axis) - mean * mean, 0.0))
+def _line_moments(frame: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(mean, mean of squares) of the luma of each row (H,) and each column (W,) of one
+    (H, W, 3) uint8 RGB frame, converted BAND_ROWS rows at a time."""
+    h, w = frame.shape[:2]
+    rs, rq = np.empty(h, np.float64), np.empty(h, np.float64)
+    cs, cq = np.zeros(w, np.float64), np.zeros(w, np.float64)
+    for y0 in range(0, h, BAND_ROWS):
+        y = _luma(frame[y0:y0 + BAND_ROWS])
+        yy = y * y
+        rs[y0:y0 + len(y)], rq[y0:y0 + len(y)] = y.sum(axis=1), yy.sum(axis=1)
+        cs += y.sum(axis=0)
+        cq += yy.sum(axis=0)
+    return rs / w, rq / w, cs / h, cq / h
+
+
+def _content(mean: np.ndarray, sq: np.ndarray, limit: float) -> np.ndarray:
+    """(L,) bool: the lines with the given luma ``mean`` and mean square that are content."""
+    std = np.sqrt(np.maximum(sq - mean * mean, 0.0))
     return (mean > limit) | (std > BORDER_FLAT)  # type: ignore[no-any-return]
 
 
@@ -127,8 +146,9 @@ def borders_of(frames: np.ndarray, *, limit: float = BORDER_LIMIT,
     prof_r = np.zeros(h, np.float32)  # brightest mean of each line over the counted frames
     prof_c = np.zeros(w, np.float32)
     counted = 0
-    for y in _luma(frames):
-        lr, lc = _content_lines(y, limit, 1), _content_lines(y, limit, 0)
+    for frame in frames:
+        r_mean, r_sq, c_mean, c_sq = _line_moments(frame)
+        lr, lc = _content(r_mean, r_sq, limit), _content(c_mean, c_sq, limit)
         sr, sc = _span(lr), _span(lc)
         if sr is None or sc is None:
             continue  # no picture (black, or a fade from black)
@@ -137,8 +157,8 @@ def borders_of(frames: np.ndarray, *, limit: float = BORDER_LIMIT,
             continue  # a title card or a logo on black: says nothing about the bars
         rows |= lr
         cols |= lc
-        np.maximum(prof_r, y.mean(axis=1), out=prof_r)
-        np.maximum(prof_c, y.mean(axis=0), out=prof_c)
+        np.maximum(prof_r, r_mean, out=prof_r, casting="unsafe")
+        np.maximum(prof_c, c_mean, out=prof_c, casting="unsafe")
         counted += 1
     sr, sc = _span(rows), _span(cols)
     if not counted or sr is None or sc is None:
@@ -168,7 +188,8 @@ def borders_of(frames: np.ndarray, *, limit: float = BORDER_LIMIT,
 
 
 def detect_borders(path: str | os.PathLike[str], *, stream: int | None = None,
-                   limit: float = BORDER_LIMIT, max_frames: int = MAX_FRAMES) -> Borders:
+                   limit: float = BORDER_LIMIT, max_frames: int = MAX_FRAMES,
+                   table: PacketTable | None = None) -> Borders:
     """Find the black bars (letterbox / pillarbox) of a video, like FFmpeg's cropdetect.
 
     Args:
@@ -177,6 +198,8 @@ def detect_borders(path: str | os.PathLike[str], *, stream: int | None = None,
         limit: a line whose mean luma (0-255) is at most ``limit`` and that is flat is a bar
             line in that frame (cropdetect's default, 24).
         max_frames: keyframes measured (spread over the video).
+        table: the stream's :class:`~vidsel.io.PacketTable` or
+            :class:`~vidsel.io.PacketIndex` if already built (saves a demux pass).
 
     Returns:
         :class:`Borders` in displayed pixels, each side rounded up to an even number (a
@@ -190,7 +213,7 @@ def detect_borders(path: str | os.PathLike[str], *, stream: int | None = None,
     n = check_positive_int("max_frames", max_frames)
     if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 <= limit < 255:
         raise InvalidArgumentError(f"limit={limit!r} must be a number in [0, 255)")
-    with VideoReader(path, stream=stream) as reader:
+    with VideoReader(path, stream=stream, table=table) as reader:
         md = reader.metadata
         keys = md.keyframe_indices if len(md.keyframe_indices) else np.zeros(1, np.int64)
         pick = keys[np.unique(np.round(np.linspace(0, len(keys) - 1, min(n, len(keys))))
@@ -213,12 +236,14 @@ def detect_borders(path: str | os.PathLike[str], *, stream: int | None = None,
 
 
 def resolve_crop(crop: object, path: str | os.PathLike[str], *, stream: int | None = None,
-                 display_hw: tuple[int, int] | None = None) -> Crop:
+                 display_hw: tuple[int, int] | None = None,
+                 table: PacketTable | None = None) -> Crop:
     """A ``crop`` argument as (top, bottom, left, right) displayed pixels.
 
     Args:
         crop: ``"auto"`` (:func:`detect_borders`), ``"none"`` (no crop) or four ints.
-        path, stream: the video (read only for ``"auto"``).
+        path, stream: the video (read only for ``"auto"``; ``table`` as for
+            :func:`detect_borders`).
         display_hw: the displayed (height, width), to check an explicit crop against.
 
     Raises:
@@ -228,7 +253,7 @@ def resolve_crop(crop: object, path: str | os.PathLike[str], *, stream: int | No
         if crop == "none":
             return (0, 0, 0, 0)
         if crop == "auto":
-            return detect_borders(path, stream=stream).crop
+            return detect_borders(path, stream=stream, table=table).crop
         raise InvalidArgumentError(
             f"crop={crop!r} is not allowed; choose 'auto', 'none' or (top, bottom, left, "
             f"right)")

@@ -91,7 +91,8 @@ class PyAVBackend:
 
     def __init__(self, path: str, *, stream: int | None = None, threads: int = 0,
                  interpolation: str = DEFAULT_INTERPOLATION, workers: int | None = None,
-                 crop: tuple[int, int, int, int] | None = None) -> None:
+                 crop: tuple[int, int, int, int] | None = None,
+                 table: PacketTable | None = None) -> None:
         self._av = av
         self._crop = crop
         self.path = path
@@ -104,7 +105,9 @@ class PyAVBackend:
         self._container = open_container(path)
         try:
             self._stream = pick_video_stream(self._container, path, stream)
-            self.table: PacketTable = _index_stream(self._container, self._stream, path, av)
+            self.table: PacketTable = (  # a table handed in (same stream) saves the demux
+                table if table is not None and table.stream_index == self._stream.index
+                else _index_stream(self._container, self._stream, path, av))
             self._pts_to_index = {int(p): i for i, p in enumerate(self.table.pts)}
             # Reference flag per picture (-1 unknown, 0 disposable, 1 reference), peeked lazily
             # from packet headers; only streams that reorder pictures (B-frames) have any to skip.
@@ -589,11 +592,3 @@ class PyAVBackend:
                          sink: Sink) -> list[int]:
         """Decode only the keyframes ``keys`` (sorted, unique presentation indices)."""
         return decode_keyframes(self, keys, out_hw, sink)
-
-    def iter_sequential(self) -> Iterator[tuple[int, Any]]:
-        """Every decoded frame in order with its presentation index (for diagnostics)."""
-        for count, frame in enumerate(self._frames_from_start(threaded=True)):
-            idx = count if self._sequential else self._index_of(frame)
-            if idx is None:
-                raise DecodeError(f"{self.path}: decoded frame with unknown timestamp")
-            yield idx, frame

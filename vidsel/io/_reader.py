@@ -61,6 +61,18 @@ def _takes(factory: Callable[..., Any], option: str) -> bool:
     return any(p.name == option or p.kind is p.VAR_KEYWORD for p in params)
 
 
+def _check_table(table: object, path: str) -> None:
+    """Raise unless ``table`` is a :class:`PacketTable` built for the file ``path``."""
+    if not isinstance(table, PacketTable):
+        raise InvalidArgumentError(f"table= must be a PacketTable, got {type(table).__name__}")
+    try:
+        same = os.path.samefile(table.path, path)
+    except OSError:  # the indexed file is gone
+        same = False
+    if not same:
+        raise InvalidArgumentError(f"table= was built for {table.path!r}, not for {path!r}")
+
+
 register_backend("pyav", PyAVBackend)
 register_backend("decord", DecordBackend)
 
@@ -87,6 +99,10 @@ class VideoReader:
             resize (black bars, see :func:`vidsel.io.detect_borders`); frames then have the
             size of what is left (or ``size`` of it). None: the whole picture. PyAV backend
             only. Metadata keeps the source's size.
+        table: the stream's :class:`PacketTable` (or :class:`~vidsel.io.PacketIndex`) when the
+            caller has built it for this file already: the demux pass that indexes the
+            packets is then not repeated (backends that take it; a table of another stream is
+            not used).
 
     Raises:
         InvalidArgumentError: ``path`` is not a str / os.PathLike, or another argument is out
@@ -107,7 +123,8 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike[str], *, backend: str = "pyav",
                  stream: int | None = None, threads: int = 0,
                  interpolation: str = DEFAULT_INTERPOLATION, workers: int | None = None,
-                 crop: tuple[int, int, int, int] | None = None) -> None:
+                 crop: tuple[int, int, int, int] | None = None,
+                 table: PacketTable | None = None) -> None:
         factory = BACKENDS.get(backend)
         crop = check_crop(crop)
         threads = check_positive_int("threads", threads, allow_zero=True)
@@ -125,6 +142,10 @@ class VideoReader:
                 raise InvalidArgumentError(
                     f"crop={crop!r}: backend {backend!r} cannot crop; use backend='pyav'")
             extra["crop"] = self._crop
+        if table is not None:
+            _check_table(table, self.path)
+            if _takes(factory, "table"):
+                extra["table"] = table
         self._backend = factory(self.path, stream=stream, threads=threads,
                                 interpolation=interpolation, **extra)
         self.backend = backend
