@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, VidselError
 from ._bitstream import PACKED_LOG, PackedBitstream, Peek, peek_parser, try_peek
-from ._probe import check_path, check_stream, open_container, typed_table
+from ._probe import check_built_for, check_path, check_stream, open_container, typed_table
 from ._types import PacketIndex, PacketTable, PictSource
 
 __all__ = ["BITSTREAM_TYPED", "index_for", "packet_index"]
@@ -123,14 +123,7 @@ def index_for(path: str | os.PathLike[str], index: PacketIndex | None,
         return packet_index(path, stream=stream)
     if not isinstance(index, PacketIndex):
         raise InvalidArgumentError(f"index= must be a PacketIndex, got {type(index).__name__}")
-    checked = check_path(path)
-    try:
-        same = os.path.samefile(index.path, checked)
-    except OSError:  # the indexed file is gone
-        same = False
-    if not same:
-        raise InvalidArgumentError(
-            f"index= was built for {index.path!r}, not for {os.fspath(path)!r}")
+    check_built_for(index, check_path(path), "index")
     return index
 
 

@@ -97,6 +97,18 @@ _NON_VIDEO_FORMATS = frozenset({"tty", "bin", "idf", "xbin", "adf", "image2", "i
 _STILL_FORMATS = frozenset({"image2", "image2pipe", "gif", "apng", "webp", "ico"})
 
 
+def check_built_for(obj: Any, path: str | os.PathLike[str], name: str) -> None:
+    """Raise :class:`InvalidArgumentError` unless ``obj.path`` (a table or index handed in as
+    the argument ``name``) is the file ``path``."""
+    try:
+        same = os.path.samefile(obj.path, path)
+    except OSError:  # the indexed file is gone
+        same = False
+    if not same:
+        raise InvalidArgumentError(
+            f"{name}= was built for {obj.path!r}, not for {os.fspath(path)!r}")
+
+
 def open_container(path: str | os.PathLike[str]) -> Any:
     """``av.open`` with vidsel's errors: missing, empty, damaged or non-video files.
 

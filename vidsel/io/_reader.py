@@ -15,7 +15,7 @@ from ..errors import CorruptVideoError, DecodeError, FrameIndexError, InvalidArg
 from ..registry import Registry
 from ._convert import DEFAULT_INTERPOLATION, Size, check_crop, check_interpolation, output_size
 from ._decord import DecordBackend
-from ._probe import check_path, check_stream
+from ._probe import check_built_for, check_path, check_stream
 from ._pyav import PyAVBackend
 from ._types import FrameBatch, PacketTable, VideoMetadata
 
@@ -59,18 +59,6 @@ def _takes(factory: Callable[..., Any], option: str) -> bool:
     except (TypeError, ValueError):  # builtins without a signature
         return False
     return any(p.name == option or p.kind is p.VAR_KEYWORD for p in params)
-
-
-def _check_table(table: object, path: str) -> None:
-    """Raise unless ``table`` is a :class:`PacketTable` built for the file ``path``."""
-    if not isinstance(table, PacketTable):
-        raise InvalidArgumentError(f"table= must be a PacketTable, got {type(table).__name__}")
-    try:
-        same = os.path.samefile(table.path, path)
-    except OSError:  # the indexed file is gone
-        same = False
-    if not same:
-        raise InvalidArgumentError(f"table= was built for {table.path!r}, not for {path!r}")
 
 
 register_backend("pyav", PyAVBackend)
@@ -143,7 +131,10 @@ class VideoReader:
                     f"crop={crop!r}: backend {backend!r} cannot crop; use backend='pyav'")
             extra["crop"] = self._crop
         if table is not None:
-            _check_table(table, self.path)
+            if not isinstance(table, PacketTable):
+                raise InvalidArgumentError(
+                    f"table= must be a PacketTable, got {type(table).__name__}")
+            check_built_for(table, self.path, "table")
             if _takes(factory, "table"):
                 extra["table"] = table
         self._backend = factory(self.path, stream=stream, threads=threads,
