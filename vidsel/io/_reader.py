@@ -274,12 +274,14 @@ class VideoReader:
         # batch (large enough for huge pages), the decoder's RGB buffer released at once
         out = np.empty((len(unique), out_hw[0], out_hw[1], 3), np.uint8)
         have = np.zeros(len(unique), bool)
+        slot_of = {int(f): k for k, f in enumerate(unique.tolist())}
+        shape = out.shape[1:]
 
         def sink(i: int, arr: np.ndarray) -> None:
-            k = int(np.searchsorted(unique, i))
-            if k >= len(unique) or unique[k] != i or arr.shape != out.shape[1:]:
+            k = slot_of.get(i)
+            if k is None or arr.shape != shape:
                 raise DecodeError(f"{self.path}: internal error: the decoder handed frame {i} "
-                                  f"of shape {arr.shape}, not one of {out.shape[1:]} asked for")
+                                  f"of shape {arr.shape}, not one of {shape} asked for")
             out[k] = arr
             have[k] = True
 
