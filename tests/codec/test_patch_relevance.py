@@ -11,10 +11,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tests.codec.test_query import ColourEmbedder, colour_shares  # noqa: E402
 from vidsel import run_method  # noqa: E402
 from vidsel.codec import select_patches  # noqa: E402
 from vidsel.codec._relevance import area_weights, nearest_rows  # noqa: E402
-from vidsel.embed import Embedder, load_embedder, register_embedder  # noqa: E402
+from vidsel.embed import load_embedder, register_embedder  # noqa: E402
 from vidsel.errors import InvalidArgumentError, UnsupportedRequestError  # noqa: E402
 from vidsel.io import VideoReader, write_video  # noqa: E402
 from vidsel.results import PatchConfig  # noqa: E402
@@ -24,17 +25,9 @@ BUDGET = 4  # 256 tokens: 1 anchor frame + 192 motion tokens
 BAR = 32  # black bars above and below the 224 x 160 picture
 
 
-def _shares(a: np.ndarray) -> list[float]:
-    a = np.asarray(a, np.int16)
-    r, g, b = a[..., 0], a[..., 1], a[..., 2]
-    return [float(((r > 150) & (g < 90) & (b < 90)).mean()),
-            float(((g > 150) & (r < 90) & (b < 90)).mean()),
-            float(((b > 150) & (r < 90) & (g < 90)).mean()), 0.002]
-
-
-class PatchColourEmbedder(Embedder):
-    """Colour shares of the frame, and of each cell of an 8 x 8 grid over it (the patches);
-    text -> the colours it names."""
+class PatchColourEmbedder(ColourEmbedder):
+    """:class:`ColourEmbedder` whose patches are the cells of an 8 x 8 grid over the frame,
+    each embedded by its own colour shares."""
 
     kind = "toypatch"
     supports_patches = True
@@ -44,27 +37,15 @@ class PatchColourEmbedder(Embedder):
     def name(self) -> str:
         return "toypatch:rgb"
 
-    @property
-    def dim(self) -> int:
-        return 4
-
-    def _encode_pixels(self, frames: list) -> object:
-        return torch.tensor([_shares(f) for f in frames], dtype=torch.float32)
-
     def _encode_patch_pixels(self, frames: list) -> object:
         out = []
         for f in frames:
             f = np.asarray(f)
             ys = np.linspace(0, f.shape[0], self.grid + 1).astype(int)
             xs = np.linspace(0, f.shape[1], self.grid + 1).astype(int)
-            out.append([[_shares(f[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]) for j in range(self.grid)]
-                        for i in range(self.grid)])
+            out.append([[colour_shares(f[ys[i]:ys[i + 1], xs[j]:xs[j + 1]])
+                         for j in range(self.grid)] for i in range(self.grid)])
         return torch.tensor(out, dtype=torch.float32)
-
-    def _encode_text(self, text: str) -> object:
-        t = text.lower()
-        v = [float("red" in t), float("green" in t), float("blue" in t), 0.0]
-        return torch.tensor([v if any(v) else [0.0, 0.0, 0.0, 1.0]], dtype=torch.float32)
 
 
 class FrameOnlyEmbedder(PatchColourEmbedder):

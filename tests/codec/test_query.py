@@ -26,9 +26,19 @@ GEOM = dict(patch_size=14, merge=2, frame_size=112)  # 4 x 4 = 16 tokens per fra
 BUDGET = 4  # 64 tokens: 1 anchor frame + 48 motion tokens
 
 
+def colour_shares(picture: np.ndarray) -> list[float]:
+    """Share of red, green and blue (dominant-channel) pixels of an (H, W, 3) picture, and a
+    small constant (so that no embedding is all zeros)."""
+    a = np.asarray(picture, np.int16)
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    return [float(((r > 150) & (g < 90) & (b < 90)).mean()),
+            float(((g > 150) & (r < 90) & (b < 90)).mean()),
+            float(((b > 150) & (r < 90) & (g < 90)).mean()), 0.002]
+
+
 class ColourEmbedder(Embedder):
-    """Frame -> share of red, green, blue (dominant-channel) pixels; text -> the colours it
-    names. Deterministic, so relevance is known: a red box is relevant to "red"."""
+    """Frame -> :func:`colour_shares`; text -> the colours it names. Deterministic, so
+    relevance is known: a red box is relevant to "red"."""
 
     kind = "toycolour"
 
@@ -41,15 +51,7 @@ class ColourEmbedder(Embedder):
         return 4
 
     def _encode_pixels(self, frames: list) -> object:
-        out = []
-        for f in frames:
-            a = np.asarray(f, np.int16)
-            r, g, b = a[..., 0], a[..., 1], a[..., 2]
-            shares = [((r > 150) & (g < 90) & (b < 90)).mean(),
-                      ((g > 150) & (r < 90) & (b < 90)).mean(),
-                      ((b > 150) & (r < 90) & (g < 90)).mean(), 0.002]
-            out.append(shares)
-        return torch.tensor(out, dtype=torch.float32)
+        return torch.tensor([colour_shares(f) for f in frames], dtype=torch.float32)
 
     def _encode_text(self, text: str) -> object:
         t = text.lower()

@@ -45,6 +45,7 @@ from ..io import Crop, PacketIndex, VideoReader
 from ..results import PatchConfig
 from ..select import available_selectors, get_selector
 from ..selection import pool_size, select_frames
+from ._score import block_overlap
 
 __all__ = ["FLAT", "QUERY_ANCHORS", "Relevance", "area_weights", "check_relevance_share",
            "nearest_rows", "patch_maps", "query_anchor_methods", "query_relevance"]
@@ -133,10 +134,10 @@ def nearest_rows(scored_ts: np.ndarray, ts: np.ndarray) -> np.ndarray:
 def area_weights(n_out: int, n_in: int) -> np.ndarray:
     """(n_out, n_in) float64: the share of each output cell covered by each input cell, when
     both split one axis evenly (rows sum to 1)."""
-    o0 = np.arange(n_out)[:, None] / n_out
-    i0 = np.arange(n_in)[None, :] / n_in
-    ov = np.clip(np.minimum(o0 + 1.0 / n_out, i0 + 1.0 / n_in) - np.maximum(o0, i0), 0.0, None)
-    return ov * n_out  # type: ignore[no-any-return]
+    # in units of 1 / (n_out * n_in) of the axis every boundary is a whole number:
+    # block_overlap gives overlap / input width, the share wanted is overlap / output width
+    share = block_overlap(n_out, n_out * n_in, n_in, n_out, n_out * n_in)
+    return share.astype(np.float64) * (n_out / n_in)  # type: ignore[no-any-return]
 
 
 def check_patch_embedder(embedder: Any) -> None:

@@ -195,11 +195,16 @@ class HFEmbedder(Embedder):
     def _weights_fingerprint(self) -> str:
         return self._fingerprint
 
-    def _encode_pixels(self, frames: list[Any]) -> Any:
+    def _pixel_inputs(self, frames: list[Any]) -> dict[str, Any]:
+        """The image processor's tensors for ``frames``, on the model's device (pixel values
+        in its dtype)."""
         inputs = self.image_processor(images=frames, return_tensors="pt")
         kw = {k: v.to(self.device) for k, v in inputs.items()}
         kw["pixel_values"] = kw["pixel_values"].to(self.torch_dtype)
-        return unwrap_features(self.model.get_image_features(**kw))
+        return kw
+
+    def _encode_pixels(self, frames: list[Any]) -> Any:
+        return unwrap_features(self.model.get_image_features(**self._pixel_inputs(frames)))
 
     @property
     def supports_patches(self) -> bool:  # type: ignore[override]
@@ -221,9 +226,7 @@ class HFEmbedder(Embedder):
         """
         if not self.supports_patches:
             return super()._encode_patch_pixels(frames)
-        inputs = self.image_processor(images=frames, return_tensors="pt")
-        kw = {k: v.to(self.device) for k, v in inputs.items()}
-        kw["pixel_values"] = kw["pixel_values"].to(self.torch_dtype)
+        kw = self._pixel_inputs(frames)
         vision = self.model.vision_model
         if self.model_type == "siglip2":  # NaFlex: each picture has its own patch grid
             shapes = kw["spatial_shapes"]

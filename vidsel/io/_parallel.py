@@ -46,8 +46,8 @@ MIN_PARALLEL_PIXELS = 8_000_000
 #: Where a backend hands each decoded picture: ``sink(frame index, (H, W, 3) uint8 RGB)``;
 #: the array may be a view of the decoder's buffer, valid only during the call.
 Sink = Callable[[int, np.ndarray], None]
-#: (targets handed to the sink, targets not produced) of one decoded stretch.
-Stretch = tuple[set[int], list[int]]
+#: The targets one decoded stretch did not produce (the others went to the sink).
+Stretch = list[int]
 
 B = TypeVar("B")
 

@@ -467,7 +467,7 @@ class PyAVBackend:
 
     def _decode_group(self, key: int, group: list[int], keep: np.ndarray | None,
                       threads: int, out_hw: tuple[int, int], sink: Sink
-                      ) -> tuple[set[int], list[int], bool]:
+                      ) -> tuple[list[int], bool]:
         """Decode the targets ``group`` (sorted) in one stretch from the seek point ``key``
         with ``threads`` decoder threads (1: single-threaded).
 
@@ -476,7 +476,7 @@ class PyAVBackend:
         is output after it, and its damage (concealment) changes the target's pixels.
 
         Returns (each picture produced goes to ``sink`` as soon as it is converted):
-            (targets produced, targets not produced, whether the stretch met damaged data:
+            (targets not produced, whether the stretch met damaged data:
             a packet the decoder refused, a picture FFmpeg flags as corrupt (error
             concealment ran) or one the packet index cannot place).
         """
@@ -484,7 +484,7 @@ class PyAVBackend:
         threaded = threads != 1
         frames = self._open_stretch(key, keep, threads)
         if frames is None:
-            return got, list(group), True
+            return list(group), True
         done, last, damaged, stopped = 0, -1, False, False
         for frame in frames:
             idx = self._index_of(frame)
@@ -515,7 +515,7 @@ class PyAVBackend:
                 last = -1 if idx is None else idx
             damaged |= self.damaged_packets > 0
         lost = [t for t in group if t not in got]
-        return got, lost, damaged or bool(lost)
+        return lost, damaged or bool(lost)
 
     def _decode_planned(self, targets: np.ndarray, out_hw: tuple[int, int],
                         sink: Sink) -> list[int]:
@@ -552,7 +552,7 @@ class PyAVBackend:
         else:
             results = (self._decode_stretch(key, group, keep, out_hw, self._threads, sink)
                        for key, group in groups)
-        for _, lost in results:
+        for lost in results:
             missing.extend(lost)
             self._undecodable.update(lost)
         return missing
@@ -562,12 +562,12 @@ class PyAVBackend:
         """One group's pictures: the fast stretch, redone canonically on damaged data."""
         if group[-1] - key <= SHORT_STRETCH:
             threads = 1
-        got, lost, damaged = self._decode_group(key, group, keep, threads, out_hw, sink)
+        lost, damaged = self._decode_group(key, group, keep, threads, out_hw, sink)
         if damaged and (keep is not None or threads != 1):
             logger.debug("%s: damaged data after frame %d; decoding its GOP canonically",
                          self.path, key)
-            got, lost, _ = self._decode_group(key, group, None, 1, out_hw, sink)
-        return got, lost
+            lost, _ = self._decode_group(key, group, None, 1, out_hw, sink)
+        return lost
 
     def _decode_parallel(self, groups: list[tuple[int, list[int]]], keep: np.ndarray | None,
                          out_hw: tuple[int, int], workers: int, sink: Sink) -> Iterator[Stretch]:
