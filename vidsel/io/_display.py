@@ -51,7 +51,11 @@ def frame_display_transform(frame: Any) -> tuple[int, bool, str]:
     """(rotation, mirrored, op) from a decoded frame's display-matrix side data
     (see :func:`display_transform`; identity without a matrix)."""
     matrix = None
-    for sd in getattr(frame, "side_data", ()) or ():
+    try:
+        items = list(getattr(frame, "side_data", ()) or ())
+    except TypeError:  # cleared by vidsel.io._sidedata, which clears none with a matrix
+        items = []
+    for sd in items:
         if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
             matrix = bytes(sd)
     return display_transform(matrix)

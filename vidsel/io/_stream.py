@@ -35,6 +35,7 @@ from ._frames import (
 )
 from ._parallel import default_workers, usable_cpus
 from ._probe import open_container
+from ._sidedata import frame_motion_vectors
 from ._types import PacketTable
 
 __all__ = ["SKIP_MODES", "SPLIT_CODECS", "TimestampsUnreliable", "auto_workers", "decode_ahead",
@@ -270,10 +271,7 @@ def _pictures(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray 
             last = idx
             if keep is not None and not keep[idx]:
                 continue
-            mvs = None
-            if export_mvs:
-                sd = frame.side_data.get("MOTION_VECTORS")
-                mvs = sd.to_ndarray() if sd is not None else None
+            mvs = frame_motion_vectors(frame) if export_mvs else None
             ahead = None
             if hit is not None and (analysed is None or (idx < len(analysed) and analysed[idx])
                                     ) and hit(idx):
