@@ -201,31 +201,40 @@ def _span_packets(packets: Iterator[Any], span: _Span, table: PacketTable,
 def _pictures(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray | None,
               threads: int, interpolation: str, stop_on_damage: bool,
               convert_ahead: ConvertAhead | None, span: _Span | None = None,
-              idle: IdleConversions | None = None
+              idle: IdleConversions | None = None, container: Any = None
               ) -> Generator[tuple[int, Any, np.ndarray | None, tuple[Any, ...] | None],
                              None, None]:
     """(presentation index, decoded picture, motion vectors, shared RGB conversion or None)
     of each picture to yield; with ``span``, of one stretch (any damage raises
     :class:`_SplitFailed`). ``convert_ahead``'s conversions are queued on ``idle`` (the
     decoding thread's, see :class:`IdleConversions`).
+
+    ``container``: an open container of ``table.path`` to decode with (a worker's, for all
+    its stretches: the decoder is flushed before each one and keeps its picture buffers,
+    where a fresh decoder would allocate and zero new ones for every stretch); it stays open.
     """
     if idle is None:
         idle = IdleConversions(interpolation)
     path = table.path
-    container = open_container(path)
+    own = container is None
+    if own:
+        container = open_container(path)
     try:
         stream: Any = container.streams[table.stream_index]
         ctx: Any = stream.codec_context
-        if export_mvs:
-            # one thread: frame threading loses or mismatches the side data, and slice threads
-            # conceal damaged data differently from run to run without reporting an error
-            # (fuzz finding); slice threading buys nothing measurable on typical streams
-            ctx.options = {"flags2": "+export_mvs"}
-            stream.thread_type = "SLICE"
-            threads = 1
+        if ctx.is_open:  # a worker's decoder, after an earlier stretch
+            ctx.flush_buffers()
         else:
-            stream.thread_type = "AUTO"
-        ctx.thread_count = threads
+            if export_mvs:
+                # one thread: frame threading loses or mismatches the side data, and slice
+                # threads conceal damaged data differently from run to run without reporting
+                # an error (fuzz finding); slice threading buys nothing measurable on typical
+                # streams
+                ctx.options = {"flags2": "+export_mvs"}
+                stream.thread_type = "SLICE"
+            else:
+                stream.thread_type = "AUTO"
+            ctx.thread_count = 1 if export_mvs else threads
         ctx.skip_frame = skip
         counting = not table.pts_reliable
         n = len(table)
@@ -297,7 +306,8 @@ def _pictures(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray 
             logger.info("%s: %d damaged packets skipped during the decode pass", path,
                         stats.damaged_packets)
     finally:
-        container.close()
+        if own:
+            container.close()
 
 
 #: Codecs whose streams a parallel pass may cut at keyframes (H.264: a keyframe that no
@@ -389,24 +399,35 @@ def _parallel(table: PacketTable, spans: list[_Span], workers: int, *, skip: str
 
     def work(first: int) -> None:
         idle = IdleConversions(interpolation)  # this thread's conversions and converter
-        for j in range(first, len(spans), workers):
-            q = queues[j]
-            frames = _pictures(table, skip, export_mvs, keep, per_thread, interpolation,
-                               False, convert_ahead, span=spans[j], idle=idle)
-            try:
-                sized = False
-                for item in frames:
-                    if not sized:  # a worker holds two queues at most (the one it finishes)
-                        q.cap = max(2, AHEAD_BYTES // (2 * workers * _frame_bytes(item[1])))
-                        sized = True
-                    if not q.put((0, item), stop, idle):
-                        return
-            except BaseException as e:  # handed to the consumer
-                q.put((1, e), stop)
-                return
-            finally:
-                frames.close()
-            q.put((2, None), stop)
+        container = None  # one container and decoder for all this worker's stretches
+        try:
+            for j in range(first, len(spans), workers):
+                q = queues[j]
+                try:
+                    if container is None:
+                        container = open_container(table.path)
+                    frames = _pictures(table, skip, export_mvs, keep, per_thread,
+                                       interpolation, False, convert_ahead, span=spans[j],
+                                       idle=idle, container=container)
+                    try:
+                        sized = False
+                        for item in frames:
+                            if not sized:  # a worker holds two queues at most (the one it
+                                # finishes)
+                                q.cap = max(2, AHEAD_BYTES
+                                            // (2 * workers * _frame_bytes(item[1])))
+                                sized = True
+                            if not q.put((0, item), stop, idle):
+                                return
+                    finally:
+                        frames.close()
+                except BaseException as e:  # handed to the consumer
+                    q.put((1, e), stop)
+                    return
+                q.put((2, None), stop)
+        finally:
+            if container is not None:
+                container.close()
 
     pool = [threading.Thread(target=work, args=(t,), name=f"vidsel-decode-{t}", daemon=True)
             for t in range(min(workers, len(spans)))]
