@@ -237,6 +237,49 @@ def test_a_conversion_is_done_once_by_whichever_thread_runs_it_first(bframes_cli
     assert not idle()
 
 
+def test_idle_conversions_start_at_the_consumers_batch(bframes_clip):
+    """With ``ConvertAhead.batch`` the consumer counts as behind once one batch of pictures
+    waits for it (``min(pictures, pixels // picture size)``); without, from IDLE_AHEAD."""
+    import av
+
+    from vidsel.io._ahead import IDLE_AHEAD
+    from vidsel.io._frames import Conversion, IdleConversions
+
+    with av.open(str(bframes_clip)) as container:
+        frame = next(container.decode(video=0))
+    area = frame.width * frame.height
+    for batch, want in [(None, IDLE_AHEAD), ((32, 10**9), 32), ((32, 5 * area + 1), 5),
+                        ((32, 1), 1)]:
+        idle = IdleConversions("BILINEAR", batch)
+        assert idle.ahead == IDLE_AHEAD  # until a picture is seen
+        idle.add(Conversion(frame, SIZE, None), frame)
+        assert idle.ahead == want, batch
+
+
+def test_a_slow_consumer_gets_its_batches_converted_ahead(bframes_clip):
+    """A consumer slower than the decoders finds most conversions done by them (a batch of
+    2 pictures waiting is enough), and the bytes are those of its own conversion."""
+    import time
+
+    index = packet_index(bframes_clip)
+    targets = np.arange(0, 240, 4)
+    ahead = ConvertAhead(size=SIZE, targets=targets, batch=(2, 10**9))
+
+    def slow(_table, frames):
+        done = same = 0
+        for sf in frames:
+            if type(sf).__name__ != "AheadFrame":
+                continue
+            time.sleep(0.004)  # the consumer's own work
+            done += sf._ahead[3].rgb is not None  # converted before the consumer asked
+            same += np.array_equal(sf.rgb(SIZE), sf.converter.rgb(sf._frame, SIZE))
+        return done, same
+
+    for workers in (1, 2):
+        done, same = decode_pass(index, slow, prefetch=8, workers=workers, convert_ahead=ahead)
+        assert same == len(targets) and done >= len(targets) // 2, (workers, done)
+
+
 def test_codec_passes_follow_the_decode_workers_variable(monkeypatch):
     """VIDSEL_DECODE_WORKERS (set by ``vidsel batch`` workers) rules codec passes too."""
     from vidsel.io import DECODE_WORKERS_ENV, usable_cpus

@@ -93,7 +93,7 @@ from ._relevance import (
     query_relevance,
     relevance_curve,
 )
-from ._scan import Scan, scan
+from ._scan import CHUNK_FRAMES, CHUNK_PIXELS, Scan, scan
 from ._score import CAMERA_MODELS, SIGNALS, Camera
 
 __all__ = ["ANCHOR_POLICIES", "PIXEL_MODES", "select_patches", "uniform_patches"]
@@ -511,7 +511,7 @@ def select_patches(
         targets = np.unique(np.concatenate([np.zeros(1, np.int64), plan.candidate_targets,
                                             *plan.anchor_targets.values()]))
         ahead = ConvertAhead(size=cfg.frame_size, targets=targets, analysed=plan.keep,
-                             crop=late)
+                             crop=late, batch=(CHUNK_FRAMES, CHUNK_PIXELS))
     sc = decode_pass(index, consume, skip=plan.skip, export_mvs=plan.use_mv,
                      keep=plan.stream_keep, interpolation=interpolation,
                      # pixel-difference passes read pictures that some decoders (VP8) still

@@ -40,8 +40,8 @@ class Queue:
         while True:
             if idle is not None and item[0] == 0:
                 with self.cond:
-                    behind = (not self.reading
-                              or len(self.items) >= min(IDLE_AHEAD, self.cap))
+                    behind = (not self.reading or len(self.items)
+                              >= min(getattr(idle, "ahead", IDLE_AHEAD), self.cap))
                 if behind and idle():
                     continue
             with self.cond:
@@ -79,7 +79,8 @@ def decode_ahead(items: Iterator[Any], depth: int = 6,
 
     def put(item: tuple[int, Any]) -> bool:
         while not stop.is_set():
-            if idle is not None and q.qsize() >= min(IDLE_AHEAD, depth) and idle():
+            if (idle is not None and q.qsize() >= min(getattr(idle, "ahead", IDLE_AHEAD), depth)
+                    and idle()):
                 continue
             try:
                 q.put(item, timeout=0.1)

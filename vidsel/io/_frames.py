@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ._ahead import IDLE_AHEAD
 from ._convert import Crop, FrameConverter
 
 __all__ = ["MV_DTYPE", "AheadFrame", "Conversion", "ConvertAhead", "IdleConversions", "LateCrop",
@@ -124,12 +125,17 @@ class ConvertAhead:
             (None: every yielded frame).
         crop: (top, bottom, left, right) displayed pixels cut off before the resize (None:
             the whole picture), or a :class:`LateCrop` set once the pass has started.
+        batch: (most pictures, most pixels) the consumer takes at once (the codec pass
+            analyses a chunk of ``min(pictures, pixels // picture size)``): a decode thread
+            with a batch of pictures waiting for the consumer converts first. None: the
+            consumer counts as behind from :data:`vidsel.io._ahead.IDLE_AHEAD` pictures.
     """
 
     size: tuple[int, int]
     targets: np.ndarray
     analysed: np.ndarray | None = None
     crop: Crop | LateCrop | None = None
+    batch: tuple[int, int] | None = None
 
     def snapper(self, start: int = 0) -> Callable[[int], bool]:
         """``hit(idx)`` called on each analysed frame in order: True for the first one at or
@@ -220,15 +226,23 @@ class IdleConversions:
     one). Conversions the consumer has done, or dropped with their frame, are skipped; the
     thread's own converter does the work (swscale contexts are not shared)."""
 
-    def __init__(self, interpolation: str) -> None:
+    def __init__(self, interpolation: str, batch: tuple[int, int] | None = None) -> None:
         self.interpolation = interpolation
         self.converter: FrameConverter | None = None
         self._pending: deque[weakref.ref[Conversion]] = deque()
+        self._batch = batch
+        #: pictures waiting for the consumer from which it counts as behind (the decoding
+        #: thread then converts first): :attr:`ConvertAhead.batch` for the first picture's
+        #: size, else IDLE_AHEAD
+        self.ahead = IDLE_AHEAD
 
     def add(self, conversion: Conversion, frame: Any) -> None:
         if self.converter is None:
             self.converter = FrameConverter.for_frame(frame, interpolation=self.interpolation,
                                                       threads=1)  # beside the decoders
+            if self._batch is not None:
+                most, pixels = self._batch
+                self.ahead = max(1, min(most, pixels // max(1, frame.width * frame.height)))
         pending = self._pending
         while pending and _settled(pending[0]):
             pending.popleft()
