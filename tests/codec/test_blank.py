@@ -101,6 +101,23 @@ def test_fade_ratio_tells_a_fade_from_a_change():
     assert _fade_ratio(prev, None, 3.0) == 1.0
 
 
+def test_fade_ratio_of_large_pictures_from_fewer_samples(monkeypatch):
+    """Above FADE_SAMPLES luma values a picture's fade fit uses a sparser subsample: it still
+    tells a fade from a change, with ratios close to the every-third-sample fit."""
+    import vidsel.codec._features as feats
+
+    rng = np.random.default_rng(1)
+    prev = rng.uniform(16, 235, (180, 320)).astype(np.float32)  # 720p's luma at step 4
+    assert prev.size > 3 * feats.FADE_SAMPLES
+    faded = 16 + 0.6 * (prev - 16) + rng.normal(0, 1.0, prev.shape).astype(np.float32)
+    other = rng.uniform(16, 235, prev.shape).astype(np.float32)
+    sparse = [_fade_ratio(x, prev, float(np.abs(x - prev).mean())) for x in (faded, other)]
+    monkeypatch.setattr(feats, "FADE_SAMPLES", 10**9)  # every third sample
+    dense = [_fade_ratio(x, prev, float(np.abs(x - prev).mean())) for x in (faded, other)]
+    assert sparse[0] < 0.05 and sparse[1] > 0.5
+    np.testing.assert_allclose(sparse, dense, atol=0.02)
+
+
 def test_an_all_black_video_still_fills_the_budget(tmp_path):
     path = tmp_path / "black.mp4"
     write_video(path, (np.zeros((96, 128, 3), np.uint8) for _ in range(60)), fps=30)

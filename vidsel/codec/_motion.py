@@ -71,8 +71,8 @@ def mv_grids(arrs: Sequence[np.ndarray], grid: tuple[int, int], block: int = BLO
     # block area in cells (float64: bincount weights are float64 anyway)
     area = np.multiply(arr["w"], arr["h"], dtype=np.float64) * (1.0 / (block * block))
     # along the motion: dst - src for past references, src - dst for future ones
-    k = area / np.maximum(arr["motion_scale"], 1)
-    np.negative(k, out=k, where=~future)
+    k = area / np.maximum(arr["motion_scale"], 1)  # >= 0
+    np.copysign(k, future - 0.5, out=k)  # negative for past references
     gy = np.minimum(np.maximum(arr["dst_y"] // block, 0), gh - 1).astype(np.intp)
     gx = np.minimum(np.maximum(arr["dst_x"] // block, 0), gw - 1)
     cell = gy * gw + gx  # (M,) flat cell index inside its frame
