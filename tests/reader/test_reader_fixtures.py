@@ -109,6 +109,20 @@ def test_fixture_metadata_and_random_access(fixtures_dir, name):
         assert np.array_equal(got[k], ref[i]), f"{name}: frame {i} differs from sequential decode"
 
 
+@pytest.mark.parametrize("name", sorted(READABLE))
+def test_fixture_keyframe_mode_equals_exact(fixtures_dir, name):
+    """Keyframe mode gives the exact frames on every fixture, the first keyframe included (it
+    comes from the picture the reader probed when it opened the file)."""
+    with VideoReader(fixtures_dir / name) as r:
+        keys = r.metadata.keyframe_indices[:3]
+        fast = r.decode(keys, mode="keyframe", on_missing="skip")
+        again = r.decode(keys[:1], mode="keyframe", on_missing="skip")
+        exact = r.decode(fast.indices, on_missing="skip")
+    assert fast.indices.tolist() == exact.indices.tolist() and len(fast.indices)
+    np.testing.assert_array_equal(fast.frames, exact.frames)
+    np.testing.assert_array_equal(again.frames, fast.frames[:1])
+
+
 def test_annotated_timestamps(fixtures_dir):
     """Timestamps equal ffprobe's frame list for the annotated clips (non-zero start included)."""
     ann = fixtures_dir / "annotations"

@@ -79,8 +79,12 @@ def decode_keyframes(b: Any, keys: np.ndarray, out_hw: tuple[int, int],
     av = b._av
     missing: list[int] = []
     try:
+        first = getattr(b, "_first_key", None)  # (index, picture) probed at open
         for k in keys:
             k = int(k)
+            if first is not None and first[0] == k:
+                sink(k, b._convert(first[1], out_hw))
+                continue
             want = int(b.table.pts[k])
             pos = b._seek_pos.get(k, k)
             frame = None

@@ -160,6 +160,11 @@ class PyAVBackend:
         self._stats, self._drain = DecodeStats(), False
         frame = next(decode_packets(first(), self._stream.codec_context, self.path,
                                     self._stats), None)
+        # a clean keyframe probed on the first try is what keyframe mode decodes for its index:
+        # kept, so that keyframe mode (the border detection) does not decode it twice
+        key = frame is not None and not self._stats.damaged and bool(frame.key_frame)
+        idx = self._index_of(frame) if key else None
+        self._first_key = None if idx is None else (idx, frame)
         if frame is None:  # damaged data at the start (a seek resets the drained decoder)
             self._seek_start()
             frame = next(self._frames_after_seek(max_errors=64), None)
@@ -206,6 +211,7 @@ class PyAVBackend:
 
     def close(self) -> None:
         self._closed = True
+        self._first_key = None
         for clone in self._clones:
             clone.close()
         self._clones = []
