@@ -9,7 +9,9 @@ the pictures of a whole pass go away by reference counting alone.
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -22,13 +24,9 @@ from vidsel.io._sidedata import clear_side_data, frame_motion_vectors
 
 
 @pytest.fixture(scope="module")
-def mv_clip(tmp_path_factory) -> Path:
-    from vidsel.synth import make_video
-
-    path = tmp_path_factory.mktemp("sd") / "pan.mp4"
-    make_video(path, scene="pan", num_frames=60, fps=24, width=160, height=96, gop=30,
-               bframes=2, preset="veryfast")
-    return path
+def mv_clip(make_synth) -> Path:
+    return Path(make_synth(scene="pan", num_frames=60, fps=24, width=160, height=96, gop=30,
+                           bframes=2).path)
 
 
 def _frames(path: Path):
@@ -67,43 +65,40 @@ def test_pictures_freed_without_the_collector(mv_clip):
     it to find (each is freed when the pass drops it); reading ``frame.side_data`` naively
     leaves every picture in a cycle (the problem the helper solves)."""
 
-    def garbage_frames(read) -> int:
-        gc.collect()
-        gc.disable()
-        try:
+    def read_all(read) -> Callable[[], None]:
+        def run() -> None:
             for frame in _frames(mv_clip):
                 read(frame)
-            del frame
-            gc.set_debug(gc.DEBUG_SAVEALL)
-            gc.collect()
-            n = sum(isinstance(o, av.VideoFrame) for o in gc.garbage)
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
-            gc.enable()
-        return n
+        return run
 
-    assert garbage_frames(frame_motion_vectors) == 0
+    assert _left_for_collector(read_all(frame_motion_vectors))[1] == 0
     # the check sees the cycle where there is one (PyAV <= 18 at least)
-    naive = garbage_frames(lambda f: f.side_data.get("MOTION_VECTORS"))
+    naive = _left_for_collector(read_all(lambda f: f.side_data.get("MOTION_VECTORS")))[1]
     assert naive > 10 or tuple(int(v) for v in av.__version__.split(".")[:1]) > (18,), (
         f"PyAV {av.__version__}: no frame left in a cycle by a naive read")
 
     # and the real pass: every StreamFrame's picture goes with it
+    n, left = _left_for_collector(lambda: decode_pass(
+        packet_index(mv_clip), lambda _t, frames: sum(sf.motion_vectors is not None
+                                                      for sf in frames),
+        export_mvs=True, prefetch=4, workers=1))
+    assert n > 10 and left == 0
+
+
+def _left_for_collector(run: Callable[[], Any]) -> tuple[Any, int]:
+    """``run()`` with the cyclic collector off: (its result, the decoded pictures it left for
+    the collector)."""
     gc.collect()
     gc.disable()
     try:
-        n = decode_pass(packet_index(mv_clip),
-                        lambda _t, frames: sum(sf.motion_vectors is not None for sf in frames),
-                        export_mvs=True, prefetch=4, workers=1)
+        out = run()
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
-        left = sum(isinstance(o, av.VideoFrame) for o in gc.garbage)
+        return out, sum(isinstance(o, av.VideoFrame) for o in gc.garbage)
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
         gc.enable()
-    assert n > 10 and left == 0
 
 
 def test_cleared_frame_reads_as_unrotated(mv_clip):
