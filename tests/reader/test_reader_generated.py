@@ -91,6 +91,22 @@ def test_keyframe_mode_snaps_and_reports(make_synth):
     assert [decode_counter(f) for f in b.frames] == list(b.indices)
 
 
+def test_keyframe_mode_hands_out_the_probed_keyframe_once(make_synth):
+    """The keyframe probed at open serves keyframe mode's first request for it, then is let
+    go (the reader holds no decoded picture after that); the frames equal exact decoding."""
+    info = make_synth(scene="counter", num_frames=120, gop=30, bframes=2)
+    with VideoReader(info.path) as r:
+        backend = r._backend
+        assert backend._first_key is not None and backend._first_key[0] == 0
+        b = r.decode([0, 30], mode="keyframe")
+        assert backend._first_key is None
+        again = r.decode([0, 30], mode="keyframe")
+        exact = r.get_frames([0, 30])
+    np.testing.assert_array_equal(b.frames, exact)
+    np.testing.assert_array_equal(again.frames, exact)
+    assert [decode_counter(f) for f in b.frames] == [0, 30]
+
+
 @pytest.mark.parametrize("size,expect", [(120, (120, 160)), ((60, 100), (60, 100)), (None, (240, 320))])
 def test_resize_during_conversion(make_synth, size, expect):
     info = make_synth(scene="counter", num_frames=30)

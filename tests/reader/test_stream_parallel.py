@@ -256,28 +256,37 @@ def test_idle_conversions_start_at_the_consumers_batch(bframes_clip):
         assert idle.ahead == want, batch
 
 
-def test_a_slow_consumer_gets_its_batches_converted_ahead(bframes_clip):
-    """A consumer slower than the decoders finds most conversions done by them (a batch of
-    2 pictures waiting is enough), and the bytes are those of its own conversion."""
+@pytest.mark.parametrize("ahead,first_idle", [(None, 16), (4, 4)])
+def test_a_decode_thread_turns_to_idle_work_at_the_consumers_batch(ahead, first_idle):
+    """The decoding thread runs the consumer's pending work (``idle``) only once ``ahead``
+    items wait for the consumer (IdleConversions.ahead, from ConvertAhead.batch), else once
+    the queue is full: counted by the items produced before the first idle call."""
     import time
 
-    index = packet_index(bframes_clip)
-    targets = np.arange(0, 240, 4)
-    ahead = ConvertAhead(size=SIZE, targets=targets, batch=(2, 10**9))
+    from vidsel.io import decode_ahead
 
-    def slow(_table, frames):
-        done = same = 0
-        for sf in frames:
-            if type(sf).__name__ != "AheadFrame":
-                continue
-            time.sleep(0.004)  # the consumer's own work
-            done += sf._ahead[3].rgb is not None  # converted before the consumer asked
-            same += np.array_equal(sf.rgb(SIZE), sf.converter.rgb(sf._frame, SIZE))
-        return done, same
+    produced = 0
+    first: list[int] = []
 
-    for workers in (1, 2):
-        done, same = decode_pass(index, slow, prefetch=8, workers=workers, convert_ahead=ahead)
-        assert same == len(targets) and done >= len(targets) // 2, (workers, done)
+    def items():
+        nonlocal produced
+        for k in range(40):
+            produced += 1
+            yield k
+
+    class Idle:
+        def __call__(self) -> bool:
+            if not first:
+                first.append(produced)
+            return False  # no work: the thread goes on putting
+
+    idle = Idle()
+    if ahead is not None:
+        idle.ahead = ahead  # type: ignore[attr-defined]
+    it = decode_ahead(items(), depth=16, idle=idle)
+    time.sleep(0.3)  # the consumer is busy: the thread fills the queue
+    assert list(it) == list(range(40))
+    assert first and first[0] == first_idle + 1, first  # the next item waits on the idle work
 
 
 def test_codec_passes_follow_the_decode_workers_variable(monkeypatch):

@@ -95,8 +95,9 @@ def scan_meta(table: PacketTable, sampled: np.ndarray) -> CodecMeta:
     motion: list[np.ndarray | None] = [None] * len(sampled)
     for sf in decode_stream(table, export_mvs=True, threads=1, keep=keep, prefetch=4):
         i = where.get(sf.index)
-        if i is not None:
-            motion[i] = sf.motion_vectors
+        if i is not None:  # a copy: a view of the side data would keep the picture alive
+            mv = sf.motion_vectors
+            motion[i] = None if mv is None else mv.copy()
     return CodecMeta(rgb=np.stack(rgb), motion=motion,  # type: ignore[arg-type]
                      packet_size=sizes, num_frames=count)
 

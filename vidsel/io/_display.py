@@ -52,12 +52,11 @@ def frame_display_transform(frame: Any) -> tuple[int, bool, str]:
     (see :func:`display_transform`; identity without a matrix)."""
     matrix = None
     try:
-        items = list(getattr(frame, "side_data", ()) or ())
-    except TypeError:  # cleared by vidsel.io._sidedata, which clears none with a matrix
-        items = []
-    for sd in items:
-        if "DISPLAYMATRIX" in str(getattr(sd, "type", "")):
-            matrix = bytes(sd)
+        sd = frame.side_data.get("DISPLAYMATRIX")
+    except (AttributeError, KeyError, TypeError):  # no side data, or a container cleared by
+        sd = None  # vidsel.io._sidedata (which clears none with a matrix)
+    if sd is not None:
+        matrix = bytes(sd)
     return display_transform(matrix)
 
 

@@ -22,10 +22,10 @@ __all__ = ["MV_DTYPE", "AheadFrame", "Conversion", "ConvertAhead", "IdleConversi
 
 #: Row layout of FFmpeg's exported motion vectors (``AVMotionVector``, 40 bytes with the C
 #: struct's padding), as :attr:`StreamFrame.motion_vectors` holds them.
-MV_DTYPE = np.dtype([("source", "<i4"), ("w", "u1"), ("h", "u1"), ("src_x", "<i2"),
-                     ("src_y", "<i2"), ("dst_x", "<i2"), ("dst_y", "<i2"), ("flags", "<u8"),
-                     ("motion_x", "<i4"), ("motion_y", "<i4"), ("motion_scale", "<u2")],
-                    align=True)
+MV_DTYPE = np.dtype([("source", "i4"), ("w", "u1"), ("h", "u1"), ("src_x", "i2"),
+                     ("src_y", "i2"), ("dst_x", "i2"), ("dst_y", "i2"), ("flags", "u8"),
+                     ("motion_x", "i4"), ("motion_y", "i4"), ("motion_scale", "u2")],
+                    align=True)  # native byte order, as the decoder writes them
 
 _PICT_TYPES = {1: "I", 2: "P", 3: "B"}
 _HIGH_DEPTH = ("p10", "p12", "p14", "p16")

@@ -79,7 +79,8 @@ def decode_keyframes(b: Any, keys: np.ndarray, out_hw: tuple[int, int],
     av = b._av
     missing: list[int] = []
     try:
-        first = getattr(b, "_first_key", None)  # (index, picture) probed at open
+        first = getattr(b, "_first_key", None)  # (index, picture) probed at open: once
+        b._first_key = None
         for k in keys:
             k = int(k)
             if first is not None and first[0] == k:

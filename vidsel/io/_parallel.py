@@ -125,6 +125,7 @@ def spawn_clone(backend: Any, open_container: Callable[[str], Any],
     (read-mostly; what a worker writes there is the same whichever worker writes it)."""
     clone = copy.copy(backend)
     clone._clones = []
+    clone._first_key = None  # the picture probed at open stays with the backend that did
     clone._container = open_container(backend.path)
     try:
         clone._stream = clone._container.streams[backend._stream.index]

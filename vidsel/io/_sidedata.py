@@ -9,21 +9,24 @@ and zeroes new ones for every picture: on a 640x360 clip some 100,000 page fault
 0.3-0.5 CPU-s a pass (PyAV 18). :func:`frame_motion_vectors` reads the vectors, then clears
 the cached container (its ``tp_clear``, what the collector would do), so the picture is freed
 as soon as nothing refers to it. A picture with a display matrix keeps its container (the
-converter reads the matrix from it later); where the C-API is not reachable (not CPython),
-nothing is cleared. Either way the vectors are the same.
+converter reads the matrix from it later). Clearing relies on how PyAV's container uses its
+fields (only when it is built and in ``Frame.side_data``: so in PyAV 14-18); on other PyAV
+releases and other Pythons than CPython nothing is cleared. Either way the vectors are the
+same.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import sys
 from typing import Any
 
 import numpy as np
 
 from ._frames import MV_DTYPE
 
-__all__ = ["clear_side_data", "frame_motion_vectors"]
+__all__ = ["CLEARED_PYAV", "clear_side_data", "frame_motion_vectors"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,22 @@ _Inquiry = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object)  # holds the GIL wh
 _clearers: dict[type, Any] = {}
 
 
+#: PyAV major versions whose side-data container is known to survive a clear (checked
+#: against their sources: its fields are read only when it is built).
+CLEARED_PYAV = range(14, 19)
+
+
 def _get_slot() -> Any:
+    try:
+        import av
+
+        major = int(str(av.__version__).split(".")[0])
+    except (ImportError, ValueError):  # pragma: no cover - defensive
+        return None
+    if sys.implementation.name != "cpython" or major not in CLEARED_PYAV:
+        logger.debug("PyAV %s on %s: side data left to the collector", av.__version__,
+                     sys.implementation.name)
+        return None
     try:
         fn = ctypes.pythonapi.PyType_GetSlot
     except (AttributeError, OSError):  # pragma: no cover - not CPython
