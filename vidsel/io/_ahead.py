@@ -22,6 +22,12 @@ __all__ = ["IDLE_AHEAD", "Queue", "decode_ahead"]
 IDLE_AHEAD = 48
 
 
+def _behind_at(idle: Callable[[], bool], cap: int) -> int:
+    """Pictures waiting from which the consumer counts as behind: ``idle.ahead`` (an
+    :class:`~vidsel.io._frames.IdleConversions`' batch) or IDLE_AHEAD, at most ``cap``."""
+    return min(getattr(idle, "ahead", IDLE_AHEAD), cap)
+
+
 class Queue:
     """The frames of one stretch, from its worker to the consumer; ``cap`` pictures at most
     (set from the first picture's size)."""
@@ -35,13 +41,12 @@ class Queue:
     def put(self, item: tuple[int, Any], stop: threading.Event,
             idle: Callable[[], bool] | None = None) -> bool:
         """Append ``item``; while the consumer has not reached this stretch yet, or is
-        IDLE_AHEAD pictures behind, first run ``idle`` (a conversion the consumer has not done
+        behind (:func:`_behind_at`), first run ``idle`` (a conversion the consumer has not done
         yet, outside the lock) as long as it finds work; while the queue is full, wait."""
         while True:
             if idle is not None and item[0] == 0:
                 with self.cond:
-                    behind = (not self.reading or len(self.items)
-                              >= min(getattr(idle, "ahead", IDLE_AHEAD), self.cap))
+                    behind = not self.reading or len(self.items) >= _behind_at(idle, self.cap)
                 if behind and idle():
                     continue
             with self.cond:
@@ -68,8 +73,8 @@ def decode_ahead(items: Iterator[Any], depth: int = 6,
     """Run a (decoding) iterator in a worker thread, ``depth`` items ahead of the consumer.
 
     FFmpeg releases the GIL while it decodes and scales, so the decode of the next frames
-    overlaps the per-frame work done in Python. While the consumer is IDLE_AHEAD items (or
-    ``depth``) behind, the worker first runs ``idle`` (work the consumer would otherwise do,
+    overlaps the per-frame work done in Python. While the consumer is behind (:func:`_behind_at`
+    with ``depth``), the worker first runs ``idle`` (work the consumer would otherwise do,
     such as an :class:`IdleConversions`; it returns False when there is none).
     Exceptions raised by ``items`` are re-raised in the consumer; abandoning the returned
     iterator stops the worker.
@@ -79,8 +84,7 @@ def decode_ahead(items: Iterator[Any], depth: int = 6,
 
     def put(item: tuple[int, Any]) -> bool:
         while not stop.is_set():
-            if (idle is not None and q.qsize() >= min(getattr(idle, "ahead", IDLE_AHEAD), depth)
-                    and idle()):
+            if idle is not None and q.qsize() >= _behind_at(idle, depth) and idle():
                 continue
             try:
                 q.put(item, timeout=0.1)

@@ -236,6 +236,12 @@ class IdleConversions:
         #: size, else IDLE_AHEAD
         self.ahead = IDLE_AHEAD
 
+    @classmethod
+    def for_pass(cls, interpolation: str, convert_ahead: ConvertAhead | None
+                 ) -> IdleConversions:
+        """A decode thread's idle conversions for a pass with ``convert_ahead``'s batch."""
+        return cls(interpolation, None if convert_ahead is None else convert_ahead.batch)
+
     def add(self, conversion: Conversion, frame: Any) -> None:
         if self.converter is None:
             self.converter = FrameConverter.for_frame(frame, interpolation=self.interpolation,

@@ -67,7 +67,7 @@ _GET_SLOT = _get_slot()
 def clear_side_data(container: Any) -> bool:
     """Clear a frame's cached side-data container (drop its references to the frame and to
     its side-data objects); True when it was cleared. The container is unusable afterwards."""
-    if _GET_SLOT is None:  # pragma: no cover - not CPython
+    if _GET_SLOT is None:  # pragma: no cover - not CPython, or another PyAV release
         return False
     kind = type(container)
     fn = _clearers.get(kind)
@@ -92,6 +92,5 @@ def frame_motion_vectors(frame: Any) -> np.ndarray | None:
     sd = side.get("MOTION_VECTORS")
     mvs = None if sd is None else np.frombuffer(sd, MV_DTYPE)
     if side.get("DISPLAYMATRIX") is None:
-        del sd
         clear_side_data(side)
     return mvs

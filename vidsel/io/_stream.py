@@ -137,7 +137,7 @@ def _decode_stream(table: PacketTable, *, skip: str, export_mvs: bool, keep: np.
                              convert_ahead=convert_ahead)
     if not prefetch:  # converting ahead in the caller's thread would only convert in vain
         convert_ahead = None
-    idle = IdleConversions(interpolation, None if convert_ahead is None else convert_ahead.batch)
+    idle = IdleConversions.for_pass(interpolation, convert_ahead)
     frames = _decode(table, skip, export_mvs, keep, threads, interpolation, stop_on_damage,
                      convert_ahead, idle)
     return decode_ahead(frames, prefetch, idle=idle) if prefetch else frames
@@ -214,8 +214,7 @@ def _pictures(table: PacketTable, skip: str, export_mvs: bool, keep: np.ndarray 
     where a fresh decoder would allocate and zero new ones for every stretch); it stays open.
     """
     if idle is None:
-        idle = IdleConversions(interpolation,
-                               None if convert_ahead is None else convert_ahead.batch)
+        idle = IdleConversions.for_pass(interpolation, convert_ahead)
     path = table.path
     own = container is None
     if own:
@@ -399,9 +398,7 @@ def _parallel(table: PacketTable, spans: list[_Span], workers: int, *, skip: str
     per_thread = threads if threads else max(1, usable_cpus() // workers)
 
     def work(first: int) -> None:
-        # this thread's conversions and converter
-        idle = IdleConversions(interpolation,
-                               None if convert_ahead is None else convert_ahead.batch)
+        idle = IdleConversions.for_pass(interpolation, convert_ahead)  # this thread's
         container = None  # one container and decoder for all this worker's stretches
         try:
             for j in range(first, len(spans), workers):
@@ -415,8 +412,7 @@ def _parallel(table: PacketTable, spans: list[_Span], workers: int, *, skip: str
                     try:
                         sized = False
                         for item in frames:
-                            if not sized:  # a worker holds two queues at most (the one it
-                                # finishes)
+                            if not sized:  # a worker holds two queues at most
                                 q.cap = max(2, AHEAD_BYTES
                                             // (2 * workers * _frame_bytes(item[1])))
                                 sized = True
