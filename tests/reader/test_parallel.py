@@ -104,6 +104,53 @@ def test_unbalanced_plans_stay_serial():
     assert parallel_workers([], 4) == 1
 
 
+def test_single_core_decoders_need_only_a_saving():
+    """A decoder without threads (VP6, FLV1) gains from any schedule on two workers once it
+    saves MIN_SAVED_PIXELS: balance does not matter, one core is all it uses alone."""
+    vp6 = 112 * 80
+    assert parallel_workers([58, 58, 58], 2, vp6, threaded=False) == 2
+    assert parallel_workers([58, 58, 58], 2, vp6) == 1  # threaded: unbalanced, too small
+    assert parallel_workers([240, 40], 2, 1280 * 720, threaded=False) == 2
+    assert parallel_workers([5, 5], 2, vp6, threaded=False) == 1  # 45k pixels saved: not worth it
+    assert parallel_workers([300], 4, 1280 * 720, threaded=False) == 1
+
+
+def test_single_core_decoder_decodes_stretches_in_parallel(make_synth, monkeypatch):
+    """FLV1 (Sorenson) has no decoder threads: its stretches go to clones made on the worker
+    threads, and the frames are those of a sequential decode."""
+    monkeypatch.setattr(_parallel, "MIN_SAVED_PIXELS", 0)
+    info = make_synth(".flv", scene="counter", codec="flv", num_frames=90, gop=30, bframes=0)
+    idx = np.array([0, 10, 29, 30, 45, 59, 60, 89, 75])
+    ref = _sequential(info.path, set(idx.tolist()))
+    with VideoReader(info.path, workers=2) as r:
+        assert r.metadata.codec == "flv"
+        frames = r.get_frames(idx)
+        assert len(r._backend._clones) == 1  # made by the second worker, kept
+        again = r.get_frames(idx)
+        assert len(r._backend._clones) == 1
+    for k, i in enumerate(idx):
+        assert np.array_equal(frames[k], ref[int(i)]), f"frame {i} differs"
+        assert np.array_equal(again[k], frames[k])
+    with VideoReader(info.path, workers=1) as r:
+        assert np.array_equal(r.get_frames(idx), frames)
+        assert r._backend._clones == []
+
+
+def test_a_clone_that_cannot_open_fails_cleanly(make_synth, monkeypatch, tmp_path):
+    """The second worker opens its file on its own thread: an error there reaches the caller
+    as a VidselError and the reader stays usable with one worker."""
+    info = make_synth(scene="counter", num_frames=80, gop=10, bframes=2)
+    with VideoReader(info.path, workers=2) as r:
+        def fail() -> None:
+            raise VidselError("cannot reopen the file")
+        monkeypatch.setattr(r._backend, "_spawn", fail)
+        with pytest.raises(VidselError, match="cannot reopen"):
+            r.get_frames(r.uniform_indices(16))
+        assert r._backend._clones == []
+        r._backend.workers = 1
+        assert [decode_counter(f) for f in r.get_frames([3, 41])] == [3, 41]
+
+
 def test_one_keyframe_video_decodes_in_one_stretch(make_synth):
     info = make_synth(scene="counter", num_frames=60, gop=300, bframes=2)
     with VideoReader(info.path, workers=4) as r:
@@ -141,6 +188,21 @@ def test_real_clips_agree_across_workers(fixtures_dir: Path):
                 out.append(_digests(r.decode(r.uniform_indices(40), on_missing="skip")))
         assert out[0] == out[1] == out[2], name
         assert out[0], name
+
+
+def test_vp6_clip_decodes_its_gops_in_parallel(fixtures_dir: Path):
+    """The 112x80 VP6 FLV (three GOPs, a decoder without threads) with the shipped thresholds:
+    two workers, a clone, and the frames of one worker and of a plain sequential decode."""
+    path = str(fixtures_dir / "clips/moviepy__clip1024.flv")
+    idx = np.linspace(0, 173, 8).round().astype(int)
+    ref = _sequential(path, set(idx.tolist()))
+    with VideoReader(path, workers=2) as r:
+        par = r.get_frames(idx)
+        assert len(r._backend._clones) == 1
+    with VideoReader(path, workers=1) as r:
+        assert np.array_equal(r.get_frames(idx), par)
+    for k, i in enumerate(idx):
+        assert np.array_equal(par[k], ref[int(i)]), f"frame {i} differs"
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])

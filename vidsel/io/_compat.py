@@ -7,7 +7,7 @@ from typing import Any
 
 import av
 
-__all__ = ["SWS_THREADS", "decoder_version", "fresh_decoders_supported"]
+__all__ = ["SWS_THREADS", "decoder_threads", "decoder_version", "fresh_decoders_supported"]
 
 logger = logging.getLogger(__name__)
 
@@ -16,6 +16,19 @@ _warned = False
 #: The installed PyAV takes swscale's thread count (``VideoReformatter.reformat(threads=)``,
 #: PyAV >= 17, where reformatting became multithreaded; before, it is one thread).
 SWS_THREADS = int(av.__version__.split(".")[0]) >= 17
+
+
+#: FFmpeg's AV_CODEC_CAP_FRAME_THREADS | AV_CODEC_CAP_SLICE_THREADS | AV_CODEC_CAP_OTHER_THREADS.
+_THREAD_CAPS = (1 << 12) | (1 << 13) | (1 << 15)
+
+
+def decoder_threads(codec_context: Any) -> bool:
+    """Whether the stream's decoder can use more than one core (frame, slice or its own
+    threads: H.264, HEVC, MPEG-4, VP8/9, AV1, ...; not VP6 or FLV1). True when unknown."""
+    try:
+        return bool(int(codec_context.codec.capabilities) & _THREAD_CAPS)
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover - defensive
+        return True
 
 
 def fresh_decoders_supported(codec_context: Any) -> bool:

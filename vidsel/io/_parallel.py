@@ -12,6 +12,7 @@ import copy
 import logging
 import os
 import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -19,8 +20,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 __all__ = ["BALANCE", "DECODE_WORKERS_ENV", "MAX_DEFAULT_WORKERS", "MIN_PARALLEL_PIXELS",
-           "Sink", "Stretch", "decode_parallel", "default_workers", "parallel_workers", "spawn_clone",
-           "usable_cpus"]
+           "MIN_SAVED_PIXELS", "Sink", "Stretch", "decode_parallel", "default_workers",
+           "parallel_workers", "spawn_clone", "usable_cpus"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,14 @@ BALANCE = 1.25
 #: decoder set-up, the demux loop's Python share, which holds the GIL) outweigh the gain
 #: (measured on a 140-GOP 768x432 clip: 50% more CPU at 2 workers for 128 frames).
 MIN_PARALLEL_PIXELS = 8_000_000
+
+#: A decoder that runs on one core (no frame or slice threads: VP6, FLV1) decodes one stretch
+#: after another on one core however many are free, so any schedule on two workers helps,
+#: once it takes at least this many decoded pixels off the longest worker's load. Measured on
+#: a 112x80 VP6 clip (three GOPs of 58 pictures, 2 cores): saving 0.49-0.52 M pixels
+#: (~3.4 ms of decoding) takes a read from 12-13 to 10-11 ms; the second demuxer and its
+#: thread cost ~2 ms CPU, most of it beside the first stretch's decode.
+MIN_SAVED_PIXELS = 300_000
 
 #: Where a backend hands each decoded picture: ``sink(frame index, (H, W, 3) uint8 RGB)``;
 #: the array may be a view of the decoder's buffer, valid only during the call.
@@ -73,42 +82,66 @@ def default_workers(cap: int = MAX_DEFAULT_WORKERS) -> int:
     return min(usable_cpus(), cap)
 
 
-def parallel_workers(costs: Sequence[int], workers: int, pixels: int = 1 << 40) -> int:
+def parallel_workers(costs: Sequence[int], workers: int, pixels: int = 1 << 40, *,
+                     threaded: bool = True) -> int:
     """How many workers to decode stretches of these costs (frames of ``pixels`` pixels) with:
     ``workers`` (at most one per stretch) when the stretches are large enough (see
     :data:`MIN_PARALLEL_PIXELS`) and their longest-first schedule is balanced (see
-    :data:`BALANCE`), else 1."""
+    :data:`BALANCE`), else 1. For a decoder without threads (``threaded=False``) the schedule
+    only has to save :data:`MIN_SAVED_PIXELS` against decoding them all on one core."""
     workers = min(workers, len(costs))
-    if workers <= 1 or sum(costs) * pixels < MIN_PARALLEL_PIXELS * len(costs):
+    if workers <= 1:
         return 1
     loads = [0] * workers
     for c in sorted(costs, reverse=True):
         loads[loads.index(min(loads))] += c
+    if not threaded:
+        return workers if (sum(costs) - max(loads)) * pixels >= MIN_SAVED_PIXELS else 1
+    if sum(costs) * pixels < MIN_PARALLEL_PIXELS * len(costs):
+        return 1
     return workers if max(loads) <= BALANCE * sum(costs) / workers else 1
 
 
 def decode_parallel(backends: Sequence[B], groups: Sequence[tuple[int, list[int]]],
-                    run: Callable[[B, int, list[int]], Stretch]) -> Iterator[Stretch]:
+                    run: Callable[[B, int, list[int]], Stretch], *, workers: int = 0,
+                    spawn: Callable[[], B] | None = None, spawned: list[B] | None = None
+                    ) -> Iterator[Stretch]:
     """``run(backend, key, group)`` for every group on one thread per backend (each backend is
     used by one thread at a time); results come back in the order of ``groups``.
+
+    With ``spawn``, ``workers`` threads run (at least ``len(backends)``): a thread that finds no
+    free backend makes one with ``spawn()`` in its own thread, so the first stretches start
+    decoding while the other workers open their files; each backend made is appended to
+    ``spawned`` (the caller keeps them for later calls and closes them).
 
     Longest stretches start first, so the last ones to finish are short. Leaving early (an
     exception, or the caller stops iterating) cancels the groups not started and waits for
     the running ones, so no backend is in use afterwards.
     """
-    free: queue.SimpleQueue[B] = queue.SimpleQueue()
+    free: queue.SimpleQueue[B | None] = queue.SimpleQueue()
     for backend in backends:
         free.put(backend)
+    threads = len(backends)
+    lock = threading.Lock()
+    if spawn is not None and workers > threads:
+        for _ in range(workers - threads):
+            free.put(None)  # a backend still to be made
+        threads = workers
 
     def task(key: int, group: list[int]) -> Stretch:
         backend = free.get()
         try:
-            return run(backend, key, group)
+            if backend is None and spawn is not None:
+                backend = spawn()
+                if spawned is not None:
+                    with lock:
+                        spawned.append(backend)
+            return run(backend, key, group)  # type: ignore[arg-type]
         finally:
-            free.put(backend)
+            free.put(backend)  # None again when spawn() failed: the next task tries again
 
     order = sorted(range(len(groups)), key=lambda g: groups[g][0] - groups[g][1][-1])
-    with ThreadPoolExecutor(len(backends), thread_name_prefix="vidsel-decode") as pool:
+    with ThreadPoolExecutor(threads, thread_name_prefix="vidsel-decode") as pool:
         futures: dict[int, Future[Stretch]] = {g: pool.submit(task, *groups[g]) for g in order}
         try:
             for g in range(len(groups)):

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import CorruptVideoError, DecodeError
 from ._bitstream import PackedBitstream, peek_parser
-from ._compat import fresh_decoders_supported
+from ._compat import decoder_threads, fresh_decoders_supported
 from ._convert import DEFAULT_INTERPOLATION, FrameConverter
 from ._decode import DecodeStats, decode_packets
 from ._display import frame_display_transform, swaps_axes
@@ -552,7 +552,8 @@ class PyAVBackend:
             if group:
                 groups.append((int(key), group))
         workers = parallel_workers([g[-1] - key + 1 for key, g in groups], self.workers,
-                                    self.coded_width * self.coded_height)
+                                    self.coded_width * self.coded_height,
+                                    threaded=decoder_threads(self._stream.codec_context))
         if workers > 1:
             results: Iterable[Stretch] = self._decode_parallel(groups, keep, out_hw, workers, sink)
         else:
@@ -580,12 +581,11 @@ class PyAVBackend:
         """The ``groups`` on ``workers`` threads: this backend and clones of it (kept for the
         reader's lifetime), each decoder with the usable CPUs divided by the workers
         (``threads=0``), at least one."""
-        while len(self._clones) < workers - 1:
-            self._clones.append(self._spawn())
         threads = self._threads or max(1, -(-usable_cpus() // workers))
-        return decode_parallel(
+        return decode_parallel(  # missing clones are made on the worker threads
             [self, *self._clones[:workers - 1]], groups,
-            lambda b, key, group: b._decode_stretch(key, group, keep, out_hw, threads, sink))
+            lambda b, key, group: b._decode_stretch(key, group, keep, out_hw, threads, sink),
+            workers=workers, spawn=self._spawn, spawned=self._clones)
 
     def _decode_sequential(self, targets: np.ndarray, out_hw: tuple[int, int],
                            sink: Sink) -> list[int]:
