@@ -183,6 +183,33 @@ def test_select_bad_input_one_line_error(tmp_path: Path, capsys: pytest.CaptureF
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_select_checks_the_video_before_loading_the_embedder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing or broken video is reported at once, not after the embedder (seconds of model
+    loading) is ready."""
+    from vidsel.embed import register_embedder
+    from vidsel.embed._registry import EMBEDDERS
+
+    loads: list[str] = []
+
+    def factory(target: str, **kw: Any) -> Any:
+        loads.append(target)
+        raise AssertionError("the embedder was loaded before the video was checked")
+
+    register_embedder("toyslow", factory, overwrite=True)
+    try:
+        for video in (tmp_path / "nope.mp4", tmp_path / "bad.mp4"):
+            if video.name == "bad.mp4":
+                video.write_bytes(b"\x00" * 300)
+            assert main(["select", str(video), "-Q", "a red box", "--method", "mdp3",
+                         "--embedder", "toyslow:model"]) == 1
+            err = capsys.readouterr().err
+            assert ("VideoNotFoundError" in err or "NotAVideoError" in err), err
+        assert loads == []
+    finally:
+        EMBEDDERS.unregister("toyslow")
+
+
 def test_select_text_relevance_with_local_embedder(clip: str, tiny_clip_dir: Path,
                                                    capsys: pytest.CaptureFixture[str],
                                                    tmp_path: Path) -> None:

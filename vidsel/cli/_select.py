@@ -337,12 +337,13 @@ def run(args: argparse.Namespace) -> int:
                          f"{method.kind} use --contact-sheet or 'vidsel compare --plot'")
     want_pixels = bool(args.save_frames or args.contact_sheet)
     backend = spec.options.get("backend")
-    try:
-        load_spec_embedder(spec)  # a spec the loader refuses is a usage error, found first
-    except InvalidArgumentError as e:
-        raise UsageError(f"--embedder {spec.embedder!r}: {e}") from None
+    # the video is checked first (milliseconds), then the embedder loads (seconds)
     with VideoReader(args.video, **({"backend": backend} if backend else {})) as reader:
         md = reader.metadata
+        try:
+            load_spec_embedder(spec)  # a spec the loader refuses is a usage error
+        except InvalidArgumentError as e:
+            raise UsageError(f"--embedder {spec.embedder!r}: {e}") from None
         try:
             payload, result = select_one(args.video, args.question, spec, pixels=want_pixels,
                                          reader=reader)
