@@ -457,7 +457,16 @@ def bench_clip(path: Path, args: argparse.Namespace, servers: dict[str, PeerServ
             ratio, cr = row["ratio_vs_best_peer"], row["cpu_ratio_vs_best_peer"]
             print(f"  {task:11s} vidsel {ws} key={row['vidsel']['keyframe_s']:.3f}  {peers}  "
                   f"-> {fmt(ratio, 'x')} best peer (CPU {fmt(cr, 'x')})", flush=True)
+            for k, v in row["peers"].items():  # why, once per peer and reason
+                why = str(v.get("error") or "").strip().splitlines()
+                if why and (k, why[0]) not in _SAID:
+                    _SAID.add((k, why[0]))
+                    print(f"    {k} fails: {why[0][:160]} (full text in the JSON)", flush=True)
     return rows
+
+
+#: (peer, first line of its error) already printed
+_SAID: set[tuple[str, str]] = set()
 
 
 def fmt(x: float | None, suffix: str = "") -> str:
