@@ -47,9 +47,10 @@ MIN_PARALLEL_PIXELS = 8_000_000
 #: A decoder that runs on one core (no frame or slice threads: VP6, FLV1) decodes one stretch
 #: after another on one core however many are free, so any schedule on two workers helps,
 #: once it takes at least this many decoded pixels off the longest worker's load. Measured on
-#: a 112x80 VP6 clip (three GOPs of 58 pictures, 2 cores): saving 0.49-0.52 M pixels
-#: (~3.4 ms of decoding) takes a read from 12-13 to 10-11 ms; the second demuxer and its
-#: thread cost ~2 ms CPU, most of it beside the first stretch's decode.
+#: a 112x80 VP6 clip (three GOPs of 58 pictures, 2 cores): saving 0.52 M pixels (~3.6 ms
+#: of decoding) takes 128 exact frames from 14.0 to 12.3 ms (medians of 150 reads); the
+#: second demuxer and thread cost ~2 ms CPU, mostly beside the first stretch's decode, and
+#: widen the spread (8 frames, 58 of 150 pictures saved: 11.2 -> 11.6 ms, no gain).
 MIN_SAVED_PIXELS = 300_000
 
 #: Where a backend hands each decoded picture: ``sink(frame index, (H, W, 3) uint8 RGB)``;
