@@ -136,6 +136,31 @@ def test_adaptive_anchor_after_cut(videos):
     assert len(none.cut_frames) == 0
 
 
+def test_pixel_diff_start_is_no_cut(make_synth, videos):
+    """Without motion vectors a cut is a change well above the recent level of change: the
+    first change measured only sets that level, so steady motion from the first frame (a pan;
+    the VP6 clip of the fixtures) does not make frames 0 and 1 two dense anchors."""
+    pan = make_synth(scene="pan", codec="libx264", pan_px=6, num_frames=90, width=160,
+                     height=120)
+    sel = select_patches(pan.path, budget_frames=8, frame_size=FS, pixels="none",
+                         signal="pixel_diff")
+    assert sel.signal == "pixel_diff"
+    assert len(sel.cut_frames) == 0, sel.cut_frames
+    assert sel.anchor_frames[0] == 0 and sel.anchor_frames[1] > 10, sel.anchor_frames
+    multi = videos["multi"]  # real cuts are still found
+    sel = select_patches(multi.path, budget_frames=8, frame_size=FS, pixels="none",
+                         signal="pixel_diff")
+    for cut in multi.cut_frames:
+        assert np.min(np.abs(sel.cut_frames - cut)) <= 2, (sel.cut_frames, cut)
+
+
+def test_vp6_clip_first_frames_are_not_two_anchors(fixtures_dir):
+    sel = select_patches(fixtures_dir / "clips/moviepy__clip1024.flv", budget_frames=4,
+                         pixels="none")
+    assert sel.signal == "pixel_diff"
+    assert 1 not in sel.cut_frames.tolist() and 1 not in sel.anchor_frames.tolist()
+
+
 def test_uniform_baseline(videos):
     u = uniform_patches(videos["box"].path, budget_frames=3, frame_size=FS)
     assert u.method == "uniform" and u.num_tokens == 192

@@ -298,9 +298,13 @@ def scan(plan: Plan, frames: Iterator[StreamFrame], *, crop: Crop = (0, 0, 0, 0)
                 continue
             j += 1
             hdist, mad, intra = hdists[j], mads[j], intras[j]
-            # where no vectors exist, a cut is a spike over the recent level of change
-            diff_cut = min(1.0, mad / (4.0 * max(mad_level, 0.0) + CUT_DIFF_FLOOR))
-            mad_level = mad if mad_level < 0 else 0.8 * mad_level + 0.2 * mad
+            # where no vectors exist, a cut is a spike over the recent level of change; the
+            # first change measured sets that level (it cannot be told from ordinary motion)
+            diff_cut = 0.0
+            if has_prevs[j]:
+                if mad_level >= 0:
+                    diff_cut = min(1.0, mad / (4.0 * mad_level + CUT_DIFF_FLOOR))
+                mad_level = mad if mad_level < 0 else 0.8 * mad_level + 0.2 * mad
             if not math.isnan(intra):  # motion vectors
                 cut = max(hdist, 0.5 * intra) + SPIKE_WEIGHT * float(plan.spikes[idx])
             else:
