@@ -191,3 +191,17 @@ def test_inspect_warns_once_about_truncation(tmp_path: Path,
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if "WARNING" in ln and str(bad) in ln]
     assert len(lines) == 1, err
+
+
+@pytest.mark.parametrize("argv", [["select", "--method", "codec", "--budget", "4"],
+                                  ["compare", "--budgets", "2,4"]])
+def test_every_command_warns_once_about_truncation(tmp_path: Path, argv: list[str],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/cli.md: a truncated file is warned about once per command (select and compare read
+    it in several passes: the index, the bars, the decode pass, each budget)."""
+    bad = _truncated_faststart_mp4(tmp_path / "cut.mp4")
+    assert main([argv[0], str(bad), *argv[1:]]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines()
+             if "WARNING" in ln and str(bad) in ln and ("truncated" in ln or "ends" in ln)]
+    assert len(lines) == 1, err

@@ -35,7 +35,7 @@ from ..methods import load_plugins
 from ..registry import Registry
 from ..runs import EXECUTORS, register_executor
 from . import _batch, _compare, _demo, _eval, _inspect, _select
-from ._common import UsageError, add_verbosity, configure_logging, verbosity
+from ._common import UsageError, add_verbosity, configure_logging, verbosity, warnings_once
 
 __all__ = ["EXECUTORS", "SUBCOMMANDS", "build_parser", "main", "register_executor",
            "register_subcommand"]
@@ -121,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = progress_enabled(None)
     enable_progress(level >= 0 and _isatty(sys.stderr))
     try:
-        rc = int(args.func(args))
+        with warnings_once():  # a truncated file is said once, not by every pass over it
+            rc = int(args.func(args))
         sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
         return rc
     except BrokenPipeError:
