@@ -109,7 +109,10 @@ def test_parallel_pass_is_used_and_stops_cleanly(bframes_clip):
 
     got = decode_pass(index, first_frames, export_mvs=True, workers=3, prefetch=2)
     assert got == list(range(30))
-    assert {"vidsel-decode-0", "vidsel-decode-1"} <= names
+    # parallel workers are vidsel-decode-0, -1, -2 (a sequential pass has one
+    # vidsel-decode-ahead); on a busy machine one may be done before the first frame is read
+    workers = {n for n in names if n.startswith("vidsel-decode-") and n[-1].isdigit()}
+    assert len(workers) >= 2, names
     assert threading.active_count() == before
 
 
