@@ -213,3 +213,17 @@ def test_options_a_method_ignores_are_refused_and_none_means_default(clip: str) 
     assert len(res.source_frames) == 2
     with pytest.raises(InvalidArgumentError, match="must be a video file path"):
         run_method("uniform", None)  # type: ignore[arg-type]
+
+
+def test_docs_list_every_builtin_method():
+    """docs/cli.md names the registry's methods; a new built-in must appear there too."""
+    import re
+    from pathlib import Path
+
+    from vidsel.methods import available_methods, get_method
+
+    builtin = {n for n in available_methods()  # not the ones other tests register
+               if getattr(get_method(n).fn, "__module__", "").startswith("vidsel.")}
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    listed = text.split("(`available_methods()`:", 1)[1].split("and any method", 1)[0]
+    assert set(re.findall(r"`([^`]+)`", listed)) == builtin

@@ -408,7 +408,9 @@ class PatchSelection(FieldsEq):
         Each anchor frame starts a new canvas and keeps its own layout when it fits; motion
         tokens fill the following canvases row-major in time order (a canvas may hold tokens
         of several frames; each cell keeps its own position). Unused cells are padding
-        (position -1, black pixels).
+        (position -1, black pixels): the motion tokens after each anchor start a new canvas
+        (time order), so there can be up to one canvas per anchor more than the budget in
+        frames; ``num_padding`` counts the padding cells.
 
         Args:
             side: canvas side in pixels, a multiple of ``patch_size * merge``; default the
