@@ -205,3 +205,14 @@ def test_every_command_warns_once_about_truncation(tmp_path: Path, argv: list[st
     lines = [ln for ln in err.splitlines()
              if "WARNING" in ln and str(bad) in ln and ("truncated" in ln or "ends" in ln)]
     assert len(lines) == 1, err
+
+
+def test_select_says_when_the_video_is_smaller_than_the_budget(
+        make_synth, capsys: pytest.CaptureFixture[str]) -> None:
+    info = make_synth(scene="counter", num_frames=9, width=160, height=120)
+    assert main(["select", info.path, "--method", "codec", "--budget", "16"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "1764 tokens of a 3136-token budget: the video has no more" in head, head
+    assert main(["select", info.path, "--method", "codec", "--budget", "2"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head.endswith("(392 tokens)"), head

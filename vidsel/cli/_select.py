@@ -317,7 +317,10 @@ def _text_report(payload: dict[str, Any], path: str, question: str | None) -> st
     if payload["kind"] != "frames":
         head = f"{path}: {payload['method']} selected {payload['kind']} of {len(rows)} frames"
     if payload.get("num_tokens") is not None:
-        head += f" ({payload['num_tokens']} tokens)"
+        budget = payload.get("budget_tokens")
+        short = budget is not None and payload["num_tokens"] < budget
+        head += (f" ({payload['num_tokens']} tokens of a {budget}-token budget: the video has "
+                 f"no more)" if short else f" ({payload['num_tokens']} tokens)")
     lines = [head]
     if question:
         lines.append(f"question: {question}")
