@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -96,3 +97,27 @@ def test_process_pool_survives_a_worker_killed_from_outside(delay: float) -> Non
         assert not hung, "the map hung after a worker was killed"
     assert killed
     assert got == {item: i for i, item in enumerate(items)}
+
+
+class _RacyPool(ProcessPoolExecutor):
+    """The standard pool, whose first submit fails the way a worker spawned while the pool
+    breaks makes it fail (the spawn passes pipes the breaking pool has just closed)."""
+
+    failed = 0
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        if _RacyPool.failed == 0:
+            _RacyPool.failed += 1
+            raise ValueError("bad value(s) in fds_to_keep")
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_process_pool_survives_a_spawn_into_a_breaking_pool(monkeypatch) -> None:
+    import vidsel.runs._executors as ex_mod
+
+    monkeypatch.setattr(ex_mod, "ProcessPoolExecutor", _RacyPool)
+    _RacyPool.failed = 0
+    with ProcessExecutor(workers=2) as ex:
+        got = _collect(ex, ["1 + 1", "2 * 3", "7"])
+    assert got == {"1 + 1": 2, "2 * 3": 6, "7": 7}
+    assert _RacyPool.failed == 1

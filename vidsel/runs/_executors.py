@@ -259,9 +259,12 @@ class ProcessExecutor(Executor):
                             item = pending[0]
                             inflight[self._pool.submit(fn, item)] = item
                             pending.popleft()
-                except (BrokenProcessPool, OSError) as e:
-                    # the item that failed to submit is still queued; OSError: a worker
-                    # spawned while the pool was breaking (its queue is already closed)
+                except (BrokenProcessPool, OSError, ValueError) as e:
+                    # the item that failed to submit is still queued; OSError, or ValueError
+                    # "bad value(s) in fds_to_keep": a worker spawned while the pool was
+                    # breaking (its queue or its pipes are already closed)
+                    if isinstance(e, ValueError) and "fds_to_keep" not in str(e):
+                        raise
                     broken, start_error = True, e
                     if alone is not None and alone not in inflight.values():
                         alone = None
