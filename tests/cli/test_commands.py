@@ -210,6 +210,30 @@ def test_select_checks_the_video_before_loading_the_embedder(
         EMBEDDERS.unregister("toyslow")
 
 
+@pytest.mark.parametrize("param", ["camera=bogus", "signal=x", "pixels=y", "interpolation=z",
+                                   "relevance_share=7"])
+def test_select_refuses_bad_codec_params_before_loading_the_embedder(
+        clip: str, param: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from vidsel.embed import register_embedder
+    from vidsel.embed._registry import EMBEDDERS
+
+    loads: list[str] = []
+
+    def factory(target: str, **kw: Any) -> Any:
+        loads.append(target)
+        raise AssertionError("the embedder was loaded before the options were checked")
+
+    register_embedder("toyslow", factory, overwrite=True)
+    try:
+        assert main(["select", clip, "-Q", "a red box", "--method", "codec+mdp3",
+                     "--embedder", "toyslow:model", "--param", param]) == 2
+        err = capsys.readouterr().err
+        assert param.split("=")[0] in err and "Traceback" not in err, err
+        assert loads == []
+    finally:
+        EMBEDDERS.unregister("toyslow")
+
+
 def test_select_text_relevance_with_local_embedder(clip: str, tiny_clip_dir: Path,
                                                    capsys: pytest.CaptureFixture[str],
                                                    tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from ._lmms import LMMS_SCORE_MODES, LmmsCodecOutput, lmms_codec_video, lmms_met
 from ._lmms import register as register_lmms_method
 from ._motion import MV_CODECS, motion_vectors
 from ._relevance import Relevance, check_relevance_share, query_anchor_methods
-from ._select import ANCHOR_POLICIES, select_patches, uniform_patches
+from ._select import ANCHOR_POLICIES, check_patch_choices, select_patches, uniform_patches
 
 __all__ = [
     "ANCHOR_POLICIES",
@@ -51,6 +51,7 @@ __all__ = [
     "PatchConfig",
     "PatchSelection",
     "Relevance",
+    "check_patch_choices",
     "check_relevance_share",
     "compare",
     "detect_borders",

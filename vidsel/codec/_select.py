@@ -96,7 +96,8 @@ from ._relevance import (
 from ._scan import CHUNK_FRAMES, CHUNK_PIXELS, Scan, scan
 from ._score import CAMERA_MODELS, SIGNALS, Camera
 
-__all__ = ["ANCHOR_POLICIES", "PIXEL_MODES", "select_patches", "uniform_patches"]
+__all__ = ["ANCHOR_POLICIES", "PIXEL_MODES", "check_patch_choices", "select_patches",
+           "uniform_patches"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,22 @@ class _Bars:
         if self._box is None:  # pragma: no cover - _detect sets one or the other
             raise DecodeError("internal error: the bar detection gave no result")
         return self._box
+
+
+def check_patch_choices(options: Mapping[str, Any]) -> None:
+    """Check the :func:`select_patches` options with a fixed set of values (``camera``,
+    ``signal``, ``pixels``, ``interpolation``; absent or None: not checked) without reading
+    anything: the method registry runs it before a video is read or an embedder loaded.
+
+    Raises:
+        InvalidArgumentError: a value :func:`select_patches` would refuse.
+    """
+    for name, choices in (("camera", CAMERA_MODELS), ("signal", ("auto", *SIGNALS)),
+                          ("pixels", PIXEL_MODES)):
+        if options.get(name) is not None:
+            check_choice(name, options[name], choices)
+    if options.get("interpolation") is not None:
+        check_interpolation(options["interpolation"])
 
 
 def _dense(index: PacketIndex, cfg: PatchConfig, budget: int, frames: np.ndarray,

@@ -9,6 +9,7 @@ from typing import Any
 from .._validate import check_choice
 from ..codec import (
     ANCHOR_POLICIES,
+    check_patch_choices,
     check_relevance_share,
     query_anchor_methods,
     register_lmms_method,
@@ -133,7 +134,9 @@ for _name, _description in _FRAME_METHODS.items():
                     description=_description, check=_params_check(_name), takes_reader=True)
 
 def _codec_check(options: Mapping[str, Any]) -> None:
-    """Check the question options of a codec method before any video is read."""
+    """Check the options of a codec method that need no video before any video is read (and
+    before the CLI loads an embedder)."""
+    check_patch_choices(options)
     if "relevance_share" in options and options["relevance_share"] is not None:
         check_relevance_share(options["relevance_share"])
     anchors = options.get("anchors")
