@@ -183,10 +183,10 @@ def test_select_bad_input_one_line_error(tmp_path: Path, capsys: pytest.CaptureF
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_select_checks_the_video_before_loading_the_embedder(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A missing or broken video is reported at once, not after the embedder (seconds of model
-    loading) is ready."""
+@pytest.fixture
+def unloadable_embedder() -> Any:
+    """The embedder spec ``toyslow:model``, whose loader records each call and fails: a
+    command that loads it before it checks its cheap arguments fails the test."""
     from vidsel.embed import register_embedder
     from vidsel.embed._registry import EMBEDDERS
 
@@ -194,44 +194,38 @@ def test_select_checks_the_video_before_loading_the_embedder(
 
     def factory(target: str, **kw: Any) -> Any:
         loads.append(target)
-        raise AssertionError("the embedder was loaded before the video was checked")
+        raise AssertionError("the embedder was loaded before the cheap checks")
 
     register_embedder("toyslow", factory, overwrite=True)
-    try:
-        for video in (tmp_path / "nope.mp4", tmp_path / "bad.mp4"):
-            if video.name == "bad.mp4":
-                video.write_bytes(b"\x00" * 300)
-            assert main(["select", str(video), "-Q", "a red box", "--method", "mdp3",
-                         "--embedder", "toyslow:model"]) == 1
-            err = capsys.readouterr().err
-            assert ("VideoNotFoundError" in err or "NotAVideoError" in err), err
-        assert loads == []
-    finally:
-        EMBEDDERS.unregister("toyslow")
+    yield loads
+    EMBEDDERS.unregister("toyslow")
+
+
+def test_select_checks_the_video_before_loading_the_embedder(
+        tmp_path: Path, unloadable_embedder: list[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing or broken video is reported at once, not after the embedder (seconds of model
+    loading) is ready."""
+    for video in (tmp_path / "nope.mp4", tmp_path / "bad.mp4"):
+        if video.name == "bad.mp4":
+            video.write_bytes(b"\x00" * 300)
+        assert main(["select", str(video), "-Q", "a red box", "--method", "mdp3",
+                     "--embedder", "toyslow:model"]) == 1
+        err = capsys.readouterr().err
+        assert ("VideoNotFoundError" in err or "NotAVideoError" in err), err
+    assert unloadable_embedder == []
 
 
 @pytest.mark.parametrize("param", ["camera=bogus", "signal=x", "pixels=y", "interpolation=z",
                                    "relevance_share=7"])
 def test_select_refuses_bad_codec_params_before_loading_the_embedder(
-        clip: str, param: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from vidsel.embed import register_embedder
-    from vidsel.embed._registry import EMBEDDERS
-
-    loads: list[str] = []
-
-    def factory(target: str, **kw: Any) -> Any:
-        loads.append(target)
-        raise AssertionError("the embedder was loaded before the options were checked")
-
-    register_embedder("toyslow", factory, overwrite=True)
-    try:
-        assert main(["select", clip, "-Q", "a red box", "--method", "codec+mdp3",
-                     "--embedder", "toyslow:model", "--param", param]) == 2
-        err = capsys.readouterr().err
-        assert param.split("=")[0] in err and "Traceback" not in err, err
-        assert loads == []
-    finally:
-        EMBEDDERS.unregister("toyslow")
+        clip: str, param: str, unloadable_embedder: list[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["select", clip, "-Q", "a red box", "--method", "codec+mdp3",
+                 "--embedder", "toyslow:model", "--param", param]) == 2
+    err = capsys.readouterr().err
+    assert param.split("=")[0] in err and "Traceback" not in err, err
+    assert unloadable_embedder == []
 
 
 def test_select_text_relevance_with_local_embedder(clip: str, tiny_clip_dir: Path,
