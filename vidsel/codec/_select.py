@@ -149,17 +149,18 @@ class _Bars:
 
 def check_patch_choices(options: Mapping[str, Any]) -> None:
     """Check the :func:`select_patches` options with a fixed set of values (``camera``,
-    ``signal``, ``pixels``, ``interpolation``; absent or None: not checked) without reading
-    anything: the method registry runs it before a video is read or an embedder loaded.
+    ``signal``, ``pixels``, ``interpolation``; absent ones are not checked) without reading
+    anything: :func:`select_patches` and the method registry run it, the registry before a
+    video is read or an embedder loaded.
 
     Raises:
         InvalidArgumentError: a value :func:`select_patches` would refuse.
     """
     for name, choices in (("camera", CAMERA_MODELS), ("signal", ("auto", *SIGNALS)),
                           ("pixels", PIXEL_MODES)):
-        if options.get(name) is not None:
+        if name in options:
             check_choice(name, options[name], choices)
-    if options.get("interpolation") is not None:
+    if "interpolation" in options:
         check_interpolation(options["interpolation"])
 
 
@@ -431,9 +432,7 @@ def select_patches(
             raise InvalidArgumentError(
                 f"{', '.join(given)}: only used with a question (question= and embedder=); "
                 f"the motion-only selection embeds nothing")
-    check_choice("camera", camera, CAMERA_MODELS)
-    check_choice("signal", signal, ("auto", *SIGNALS))
-    check_choice("pixels", pixels, PIXEL_MODES)
+    check_patch_choices({"camera": camera, "signal": signal, "pixels": pixels})
     interpolation = check_interpolation(interpolation)
     check_stream(stream)
     cfg = PatchConfig.make(patch_size=patch_size, merge=merge, frame_size=frame_size)
