@@ -60,7 +60,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 #: Tasks whose fastest contender takes under this many seconds a call get more rounds,
 #: up to MAX_ROUNDS_FACTOR x --repeats.
 SHORT_TASK_S = 0.3
-MAX_ROUNDS_FACTOR = 4
+MAX_ROUNDS_FACTOR = 30
 SHARED = Path(os.environ.get("VIDSEL_SHARED", ROOT.parent / "shared"))
 
 #: Real clips (relative to ../shared/fixtures); every clip in clips/ plus a long multi-scene one.

@@ -4,6 +4,10 @@ as a plain sequential decode, on every core codec, on damaged files and on real 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+import threading
+import time
 from pathlib import Path
 
 import av
@@ -236,3 +240,138 @@ def test_backend_factory_without_workers_still_works(make_synth):
         BACKENDS.unregister("old-style-test")
     assert seen["called"]
     assert [decode_counter(f) for f in frames] == [3, 17]
+
+
+# -- the scheduler on its own (plain objects as backends) ------------------------------------
+def _pool_threads() -> set[int]:
+    return {t.ident for t in threading.enumerate() if t.name.startswith("vidsel-decode_")}
+
+
+def test_decode_parallel_runs_each_backend_on_one_thread_and_keeps_the_order():
+    busy: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def run(backend, key, group):
+        with lock:
+            assert busy.get(backend, 0) == 0, "a backend used by two threads at once"
+            busy[backend] = 1
+        time.sleep(0.002 * len(group))
+        with lock:
+            busy[backend] = 0
+        return [key, *group]
+
+    groups = [(k, list(range(k, k + n))) for k, n in [(0, 3), (10, 7), (20, 1), (30, 5)]]
+    made: list[str] = []
+    spawned = iter(["clone1", "clone2"])
+    out = list(_parallel.decode_parallel(["self"], groups, run, workers=3,
+                                         spawn=lambda: next(spawned), spawned=made))
+    assert out == [[k, *g] for k, g in groups]
+    assert sorted(made) == ["clone1", "clone2"]  # one per extra worker, made on its thread
+
+
+def test_decode_parallel_makes_no_more_workers_than_groups():
+    made: list[str] = []
+    out = list(_parallel.decode_parallel(["self"], [(0, [1])], lambda b, k, g: g, workers=8,
+                                         spawn=lambda: "clone", spawned=made))
+    assert out == [[1]] and made == []
+
+
+def test_decode_parallel_hands_errors_over_and_leaves_no_backend_in_use():
+    running = [0]
+    lock = threading.Lock()
+
+    def run(backend, key, group):
+        with lock:
+            running[0] += 1
+        try:
+            if key == 1:
+                raise RuntimeError("stretch 1 failed")
+            time.sleep(0.005)
+            return group
+        finally:
+            with lock:
+                running[0] -= 1
+
+    groups = [(k, [k]) for k in range(12)]
+    with pytest.raises(RuntimeError, match="stretch 1 failed"):
+        for _ in _parallel.decode_parallel(["a", "b"], groups, run):
+            pass
+    assert running[0] == 0  # every stretch begun had ended when the error reached the caller
+
+
+def test_decode_parallel_stops_a_worker_on_keyboard_interrupt():
+    """Ctrl-C in the calling thread's share is not held back until its stretches are done."""
+    ran = []
+
+    def run(backend, key, group):
+        ran.append(key)
+        if backend == "self":
+            raise KeyboardInterrupt
+        time.sleep(0.005)
+        return group
+
+    groups = [(k, [k]) for k in range(30)]
+    with pytest.raises(KeyboardInterrupt):
+        list(_parallel.decode_parallel(["self", "other"], groups, run))
+    assert ran.count(0) == 1 and len(ran) < len(groups)
+
+
+def test_decode_parallel_spawn_failure_reaches_the_caller():
+    """A worker whose backend cannot be made fails the group it took; the caller gets the
+    error when it reaches that group."""
+    def spawn():
+        raise OSError("cannot open")
+
+    def run(backend, key, group):
+        time.sleep(0.02)  # the other worker takes a group meanwhile
+        return group
+
+    groups = [(k, [k]) for k in range(6)]
+    with pytest.raises(OSError, match="cannot open"):
+        list(_parallel.decode_parallel(["self"], groups, run, workers=2, spawn=spawn,
+                                       spawned=[]))
+
+
+def test_parallel_reads_reuse_the_pool_threads(make_synth, monkeypatch):
+    """Decode threads are kept between requests and readers: a read starts no thread once
+    the pool has enough (a new thread's first stretch started up to 3.6 ms late)."""
+    monkeypatch.setattr(_parallel, "MIN_SAVED_PIXELS", 0)
+    info = make_synth(".flv", scene="counter", codec="flv", num_frames=60, gop=20, bframes=0)
+    idx = [5, 25, 45, 59]
+    with VideoReader(info.path, workers=2) as r:
+        first = r.get_frames(idx)
+    before = _pool_threads()
+    assert before, "the parallel plan was not used"
+    for _ in range(3):
+        with VideoReader(info.path, workers=2) as r:
+            assert np.array_equal(r.get_frames(idx), first)
+    assert _pool_threads() == before
+
+
+def _child_read(path: str, idx: list[int], q) -> None:  # runs in a forked child
+    with VideoReader(path, workers=2) as r:
+        q.put(hashlib.md5(r.get_frames(idx).tobytes()).hexdigest())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_decodes_in_parallel(make_synth, monkeypatch):
+    """The parent's pool threads do not exist in a forked child (``vidsel batch`` forks
+    workers): the child makes its own pool instead of queueing work for threads that are
+    gone (which would hang)."""
+    monkeypatch.setattr(_parallel, "MIN_SAVED_PIXELS", 0)
+    info = make_synth(".flv", scene="counter", codec="flv", num_frames=60, gop=20, bframes=0)
+    idx = [5, 25, 45, 59]
+    with VideoReader(info.path, workers=2) as r:
+        want = hashlib.md5(r.get_frames(idx).tobytes()).hexdigest()
+    assert _pool_threads()
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    child = ctx.Process(target=_child_read, args=(info.path, idx, q))
+    child.start()
+    try:
+        assert q.get(timeout=60) == want
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0

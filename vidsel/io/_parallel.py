@@ -8,20 +8,20 @@ decodes and converts). The pixels do not depend on the number of workers.
 
 from __future__ import annotations
 
+import collections
 import copy
 import logging
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 import numpy as np
 
 __all__ = ["BALANCE", "DECODE_WORKERS_ENV", "MAX_DEFAULT_WORKERS", "MIN_PARALLEL_PIXELS",
-           "MIN_SAVED_PIXELS", "Sink", "Stretch", "decode_parallel", "default_workers",
-           "parallel_workers", "spawn_clone", "usable_cpus"]
+           "MIN_SAVED_PIXELS", "POOL_THREADS", "Sink", "Stretch", "decode_parallel",
+           "decode_pool", "default_workers", "parallel_workers", "spawn_clone", "usable_cpus"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,53 +103,97 @@ def parallel_workers(costs: Sequence[int], workers: int, pixels: int = 1 << 40, 
     return workers if max(loads) <= BALANCE * sum(costs) / workers else 1
 
 
+#: Most threads the process-wide decode pool keeps (see :func:`decode_pool`); a call's
+#: runners beyond what is free wait for a thread, they never wait on each other.
+POOL_THREADS = 4 * MAX_DEFAULT_WORKERS
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, the pool)
+_pool_lock = threading.Lock()
+
+
+def decode_pool() -> ThreadPoolExecutor:
+    """The process's pool of decode threads, made on first use and kept: its threads wait
+    idle between requests, so a request does not pay for starting threads (on a 2-vCPU VM a
+    new thread's first stretch started 0.2-3.6 ms late, a third of an 8-frame read of a
+    small clip). A forked child makes its own."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(POOL_THREADS,
+                                                     thread_name_prefix="vidsel-decode"))
+        return _pool[1]
+
+
 def decode_parallel(backends: Sequence[B], groups: Sequence[tuple[int, list[int]]],
                     run: Callable[[B, int, list[int]], Stretch], *, workers: int = 0,
                     spawn: Callable[[], B] | None = None, spawned: list[B] | None = None
                     ) -> Iterator[Stretch]:
-    """``run(backend, key, group)`` for every group on one thread per backend (each backend is
-    used by one thread at a time); results come back in the order of ``groups``.
+    """``run(backend, key, group)`` for every group, by one runner per backend (each backend
+    is used by one thread at a time); results come back in the order of ``groups``.
 
-    With ``spawn``, ``workers`` threads run (at least ``len(backends)``): a thread that finds no
-    free backend makes one with ``spawn()`` in its own thread, so the first stretches start
-    decoding while the other workers open their files; each backend made is appended to
-    ``spawned`` (the caller keeps them for later calls and closes them).
+    The calling thread is the first runner (with ``backends[0]``), the others run on threads
+    of :func:`decode_pool`. A thread woken for work can wait milliseconds for a free CPU:
+    measured on a 2-vCPU VM right after a single-threaded read, the second of two pool
+    threads started 2-5 ms late or shared the first one's CPU (an 8-frame read of a small VP6
+    clip: 11.8 ms with two pool threads, 8.3 ms with the caller as the first worker; one
+    worker: 10.9 ms).
 
-    Longest stretches start first, so the last ones to finish are short. Leaving early (an
-    exception, or the caller stops iterating) cancels the groups not started and waits for
-    the running ones, so no backend is in use afterwards.
+    With ``spawn``, ``workers`` runners run (at least ``len(backends)``): a runner without a
+    backend makes one with ``spawn()`` on its own thread before its first group, so the
+    first stretches start decoding while the other workers open their files; each backend
+    made is appended to ``spawned`` (the caller keeps them for later calls and closes them).
+    A ``spawn()`` that raises fails that group only; the runner tries again for its next.
+    There are never more runners than groups.
+
+    Each runner starts with one of the longest stretches, then takes the longest left
+    whenever it is free, so the last ones to finish are short. Leaving early (an exception,
+    or the caller stops iterating) cancels the groups not started and waits for the running
+    ones, so no backend is in use afterwards.
     """
-    free: queue.SimpleQueue[B | None] = queue.SimpleQueue()
-    for backend in backends:
-        free.put(backend)
-    threads = len(backends)
+    slots: list[B | None] = list(backends)
+    if spawn is not None and workers > len(slots):
+        slots += [None] * (workers - len(slots))  # backends still to be made
+    slots = slots[:max(1, len(groups))]
+    todo = collections.deque(sorted(range(len(groups)),
+                                    key=lambda g: groups[g][0] - groups[g][1][-1]))
+    first = [todo.popleft() for _ in slots if todo]  # one each, so every worker runs
+    results: list[Future[Stretch]] = [Future() for _ in groups]
     lock = threading.Lock()
-    if spawn is not None and workers > threads:
-        for _ in range(workers - threads):
-            free.put(None)  # a backend still to be made
-        threads = workers
 
-    def task(key: int, group: list[int]) -> Stretch:
-        backend = free.get()
-        try:
-            if backend is None and spawn is not None:
-                backend = spawn()
-                if spawned is not None:
-                    with lock:
-                        spawned.append(backend)
-            return run(backend, key, group)  # type: ignore[arg-type]
-        finally:
-            free.put(backend)  # None again when spawn() failed: the next task tries again
+    def runner(backend: B | None, g: int | None) -> None:
+        while True:
+            if g is None:
+                with lock:
+                    if not todo:
+                        return
+                    g = todo.popleft()
+            if not results[g].set_running_or_notify_cancel():
+                g = None
+                continue  # the caller left
+            try:
+                if backend is None and spawn is not None:
+                    backend = spawn()
+                    if spawned is not None:
+                        with lock:
+                            spawned.append(backend)
+                results[g].set_result(run(backend, *groups[g]))  # type: ignore[arg-type]
+            except BaseException as e:  # handed to the caller with this group's result
+                results[g].set_exception(e)
+                if not isinstance(e, Exception):
+                    raise  # KeyboardInterrupt, SystemExit: this worker stops at once
+            g = None
 
-    order = sorted(range(len(groups)), key=lambda g: groups[g][0] - groups[g][1][-1])
-    with ThreadPoolExecutor(threads, thread_name_prefix="vidsel-decode") as pool:
-        futures: dict[int, Future[Stretch]] = {g: pool.submit(task, *groups[g]) for g in order}
-        try:
-            for g in range(len(groups)):
-                yield futures[g].result()
-        finally:
-            for f in futures.values():
-                f.cancel()
+    pool = decode_pool()
+    runners = [pool.submit(runner, b, g) for b, g in zip(slots[1:], first[1:])]
+    try:
+        if first:
+            runner(slots[0], first[0])  # the calling thread is the first worker
+        for f in results:
+            yield f.result()
+    finally:
+        for f in results:
+            f.cancel()
+        wait(runners)
 
 
 def spawn_clone(backend: Any, open_container: Callable[[str], Any],
