@@ -242,6 +242,29 @@ def test_backend_factory_without_workers_still_works(make_synth):
     assert [decode_counter(f) for f in frames] == [3, 17]
 
 
+def test_backend_factory_that_is_an_unhashable_object(make_synth):
+    """Factories' signatures are cached; a callable object that cannot be hashed is read
+    each time instead of failing."""
+    info = make_synth(scene="counter", num_frames=20, gop=10, bframes=0)
+
+    class Factory:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __eq__(self, other):
+            return isinstance(other, Factory)
+
+        def __call__(self, path, *, stream, threads, interpolation, workers=None):
+            return PyAVBackend(path, stream=stream, threads=threads,
+                               interpolation=interpolation, workers=workers)
+
+    register_backend("unhashable-test", Factory())
+    try:
+        with VideoReader(info.path, backend="unhashable-test", workers=2) as r:
+            assert [decode_counter(f) for f in r.get_frames([3, 17])] == [3, 17]
+    finally:
+        BACKENDS.unregister("unhashable-test")
+
+
 # -- the scheduler on its own (plain objects as backends) ------------------------------------
 def _pool_threads() -> set[int]:
     return {t.ident for t in threading.enumerate() if t.name.startswith("vidsel-decode_")}

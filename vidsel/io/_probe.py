@@ -373,8 +373,10 @@ def _repair_pts(pts_l: list[int | None], dts_l: list[int], path: str) -> tuple[n
         vals = raw[known]
         steps = np.abs(np.diff(np.sort(vals)))
         step = float(np.median(steps[steps > 0])) if np.any(steps > 0) else 0.0
-        if step > 0:
-            half = 4
+        # a value is within `half` neighbour steps of its window's median: with no step in
+        # decode order over 50 / half median steps (any stream without damage), no outlier
+        half = 4
+        if step > 0 and half * int(np.abs(np.diff(vals)).max()) > _OUTLIER_STEPS * step:
             padded = np.pad(vals.astype(np.float64), half, mode="edge")
             windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
             local = np.median(windows, axis=1)

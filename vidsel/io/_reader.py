@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -53,12 +54,22 @@ def available_backends() -> tuple[str, ...]:
 
 def _takes(factory: Callable[..., Any], option: str) -> bool:
     """Whether a backend factory accepts the keyword ``option`` (``workers``, ``crop``: older
-    third-party ones do not)."""
+    third-party ones do not). Cached: reading a signature costs more than some opens."""
+    try:
+        return _takes_cached(factory, option)
+    except TypeError:  # an unhashable callable object
+        return _signature_takes(factory, option)
+
+
+def _signature_takes(factory: Callable[..., Any], option: str) -> bool:
     try:
         params = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature
         return False
     return any(p.name == option or p.kind is p.VAR_KEYWORD for p in params)
+
+
+_takes_cached = functools.lru_cache(maxsize=256)(_signature_takes)
 
 
 register_backend("pyav", PyAVBackend)
