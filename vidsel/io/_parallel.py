@@ -47,10 +47,9 @@ MIN_PARALLEL_PIXELS = 8_000_000
 #: A decoder that runs on one core (no frame or slice threads: VP6, FLV1) decodes one stretch
 #: after another on one core however many are free, so any schedule on two workers helps,
 #: once it takes at least this many decoded pixels off the longest worker's load. Measured on
-#: a 112x80 VP6 clip (three GOPs of 58 pictures, 2 cores): saving 0.52 M pixels (~3.6 ms
-#: of decoding) takes 128 exact frames from 14.0 to 12.3 ms (medians of 150 reads); the
-#: second demuxer and thread cost ~2 ms CPU, mostly beside the first stretch's decode, and
-#: widen the spread (8 frames, 58 of 150 pictures saved: 11.2 -> 11.6 ms, no gain).
+#: a 112x80 VP6 clip (three GOPs of 58 pictures, 2 cores, benchmarks/decode.py): 8 / 128
+#: exact frames (~0.5 M pixels saved) take 12.6 / 14.9 ms on one worker, 9.5 / 13.0 ms
+#: on two; the second demuxer costs ~0.6 ms CPU, beside the first stretch's decode.
 MIN_SAVED_PIXELS = 300_000
 
 #: Where a backend hands each decoded picture: ``sink(frame index, (H, W, 3) uint8 RGB)``;
