@@ -422,3 +422,39 @@ def test_select_spec_says_budget(tmp_path: Path) -> None:
     assert old == spec and old.params_hash() == spec.params_hash()
     with pytest.warns(DeprecationWarning):
         assert old.k == 3
+
+
+def test_ctrl_c_during_the_fsync_keeps_the_finished_record(tmp_path: Path, monkeypatch) -> None:
+    """The line is in the file when Ctrl-C arrives during its fsync: the record is finished
+    and kept (it was rolled back, so a result the user saw in the file was lost)."""
+    import vidsel.runs._jsonl as jsonl
+
+    out = tmp_path / "r.jsonl"
+    with ResultsFile(out, mode="new") as results:
+        results.append({"key": "a", "status": "ok"})
+
+        def interrupted(fd: int) -> None:  # the OS call, as Ctrl-C arriving during it
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(jsonl.os, "fsync", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            results.append({"key": "b", "status": "ok"})
+        assert set(results.records) == {"a", "b"}
+    assert [r["key"] for r in read_records(out)] == ["a", "b"]
+
+
+def test_a_failed_fsync_rolls_the_record_back(tmp_path: Path, monkeypatch) -> None:
+    import vidsel.runs._jsonl as jsonl
+
+    out = tmp_path / "r.jsonl"
+    with ResultsFile(out, mode="new") as results:
+        results.append({"key": "a", "status": "ok"})
+
+        def failing(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(jsonl.os, "fsync", failing)
+        with pytest.raises(OSError):
+            results.append({"key": "b", "status": "ok"})
+        assert set(results.records) == {"a"}
+    assert [r["key"] for r in read_records(out)] == ["a"]

@@ -177,7 +177,10 @@ class ResultsFile:
         return removed
 
     def append(self, record: dict[str, Any]) -> None:
-        """Append one record as one line (a single write; rolled back if the write fails)."""
+        """Append one record as one line (a single write; rolled back if the write fails).
+
+        A Ctrl-C (or SystemExit) that arrives once the whole line is in the file, e.g. during
+        the fsync, keeps the record: it is finished, and ``--resume`` must not redo it."""
         data = (dumps(record) + "\n").encode("utf-8")
         start = os.fstat(self._fd).st_size
         try:
@@ -186,8 +189,11 @@ class ResultsFile:
                 raise ResultsWriteError(f"short write to {self.path} ({n} of {len(data)} bytes)")
             if self.fsync:
                 os.fsync(self._fd)
-        except BaseException:
-            os.ftruncate(self._fd, start)
+        except BaseException as e:
+            if isinstance(e, Exception) or os.fstat(self._fd).st_size != start + len(data):
+                os.ftruncate(self._fd, start)
+            else:
+                self.records[str(record["key"])] = record
             raise
         self.records[str(record["key"])] = record
 
