@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from vidsel import InvalidArgumentError, VideoReader, VidselError
-from vidsel.io import _parallel, register_backend
+from vidsel.io import _parallel, _pyav, register_backend
 from vidsel.io._parallel import default_workers, parallel_workers, usable_cpus
 from vidsel.io._pyav import PyAVBackend
 from vidsel.io._reader import BACKENDS
@@ -359,28 +359,102 @@ def test_parallel_reads_reuse_the_pool_threads(make_synth, monkeypatch):
     """Decode threads are kept between requests and readers: a read starts no thread once
     the pool has enough (a new thread's first stretch started up to 3.6 ms late)."""
     monkeypatch.setattr(_parallel, "MIN_SAVED_PIXELS", 0)
+    calls = []
+    real = _pyav.decode_parallel
+
+    def counted(*args, **kwargs):  # the real scheduler, counted
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_pyav, "decode_parallel", counted)
     info = make_synth(".flv", scene="counter", codec="flv", num_frames=60, gop=20, bframes=0)
     idx = [5, 25, 45, 59]
     with VideoReader(info.path, workers=2) as r:
         first = r.get_frames(idx)
+    assert calls, "the parallel plan was not used"
     before = _pool_threads()
-    assert before, "the parallel plan was not used"
+    assert before
     for _ in range(3):
         with VideoReader(info.path, workers=2) as r:
             assert np.array_equal(r.get_frames(idx), first)
-    assert _pool_threads() == before
+    assert len(calls) == 4 and _pool_threads() == before
+
+
+def test_decode_parallel_does_not_wait_for_a_busy_pool(monkeypatch):
+    """Stretches given to pool workers that cannot start (every pool thread busy) are taken
+    by the caller: the call ends without waiting for a thread."""
+    monkeypatch.setattr(_parallel, "POOL_THREADS", 1)
+    monkeypatch.setattr(_parallel, "_pool", None)
+    pool = _parallel.decode_pool()
+    release = threading.Event()
+    pool.submit(release.wait, 30)  # the pool's only thread is busy
+    try:
+        threads = []
+
+        def run(backend, key, group):
+            threads.append(threading.get_ident())
+            return group
+
+        groups = [(k, [k]) for k in range(6)]
+        t = time.perf_counter()
+        out = list(_parallel.decode_parallel(["a", "b", "c"], groups, run))
+        assert out == [[k] for k in range(6)]
+        assert time.perf_counter() - t < 5
+        assert set(threads) == {threading.get_ident()}
+    finally:
+        release.set()
+        pool.shutdown(wait=True)
+
+
+def test_decode_parallel_leaves_out_the_groups_after_a_failure():
+    started = []
+
+    def run(backend, key, group):
+        started.append(key)
+        time.sleep(0.005)
+        if key == 2:
+            raise RuntimeError("stretch 2 failed")
+        return group
+
+    groups = [(k, [k]) for k in range(30)]
+    with pytest.raises(RuntimeError, match="stretch 2 failed"):
+        list(_parallel.decode_parallel(["a", "b"], groups, run))
+    assert {0, 1, 2} <= set(started) and len(started) < 10
+
+
+def test_decode_parallel_closed_early_leaves_no_backend_in_use():
+    running = [0]
+    lock = threading.Lock()
+
+    def run(backend, key, group):
+        with lock:
+            running[0] += 1
+        time.sleep(0.003)
+        with lock:
+            running[0] -= 1
+        return group
+
+    it = _parallel.decode_parallel(["a", "b", "c"], [(k, [k]) for k in range(12)], run)
+    assert next(it) == [0]
+    it.close()
+    assert running[0] == 0
+
+
+def test_decode_parallel_needs_a_backend():
+    with pytest.raises(InvalidArgumentError, match="no backend"):
+        list(_parallel.decode_parallel([], [(0, [0])], lambda b, k, g: g))
 
 
 def _child_read(path: str, idx: list[int], q) -> None:  # runs in a forked child
     with VideoReader(path, workers=2) as r:
-        q.put(hashlib.md5(r.get_frames(idx).tobytes()).hexdigest())
+        q.put((hashlib.md5(r.get_frames(idx).tobytes()).hexdigest(), bool(_pool_threads())))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_decodes_in_parallel(make_synth, monkeypatch):
-    """The parent's pool threads do not exist in a forked child (``vidsel batch`` forks
-    workers): the child makes its own pool instead of queueing work for threads that are
-    gone (which would hang)."""
+    """The parent's pool threads do not exist in a forked child (a user's fork-based
+    multiprocessing pool): the child makes its own pool instead of queueing work for threads
+    that are gone (the caller would then decode every stretch itself)."""
     monkeypatch.setattr(_parallel, "MIN_SAVED_PIXELS", 0)
     info = make_synth(".flv", scene="counter", codec="flv", num_frames=60, gop=20, bframes=0)
     idx = [5, 25, 45, 59]
@@ -392,7 +466,7 @@ def test_a_forked_child_decodes_in_parallel(make_synth, monkeypatch):
     child = ctx.Process(target=_child_read, args=(info.path, idx, q))
     child.start()
     try:
-        assert q.get(timeout=60) == want
+        assert q.get(timeout=60) == (want, True)  # a pool of its own, with live threads
     finally:
         child.join(10)
         if child.is_alive():

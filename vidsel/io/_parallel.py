@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["BALANCE", "DECODE_WORKERS_ENV", "MAX_DEFAULT_WORKERS", "MIN_PARALLEL_PIXELS",
            "MIN_SAVED_PIXELS", "POOL_THREADS", "Sink", "Stretch", "decode_parallel",
            "decode_pool", "default_workers", "parallel_workers", "spawn_clone", "usable_cpus"]
@@ -102,12 +104,23 @@ def parallel_workers(costs: Sequence[int], workers: int, pixels: int = 1 << 40, 
     return workers if max(loads) <= BALANCE * sum(costs) / workers else 1
 
 
-#: Most threads the process-wide decode pool keeps (see :func:`decode_pool`); a call's
-#: runners beyond what is free wait for a thread, they never wait on each other.
+#: Most threads the process-wide decode pool keeps (see :func:`decode_pool`). A call's workers
+#: that find no free thread are done by the caller instead (see :func:`decode_parallel`).
 POOL_THREADS = 4 * MAX_DEFAULT_WORKERS
 
-_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, the pool)
+_pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's pool threads do not exist there (and the lock may
+    have been held by one of them)."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def decode_pool() -> ThreadPoolExecutor:
@@ -117,57 +130,76 @@ def decode_pool() -> ThreadPoolExecutor:
     small clip). A forked child makes its own."""
     global _pool
     with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():
-            _pool = (os.getpid(), ThreadPoolExecutor(POOL_THREADS,
-                                                     thread_name_prefix="vidsel-decode"))
-        return _pool[1]
+        if _pool is None:
+            _pool = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="vidsel-decode")
+        return _pool
 
 
 def decode_parallel(backends: Sequence[B], groups: Sequence[tuple[int, list[int]]],
                     run: Callable[[B, int, list[int]], Stretch], *, workers: int = 0,
                     spawn: Callable[[], B] | None = None, spawned: list[B] | None = None
                     ) -> Iterator[Stretch]:
-    """``run(backend, key, group)`` for every group, by one runner per backend (each backend
+    """``run(backend, key, group)`` for every group, by one worker per backend (each backend
     is used by one thread at a time); results come back in the order of ``groups``.
 
-    The calling thread is the first runner (with ``backends[0]``), the others run on threads
+    The calling thread is the first worker (with ``backends[0]``), the others run on threads
     of :func:`decode_pool`. A thread woken for work can wait milliseconds for a free CPU:
     measured on a 2-vCPU VM right after a single-threaded read, the second of two pool
     threads started 2-5 ms late or shared the first one's CPU (an 8-frame read of a small VP6
     clip: 11.8 ms with two pool threads, 8.3 ms with the caller as the first worker; one
     worker: 10.9 ms).
 
-    With ``spawn``, ``workers`` runners run (at least ``len(backends)``): a runner without a
+    With ``spawn``, ``workers`` workers run (at least ``len(backends)``): a worker without a
     backend makes one with ``spawn()`` on its own thread before its first group, so the
     first stretches start decoding while the other workers open their files; each backend
     made is appended to ``spawned`` (the caller keeps them for later calls and closes them).
-    A ``spawn()`` that raises fails that group only; the runner tries again for its next.
-    There are never more runners than groups.
+    A ``spawn()`` that raises fails that group. There are never more workers than groups.
 
-    Each runner starts with one of the longest stretches, then takes the longest left
-    whenever it is free, so the last ones to finish are short. Leaving early (an exception,
-    or the caller stops iterating) cancels the groups not started and waits for the running
-    ones, so no backend is in use afterwards.
+    Each worker is given one of the longest stretches, then takes the longest left whenever
+    it is free, so the last ones to finish are short. A stretch given to a pool worker that
+    has not started when the others run out of work is taken by one of them (a busy pool
+    never leaves the caller waiting for a thread). After a group fails, the groups after it
+    that have not started are left out (the caller gets the error at that group); leaving
+    early (an exception, or the caller stops iterating) cancels the groups not started. Either
+    way the call waits for the running ones, so no backend is in use afterwards.
     """
     slots: list[B | None] = list(backends)
     if spawn is not None and workers > len(slots):
         slots += [None] * (workers - len(slots))  # backends still to be made
+    if groups and not slots:
+        raise InvalidArgumentError("decode_parallel: no backend and nothing to make one with")
     slots = slots[:max(1, len(groups))]
     todo = collections.deque(sorted(range(len(groups)),
                                     key=lambda g: groups[g][0] - groups[g][1][-1]))
-    first = [todo.popleft() for _ in slots if todo]  # one each, so every worker runs
+    given: list[int | None] = [todo.popleft() if todo else None for _ in slots]
     results: list[Future[Stretch]] = [Future() for _ in groups]
+    failed = [len(groups)]  # the first group that failed (len: none)
     lock = threading.Lock()
 
-    def runner(backend: B | None, g: int | None) -> None:
+    def take(w: int) -> int | None:
+        """The group worker ``w`` decodes next (None: no work left for it), under ``lock``."""
+        if given[w] is not None:
+            g, given[w] = given[w], None
+            return g
+        if todo:
+            return todo.popleft()
+        for other in range(1, len(given)):  # a pool worker's stretch it has not begun
+            if given[other] is not None:
+                g, given[other] = given[other], None
+                return g
+        return None
+
+    def worker(w: int) -> None:
+        backend = slots[w]
         while True:
+            with lock:
+                g = take(w)
+                if g is not None and g > failed[0]:
+                    results[g].cancel()
+                    continue
             if g is None:
-                with lock:
-                    if not todo:
-                        return
-                    g = todo.popleft()
+                return
             if not results[g].set_running_or_notify_cancel():
-                g = None
                 continue  # the caller left
             try:
                 if backend is None and spawn is not None:
@@ -177,22 +209,25 @@ def decode_parallel(backends: Sequence[B], groups: Sequence[tuple[int, list[int]
                             spawned.append(backend)
                 results[g].set_result(run(backend, *groups[g]))  # type: ignore[arg-type]
             except BaseException as e:  # handed to the caller with this group's result
+                with lock:
+                    failed[0] = min(failed[0], g)
                 results[g].set_exception(e)
                 if not isinstance(e, Exception):
                     raise  # KeyboardInterrupt, SystemExit: this worker stops at once
-            g = None
 
     pool = decode_pool()
-    runners = [pool.submit(runner, b, g) for b, g in zip(slots[1:], first[1:])]
+    runners: list[Future[None]] = []
     try:
-        if first:
-            runner(slots[0], first[0])  # the calling thread is the first worker
+        runners.extend(pool.submit(worker, w) for w in range(1, len(slots)))
+        if slots and groups:
+            worker(0)  # the calling thread is the first worker
         for f in results:
             yield f.result()
     finally:
         for f in results:
             f.cancel()
-        wait(runners)
+        # a worker not started holds no backend: cancelled, it is not waited for
+        wait([r for r in runners if not r.cancel()])
 
 
 def spawn_clone(backend: Any, open_container: Callable[[str], Any],
