@@ -534,9 +534,8 @@ class PyAVBackend:
         decoded again canonically: every packet from the seek point, single-threaded. Either
         way a frame's pixels do not depend on what else is requested or was read before, nor
         on the number of workers. ``sink`` is called as each picture is converted, from the
-        calling thread and the worker threads, in no set order, and again for a picture a
-        canonical redo replaces;
-        a frame in the returned list is missing even if it went to the sink.
+        workers' threads (the caller's too), in no set order, again for a picture a canonical
+        redo replaces; a frame in the returned list is missing even if it went to the sink.
         """
         missing: list[int] = []
         keep = None
