@@ -299,27 +299,31 @@ def test_decode_parallel_makes_no_more_workers_than_groups():
     assert out == [[1]] and made == []
 
 
-def test_decode_parallel_hands_errors_over_and_leaves_no_backend_in_use():
-    running = [0]
-    lock = threading.Lock()
+class _Counting:
+    """A stretch runner that counts the stretches running at the moment (raises at ``fail``)."""
 
-    def run(backend, key, group):
-        with lock:
-            running[0] += 1
+    def __init__(self, fail: int | None = None) -> None:
+        self.running, self.fail, self.lock = 0, fail, threading.Lock()
+
+    def __call__(self, backend, key, group):
+        with self.lock:
+            self.running += 1
         try:
-            if key == 1:
-                raise RuntimeError("stretch 1 failed")
-            time.sleep(0.005)
+            if key == self.fail:
+                raise RuntimeError(f"stretch {key} failed")
+            time.sleep(0.004)
             return group
         finally:
-            with lock:
-                running[0] -= 1
+            with self.lock:
+                self.running -= 1
 
-    groups = [(k, [k]) for k in range(12)]
+
+def test_decode_parallel_hands_errors_over_and_leaves_no_backend_in_use():
+    run = _Counting(fail=1)
     with pytest.raises(RuntimeError, match="stretch 1 failed"):
-        for _ in _parallel.decode_parallel(["a", "b"], groups, run):
+        for _ in _parallel.decode_parallel(["a", "b"], [(k, [k]) for k in range(12)], run):
             pass
-    assert running[0] == 0  # every stretch begun had ended when the error reached the caller
+    assert run.running == 0  # every stretch begun had ended when the error reached the caller
 
 
 def test_decode_parallel_stops_a_worker_on_keyboard_interrupt():
@@ -423,21 +427,11 @@ def test_decode_parallel_leaves_out_the_groups_after_a_failure():
 
 
 def test_decode_parallel_closed_early_leaves_no_backend_in_use():
-    running = [0]
-    lock = threading.Lock()
-
-    def run(backend, key, group):
-        with lock:
-            running[0] += 1
-        time.sleep(0.003)
-        with lock:
-            running[0] -= 1
-        return group
-
+    run = _Counting()
     it = _parallel.decode_parallel(["a", "b", "c"], [(k, [k]) for k in range(12)], run)
     assert next(it) == [0]
     it.close()
-    assert running[0] == 0
+    assert run.running == 0
 
 
 def test_decode_parallel_needs_a_backend():
