@@ -219,7 +219,7 @@ def decode_parallel(backends: Sequence[B], groups: Sequence[tuple[int, list[int]
     runners: list[Future[None]] = []
     try:
         runners.extend(pool.submit(worker, w) for w in range(1, len(slots)))
-        if slots and groups:
+        if groups:
             worker(0)  # the calling thread is the first worker
         for f in results:
             yield f.result()
